@@ -1,0 +1,23 @@
+/*
+ * registry.c - the list of consumer groups (see registry.h).
+ */
+#include "registry.h"
+
+#include <string.h>
+
+const group_def_t *const registry_groups[] = {
+        &group_auth,       &group_integrations, &group_agentkit,
+        &group_analytics,  &group_onboarding,   &group_ml,
+        &group_infrastructure,
+};
+
+const size_t registry_count = sizeof(registry_groups) / sizeof(registry_groups[0]);
+
+const group_def_t *registry_find(const char *name, size_t len) {
+        for (size_t i = 0; i < registry_count; i++) {
+                const char *g = registry_groups[i]->name;
+                if (strlen(g) == len && memcmp(g, name, len) == 0)
+                        return registry_groups[i];
+        }
+        return NULL;
+}

@@ -1,0 +1,554 @@
+/*
+ * bus.c - Kafka producer, consumers and reply listeners (see bus.h).
+ *
+ * Template: librdkafka's examples/producer.c and consumer.c. The producer is
+ * idempotent with acks=all; a dedicated thread polls it for delivery reports
+ * so no caller ever has to. Consumers store offsets only after the caller
+ * says a message is done, and librdkafka's background commit sends them.
+ */
+#include "bus.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "log.h"
+
+static const char *bus_errors[] = {
+#define X(name, msg) msg,
+        BUS_ERRORS(X)
+#undef X
+};
+
+const char *bus_strerror(bus_err_t err) {
+        if ((unsigned)err >= sizeof(bus_errors) / sizeof(bus_errors[0]))
+                return "unknown bus error";
+        return bus_errors[err];
+}
+
+static bus_err_t bus__translate(rd_kafka_resp_err_t err) {
+        switch (err) {
+        case RD_KAFKA_RESP_ERR_NO_ERROR:
+                return BUS_OK;
+        case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                return BUS_QUEUE_FULL;
+        case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+                return BUS_TIMED_OUT;
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+                return BUS_UNKNOWN_TOPIC;
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+                return BUS_TOO_LARGE;
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+                return BUS_DOWN;
+        case RD_KAFKA_RESP_ERR__FATAL:
+                return BUS_FATAL;
+        default:
+                return BUS_ERROR;
+        }
+}
+
+/* librdkafka's own log lines, in our JSON lines. */
+static void bus__log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                        const char *buf) {
+        (void)rk;
+        if (level <= LOG_ERR)
+                log_error("kafka %s: %s", fac, buf);
+        else if (level <= LOG_NOTICE)
+                log_warn("kafka %s: %s", fac, buf);
+        else
+                log_debug("kafka %s: %s", fac, buf);
+}
+
+static int bus__set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *errstr, size_t errlen) {
+        if (rd_kafka_conf_set(conf, name, value, errstr, errlen) !=
+            RD_KAFKA_CONF_OK)
+                return -1;
+        return 0;
+}
+
+static void bus__set_int(rd_kafka_conf_t *conf, const char *name, long v) {
+        char buf[32];
+        char err[256];
+        snprintf(buf, sizeof(buf), "%ld", v);
+        /* Our own constant names: failing here is a bug, not input. */
+        if (bus__set(conf, name, buf, err, sizeof(err)))
+                log_error("kafka config %s: %s", name, err);
+}
+
+/* ---------------------------------------------------------------------------
+ * Producer
+ * ------------------------------------------------------------------------ */
+
+struct bus {
+        rd_kafka_t *rk;
+        const config_t *cfg;
+        bus_delivery_fn on_delivery;
+        void *cb_arg;
+        atomic_bool up;
+        atomic_bool stopping;
+        pthread_t poller, watcher;
+        int poller_started, watcher_started;
+        pthread_mutex_t lock; /* guards the watcher's sleep */
+        pthread_cond_t wake;
+};
+
+static void bus__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+                       void *opaque) {
+        bus_t *bus = opaque;
+        (void)rk;
+        if (msg->_private && bus->on_delivery) {
+                bus->on_delivery(msg->_private, bus__translate(msg->err),
+                                 bus->cb_arg);
+                return;
+        }
+        /* Replies, events and dead letters have no waiter: say it loudly. */
+        if (msg->err)
+                log_error("kafka: delivery to %s failed: %s",
+                          rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+}
+
+static void bus__error_cb(rd_kafka_t *rk, int err, const char *reason,
+                          void *opaque) {
+        bus_t *bus = opaque;
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+                atomic_store(&bus->up, false);
+                log_warn("kafka: all brokers down");
+                return;
+        }
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char fatal[256];
+                rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+                log_error("kafka fatal error: %s", fatal);
+                return;
+        }
+        log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+static void *bus__poller(void *arg) {
+        bus_t *bus = arg;
+        while (!atomic_load(&bus->stopping))
+                rd_kafka_poll(bus->rk, 100);
+        return NULL;
+}
+
+/* Probe the cluster every half second with a broker-only metadata request. */
+static void *bus__watcher(void *arg) {
+        bus_t *bus = arg;
+        while (!atomic_load(&bus->stopping)) {
+                const struct rd_kafka_metadata *md = NULL;
+                rd_kafka_resp_err_t err =
+                        rd_kafka_metadata(bus->rk, 0, NULL, &md, 800);
+                bool was = atomic_load(&bus->up);
+                bool now = err == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
+                           md->broker_cnt > 0;
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                atomic_store(&bus->up, now);
+                if (was != now)
+                        log_info("kafka: brokers %s", now ? "reachable" : "unreachable");
+
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 500 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_mutex_lock(&bus->lock);
+                if (!atomic_load(&bus->stopping))
+                        pthread_cond_timedwait(&bus->wake, &bus->lock, &ts);
+                pthread_mutex_unlock(&bus->lock);
+        }
+        return NULL;
+}
+
+static rd_kafka_conf_t *bus__base_conf(const config_t *cfg, const char *client_id,
+                                       char *errstr, size_t errlen) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (bus__set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, errlen) ||
+            bus__set(conf, "client.id", client_id, errstr, errlen)) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        bus__set_int(conf, "reconnect.backoff.ms", 50);
+        bus__set_int(conf, "reconnect.backoff.max.ms", 1000);
+        bus__set_int(conf, "socket.connection.setup.timeout.ms", 5000);
+        rd_kafka_conf_set_log_cb(conf, bus__log_cb);
+        return conf;
+}
+
+bus_t *bus_new(const config_t *cfg, const char *client_id,
+               bus_delivery_fn on_delivery, void *cb_arg, char *errstr,
+               size_t errlen) {
+        bus_t *bus = xcalloc(1, sizeof(*bus));
+        rd_kafka_conf_t *conf;
+
+        bus->cfg = cfg;
+        bus->on_delivery = on_delivery;
+        bus->cb_arg = cb_arg;
+        atomic_init(&bus->up, false);
+        atomic_init(&bus->stopping, false);
+        pthread_mutex_init(&bus->lock, NULL);
+        pthread_cond_init(&bus->wake, NULL);
+
+        conf = bus__base_conf(cfg, client_id, errstr, errlen);
+        if (!conf)
+                goto fail;
+        if (bus__set(conf, "enable.idempotence", "true", errstr, errlen) ||
+            bus__set(conf, "acks", "all", errstr, errlen)) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        bus__set_int(conf, "linger.ms", cfg->kafka_linger_ms);
+        bus__set_int(conf, "message.timeout.ms", cfg->kafka_message_timeout_ms);
+        rd_kafka_conf_set_opaque(conf, bus);
+        rd_kafka_conf_set_dr_msg_cb(conf, bus__dr_cb);
+        rd_kafka_conf_set_error_cb(conf, bus__error_cb);
+
+        bus->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen);
+        if (!bus->rk) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        if (pthread_create(&bus->poller, NULL, bus__poller, bus)) {
+                snprintf(errstr, errlen, "cannot start the delivery thread");
+                goto fail;
+        }
+        bus->poller_started = 1;
+        /* A first probe before returning, so callers start with a true flag
+         * when Kafka is there. */
+        {
+                const struct rd_kafka_metadata *md = NULL;
+                if (rd_kafka_metadata(bus->rk, 0, NULL, &md, 3000) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR)
+                        atomic_store(&bus->up, true);
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+        }
+        if (pthread_create(&bus->watcher, NULL, bus__watcher, bus)) {
+                snprintf(errstr, errlen, "cannot start the watcher thread");
+                goto fail;
+        }
+        bus->watcher_started = 1;
+        return bus;
+
+fail:
+        bus_destroy(bus);
+        return NULL;
+}
+
+void bus_destroy(bus_t *bus) {
+        if (!bus)
+                return;
+        if (bus->rk) {
+                rd_kafka_resp_err_t err =
+                        rd_kafka_flush(bus->rk, bus->cfg->shutdown_timeout_ms);
+                if (err)
+                        log_error("kafka: %d message(s) not delivered at shutdown",
+                                  rd_kafka_outq_len(bus->rk));
+        }
+        pthread_mutex_lock(&bus->lock);
+        atomic_store(&bus->stopping, true);
+        pthread_cond_broadcast(&bus->wake);
+        pthread_mutex_unlock(&bus->lock);
+        if (bus->watcher_started)
+                pthread_join(bus->watcher, NULL);
+        if (bus->poller_started)
+                pthread_join(bus->poller, NULL);
+        if (bus->rk)
+                rd_kafka_destroy(bus->rk);
+        pthread_cond_destroy(&bus->wake);
+        pthread_mutex_destroy(&bus->lock);
+        free(bus);
+}
+
+bool bus_is_up(const bus_t *bus) {
+        return atomic_load(&((bus_t *)bus)->up);
+}
+
+rd_kafka_t *bus_handle(bus_t *bus) {
+        return bus->rk;
+}
+
+bus_err_t bus_produce(bus_t *bus, const char *topic, int32_t partition,
+                      slice_t key, rd_kafka_headers_t *hdrs, slice_t value,
+                      void *opaque) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+                bus->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key.ptr, key.len),
+                RD_KAFKA_V_VALUE((void *)value.ptr, value.len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                RD_KAFKA_V_END);
+        if (err) {
+                /* Not queued: the headers are still ours. */
+                rd_kafka_headers_destroy(hdrs);
+                return bus__translate(err);
+        }
+        return BUS_OK;
+}
+
+bus_err_t bus_flush(bus_t *bus, int timeout_ms) {
+        return bus__translate(rd_kafka_flush(bus->rk, timeout_ms));
+}
+
+void bus_topic(const config_t *cfg, const char *name, char *buf, size_t size) {
+        snprintf(buf, size, "%s%s", cfg->topic_prefix, name);
+}
+
+bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
+                           int *partitions_out, char *errstr, size_t errlen) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(bus->rk, 1, NULL, &md, 5000);
+        size_t off = 0;
+        bus_err_t ret = BUS_OK;
+
+        if (err) {
+                snprintf(errstr, errlen, "cannot read cluster metadata: %s",
+                         rd_kafka_err2str(err));
+                return bus__translate(err) == BUS_OK ? BUS_ERROR
+                                                     : bus__translate(err);
+        }
+        errstr[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                int found = 0;
+                for (int t = 0; t < md->topic_cnt; t++) {
+                        if (strcmp(md->topics[t].topic, names[i]) == 0 &&
+                            md->topics[t].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                                found = 1;
+                                if (i == 0 && partitions_out)
+                                        *partitions_out =
+                                                md->topics[t].partition_cnt;
+                        }
+                }
+                if (!found) {
+                        ret = BUS_UNKNOWN_TOPIC;
+                        if (off < errlen)
+                                off += (size_t)snprintf(errstr + off, errlen - off,
+                                                        "%s%s", off ? ", " : "missing topics: ",
+                                                        names[i]);
+                }
+        }
+        rd_kafka_metadata_destroy(md);
+        return ret;
+}
+
+/* ---------------------------------------------------------------------------
+ * Consumers
+ * ------------------------------------------------------------------------ */
+
+struct bus_consumer {
+        rd_kafka_t *rk;
+        int is_group;
+};
+
+/* Cooperative-sticky: add and remove partitions incrementally; before giving
+ * partitions away, commit what we finished on them so the next owner does
+ * not redo it. */
+static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts,
+                              void *opaque) {
+        int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        (void)opaque;
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                log_info("kafka: assigned %d partition(s)", parts->cnt);
+                if (cooperative) {
+                        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+                        if (e) {
+                                log_error("kafka: incremental assign: %s",
+                                          rd_kafka_error_string(e));
+                                rd_kafka_error_destroy(e);
+                        }
+                } else {
+                        rd_kafka_assign(rk, parts);
+                }
+                return;
+        }
+        log_info("kafka: revoking %d partition(s)", parts->cnt);
+        rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                log_warn("kafka: commit on revoke: %s", rd_kafka_err2str(cerr));
+        if (cooperative) {
+                rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+                if (e) {
+                        log_error("kafka: incremental unassign: %s",
+                                  rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                }
+        } else {
+                rd_kafka_assign(rk, NULL);
+        }
+}
+
+bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
+                                 const char *topic, char *errstr,
+                                 size_t errlen) {
+        bus_consumer_t *c = xcalloc(1, sizeof(*c));
+        rd_kafka_conf_t *conf;
+        rd_kafka_topic_partition_list_t *subs;
+        char client_id[256];
+        rd_kafka_resp_err_t err;
+
+        snprintf(client_id, sizeof(client_id), "%s-consumer", group_id);
+        conf = bus__base_conf(cfg, client_id, errstr, errlen);
+        if (!conf)
+                goto fail;
+        if (bus__set(conf, "group.id", group_id, errstr, errlen) ||
+            bus__set(conf, "partition.assignment.strategy", "cooperative-sticky",
+                     errstr, errlen) ||
+            bus__set(conf, "enable.auto.commit", "true", errstr, errlen) ||
+            bus__set(conf, "enable.auto.offset.store", "false", errstr, errlen) ||
+            bus__set(conf, "auto.offset.reset", "earliest", errstr, errlen) ||
+            (cfg->instance_id[0] &&
+             bus__set(conf, "group.instance.id", cfg->instance_id, errstr, errlen))) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        bus__set_int(conf, "auto.commit.interval.ms", 500);
+        bus__set_int(conf, "session.timeout.ms", 10000);
+        bus__set_int(conf, "heartbeat.interval.ms", 1000);
+        bus__set_int(conf, "fetch.wait.max.ms", 100);
+        rd_kafka_conf_set_rebalance_cb(conf, bus__rebalance_cb);
+
+        c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
+        if (!c->rk) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        c->is_group = 1;
+        rd_kafka_poll_set_consumer(c->rk);
+        subs = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(c->rk, subs);
+        rd_kafka_topic_partition_list_destroy(subs);
+        if (err) {
+                snprintf(errstr, errlen, "subscribe %s: %s", topic,
+                         rd_kafka_err2str(err));
+                goto fail;
+        }
+        return c;
+
+fail:
+        bus_consumer_destroy(c);
+        return NULL;
+}
+
+bus_consumer_t *bus_listener_new(const config_t *cfg, const char *topic,
+                                 int32_t partition, char *errstr,
+                                 size_t errlen) {
+        bus_consumer_t *c = xcalloc(1, sizeof(*c));
+        rd_kafka_conf_t *conf;
+        rd_kafka_topic_partition_list_t *parts;
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t err;
+        char group[300];
+
+        conf = bus__base_conf(cfg, "edge-replies", errstr, errlen);
+        if (!conf)
+                goto fail;
+        /* librdkafka wants a group id even for manual assignment; this one
+         * never joins a group nor commits. */
+        snprintf(group, sizeof(group), "%s-listener-%d", topic, (int)partition);
+        if (bus__set(conf, "group.id", group, errstr, errlen) ||
+            bus__set(conf, "enable.auto.commit", "false", errstr, errlen) ||
+            bus__set(conf, "enable.partition.eof", "false", errstr, errlen)) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        bus__set_int(conf, "fetch.wait.max.ms", 100);
+        bus__set_int(conf, "fetch.error.backoff.ms", 50);
+        c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
+        if (!c->rk) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(c->rk);
+        /* A topic created a moment ago may not have a leader yet. */
+        for (int attempt = 0; attempt < 40; attempt++) {
+                err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo,
+                                                       &hi, 5000);
+                if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+                    err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+                    err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                        break;
+                struct timespec ts = {0, 250 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        if (err) {
+                snprintf(errstr, errlen, "%s partition %d: %s", topic,
+                         (int)partition, rd_kafka_err2str(err));
+                goto fail;
+        }
+        parts = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = hi;
+        err = rd_kafka_assign(c->rk, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (err) {
+                snprintf(errstr, errlen, "assign %s:%d: %s", topic,
+                         (int)partition, rd_kafka_err2str(err));
+                goto fail;
+        }
+        return c;
+
+fail:
+        bus_consumer_destroy(c);
+        return NULL;
+}
+
+rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
+        if (!msg)
+                return NULL;
+        if (msg->err) {
+                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        log_warn("kafka consumer: %s",
+                                 rd_kafka_message_errstr(msg));
+                rd_kafka_message_destroy(msg);
+                return NULL;
+        }
+        return msg;
+}
+
+void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg) {
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t err;
+        if (!c->is_group)
+                return;
+        /* The committed offset is the next one to read. */
+        list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt),
+                                          msg->partition)
+                ->offset = msg->offset + 1;
+        err = rd_kafka_offsets_store(c->rk, list);
+        /* After a revoke the partition is no longer ours: the next owner
+         * will redo the message, and idempotency makes that harmless. */
+        if (err && err != RD_KAFKA_RESP_ERR__STATE)
+                log_warn("kafka: store offset: %s", rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+void bus_consumer_destroy(bus_consumer_t *c) {
+        if (!c)
+                return;
+        if (c->rk) {
+                if (c->is_group) {
+                        rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+                        if (err)
+                                log_warn("kafka: consumer close: %s",
+                                         rd_kafka_err2str(err));
+                }
+                rd_kafka_destroy(c->rk);
+        }
+        free(c);
+}

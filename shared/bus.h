@@ -1,0 +1,131 @@
+/*
+ * bus.h - Kafka: the producer, group consumers, and reply listeners.
+ *
+ * One bus_t per process wraps an idempotent producer (acks=all) and a thread
+ * that serves its delivery reports, plus a watcher that keeps a cheap
+ * "broker reachable" flag fresh so callers can refuse work at once when Kafka
+ * is down instead of queueing it into a void.
+ *
+ * Thread-safety: bus_produce, bus_is_up and bus_topic may be called from any
+ * thread. A bus_consumer_t belongs to the one thread that polls it.
+ *
+ * Errors from librdkafka are translated to bus_err_t here and never passed up.
+ */
+#ifndef OMNIFY_BUS_H
+#define OMNIFY_BUS_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "slice.h"
+
+#define BUS_ERRORS(X)                                                          \
+        X(BUS_OK, "ok")                                                        \
+        X(BUS_DOWN, "Kafka is unreachable")                                    \
+        X(BUS_QUEUE_FULL, "the producer queue is full")                        \
+        X(BUS_TIMED_OUT, "the message could not be delivered in time")         \
+        X(BUS_UNKNOWN_TOPIC, "the topic does not exist")                       \
+        X(BUS_TOO_LARGE, "the message is too large")                           \
+        X(BUS_FATAL, "the producer hit a fatal error")                         \
+        X(BUS_ERROR, "Kafka error")
+
+typedef enum bus_err {
+#define X(name, msg) name,
+        BUS_ERRORS(X)
+#undef X
+} bus_err_t;
+
+const char *bus_strerror(bus_err_t err);
+
+typedef struct bus bus_t;
+
+/* Called on the bus's delivery thread once per message produced with a
+ * non-NULL opaque, with that opaque. Must not block. Failed deliveries of
+ * messages without an opaque are logged by the bus. */
+typedef void (*bus_delivery_fn)(void *opaque, bus_err_t err, void *cb_arg);
+
+/*
+ * A new producer for `client_id`. on_delivery (may be NULL) receives every
+ * delivery report. Starts the delivery and watcher threads. Fills errstr and
+ * returns NULL on failure.
+ */
+bus_t *bus_new(const config_t *cfg, const char *client_id,
+               bus_delivery_fn on_delivery, void *cb_arg, char *errstr,
+               size_t errlen);
+
+/* Flush (bounded by the shutdown timeout), stop threads, free. NULL ok. */
+void bus_destroy(bus_t *bus);
+
+/* False once the watcher saw every broker fail; true again when one answers. */
+bool bus_is_up(const bus_t *bus);
+
+/*
+ * Queue a message. Takes ownership of hdrs in every case. partition may be
+ * RD_KAFKA_PARTITION_UA (partitioned by key). opaque comes back in the
+ * delivery report; when this returns non-OK there is no report.
+ */
+bus_err_t bus_produce(bus_t *bus, const char *topic, int32_t partition,
+                      slice_t key, rd_kafka_headers_t *hdrs, slice_t value,
+                      void *opaque);
+
+/* Block until every queued message is delivered or timeout_ms passes. Not
+ * for event-loop threads. */
+bus_err_t bus_flush(bus_t *bus, int timeout_ms);
+
+/* prefix + name into buf. */
+void bus_topic(const config_t *cfg, const char *name, char *buf, size_t size);
+
+/*
+ * Check that every topic in names (prefixed by the caller) exists. On a
+ * missing topic returns BUS_UNKNOWN_TOPIC and lists the missing ones in
+ * errstr; *partitions_out (if not NULL) receives the partition count of the
+ * first topic.
+ */
+bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
+                           int *partitions_out, char *errstr, size_t errlen);
+
+/* The underlying handle, for the admin API (tools only). */
+rd_kafka_t *bus_handle(bus_t *bus);
+
+/* -------------------------------------------------------------------------
+ * Consumers
+ * ---------------------------------------------------------------------- */
+
+typedef struct bus_consumer bus_consumer_t;
+
+/*
+ * A group consumer of `topic` in consumer group `group_id`: cooperative-sticky
+ * assignment, static membership when cfg->instance_id is set, offsets stored
+ * by the caller after success (bus_consumer_done) and committed in the
+ * background, and synchronously when partitions are revoked and at close.
+ */
+bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
+                                 const char *topic, char *errstr,
+                                 size_t errlen);
+
+/*
+ * A listener on exactly one partition of `topic`, starting at its current
+ * end: replies sent before it started are not its business. No group, no
+ * commits. Returns once the position is fixed, so no reply sent after this
+ * returns is missed.
+ */
+bus_consumer_t *bus_listener_new(const config_t *cfg, const char *topic,
+                                 int32_t partition, char *errstr,
+                                 size_t errlen);
+
+/*
+ * The next message or NULL after timeout_ms. Consumer errors are logged and
+ * swallowed (librdkafka recovers on its own); the caller destroys a returned
+ * message with rd_kafka_message_destroy.
+ */
+rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms);
+
+/* The message's effects are durable: its offset may be committed. */
+void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg);
+
+/* Commit what is done, leave the group, free. NULL ok. */
+void bus_consumer_destroy(bus_consumer_t *c);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * config.h - the settings table.
+ *
+ * Every setting of every binary is one row of one table (config.c): name,
+ * environment variable, type, range, default, doc line, and which binaries
+ * read it. It is validated once at start-up; `--help` is generated from it.
+ * Environment variables are read here and nowhere else. A flag
+ * `--<name>=VALUE` (or `--<name> VALUE`) overrides the variable, where <name>
+ * is the variable without OMNIFY_, lowercased, '_' turned to '-'.
+ */
+#ifndef OMNIFY_CONFIG_H
+#define OMNIFY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Which binaries read a setting. A binary validates the rows its scope
+ * intersects, so an edge does not demand an auth-only secret's siblings. */
+enum {
+        CONFIG_SCOPE_COMMON = 1u << 0, /* every binary */
+        CONFIG_SCOPE_EDGE = 1u << 1,   /* the HTTP edge */
+        CONFIG_SCOPE_GROUP = 1u << 2,  /* any consumer group */
+        CONFIG_SCOPE_AUTH = 1u << 3,   /* the auth group */
+        CONFIG_SCOPE_TOOL = 1u << 4,   /* omnify tool subcommands */
+};
+
+typedef struct config {
+        /* common */
+        int log_level;            /* log_level_t */
+        char *kafka_brokers;      /* bootstrap servers */
+        char *topic_prefix;       /* e.g. "omnify." */
+        char *mongo_uri;
+        char *mongo_db_prefix;    /* database = prefix + group */
+        char *instance_id;        /* "" when not configured */
+        int kafka_linger_ms;
+        int kafka_message_timeout_ms;
+        int shutdown_timeout_ms;
+        int operation_retention_s;
+        /* edge */
+        char *http_bind;
+        int http_port;
+        int http_threads;
+        int reply_timeout_ms;
+        int max_body_bytes;
+        int max_inflight;
+        int edge_reply_partition;
+        /* edge and auth */
+        char *jwt_secret;
+        char *jwt_issuer;
+        char *jwt_audience;
+        char *jwt_kid;
+        /* groups */
+        char *ops_bind;
+        int ops_port;             /* 0: the group's own default port */
+        /* auth */
+        int jwt_ttl_s;
+        int argon2_t_cost;
+        int argon2_m_cost_kib;
+        int argon2_parallelism;
+} config_t;
+
+typedef enum config_result {
+        CONFIG_OK = 0,
+        CONFIG_HELP,    /* --help was given; usage printed */
+        CONFIG_VERSION, /* --version was given; version printed */
+        CONFIG_INVALID, /* errstr names the variable */
+} config_result_t;
+
+/* Looks up an environment variable; tests pass their own. */
+typedef const char *(*config_getenv_fn)(const char *name);
+
+/*
+ * Fill cfg from the environment (through getenv_fn, or getenv when NULL) and
+ * then from flags in argv[1..argc-1]. Only rows whose scope intersects `scope`
+ * are read and validated; the others keep their defaults. Arguments that are
+ * not flags stop parsing; *argi (if not NULL) receives the index of the first
+ * one. Prints usage to `out` on --help and the version on --version.
+ * On CONFIG_INVALID, errstr holds a message naming the variable.
+ * Call config_deinit() whatever the result.
+ */
+config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
+                            int argc, char **argv, int *argi,
+                            config_getenv_fn getenv_fn, FILE *out,
+                            char *errstr, size_t errlen);
+
+/* Free the strings held by cfg. Accepts a zeroed or NULL cfg. */
+void config_deinit(config_t *cfg);
+
+/* Print the settings table for `scope` (used by --help and the README). */
+void config_print_table(FILE *out, unsigned scope, bool markdown);
+
+/*
+ * The standard start-up of a binary: config_load with the real environment,
+ * then exit(0) on --help/--version and exit(2) with the message on stderr when
+ * invalid. Returns only when cfg is loaded.
+ */
+void config_load_or_exit(config_t *cfg, unsigned scope, const char *program,
+                         int argc, char **argv, int *argi);
+
+#define OMNIFY_VERSION "0.1.0"
+
+#endif

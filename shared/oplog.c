@@ -1,0 +1,89 @@
+/*
+ * oplog.c - the operation log in MongoDB (see oplog.h).
+ */
+#include "oplog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "msgid.h"
+
+#define OPLOG_DB "ops"
+#define OPLOG_COLL "operations"
+
+store_err_t oplog_init(store_t *store, char *errstr, size_t errlen) {
+        bson_t keys = BSON_INITIALIZER;
+        store_err_t err;
+        BSON_APPEND_INT32(&keys, "expires_at", 1);
+        /* expireAfterSeconds 0: each record carries its own expiry time. */
+        err = store_ensure_index(store, OPLOG_DB, OPLOG_COLL, "expires_at_ttl", &keys,
+                                 false, 0, errstr, errlen);
+        bson_destroy(&keys);
+        return err;
+}
+
+static void oplog__copy_str(const bson_t *doc, const char *key, char *out,
+                            size_t size) {
+        bson_iter_t it;
+        out[0] = '\0';
+        if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
+                snprintf(out, size, "%s", bson_iter_utf8(&it, NULL));
+}
+
+store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
+                       char *errstr, size_t errlen) {
+        bson_t filter = BSON_INITIALIZER, doc;
+        bson_iter_t it;
+        store_err_t err;
+
+        bson_append_utf8(&filter, "_id", 3, id.ptr, (int)id.len);
+        err = store_find_one(store, OPLOG_DB, OPLOG_COLL, &filter, NULL, &doc, errstr,
+                             errlen);
+        bson_destroy(&filter);
+        if (err)
+                return err;
+        memset(entry, 0, sizeof(*entry));
+        err = STORE_BAD_REPLY;
+        if (bson_iter_init_find(&it, &doc, "status") && BSON_ITER_HOLDS_INT32(&it))
+                entry->status = bson_iter_int32(&it);
+        if (entry->status >= 100 && entry->status <= 599 &&
+            bson_iter_init_find(&it, &doc, "body") && BSON_ITER_HOLDS_BINARY(&it)) {
+                const uint8_t *data;
+                uint32_t len;
+                bson_iter_binary(&it, NULL, &len, &data);
+                entry->body = xmalloc(len ? len : 1);
+                memcpy(entry->body, data, len);
+                entry->body_len = len;
+                err = STORE_OK;
+        }
+        oplog__copy_str(&doc, "tenant", entry->tenant, sizeof(entry->tenant));
+        oplog__copy_str(&doc, "group", entry->group, sizeof(entry->group));
+        bson_destroy(&doc);
+        if (err && errstr && errlen)
+                snprintf(errstr, errlen, "operation record without a valid status or body");
+        return err;
+}
+
+store_err_t oplog_record(store_t *store, slice_t id, const char *group,
+                         slice_t type, slice_t tenant, int status, slice_t body,
+                         int retention_s, char *errstr, size_t errlen) {
+        bson_t doc = BSON_INITIALIZER;
+        store_err_t err;
+        int64_t now = (int64_t)clock_wall_ms();
+
+        bson_append_utf8(&doc, "_id", 3, id.ptr, (int)id.len);
+        BSON_APPEND_UTF8(&doc, "group", group);
+        bson_append_utf8(&doc, "type", 4, type.ptr, (int)type.len);
+        bson_append_utf8(&doc, "tenant", 6, tenant.ptr ? tenant.ptr : "",
+                         (int)tenant.len);
+        BSON_APPEND_INT32(&doc, "status", status);
+        BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY,
+                           (const uint8_t *)body.ptr, (uint32_t)body.len);
+        BSON_APPEND_DATE_TIME(&doc, "created_at", now);
+        BSON_APPEND_DATE_TIME(&doc, "expires_at", now + (int64_t)retention_s * 1000);
+        err = store_insert(store, OPLOG_DB, OPLOG_COLL, &doc, errstr, errlen);
+        bson_destroy(&doc);
+        return err == STORE_DUPLICATE ? STORE_OK : err;
+}

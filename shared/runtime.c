@@ -1,0 +1,661 @@
+/*
+ * runtime.c - the consumer loop every group runs (see runtime.h).
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "codec.h"
+#include "log.h"
+#include "metrics.h"
+#include "msgid.h"
+#include "oplog.h"
+
+/* How often a transient handler failure is retried before the message is
+ * dead-lettered, and the backoff bounds between tries. */
+#define RT_MAX_ATTEMPTS 5
+#define RT_BACKOFF_MIN_MS 100
+#define RT_BACKOFF_MAX_MS 2000
+
+typedef struct rt_type_metrics {
+        metrics_counter_t *ok, *failed;
+        metrics_histogram_t *latency;
+} rt_type_metrics_t;
+
+struct runtime {
+        const group_def_t *def;
+        const config_t *cfg;
+        const schema_set_t *schemas;
+        bus_t *bus;
+        store_t *store;
+        runtime_mode_t mode;
+        bus_consumer_t *consumer;
+        void *state;
+        char commands_topic[256];
+        char events_topic[256];
+        char dlq_topic[256];
+        char instance[256];
+        char host[128];
+        uint64_t started_ms;
+        atomic_bool initialised;
+        rt_type_metrics_t *type_metrics; /* one per handler */
+        metrics_counter_t *dlq_total, *retries_total, *duplicates_total;
+};
+
+typedef struct rt_event {
+        char *type;
+        char *key;
+        size_t key_len;
+        char *body;
+        size_t body_len;
+} rt_event_t;
+
+struct rt_ctx {
+        runtime_t *rt;
+        const env_t *env;
+        int status;
+        msgpack_sbuffer reply;
+        msgpack_packer pk;
+        rt_event_t *events;
+        size_t n_events;
+};
+
+/* ---------------------------------------------------------------------------
+ * Set-up
+ * ------------------------------------------------------------------------ */
+
+runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
+                       const schema_set_t *schemas, bus_t *bus, store_t *store,
+                       runtime_mode_t mode, char *errstr, size_t errlen) {
+        runtime_t *rt = xcalloc(1, sizeof(*rt));
+        const char *topics[3];
+        char name[128], labels[256];
+
+        rt->def = def;
+        rt->cfg = cfg;
+        rt->schemas = schemas;
+        rt->bus = bus;
+        rt->store = store;
+        rt->mode = mode;
+        rt->started_ms = clock_mono_ms();
+        atomic_init(&rt->initialised, false);
+        if (gethostname(rt->host, sizeof(rt->host)) != 0)
+                snprintf(rt->host, sizeof(rt->host), "unknown");
+        rt->host[sizeof(rt->host) - 1] = '\0';
+        if (cfg->instance_id[0])
+                snprintf(rt->instance, sizeof(rt->instance), "%s", cfg->instance_id);
+        else
+                snprintf(rt->instance, sizeof(rt->instance), "%s-%ld", rt->host,
+                         (long)getpid());
+
+        /* Every handler needs a schema: a table entry without one is a
+         * build mistake worth failing loudly for. */
+        for (size_t i = 0; i < def->n_handlers; i++) {
+                if (!schema_find(schemas, slice_of(def->handlers[i].type))) {
+                        snprintf(errstr, errlen, "group %s: handler '%s' has no schema",
+                                 def->name, def->handlers[i].type);
+                        goto fail;
+                }
+        }
+
+        snprintf(name, sizeof(name), "%s.commands", def->name);
+        bus_topic(cfg, name, rt->commands_topic, sizeof(rt->commands_topic));
+        snprintf(name, sizeof(name), "%s.events", def->name);
+        bus_topic(cfg, name, rt->events_topic, sizeof(rt->events_topic));
+        snprintf(name, sizeof(name), "%s.dlq", def->name);
+        bus_topic(cfg, name, rt->dlq_topic, sizeof(rt->dlq_topic));
+        topics[0] = rt->commands_topic;
+        topics[1] = rt->events_topic;
+        topics[2] = rt->dlq_topic;
+        if (bus_check_topics(bus, topics, 3, NULL, errstr, errlen) != BUS_OK) {
+                size_t n = strlen(errstr);
+                snprintf(errstr + n, errlen - n,
+                         " (group %s; create them with: omnify topics apply)",
+                         def->name);
+                goto fail;
+        }
+
+        rt->type_metrics = xcalloc(def->n_handlers ? def->n_handlers : 1,
+                                   sizeof(rt_type_metrics_t));
+        for (size_t i = 0; i < def->n_handlers; i++) {
+                snprintf(labels, sizeof(labels), "group=\"%s\",type=\"%s\",result=\"ok\"",
+                         def->name, def->handlers[i].type);
+                rt->type_metrics[i].ok = metrics_counter(
+                        "omnify_messages_handled_total",
+                        "Commands handled, by group, type and result.", labels);
+                snprintf(labels, sizeof(labels),
+                         "group=\"%s\",type=\"%s\",result=\"failed\"", def->name,
+                         def->handlers[i].type);
+                rt->type_metrics[i].failed = metrics_counter(
+                        "omnify_messages_handled_total",
+                        "Commands handled, by group, type and result.", labels);
+                snprintf(labels, sizeof(labels), "group=\"%s\",type=\"%s\"",
+                         def->name, def->handlers[i].type);
+                rt->type_metrics[i].latency = metrics_histogram(
+                        "omnify_handler_seconds", "Handler latency.", labels);
+        }
+        snprintf(labels, sizeof(labels), "group=\"%s\"", def->name);
+        rt->dlq_total = metrics_counter("omnify_dlq_total",
+                                        "Messages sent to the dead-letter queue.",
+                                        labels);
+        rt->retries_total = metrics_counter("omnify_retries_total",
+                                            "Handler retries after transient errors.",
+                                            labels);
+        rt->duplicates_total = metrics_counter(
+                "omnify_redeliveries_total",
+                "Commands seen again and answered from the operation log.", labels);
+
+        rt->consumer = bus_consumer_new(cfg, def->name, rt->commands_topic, errstr,
+                                        errlen);
+        if (!rt->consumer)
+                goto fail;
+        return rt;
+
+fail:
+        runtime_destroy(rt);
+        return NULL;
+}
+
+void runtime_destroy(runtime_t *rt) {
+        if (!rt)
+                return;
+        bus_consumer_destroy(rt->consumer);
+        if (rt->def->shutdown && rt->state)
+                rt->def->shutdown(rt->state);
+        free(rt->type_metrics);
+        free(rt);
+}
+
+const group_def_t *runtime_def(const runtime_t *rt) {
+        return rt->def;
+}
+
+const config_t *runtime_config(const runtime_t *rt) {
+        return rt->cfg;
+}
+
+store_t *runtime_store(const runtime_t *rt) {
+        return rt->store;
+}
+
+/* Sleep ms, waking early when stop is set. Returns true if stopped. */
+static bool rt__sleep(const atomic_bool *stop, int ms) {
+        while (ms > 0 && !atomic_load(stop)) {
+                int step = ms > 50 ? 50 : ms;
+                struct timespec ts = {0, step * 1000000L};
+                nanosleep(&ts, NULL);
+                ms -= step;
+        }
+        return atomic_load(stop);
+}
+
+static int rt__backoff(int attempt) {
+        int ms = RT_BACKOFF_MIN_MS << (attempt < 5 ? attempt : 5);
+        unsigned jitter;
+        if (ms > RT_BACKOFF_MAX_MS)
+                ms = RT_BACKOFF_MAX_MS;
+        msgid_random(&jitter, sizeof(jitter));
+        return ms / 2 + (int)(jitter % (unsigned)(ms / 2 + 1));
+}
+
+/* ---------------------------------------------------------------------------
+ * Handler context
+ * ------------------------------------------------------------------------ */
+
+const env_t *rt_env(const rt_ctx_t *ctx) {
+        return ctx->env;
+}
+
+runtime_t *rt_runtime(const rt_ctx_t *ctx) {
+        return ctx->rt;
+}
+
+void *rt_state(const rt_ctx_t *ctx) {
+        return ctx->rt->state;
+}
+
+msgpack_packer *rt_reply(rt_ctx_t *ctx, int status) {
+        msgpack_sbuffer_clear(&ctx->reply);
+        ctx->status = status;
+        return &ctx->pk;
+}
+
+static void rt__problem(rt_ctx_t *ctx, int status, const char *title,
+                        const char *detail, const schema_report_t *report) {
+        msgpack_packer *pk = rt_reply(ctx, status);
+        msgpack_pack_map(pk, 4 + (report ? 1 : 0));
+        codec_pack_str(pk, "type");
+        codec_pack_str(pk, "about:blank");
+        codec_pack_str(pk, "title");
+        codec_pack_str(pk, title);
+        codec_pack_str(pk, "status");
+        msgpack_pack_int(pk, status);
+        codec_pack_str(pk, "detail");
+        codec_pack_str(pk, detail ? detail : title);
+        if (report) {
+                codec_pack_str(pk, "errors");
+                msgpack_pack_array(pk, report->n);
+                for (size_t i = 0; i < report->n; i++) {
+                        msgpack_pack_map(pk, 2);
+                        codec_pack_str(pk, "field");
+                        codec_pack_str(pk, report->v[i].field);
+                        codec_pack_str(pk, "reason");
+                        codec_pack_str(pk, report->v[i].reason);
+                }
+        }
+}
+
+void rt_reply_problem(rt_ctx_t *ctx, int status, const char *title,
+                      const char *detail) {
+        rt__problem(ctx, status, title, detail, NULL);
+}
+
+void rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
+             const msgpack_sbuffer *body) {
+        rt_event_t *e;
+        ctx->events = xrealloc(ctx->events, (ctx->n_events + 1) * sizeof(*e));
+        e = &ctx->events[ctx->n_events++];
+        e->type = xstrdup(type);
+        e->key = xstrndup(key.ptr ? key.ptr : "", key.len);
+        e->key_len = key.len;
+        e->body = xmalloc(body->size);
+        memcpy(e->body, body->data, body->size);
+        e->body_len = body->size;
+}
+
+static void rt__ctx_init(rt_ctx_t *ctx, runtime_t *rt, const env_t *env) {
+        memset(ctx, 0, sizeof(*ctx));
+        ctx->rt = rt;
+        ctx->env = env;
+        msgpack_sbuffer_init(&ctx->reply);
+        msgpack_packer_init(&ctx->pk, &ctx->reply, msgpack_sbuffer_write);
+}
+
+static void rt__ctx_drop_events(rt_ctx_t *ctx) {
+        for (size_t i = 0; i < ctx->n_events; i++) {
+                free(ctx->events[i].type);
+                free(ctx->events[i].key);
+                free(ctx->events[i].body);
+        }
+        free(ctx->events);
+        ctx->events = NULL;
+        ctx->n_events = 0;
+}
+
+static void rt__ctx_deinit(rt_ctx_t *ctx) {
+        rt__ctx_drop_events(ctx);
+        msgpack_sbuffer_destroy(&ctx->reply);
+}
+
+handler_result_t runtime_handle_status(rt_ctx_t *ctx, const msgpack_object *body) {
+        runtime_t *rt = ctx->rt;
+        msgpack_packer *pk = rt_reply(ctx, 200);
+        (void)body;
+        msgpack_pack_map(pk, 7);
+        codec_pack_str(pk, "group");
+        codec_pack_str(pk, rt->def->name);
+        codec_pack_str(pk, "instance_id");
+        codec_pack_str(pk, rt->instance);
+        codec_pack_str(pk, "pid");
+        msgpack_pack_int64(pk, (int64_t)getpid());
+        codec_pack_str(pk, "host");
+        codec_pack_str(pk, rt->host);
+        codec_pack_str(pk, "mode");
+        codec_pack_str(pk, rt->mode == RUNTIME_MONOLITH ? "monolith" : "standalone");
+        codec_pack_str(pk, "uptime_s");
+        msgpack_pack_double(pk, (double)(clock_mono_ms() - rt->started_ms) / 1000.0);
+        codec_pack_str(pk, "version");
+        codec_pack_str(pk, OMNIFY_VERSION);
+        return HANDLER_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Sending: replies, events, dead letters
+ * ------------------------------------------------------------------------ */
+
+static void rt__send_reply(runtime_t *rt, const env_t *env, int status,
+                           slice_t body) {
+        char topic[256], id[MSGID_TEXT_SIZE], type[160];
+        int32_t partition;
+        msgid_t mid;
+        env_t r = {0};
+        bus_err_t err;
+
+        if (!env->reply_to.len)
+                return;
+        if (env_parse_reply_to(env->reply_to, topic, sizeof(topic), &partition))
+                return; /* checked at decode; unreachable */
+        msgid_new(&mid);
+        msgid_format(&mid, id);
+        snprintf(type, sizeof(type), "%.*s.reply", (int)env->type.len, env->type.ptr);
+        r.id = slice_of(id);
+        r.type = slice_of(type);
+        r.schema_version = 1;
+        r.created_at_ms = (int64_t)clock_wall_ms();
+        r.correlation_id = env->id;
+        r.tenant = env->tenant;
+        r.traceparent = env->traceparent;
+        r.status = status;
+        err = bus_produce(rt->bus, topic, partition, env->id, env_headers(&r), body,
+                          NULL);
+        if (err)
+                log_error("reply to %s:%d not queued: %s", topic, (int)partition,
+                          bus_strerror(err));
+}
+
+static void rt__send_events(runtime_t *rt, rt_ctx_t *ctx) {
+        for (size_t i = 0; i < ctx->n_events; i++) {
+                rt_event_t *e = &ctx->events[i];
+                char id[MSGID_TEXT_SIZE];
+                msgid_t mid;
+                env_t ev = {0};
+                bus_err_t err;
+                msgid_new(&mid);
+                msgid_format(&mid, id);
+                ev.id = slice_of(id);
+                ev.type = slice_of(e->type);
+                ev.schema_version = 1;
+                ev.created_at_ms = (int64_t)clock_wall_ms();
+                ev.correlation_id = ctx->env->id;
+                ev.tenant = ctx->env->tenant;
+                ev.user = ctx->env->user;
+                ev.traceparent = ctx->env->traceparent;
+                err = bus_produce(rt->bus, rt->events_topic, RD_KAFKA_PARTITION_UA,
+                                  (slice_t){e->key, e->key_len}, env_headers(&ev),
+                                  (slice_t){e->body, e->body_len}, NULL);
+                if (err)
+                        log_error("event %s not queued: %s", e->type, bus_strerror(err));
+        }
+}
+
+/* The original record, its headers, plus why it failed and where it was. */
+static void rt__dead_letter(runtime_t *rt, const rd_kafka_message_t *msg,
+                            const char *why, int attempts) {
+        rd_kafka_headers_t *orig = NULL, *hdrs;
+        char num[32];
+        bus_err_t err;
+
+        if (rd_kafka_message_headers(msg, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                hdrs = rd_kafka_headers_copy(orig);
+        else
+                hdrs = rd_kafka_headers_new(4);
+        rd_kafka_header_remove(hdrs, "error");
+        rd_kafka_header_add(hdrs, "error", -1, why, -1);
+        snprintf(num, sizeof(num), "%d", attempts);
+        rd_kafka_header_add(hdrs, "attempts", -1, num, -1);
+        rd_kafka_header_add(hdrs, "original-topic", -1, rd_kafka_topic_name(msg->rkt), -1);
+        snprintf(num, sizeof(num), "%d", (int)msg->partition);
+        rd_kafka_header_add(hdrs, "original-partition", -1, num, -1);
+        snprintf(num, sizeof(num), "%lld", (long long)msg->offset);
+        rd_kafka_header_add(hdrs, "original-offset", -1, num, -1);
+        err = bus_produce(rt->bus, rt->dlq_topic, RD_KAFKA_PARTITION_UA,
+                          (slice_t){msg->key, msg->key_len}, hdrs,
+                          (slice_t){msg->payload, msg->len}, NULL);
+        metrics_add(rt->dlq_total, 1);
+        log_warn("dead-lettered message at %s[%d]@%lld: %s",
+                 rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                 (long long)msg->offset, why);
+        if (err)
+                log_error("dead letter not queued: %s", bus_strerror(err));
+}
+
+/* ---------------------------------------------------------------------------
+ * The operation log
+ * ------------------------------------------------------------------------ */
+
+/* ---------------------------------------------------------------------------
+ * Handling one message
+ * ------------------------------------------------------------------------ */
+
+static const group_handler_t *rt__handler(const runtime_t *rt, slice_t type,
+                                          size_t *index) {
+        for (size_t i = 0; i < rt->def->n_handlers; i++) {
+                if (slice_eq(type, rt->def->handlers[i].type)) {
+                        *index = i;
+                        return &rt->def->handlers[i];
+                }
+        }
+        return NULL;
+}
+
+/* Record, reply, and report whether the offset may be stored. The record
+ * is retried while the store is unreachable: committing without it would
+ * lose the answer of an async request. */
+static bool rt__finish(runtime_t *rt, const env_t *env, int status, slice_t body,
+                       const atomic_bool *stop) {
+        for (int attempt = 0;; attempt++) {
+                char errstr[256];
+                store_err_t err = oplog_record(
+                        rt->store, env->id, rt->def->name, env->type, env->tenant,
+                        status, body, rt->cfg->operation_retention_s, errstr,
+                        sizeof(errstr));
+                if (err == STORE_OK)
+                        break;
+                log_warn("operation log write: %s", errstr);
+                if (!store_err_transient(err)) {
+                        log_error("operation not recorded: %s", store_strerror(err));
+                        break;
+                }
+                if (rt__sleep(stop, rt__backoff(attempt)))
+                        return false;
+        }
+        rt__send_reply(rt, env, status, body);
+        return true;
+}
+
+/* Reject a message whose envelope is fine but whose content is not. */
+static bool rt__reject(runtime_t *rt, const rd_kafka_message_t *msg,
+                       const env_t *env, int status, const char *title,
+                       const char *detail, const schema_report_t *report,
+                       const atomic_bool *stop) {
+        rt_ctx_t ctx;
+        bool done;
+        rt__ctx_init(&ctx, rt, env);
+        rt__problem(&ctx, status, title, detail, report);
+        rt__dead_letter(rt, msg, detail ? detail : title, 1);
+        done = rt__finish(rt, env, status,
+                          (slice_t){ctx.reply.data, ctx.reply.size}, stop);
+        rt__ctx_deinit(&ctx);
+        return done;
+}
+
+/* Returns true when the message is finished and its offset may be stored. */
+static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
+                       const atomic_bool *stop) {
+        env_t env;
+        char err[256], ids[2][MSGID_TEXT_SIZE] = {"", ""};
+        const group_handler_t *h;
+        const schema_msg_t *sm;
+        size_t hi = 0;
+        msgpack_zone zone;
+        msgpack_object body;
+        schema_report_t report;
+        rt_ctx_t ctx;
+        handler_result_t res = HANDLER_TRANSIENT;
+        int attempts = 0;
+        bool done;
+        uint64_t t0;
+
+        if (env_decode(msg, &env, err, sizeof(err)) != ENV_OK) {
+                /* Without a valid envelope there is no id to record and no
+                 * trusted reply-to: straight to the DLQ. */
+                rt__dead_letter(rt, msg, err, 1);
+                return true;
+        }
+        memcpy(ids[0], env.id.ptr, env.id.len);
+        if (env.correlation_id.len == MSGID_TEXT_LEN)
+                memcpy(ids[1], env.correlation_id.ptr, env.correlation_id.len);
+        log_set_ids(ids[0], ids[1][0] ? ids[1] : ids[0]);
+
+        h = rt__handler(rt, env.type, &hi);
+        sm = schema_find(rt->schemas, env.type);
+        if (!h || !sm) {
+                snprintf(err, sizeof(err), "unknown message type '%.*s' for group %s",
+                         (int)(env.type.len > 64 ? 64 : env.type.len), env.type.ptr,
+                         rt->def->name);
+                return rt__reject(rt, msg, &env, 400, "Unknown message type", err,
+                                  NULL, stop);
+        }
+        if (env.schema_version != sm->version) {
+                snprintf(err, sizeof(err), "schema version %d of %s is not supported (expected %d)",
+                         env.schema_version, sm->type, sm->version);
+                return rt__reject(rt, msg, &env, 400, "Unsupported schema version",
+                                  err, NULL, stop);
+        }
+        msgpack_zone_init(&zone, 4096);
+        if (env_unpack(&env, &zone, &body) != ENV_OK) {
+                msgpack_zone_destroy(&zone);
+                return rt__reject(rt, msg, &env, 400, "Malformed message",
+                                  "the value is not a msgpack map", NULL, stop);
+        }
+        if (!schema_validate(sm, &body, &report)) {
+                msgpack_zone_destroy(&zone);
+                return rt__reject(rt, msg, &env, 400, "Invalid message",
+                                  "the message does not match its schema", &report,
+                                  stop);
+        }
+
+        /* Seen before? Answer as the first time, change nothing. */
+        for (int attempt = 0;; attempt++) {
+                oplog_entry_t seen;
+                store_err_t serr = oplog_find(rt->store, env.id, &seen, err, sizeof(err));
+                if (serr == STORE_OK) {
+                        metrics_add(rt->duplicates_total, 1);
+                        log_info("redelivered %s answered from the operation log",
+                                 sm->type);
+                        rt__send_reply(rt, &env, seen.status,
+                                       (slice_t){seen.body, seen.body_len});
+                        free(seen.body);
+                        msgpack_zone_destroy(&zone);
+                        return true;
+                }
+                if (serr == STORE_NOT_FOUND || !store_err_transient(serr))
+                        break;
+                log_warn("operation log lookup: %s", err);
+                if (rt__sleep(stop, rt__backoff(attempt))) {
+                        msgpack_zone_destroy(&zone);
+                        return false;
+                }
+        }
+
+        rt__ctx_init(&ctx, rt, &env);
+        t0 = clock_mono_ms();
+        while (attempts < RT_MAX_ATTEMPTS) {
+                attempts++;
+                rt_reply_problem(&ctx, 500, "Internal error", "the handler gave no reply");
+                res = h->fn(&ctx, &body);
+                if (res != HANDLER_TRANSIENT)
+                        break;
+                rt__ctx_drop_events(&ctx);
+                metrics_add(rt->retries_total, 1);
+                log_warn("%s: transient failure, attempt %d of %d", sm->type, attempts,
+                         RT_MAX_ATTEMPTS);
+                if (attempts < RT_MAX_ATTEMPTS && rt__sleep(stop, rt__backoff(attempts))) {
+                        rt__ctx_deinit(&ctx);
+                        msgpack_zone_destroy(&zone);
+                        return false; /* redelivered to whoever comes next */
+                }
+        }
+        metrics_observe_us(rt->type_metrics[hi].latency, (clock_mono_ms() - t0) * 1000);
+        if (res == HANDLER_OK) {
+                metrics_add(rt->type_metrics[hi].ok, 1);
+                rt__send_events(rt, &ctx);
+        } else {
+                metrics_add(rt->type_metrics[hi].failed, 1);
+                if (res == HANDLER_TRANSIENT)
+                        rt_reply_problem(&ctx, 503, "Service unavailable",
+                                         "a dependency stayed unavailable; the command was dead-lettered");
+                rt__dead_letter(rt, msg,
+                                res == HANDLER_TRANSIENT ? "retries exhausted"
+                                                         : "permanent handler error",
+                                attempts);
+        }
+        done = rt__finish(rt, &env, ctx.status,
+                          (slice_t){ctx.reply.data, ctx.reply.size}, stop);
+        rt__ctx_deinit(&ctx);
+        msgpack_zone_destroy(&zone);
+        return done;
+}
+
+/* ---------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------ */
+
+int runtime_run(runtime_t *rt, const atomic_bool *stop) {
+        char errstr[512];
+        log_set_group(rt->def->name);
+
+        for (int attempt = 0;; attempt++) {
+                if (oplog_init(rt->store, errstr, sizeof(errstr)) == STORE_OK)
+                        break;
+                log_warn("operation log index: %s; retrying", errstr);
+                if (rt__sleep(stop, rt__backoff(attempt)))
+                        return 0;
+        }
+        if (rt->def->init) {
+                for (int attempt = 0;; attempt++) {
+                        handler_result_t r = rt->def->init(rt, &rt->state, errstr,
+                                                           sizeof(errstr));
+                        if (r == HANDLER_OK)
+                                break;
+                        if (r == HANDLER_PERMANENT) {
+                                log_error("init failed: %s", errstr);
+                                return -1;
+                        }
+                        log_warn("init: %s; retrying", errstr);
+                        if (rt__sleep(stop, rt__backoff(attempt)))
+                                return 0;
+                }
+        }
+        atomic_store(&rt->initialised, true);
+        log_info("consuming %s as %s (%s)", rt->commands_topic, rt->instance,
+                 rt->mode == RUNTIME_MONOLITH ? "monolith" : "standalone");
+
+        while (!atomic_load(stop)) {
+                rd_kafka_message_t *msg = bus_consumer_poll(rt->consumer, 100);
+                if (!msg)
+                        continue;
+                if (rt__handle(rt, msg, stop))
+                        bus_consumer_done(rt->consumer, msg);
+                log_context_clear();
+                rd_kafka_message_destroy(msg);
+        }
+        log_info("stopping: committing and leaving the group");
+        return 0;
+}
+
+void runtime_ops_answer(runtime_t *rt, const char *what, int *status,
+                        char **body, size_t *len, const char **content_type) {
+        char buf[256];
+        *content_type = "application/json";
+        if (strcmp(what, "health") == 0) {
+                *status = 200;
+                snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"group\":\"%s\"}",
+                         rt->def->name);
+        } else if (strcmp(what, "ready") == 0) {
+                bool kafka = bus_is_up(rt->bus), store = store_is_up(rt->store);
+                bool init = atomic_load(&rt->initialised);
+                *status = kafka && store && init ? 200 : 503;
+                snprintf(buf, sizeof(buf),
+                         "{\"status\":\"%s\",\"group\":\"%s\",\"kafka\":%s,\"store\":%s,\"initialised\":%s}",
+                         *status == 200 ? "ready" : "not ready", rt->def->name,
+                         kafka ? "true" : "false", store ? "true" : "false",
+                         init ? "true" : "false");
+        } else if (strcmp(what, "metrics") == 0) {
+                *status = 200;
+                *content_type = "text/plain; version=0.0.4";
+                *body = metrics_render(len);
+                return;
+        } else {
+                *status = 404;
+                snprintf(buf, sizeof(buf), "{\"status\":\"not found\"}");
+        }
+        *body = xstrdup(buf);
+        *len = strlen(buf);
+}

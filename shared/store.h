@@ -1,0 +1,89 @@
+/*
+ * store.h - MongoDB through a mongoc client pool.
+ *
+ * A database per group (cfg->mongo_db_prefix + group) so a group can move to
+ * its own database; the runtime's operation log lives in prefix + "ops".
+ * Calls block the calling thread (never call them on an HTTP loop thread);
+ * they are bounded by short server-selection and socket timeouts so an
+ * unreachable store gives STORE_UNAVAILABLE within seconds, not a hang.
+ * A watcher thread pings the server every second for store_is_up().
+ *
+ * Thread-safety: every function may be called from any thread.
+ * Errors from mongoc (bson_error_t) are translated to store_err_t here.
+ */
+#ifndef OMNIFY_STORE_H
+#define OMNIFY_STORE_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define STORE_ERRORS(X)                                                        \
+        X(STORE_OK, "ok")                                                      \
+        X(STORE_NOT_FOUND, "no such document")                                 \
+        X(STORE_DUPLICATE, "a document with this key exists")                  \
+        X(STORE_UNAVAILABLE, "the store is unreachable")                       \
+        X(STORE_BAD_REPLY, "the store answered something unexpected")          \
+        X(STORE_ERROR, "store error")
+
+typedef enum store_err {
+#define X(name, msg) name,
+        STORE_ERRORS(X)
+#undef X
+} store_err_t;
+
+const char *store_strerror(store_err_t err);
+
+/* Transient errors are worth retrying later; the others are final. */
+static inline bool store_err_transient(store_err_t err) {
+        return err == STORE_UNAVAILABLE;
+}
+
+typedef struct store store_t;
+
+/* Connect lazily (no network here) and start the watcher. NULL + errstr on a
+ * bad URI. */
+store_t *store_new(const config_t *cfg, const char *app_name, char *errstr,
+                   size_t errlen);
+
+/* Stop the watcher and free the pool. NULL ok. */
+void store_destroy(store_t *store);
+
+/* The last ping's verdict (refreshed every second). */
+bool store_is_up(const store_t *store);
+
+/* Ping now, waiting at most a couple of seconds. */
+store_err_t store_ping(store_t *store);
+
+/* Insert doc into db/coll. STORE_DUPLICATE when a unique index says so. */
+store_err_t store_insert(store_t *store, const char *db, const char *coll,
+                         const bson_t *doc, char *errstr, size_t errlen);
+
+/*
+ * Find one document matching filter. On STORE_OK, *out is initialised with a
+ * copy the caller must bson_destroy(); on any other result *out is untouched.
+ * projection may be NULL.
+ */
+store_err_t store_find_one(store_t *store, const char *db, const char *coll,
+                           const bson_t *filter, const bson_t *projection,
+                           bson_t *out, char *errstr, size_t errlen);
+
+/* Update the first document matching filter with update (operators), creating
+ * it when upsert is true. STORE_NOT_FOUND when nothing matched and no upsert. */
+store_err_t store_update_one(store_t *store, const char *db, const char *coll,
+                             const bson_t *filter, const bson_t *update,
+                             bool upsert, char *errstr, size_t errlen);
+
+/*
+ * Create an index if missing: keys like {"email": 1}; unique; a TTL index
+ * when expire_after_s >= 0 (0: each document's date is its expiry), none
+ * when -1. Idempotent.
+ */
+store_err_t store_ensure_index(store_t *store, const char *db, const char *coll,
+                               const char *name, const bson_t *keys,
+                               bool unique, int64_t expire_after_s,
+                               char *errstr, size_t errlen);
+
+#endif

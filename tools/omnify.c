@@ -1,0 +1,226 @@
+/*
+ * omnify.c - the `omnify` tool: the monolith and the operator's commands.
+ *
+ *   omnify monolith [--only g1,g2] [--except g1,g2] [--SETTING=VALUE ...]
+ *   omnify topics plan|apply
+ *   omnify settings [--markdown]
+ *   omnify openapi
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edge.h"
+#include "log.h"
+#include "registry.h"
+#include "service.h"
+#include "topics.h"
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "Usage: omnify COMMAND [options]\n\n"
+                "Commands:\n"
+                "  monolith [--only g1,g2] [--except g1,g2]\n"
+                "                      the edge and the chosen groups as threads of one process\n"
+                "  topics plan|apply   compare schemas/topics.json with the cluster; create or grow\n"
+                "  settings [--markdown]  the settings table\n"
+                "  openapi             print the OpenAPI document\n\n"
+                "Groups:");
+        for (size_t i = 0; i < registry_count; i++)
+                fprintf(out, " %s", registry_groups[i]->name);
+        fprintf(out, "\nEvery command takes --help, and settings as OMNIFY_* variables or flags.\n");
+}
+
+/* ---------------------------------------------------------------------------
+ * monolith
+ * ------------------------------------------------------------------------ */
+
+/* Mark the groups named in a comma list. Returns -1 naming a bad one. */
+static int parse_groups(const char *list, bool *mark, char *errstr, size_t errlen) {
+        const char *p = list;
+        while (*p) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                const group_def_t *g = registry_find(p, len);
+                bool found = false;
+                for (size_t i = 0; g && i < registry_count; i++) {
+                        if (registry_groups[i] == g) {
+                                mark[i] = true;
+                                found = true;
+                        }
+                }
+                if (!found) {
+                        snprintf(errstr, errlen, "unknown group '%.*s'", (int)len, p);
+                        return -1;
+                }
+                p += len + (comma ? 1 : 0);
+        }
+        return 0;
+}
+
+typedef struct group_thread {
+        runtime_t *rt;
+        pthread_t thread;
+        bool started;
+} group_thread_t;
+
+static atomic_bool groups_stop;
+
+static void *group_thread_main(void *arg) {
+        group_thread_t *gt = arg;
+        runtime_run(gt->rt, &groups_stop);
+        return NULL;
+}
+
+static int cmd_monolith(int argc, char **argv) {
+        bool only[16] = {false}, except[16] = {false}, use_only = false;
+        char errstr[512] = "";
+        char **rest = calloc((size_t)argc + 1, sizeof(char *));
+        int n_rest = 0;
+        unsigned scope = CONFIG_SCOPE_EDGE | CONFIG_SCOPE_GROUP;
+        config_t cfg;
+        schema_set_t *schemas = NULL;
+        edge_t *edge = NULL;
+        group_thread_t threads[16];
+        size_t n_threads = 0;
+        int status = 1;
+
+        memset(threads, 0, sizeof(threads));
+        rest[n_rest++] = "omnify monolith";
+        for (int i = 1; i < argc; i++) {
+                const char *arg = argv[i];
+                bool *mark = NULL;
+                const char *list = NULL;
+                if (strncmp(arg, "--only", 6) == 0 && (arg[6] == '=' || !arg[6])) {
+                        mark = only;
+                        use_only = true;
+                } else if (strncmp(arg, "--except", 8) == 0 && (arg[8] == '=' || !arg[8])) {
+                        mark = except;
+                }
+                if (!mark) {
+                        rest[n_rest++] = argv[i];
+                        continue;
+                }
+                list = strchr(arg, '=') ? strchr(arg, '=') + 1 : (i + 1 < argc ? argv[++i] : "");
+                if (parse_groups(list, mark, errstr, sizeof(errstr))) {
+                        fprintf(stderr, "omnify monolith: %s\n", errstr);
+                        free(rest);
+                        return 2;
+                }
+        }
+        for (size_t i = 0; i < registry_count; i++)
+                if ((!use_only || only[i]) && !except[i])
+                        scope |= registry_groups[i]->config_scope;
+        config_load_or_exit(&cfg, scope, "omnify monolith", n_rest, rest, NULL);
+        free(rest);
+        log_init((log_level_t)cfg.log_level, "omnify-monolith");
+        log_set_group("edge");
+        service_install_signals();
+
+        schemas = service_load_schemas(errstr, sizeof(errstr));
+        if (!schemas)
+                goto out;
+        edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
+        if (!edge)
+                goto out;
+        for (size_t i = 0; i < registry_count; i++) {
+                if ((use_only && !only[i]) || except[i])
+                        continue;
+                threads[n_threads].rt = runtime_new(registry_groups[i], &cfg, schemas,
+                                                    edge_bus(edge), edge_store(edge),
+                                                    RUNTIME_MONOLITH, errstr,
+                                                    sizeof(errstr));
+                if (!threads[n_threads].rt)
+                        goto out;
+                edge_add_ops(edge, threads[n_threads].rt);
+                n_threads++;
+        }
+        for (size_t i = 0; i < n_threads; i++) {
+                if (pthread_create(&threads[i].thread, NULL, group_thread_main, &threads[i])) {
+                        snprintf(errstr, sizeof(errstr), "cannot start a group thread");
+                        goto out;
+                }
+                threads[i].started = true;
+        }
+        if (edge_start(edge, errstr, sizeof(errstr)))
+                goto out;
+        log_info("omnify monolith %s started (pid %ld, %zu groups)", OMNIFY_VERSION,
+                 (long)getpid(), n_threads);
+        while (!atomic_load(&service_stop)) {
+                struct timespec ts = {0, 100 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        log_info("stopping: draining the edge, then the groups");
+        /* The groups keep running while the edge drains, so the requests in
+         * flight get their replies. */
+        edge_stop(edge);
+        status = 0;
+out:
+        if (status && errstr[0])
+                log_error("%s", errstr);
+        atomic_store(&groups_stop, true);
+        for (size_t i = 0; i < n_threads; i++)
+                if (threads[i].started)
+                        pthread_join(threads[i].thread, NULL);
+        for (size_t i = 0; i < n_threads; i++)
+                runtime_destroy(threads[i].rt);
+        edge_destroy(edge);
+        schema_set_destroy(schemas);
+        config_deinit(&cfg);
+        return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * small commands
+ * ------------------------------------------------------------------------ */
+
+static int cmd_settings(int argc, char **argv) {
+        bool markdown = argc > 1 && strcmp(argv[1], "--markdown") == 0;
+        config_print_table(stdout, ~0u, markdown);
+        return 0;
+}
+
+static int cmd_openapi(void) {
+        char errstr[512];
+        schema_set_t *schemas = service_load_schemas(errstr, sizeof(errstr));
+        char *doc;
+        if (!schemas) {
+                fprintf(stderr, "omnify openapi: %s\n", errstr);
+                return 1;
+        }
+        doc = schema_openapi(schemas, OMNIFY_VERSION);
+        if (doc)
+                printf("%s\n", doc);
+        free(doc);
+        schema_set_destroy(schemas);
+        return doc ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+                printf("omnify %s\n", OMNIFY_VERSION);
+                return 0;
+        }
+        if (strcmp(argv[1], "monolith") == 0)
+                return cmd_monolith(argc - 1, argv + 1);
+        if (strcmp(argv[1], "topics") == 0)
+                return topics_main(argc - 1, argv + 1);
+        if (strcmp(argv[1], "settings") == 0)
+                return cmd_settings(argc - 1, argv + 1);
+        if (strcmp(argv[1], "openapi") == 0)
+                return cmd_openapi();
+        fprintf(stderr, "omnify: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+}
