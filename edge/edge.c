@@ -68,6 +68,7 @@ typedef struct req {
         bool registered;        /* has a pending entry */
         bool async;
         bool answered;
+        bool begun;             /* routed and checked */
         pending_entry_t pending;
         char id[MSGID_TEXT_SIZE];
         token_claims_t claims;
@@ -759,7 +760,9 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
         (void)version;
 
         if (!req) {
-                enum MHD_Result r;
+                /* Answering on this first call would make MHD close the
+                 * connection (it cannot know no body follows): only note the
+                 * request, and look at it on the next call. */
                 arena_t *arena = arena_new(2048);
                 req = arena_alloc(arena, sizeof(*req));
                 memset(req, 0, sizeof(*req));
@@ -768,8 +771,14 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
                 req->conn = conn;
                 req->t0_us = edge__now_us();
                 *con_cls = req;
+                return MHD_YES;
+        }
+        if (!req->begun) {
+                enum MHD_Result r;
+                req->begun = true;
                 r = edge__begin(req, url, method);
-                return r;
+                if (r != MHD_YES || req->answered)
+                        return r;
         }
         if (req->answered) {
                 *upload_size = 0; /* discard the rest of a refused body */

@@ -211,11 +211,25 @@ static int check_topic_prefix(const config_t *cfg, char *errstr, size_t errlen) 
         return 0;
 }
 
+static const char *scope_names(unsigned scope) {
+        if (scope & C_ALL)
+                return "all";
+        if ((scope & (C_EDGE | C_AUTH)) == (C_EDGE | C_AUTH))
+                return "edge, auth";
+        if (scope & C_EDGE)
+                return "edge";
+        if (scope & C_GRP)
+                return "groups";
+        if (scope & C_AUTH)
+                return "auth";
+        return "tools";
+}
+
 void config_print_table(FILE *out, unsigned scope, bool markdown) {
         char flag[64];
         if (markdown)
-                fprintf(out, "| variable | flag | type | range | default | meaning |\n"
-                             "| --- | --- | --- | --- | --- | --- |\n");
+                fprintf(out, "| variable | flag | type | range | default | read by | meaning |\n"
+                             "| --- | --- | --- | --- | --- | --- | --- |\n");
         for (size_t i = 0; i < N_SETTINGS; i++) {
                 const setting_t *s = &settings[i];
                 char range[64];
@@ -224,19 +238,28 @@ void config_print_table(FILE *out, unsigned scope, bool markdown) {
                 flag_name(s, flag, sizeof(flag));
                 if (s->type == SETTING_INT)
                         snprintf(range, sizeof(range), "%ld..%ld", s->min, s->max);
-                else if (s->type == SETTING_ENUM)
+                else if (s->type == SETTING_ENUM && markdown) {
+                        /* A bare '|' would end the table cell. */
+                        size_t j = 0;
+                        for (const char *c = s->choices; *c && j + 3 < sizeof(range); c++) {
+                                if (*c == '|')
+                                        range[j++] = '\\';
+                                range[j++] = *c;
+                        }
+                        range[j] = '\0';
+                } else if (s->type == SETTING_ENUM)
                         snprintf(range, sizeof(range), "%s", s->choices);
                 else
                         snprintf(range, sizeof(range), "length %ld..%ld", s->min,
                                  s->max);
                 if (markdown)
-                        fprintf(out, "| `%s` | `--%s` | %s | %s | %s | %s |\n",
+                        fprintf(out, "| `%s` | `--%s` | %s | %s | %s | %s | %s |\n",
                                 s->var, flag,
                                 s->type == SETTING_INT ? "int"
                                 : s->type == SETTING_ENUM ? "enum" : "string",
                                 range,
                                 s->def ? (*s->def ? s->def : "(empty)") : "**required**",
-                                s->doc);
+                                scope_names(s->scope), s->doc);
                 else
                         fprintf(out, "  --%-26s %s\n      %s [%s; default %s]\n",
                                 flag, s->var, s->doc, range,

@@ -627,6 +627,10 @@ int runtime_run(runtime_t *rt, const atomic_bool *stop) {
                 rd_kafka_message_destroy(msg);
         }
         log_info("stopping: committing and leaving the group");
+        /* Close here, on the group's own thread, so the final commit and
+         * the revoke happen where the group's offsets were stored. */
+        bus_consumer_destroy(rt->consumer);
+        rt->consumer = NULL;
         return 0;
 }
 
