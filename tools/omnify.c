@@ -5,7 +5,9 @@
  *   omnify topics plan|apply
  *   omnify settings [--markdown]
  *   omnify openapi
+ *   omnify probe URL
  */
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@ static void usage(FILE *out) {
                 "                      the edge and the chosen groups as threads of one process\n"
                 "  topics plan|apply   compare schemas/topics.json with the cluster; create or grow\n"
                 "  settings [--markdown]  the settings table\n"
-                "  openapi             print the OpenAPI document\n\n"
+                "  openapi             print the OpenAPI document\n"
+                "  probe URL           exit 0 when URL answers 2xx within 3 s (container health checks)\n\n"
                 "Groups:");
         for (size_t i = 0; i < registry_count; i++)
                 fprintf(out, " %s", registry_groups[i]->name);
@@ -199,6 +202,41 @@ static int cmd_openapi(void) {
         return doc ? 0 : 1;
 }
 
+/* Discard a probed body. */
+static size_t probe_sink(char *ptr, size_t size, size_t n, void *arg) {
+        (void)ptr;
+        (void)arg;
+        return size * n;
+}
+
+/* A health check for images without curl: GET url, 2xx or exit 1. */
+static int cmd_probe(int argc, char **argv) {
+        CURL *curl;
+        long code = 0;
+        CURLcode rc;
+        if (argc != 2 || strncmp(argv[1], "http://", 7) != 0) {
+                fprintf(stderr, "Usage: omnify probe http://HOST:PORT/PATH\n");
+                return 2;
+        }
+        curl = curl_easy_init();
+        if (!curl)
+                return 1;
+        curl_easy_setopt(curl, CURLOPT_URL, argv[1]);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 3000L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, probe_sink);
+        rc = curl_easy_perform(curl);
+        if (rc == CURLE_OK)
+                curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(curl);
+        if (rc != CURLE_OK) {
+                fprintf(stderr, "omnify probe: %s\n", curl_easy_strerror(rc));
+                return 1;
+        }
+        return code >= 200 && code < 300 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 usage(stderr);
@@ -220,6 +258,8 @@ int main(int argc, char **argv) {
                 return cmd_settings(argc - 1, argv + 1);
         if (strcmp(argv[1], "openapi") == 0)
                 return cmd_openapi();
+        if (strcmp(argv[1], "probe") == 0)
+                return cmd_probe(argc - 1, argv + 1);
         fprintf(stderr, "omnify: unknown command '%s'\n\n", argv[1]);
         usage(stderr);
         return 2;
