@@ -599,6 +599,10 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         req->registered = true;
         edge__wait(req);
 
+        log_set_ids(req->id, req->id);
+        log_set_trace(traceparent, strlen(traceparent));
+        log_debug("%s %s -> %s", req->msg->route.method, req->msg->route.path, topic);
+
         opaque = xmalloc(sizeof(*opaque));
         *opaque = id;
         berr = bus_produce(edge->bus, topic, RD_KAFKA_PARTITION_UA,
@@ -612,6 +616,7 @@ static enum MHD_Result edge__dispatch(req_t *req) {
                 if (pending_take(edge->pending, &id))
                         edge__complete(req, OUT_UNAVAILABLE);
         }
+        log_context_clear();
         return ret;
 }
 

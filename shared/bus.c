@@ -9,6 +9,7 @@
 #include "bus.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "metrics.h"
 
 static const char *bus_errors[] = {
 #define X(name, msg) msg,
@@ -351,7 +353,39 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
 struct bus_consumer {
         rd_kafka_t *rk;
         int is_group;
+        char group[128];
+        metrics_counter_t *assigned, *revoked;
 };
+
+/* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
+ * {"topics": {"<t>": {"partitions": {"<p>": {"consumer_lag": N}}}}}. */
+static int bus__stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+        bus_consumer_t *c = opaque;
+        json_t *doc = json_loadb(json, len, 0, NULL), *topics, *t;
+        const char *tname;
+        (void)rk;
+        topics = json_object_get(doc, "topics");
+        json_object_foreach(topics, tname, t) {
+                json_t *parts = json_object_get(t, "partitions"), *p;
+                const char *pname;
+                json_object_foreach(parts, pname, p) {
+                        json_t *lag = json_object_get(p, "consumer_lag");
+                        char labels[512];
+                        if (strcmp(pname, "-1") == 0 || !json_is_integer(lag) ||
+                            json_integer_value(lag) < 0)
+                                continue;
+                        snprintf(labels, sizeof(labels),
+                                 "group=\"%s\",topic=\"%s\",partition=\"%s\"", c->group,
+                                 tname, pname);
+                        metrics_set(metrics_gauge("omnify_consumer_lag",
+                                                  "Messages behind the partition's end, per partition.",
+                                                  labels),
+                                    json_integer_value(lag));
+                }
+        }
+        json_decref(doc);
+        return 0; /* librdkafka frees json */
+}
 
 /* Cooperative-sticky: add and remove partitions incrementally; before giving
  * partitions away, commit what we finished on them so the next owner does
@@ -360,7 +394,9 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts,
                               void *opaque) {
         int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-        (void)opaque;
+        bus_consumer_t *c = opaque;
+        metrics_add(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? c->assigned : c->revoked,
+                    1);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
@@ -419,6 +455,19 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         bus__set_int(conf, "session.timeout.ms", 10000);
         bus__set_int(conf, "heartbeat.interval.ms", 1000);
         bus__set_int(conf, "fetch.wait.max.ms", 100);
+        bus__set_int(conf, "statistics.interval.ms", 5000);
+        snprintf(c->group, sizeof(c->group), "%s", group_id);
+        {
+                char labels[200];
+                snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"assign\"", c->group);
+                c->assigned = metrics_counter("omnify_rebalances_total",
+                                              "Partition assignments and revocations.", labels);
+                snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"revoke\"", c->group);
+                c->revoked = metrics_counter("omnify_rebalances_total",
+                                             "Partition assignments and revocations.", labels);
+        }
+        rd_kafka_conf_set_opaque(conf, c);
+        rd_kafka_conf_set_stats_cb(conf, bus__stats_cb);
         rd_kafka_conf_set_rebalance_cb(conf, bus__rebalance_cb);
 
         c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);

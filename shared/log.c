@@ -18,6 +18,7 @@ static const char *log_process = "omnify";
 static __thread const char *tl_group;
 static __thread char tl_msg_id[40];
 static __thread char tl_corr_id[40];
+static __thread char tl_trace_id[33];
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -44,9 +45,24 @@ void log_set_ids(const char *msg_id, const char *corr_id) {
         copy_id(tl_corr_id, sizeof(tl_corr_id), corr_id);
 }
 
+void log_set_trace(const char *tp, size_t len) {
+        /* 00-<32 hex trace id>-<16 hex span>-<2 hex flags> */
+        tl_trace_id[0] = '\0';
+        if (!tp || len != 55 || tp[2] != '-' || tp[35] != '-')
+                return;
+        for (size_t i = 3; i < 35; i++) {
+                char c = tp[i];
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                        return;
+        }
+        memcpy(tl_trace_id, tp + 3, 32);
+        tl_trace_id[32] = '\0';
+}
+
 void log_context_clear(void) {
         tl_msg_id[0] = '\0';
         tl_corr_id[0] = '\0';
+        tl_trace_id[0] = '\0';
 }
 
 /* Append s to buf as the inside of a JSON string; returns new length. */
@@ -103,6 +119,9 @@ void log__write(log_level_t level, const char *fmt, ...) {
                 len += (size_t)snprintf(line + len, sizeof(line) - len,
                                         ",\"correlation_id\":\"%s\"",
                                         tl_corr_id);
+        if (tl_trace_id[0])
+                len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                        ",\"trace_id\":\"%s\"", tl_trace_id);
         memcpy(line + len, ",\"msg\":\"", 8);
         len += 8;
         len = json_escape(line, len, sizeof(line) - 3, msg);

@@ -13,6 +13,7 @@
 #define OMNIFY_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum log_level {
         LOG_LEVEL_DEBUG = 0,
@@ -27,9 +28,12 @@ extern log_level_t log__level;
 void log_init(log_level_t level, const char *process);
 
 /* Thread-local context: group name (static string), message and correlation
- * ids (copied, may be NULL). log_context_clear() resets ids, keeps the group. */
+ * ids and the W3C trace id (copied, may be NULL). traceparent is a whole
+ * W3C header value; only its trace id is kept, and only if well formed.
+ * log_context_clear() resets ids, keeps the group. */
 void log_set_group(const char *group);
 void log_set_ids(const char *msg_id, const char *corr_id);
+void log_set_trace(const char *traceparent, size_t len);
 void log_context_clear(void);
 
 void log__write(log_level_t level, const char *fmt, ...)

@@ -492,6 +492,7 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
         if (env.correlation_id.len == MSGID_TEXT_LEN)
                 memcpy(ids[1], env.correlation_id.ptr, env.correlation_id.len);
         log_set_ids(ids[0], ids[1][0] ? ids[1] : ids[0]);
+        log_set_trace(env.traceparent.ptr, env.traceparent.len);
 
         h = rt__handler(rt, env.type, &hi);
         sm = schema_find(rt->schemas, env.type);

@@ -7,14 +7,13 @@ import socket
 import pytest
 
 from conftest import (GROUPS, LOW_ARGON2, assert_problem, binary_version, http, login,
-                      signup, stop_all, wait_all_status)
+                      signup, stop_all, wait_all_status, wait_ready)
 
 
 @pytest.fixture(scope="module")
 def system(module_procs):
     groups = {g: module_procs.start_group(g, wait=False, **LOW_ARGON2) for g in GROUPS}
     edge = module_procs.start_edge()
-    from conftest import wait_ready
     for g, p in groups.items():
         wait_ready(p, p.url + "/ready")
     statuses = wait_all_status(edge.url)
