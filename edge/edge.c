@@ -605,8 +605,14 @@ static enum MHD_Result edge__dispatch(req_t *req) {
 
         opaque = xmalloc(sizeof(*opaque));
         *opaque = id;
+        /* Key: the tenant keeps a tenant's commands in order; without one,
+         * the Idempotency-Key sends repeats to the same partition, where
+         * they are handled one after the other. */
         berr = bus_produce(edge->bus, topic, RD_KAFKA_PARTITION_UA,
-                           env.tenant.len ? env.tenant : env.id, env_headers(&env),
+                           env.tenant.len            ? env.tenant
+                           : env.idempotency_key.len ? env.idempotency_key
+                                                     : env.id,
+                           env_headers(&env),
                            (slice_t){mp.data, mp.size}, opaque);
         msgpack_sbuffer_destroy(&mp);
         ret = MHD_YES;

@@ -3,6 +3,7 @@
  */
 #include "oplog.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #define OPLOG_DB "ops"
 #define OPLOG_COLL "operations"
 
+#define OPLOG_IDEM_COLL "idempotency"
+
 store_err_t oplog_init(store_t *store, char *errstr, size_t errlen) {
         bson_t keys = BSON_INITIALIZER;
         store_err_t err;
@@ -20,6 +23,10 @@ store_err_t oplog_init(store_t *store, char *errstr, size_t errlen) {
         /* expireAfterSeconds 0: each record carries its own expiry time. */
         err = store_ensure_index(store, OPLOG_DB, OPLOG_COLL, "expires_at_ttl", &keys,
                                  false, 0, errstr, errlen);
+        if (err == STORE_OK)
+                err = store_ensure_index(store, OPLOG_DB, OPLOG_IDEM_COLL,
+                                         "expires_at_ttl", &keys, false, 0, errstr,
+                                         errlen);
         bson_destroy(&keys);
         return err;
 }
@@ -30,6 +37,63 @@ static void oplog__copy_str(const bson_t *doc, const char *key, char *out,
         out[0] = '\0';
         if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
                 snprintf(out, size, "%s", bson_iter_utf8(&it, NULL));
+}
+
+void oplog_request_hash(slice_t type, slice_t body, char out[OPLOG_HASH_SIZE]) {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int md_len = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        const unsigned char zero = 0;
+        if (!ctx)
+                abort(); /* a few bytes: out of memory */
+        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        EVP_DigestUpdate(ctx, type.ptr, type.len);
+        EVP_DigestUpdate(ctx, &zero, 1);
+        EVP_DigestUpdate(ctx, body.ptr, body.len);
+        EVP_DigestFinal_ex(ctx, md, &md_len);
+        EVP_MD_CTX_free(ctx);
+        for (unsigned int i = 0; i < md_len && i < 32; i++) {
+                out[2 * i] = hex[md[i] >> 4];
+                out[2 * i + 1] = hex[md[i] & 15];
+        }
+        out[64] = '\0';
+}
+
+store_err_t oplog_idem_find(store_t *store, const char *idem_id,
+                            char hash[OPLOG_HASH_SIZE], char *message_id,
+                            size_t id_size, char *errstr, size_t errlen) {
+        bson_t filter = BSON_INITIALIZER, doc;
+        store_err_t err;
+        BSON_APPEND_UTF8(&filter, "_id", idem_id);
+        err = store_find_one(store, OPLOG_DB, OPLOG_IDEM_COLL, &filter, NULL, &doc,
+                             errstr, errlen);
+        bson_destroy(&filter);
+        if (err)
+                return err;
+        oplog__copy_str(&doc, "hash", hash, OPLOG_HASH_SIZE);
+        oplog__copy_str(&doc, "message_id", message_id, id_size);
+        bson_destroy(&doc);
+        if (!hash[0] || !message_id[0]) {
+                snprintf(errstr, errlen, "idempotency record without hash or message id");
+                return STORE_BAD_REPLY;
+        }
+        return STORE_OK;
+}
+
+store_err_t oplog_idem_record(store_t *store, const char *idem_id,
+                              const char *hash, slice_t message_id,
+                              int retention_s, char *errstr, size_t errlen) {
+        bson_t doc = BSON_INITIALIZER;
+        store_err_t err;
+        int64_t now = (int64_t)clock_wall_ms();
+        BSON_APPEND_UTF8(&doc, "_id", idem_id);
+        BSON_APPEND_UTF8(&doc, "hash", hash);
+        bson_append_utf8(&doc, "message_id", 10, message_id.ptr, (int)message_id.len);
+        BSON_APPEND_DATE_TIME(&doc, "expires_at", now + (int64_t)retention_s * 1000);
+        err = store_insert(store, OPLOG_DB, OPLOG_IDEM_COLL, &doc, errstr, errlen);
+        bson_destroy(&doc);
+        return err == STORE_DUPLICATE ? STORE_OK : err;
 }
 
 store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,

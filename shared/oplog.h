@@ -38,4 +38,27 @@ store_err_t oplog_record(store_t *store, slice_t id, const char *group,
                          slice_t type, slice_t tenant, int status, slice_t body,
                          int retention_s, char *errstr, size_t errlen);
 
+/* ---------------------------------------------------------------------------
+ * Idempotency keys: <prefix>ops.idempotency holds {_id: "<group>|<tenant>|
+ * <key>", hash: sha256 of type and body, message_id: the first command's id,
+ * expires_at}. A later command with the same key and hash is answered with
+ * the first one's result; with another hash it is refused (422).
+ * ------------------------------------------------------------------------ */
+
+#define OPLOG_HASH_SIZE 65 /* hex sha256 + NUL */
+
+/* Hex sha256 of type, a zero byte, and body. */
+void oplog_request_hash(slice_t type, slice_t body, char out[OPLOG_HASH_SIZE]);
+
+/* The first command of idem_id: its hash and message id, or STORE_NOT_FOUND. */
+store_err_t oplog_idem_find(store_t *store, const char *idem_id,
+                            char hash[OPLOG_HASH_SIZE], char *message_id,
+                            size_t id_size, char *errstr, size_t errlen);
+
+/* Remember that idem_id was first used by message_id. An existing record
+ * stays (the first use wins). */
+store_err_t oplog_idem_record(store_t *store, const char *idem_id,
+                              const char *hash, slice_t message_id,
+                              int retention_s, char *errstr, size_t errlen);
+
 #endif

@@ -427,26 +427,91 @@ static const group_handler_t *rt__handler(const runtime_t *rt, slice_t type,
 /* Record, reply, and report whether the offset may be stored. The record
  * is retried while the store is unreachable: committing without it would
  * lose the answer of an async request. */
-static bool rt__finish(runtime_t *rt, const env_t *env, int status, slice_t body,
-                       const atomic_bool *stop) {
-        for (int attempt = 0;; attempt++) {
-                char errstr[256];
-                store_err_t err = oplog_record(
-                        rt->store, env->id, rt->def->name, env->type, env->tenant,
-                        status, body, rt->cfg->operation_retention_s, errstr,
-                        sizeof(errstr));
-                if (err == STORE_OK)
-                        break;
-                log_warn("operation log write: %s", errstr);
-                if (!store_err_transient(err)) {
-                        log_error("operation not recorded: %s", store_strerror(err));
-                        break;
-                }
-                if (rt__sleep(stop, rt__backoff(attempt)))
-                        return false;
+/* Retry a store write while the store is unreachable. False if stopped. */
+#define RT_STORE_RETRY(rt, stop, what, call)                                   \
+        for (int attempt_ = 0;; attempt_++) {                                 \
+                char errstr[256];                                             \
+                store_err_t err_ = (call);                                    \
+                if (err_ == STORE_OK)                                         \
+                        break;                                                \
+                log_warn("%s: %s", (what), errstr);                           \
+                if (!store_err_transient(err_))                               \
+                        break;                                                \
+                if (rt__sleep((stop), rt__backoff(attempt_)))                 \
+                        return false;                                         \
         }
+
+/* Record, reply, and report whether the offset may be stored. The record
+ * is retried while the store is unreachable: committing without it would
+ * lose the answer of an async request. idem_id and hash (or NULL) remember
+ * an Idempotency-Key's first use. */
+static bool rt__finish(runtime_t *rt, const env_t *env, int status, slice_t body,
+                       const char *idem_id, const char *hash,
+                       const atomic_bool *stop) {
+        RT_STORE_RETRY(rt, stop, "operation log write",
+                       oplog_record(rt->store, env->id, rt->def->name, env->type,
+                                    env->tenant, status, body,
+                                    rt->cfg->operation_retention_s, errstr,
+                                    sizeof(errstr)));
+        if (idem_id && idem_id[0])
+                RT_STORE_RETRY(rt, stop, "idempotency record",
+                               oplog_idem_record(rt->store, idem_id, hash, env->id,
+                                                 rt->cfg->operation_retention_s,
+                                                 errstr, sizeof(errstr)));
         rt__send_reply(rt, env, status, body);
         return true;
+}
+
+typedef enum rt_idem {
+        RT_IDEM_PROCEED, /* first use of the key: handle the command */
+        RT_IDEM_DONE,    /* answered from the first use, or refused */
+        RT_IDEM_STOPPED, /* asked to stop while the store was away */
+} rt_idem_t;
+
+/* An Idempotency-Key seen before answers with its first result, or 422
+ * when the request differs from the first one. */
+static rt_idem_t rt__idempotent(runtime_t *rt, const env_t *env, const char *idem_id,
+                                const char *hash, const atomic_bool *stop) {
+        char stored_hash[OPLOG_HASH_SIZE], first_id[MSGID_TEXT_SIZE + 1], err[256];
+        oplog_entry_t first;
+        store_err_t serr;
+        for (int attempt = 0;; attempt++) {
+                serr = oplog_idem_find(rt->store, idem_id, stored_hash, first_id,
+                                       sizeof(first_id), err, sizeof(err));
+                if (!store_err_transient(serr))
+                        break;
+                log_warn("idempotency lookup: %s", err);
+                if (rt__sleep(stop, rt__backoff(attempt)))
+                        return RT_IDEM_STOPPED;
+        }
+        if (serr == STORE_NOT_FOUND)
+                return RT_IDEM_PROCEED;
+        if (serr != STORE_OK) {
+                log_error("idempotency lookup: %s", err);
+                return RT_IDEM_PROCEED;
+        }
+        if (strcmp(stored_hash, hash) != 0) {
+                rt_ctx_t ctx;
+                bool done;
+                rt__ctx_init(&ctx, rt, env);
+                rt_reply_problem(&ctx, 422, "Unprocessable Content",
+                                 "this Idempotency-Key was used for a different request");
+                done = rt__finish(rt, env, 422, (slice_t){ctx.reply.data, ctx.reply.size},
+                                  NULL, NULL, stop);
+                rt__ctx_deinit(&ctx);
+                return done ? RT_IDEM_DONE : RT_IDEM_STOPPED;
+        }
+        serr = oplog_find(rt->store, slice_of(first_id), &first, err, sizeof(err));
+        if (serr != STORE_OK)
+                return RT_IDEM_PROCEED; /* the first never finished: this one does */
+        metrics_add(rt->duplicates_total, 1);
+        {
+                bool done = rt__finish(rt, env, first.status,
+                                       (slice_t){first.body, first.body_len}, NULL, NULL,
+                                       stop);
+                free(first.body);
+                return done ? RT_IDEM_DONE : RT_IDEM_STOPPED;
+        }
 }
 
 /* Reject a message whose envelope is fine but whose content is not. */
@@ -460,7 +525,7 @@ static bool rt__reject(runtime_t *rt, const rd_kafka_message_t *msg,
         rt__problem(&ctx, status, title, detail, report);
         rt__dead_letter(rt, msg, detail ? detail : title, 1);
         done = rt__finish(rt, env, status,
-                          (slice_t){ctx.reply.data, ctx.reply.size}, stop);
+                          (slice_t){ctx.reply.data, ctx.reply.size}, NULL, NULL, stop);
         rt__ctx_deinit(&ctx);
         return done;
 }
@@ -481,6 +546,7 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
         int attempts = 0;
         bool done;
         uint64_t t0;
+        char idem_id[400] = "", hash[OPLOG_HASH_SIZE] = "";
 
         if (env_decode(msg, &env, err, sizeof(err)) != ENV_OK) {
                 /* Without a valid envelope there is no id to record and no
@@ -545,6 +611,19 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                 }
         }
 
+        if (env.idempotency_key.len) {
+                rt_idem_t idem;
+                snprintf(idem_id, sizeof(idem_id), "%s|%.*s|%.*s", rt->def->name,
+                         (int)env.tenant.len, env.tenant.ptr ? env.tenant.ptr : "",
+                         (int)env.idempotency_key.len, env.idempotency_key.ptr);
+                oplog_request_hash(env.type, env.value, hash);
+                idem = rt__idempotent(rt, &env, idem_id, hash, stop);
+                if (idem != RT_IDEM_PROCEED) {
+                        msgpack_zone_destroy(&zone);
+                        return idem == RT_IDEM_DONE;
+                }
+        }
+
         rt__ctx_init(&ctx, rt, &env);
         t0 = clock_mono_ms();
         while (attempts < RT_MAX_ATTEMPTS) {
@@ -555,6 +634,18 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                         break;
                 rt__ctx_drop_events(&ctx);
                 metrics_add(rt->retries_total, 1);
+                if (!store_is_up(rt->store)) {
+                        /* An outage is not this message's fault: wait for the
+                         * store without spending attempts, rather than
+                         * flooding the dead-letter queue. */
+                        attempts--;
+                        if (rt__sleep(stop, 500)) {
+                                rt__ctx_deinit(&ctx);
+                                msgpack_zone_destroy(&zone);
+                                return false;
+                        }
+                        continue;
+                }
                 log_warn("%s: transient failure, attempt %d of %d", sm->type, attempts,
                          RT_MAX_ATTEMPTS);
                 if (attempts < RT_MAX_ATTEMPTS && rt__sleep(stop, rt__backoff(attempts))) {
@@ -578,7 +669,7 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                                 attempts);
         }
         done = rt__finish(rt, &env, ctx.status,
-                          (slice_t){ctx.reply.data, ctx.reply.size}, stop);
+                          (slice_t){ctx.reply.data, ctx.reply.size}, idem_id, hash, stop);
         rt__ctx_deinit(&ctx);
         msgpack_zone_destroy(&zone);
         return done;

@@ -14,7 +14,7 @@ failure report.
 import base64
 import hashlib
 import hmac
-import http.client
+import http.client as httpclient
 import json
 import os
 import secrets
@@ -124,7 +124,7 @@ def http(method, url, body=None, headers=None, timeout=30.0, json_body=None,
         hdrs.setdefault("Content-Type", "application/json")
     if isinstance(body, str):
         body = body.encode("utf-8")
-    conn = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
+    conn = httpclient.HTTPConnection(host, int(port or 80), timeout=timeout)
     t0 = time.monotonic()
     try:
         if chunked:
@@ -153,7 +153,7 @@ def try_http(method, url, **kw):
     """Like http() but None when the connection fails (not listening yet)."""
     try:
         return http(method, url, **kw)
-    except (OSError, http.client.HTTPException):
+    except (OSError, httpclient.HTTPException):
         return None
 
 

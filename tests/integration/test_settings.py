@@ -1,0 +1,140 @@
+"""Start-up settings of every binary: --help, --version, invalid values exit
+2 naming the variable, the secret is required where it is used only."""
+
+import re
+
+import pytest
+
+from conftest import (ALL_BINARIES, GROUP_BINARIES, bin_path, binary_version, free_port,
+                      http, wait_ready)
+
+# (label, argv) of every program that loads settings.
+PROGRAMS = [(b, [bin_path(b)]) for b in ["omnify-edge"] + GROUP_BINARIES] + [
+    ("omnify monolith", [bin_path("omnify"), "monolith"]),
+]
+HTTP_PROGRAMS = [p for p in PROGRAMS if p[0] in ("omnify-edge", "omnify monolith")]
+GROUP_PROGRAMS = [(b, [bin_path(b)]) for b in GROUP_BINARIES]
+IDS = [p[0] for p in PROGRAMS]
+
+
+def run(session, argv, timeout=20, **env):
+    # Free ports by default, so a program that wrongly starts never takes
+    # 8000..8007 from someone else; subprocess.run kills it at the timeout.
+    env.setdefault("OMNIFY_HTTP_PORT", str(free_port()))
+    env.setdefault("OMNIFY_OPS_PORT", str(free_port()))
+    return session.run(argv, timeout=timeout, **env)
+
+
+@pytest.mark.parametrize("name", ALL_BINARIES)
+def test_help_exits_0(session, name):
+    r = run(session, [bin_path(name), "--help"])
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert "Usage" in r.stdout or "usage" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("name", ALL_BINARIES)
+def test_version_exits_0(session, name):
+    r = run(session, [bin_path(name), "--version"])
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert re.search(r"\d+\.\d+\.\d+", r.stdout), r.stdout
+    assert binary_version() in r.stdout
+
+
+def test_monolith_help_lists_settings(session):
+    r = run(session, [bin_path("omnify"), "monolith", "--help"])
+    assert r.returncode == 0, r
+    for var in ("OMNIFY_HTTP_PORT", "OMNIFY_JWT_SECRET", "OMNIFY_OPS_PORT",
+                "OMNIFY_ARGON2_T_COST", "OMNIFY_LOG_LEVEL"):
+        assert var in r.stdout, var
+
+
+@pytest.mark.parametrize("label,argv", HTTP_PROGRAMS, ids=[p[0] for p in HTTP_PROGRAMS])
+@pytest.mark.parametrize("value", ["99999", "0", "abc", "80x", ""])
+def test_invalid_http_port(session, label, argv, value):
+    r = run(session, argv, OMNIFY_HTTP_PORT=value)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_HTTP_PORT" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("label,argv", HTTP_PROGRAMS, ids=[p[0] for p in HTTP_PROGRAMS])
+def test_invalid_http_port_flag(session, label, argv):
+    r = run(session, argv + ["--http-port=99999"])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_HTTP_PORT" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("label,argv", GROUP_PROGRAMS, ids=[p[0] for p in GROUP_PROGRAMS])
+def test_invalid_ops_port(session, label, argv):
+    r = run(session, argv, OMNIFY_OPS_PORT="abc")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_OPS_PORT" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("label,argv", PROGRAMS, ids=IDS)
+def test_invalid_log_level(session, label, argv):
+    r = run(session, argv, OMNIFY_LOG_LEVEL="loud")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_LOG_LEVEL" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("label,argv", PROGRAMS, ids=IDS)
+def test_invalid_topic_prefix(session, label, argv):
+    r = run(session, argv, OMNIFY_TOPIC_PREFIX="bad/prefix")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_TOPIC_PREFIX" in r.stderr, r.stderr
+
+
+def test_topics_tool_invalid_log_level(session):
+    r = run(session, [bin_path("omnify"), "topics", "plan"], OMNIFY_LOG_LEVEL="loud")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_LOG_LEVEL" in r.stderr, r.stderr
+
+
+def test_unknown_option(session):
+    r = run(session, [bin_path("omnify-edge"), "--no-such-option=1"])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "no-such-option" in r.stderr, r.stderr
+
+
+def test_monolith_unknown_group(session):
+    r = run(session, [bin_path("omnify"), "monolith", "--only", "auth,nosuch"])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "nosuch" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("label,argv", [
+    ("omnify-edge", [bin_path("omnify-edge")]),
+    ("omnify-auth", [bin_path("omnify-auth")]),
+    ("omnify monolith", [bin_path("omnify"), "monolith"]),
+], ids=["omnify-edge", "omnify-auth", "omnify monolith"])
+def test_jwt_secret_required(session, label, argv):
+    r = run(session, argv, OMNIFY_JWT_SECRET=None)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_JWT_SECRET" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("label,argv", [
+    ("omnify-edge", [bin_path("omnify-edge")]),
+    ("omnify-auth", [bin_path("omnify-auth")]),
+], ids=["omnify-edge", "omnify-auth"])
+def test_jwt_secret_too_short(session, label, argv):
+    r = run(session, argv, OMNIFY_JWT_SECRET="x" * 31)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "OMNIFY_JWT_SECRET" in r.stderr, r.stderr
+    assert "x" * 31 not in r.stderr, "the secret is echoed on stderr"
+
+
+def test_group_without_secret_starts(procs):
+    p = procs.start_group("analytics", wait=False, OMNIFY_JWT_SECRET=None)
+    wait_ready(p, p.url + "/health")
+    h = http("GET", p.url + "/health")
+    assert h.status == 200 and h.body.get("group") == "analytics", h
+    wait_ready(p, p.url + "/ready")
+    assert p.stop() == 0
+
+
+def test_group_listens_on_configured_ops_port(procs):
+    port = free_port()
+    p = procs.start_group("onboarding", ops_port=port, wait=False)
+    wait_ready(p, f"http://127.0.0.1:{port}/health")
+    assert p.stop() == 0

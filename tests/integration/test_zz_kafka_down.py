@@ -1,0 +1,69 @@
+"""Kafka goes away under a running monolith: the edge answers 503 with
+Retry-After at once (never a hang), /ready says so, and once the broker is
+back the edge recovers by itself. Runs last: it stops the shared broker."""
+
+import subprocess
+import time
+
+from conftest import INFRA, LOW_ARGON2, assert_problem, http, signup, wait_status
+
+
+def infra(*args, timeout=180):
+    r = subprocess.run([INFRA, *args], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"infra {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def test_kafka_down_503_then_recovers(procs):
+    mono = procs.start_monolith(**LOW_ARGON2)
+    wait_status(mono.url, "auth")
+    _, r = signup(mono.url)
+    assert r.status == 201, r
+
+    try:
+        infra("down", "kafka")
+        time.sleep(2)
+
+        _, r = signup(mono.url, timeout=10)
+        assert_problem(r, 503)
+        assert r.elapsed < 2, f"503 took {r.elapsed:.2f}s"
+        retry = r.header("Retry-After")
+        assert retry is not None and retry.strip().isdigit(), dict(r.headers)
+
+        s = http("GET", mono.url + "/api/ml/status", timeout=10)
+        assert_problem(s, 503)
+        assert s.elapsed < 2, s
+        assert s.header("Retry-After"), dict(s.headers)
+
+        rd = http("GET", mono.url + "/ready", timeout=10)
+        assert rd.status == 503, rd
+        assert rd.body.get("kafka") is False, rd
+        assert rd.body.get("store") is True, rd
+        assert rd.elapsed < 2, rd
+
+        ops = http("GET", mono.url + "/ops/auth/ready", timeout=10)
+        assert ops.status == 503, ops
+
+        h = http("GET", mono.url + "/health", timeout=10)
+        assert h.status == 200, h
+        assert mono.alive()
+    finally:
+        # Always, even if `down` half failed: later runs need the broker.
+        infra("up", "kafka", timeout=300)
+
+    # The edge recovers by itself: no restart of the monolith.
+    deadline = time.monotonic() + 30
+    last = None
+    while time.monotonic() < deadline:
+        _, last = signup(mono.url, timeout=30, headers={"Prefer": "wait=5"})
+        if last.status == 201:
+            break
+        time.sleep(0.5)
+    assert last is not None and last.status == 201, \
+        f"no successful signup within 30 s of Kafka coming back: {last!r}"
+    rd = http("GET", mono.url + "/ready")
+    assert rd.status == 200, rd
+    assert http("GET", mono.url + "/api/ml/status").status == 200
+
+    assert mono.pid and mono.alive()
+    assert mono.stop() == 0
