@@ -523,7 +523,18 @@ static bool rt__reject(runtime_t *rt, const rd_kafka_message_t *msg,
         bool done;
         rt__ctx_init(&ctx, rt, env);
         rt__problem(&ctx, status, title, detail, report);
-        rt__dead_letter(rt, msg, detail ? detail : title, 1);
+        if (report && report->n) {
+                /* Name the bad fields, so the DLQ says what to mend. */
+                char why[512];
+                size_t off = (size_t)snprintf(why, sizeof(why), "%s:", detail ? detail : title);
+                for (size_t i = 0; i < report->n && off < sizeof(why); i++)
+                        off += (size_t)snprintf(why + off, sizeof(why) - off, "%s %s %s",
+                                                i ? ";" : "", report->v[i].field,
+                                                report->v[i].reason);
+                rt__dead_letter(rt, msg, why, 1);
+        } else {
+                rt__dead_letter(rt, msg, detail ? detail : title, 1);
+        }
         done = rt__finish(rt, env, status,
                           (slice_t){ctx.reply.data, ctx.reply.size}, NULL, NULL, stop);
         rt__ctx_deinit(&ctx);

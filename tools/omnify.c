@@ -6,6 +6,7 @@
  *   omnify settings [--markdown]
  *   omnify openapi
  *   omnify probe URL
+ *   omnify dlq list|show|replay|purge GROUP
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlq.h"
 #include "edge.h"
 #include "log.h"
 #include "registry.h"
@@ -28,6 +30,8 @@ static void usage(FILE *out) {
                 "  monolith [--only g1,g2] [--except g1,g2]\n"
                 "                      the edge and the chosen groups as threads of one process\n"
                 "  topics plan|apply   compare schemas/topics.json with the cluster; create or grow\n"
+                "  dlq list|show|replay|purge GROUP [--type T] [--since UNIX_MS] [--id ID]\n"
+                "                      look at, replay or purge a group's dead letters\n"
                 "  settings [--markdown]  the settings table\n"
                 "  openapi             print the OpenAPI document\n"
                 "  probe URL           exit 0 when URL answers 2xx within 3 s (container health checks)\n\n"
@@ -258,6 +262,8 @@ int main(int argc, char **argv) {
                 return cmd_settings(argc - 1, argv + 1);
         if (strcmp(argv[1], "openapi") == 0)
                 return cmd_openapi();
+        if (strcmp(argv[1], "dlq") == 0)
+                return dlq_main(argc - 1, argv + 1);
         if (strcmp(argv[1], "probe") == 0)
                 return cmd_probe(argc - 1, argv + 1);
         fprintf(stderr, "omnify: unknown command '%s'\n\n", argv[1]);
