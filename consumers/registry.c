@@ -6,12 +6,13 @@
 #include <string.h>
 
 const group_def_t *const registry_groups[] = {
-        &group_auth,       &group_integrations, &group_agentkit,
-        &group_analytics,  &group_onboarding,   &group_ml,
+        &group_auth,           &group_integrations, &group_agentkit,
+        &group_analytics,      &group_onboarding,   &group_ml,
         &group_infrastructure,
 };
 
-const size_t registry_count = sizeof(registry_groups) / sizeof(registry_groups[0]);
+const size_t registry_count =
+        sizeof(registry_groups) / sizeof(registry_groups[0]);
 
 const group_def_t *registry_find(const char *name, size_t len) {
         for (size_t i = 0; i < registry_count; i++) {

@@ -60,28 +60,28 @@ typedef struct req {
         arena_t *arena;
         const schema_msg_t *msg;
         schema_params_t params;
-        const char *label;      /* route label for metrics */
-        char *body;             /* try_realloc'd; freed at completion */
+        const char *label; /* route label for metrics */
+        char *body;        /* try_realloc'd; freed at completion */
         size_t body_len;
         bool too_large;
-        bool waiting;           /* suspended, counted in flight */
-        bool registered;        /* has a pending entry */
+        bool waiting;    /* suspended, counted in flight */
+        bool registered; /* has a pending entry */
         bool async;
         bool answered;
-        bool begun;             /* routed and checked */
+        bool begun; /* routed and checked */
         pending_entry_t pending;
         char id[MSGID_TEXT_SIZE];
         token_claims_t claims;
         bool authed;
         uint64_t t0_us;
-        unsigned status;        /* the answer's status once known */
+        unsigned status; /* the answer's status once known */
         /* Set by the completing thread before it resumes the connection. */
         req_outcome_t outcome;
         int reply_status;
-        char *reply_mp;         /* malloc'd msgpack */
+        char *reply_mp; /* malloc'd msgpack */
         size_t reply_mp_len;
         char op_tenant[64];
-        struct req *next_job;   /* lookup queue */
+        struct req *next_job; /* lookup queue */
 } req_t;
 
 struct edge {
@@ -103,7 +103,8 @@ struct edge {
         atomic_int inflight;
         pthread_t reply_thread, lookup_thread;
         bool reply_started, lookup_started;
-        pthread_mutex_t jobs_lock; /* guards jobs_head/tail and lookup wakeups */
+        pthread_mutex_t
+                jobs_lock; /* guards jobs_head/tail and lookup wakeups */
         pthread_cond_t jobs_cond;
         req_t *jobs_head, *jobs_tail;
         metrics_counter_t *m_inflight, *m_produce_errors;
@@ -149,7 +150,8 @@ static bool edge__valid_traceparent(const char *tp) {
                                 return false;
                         continue;
                 }
-                if (!((tp[i] >= '0' && tp[i] <= '9') || (tp[i] >= 'a' && tp[i] <= 'f')))
+                if (!((tp[i] >= '0' && tp[i] <= '9') ||
+                      (tp[i] >= 'a' && tp[i] <= 'f')))
                         return false;
                 if (i > 2 && i < 35 && tp[i] != '0')
                         trace_zero = false;
@@ -218,27 +220,29 @@ static void edge__complete(req_t *req, req_outcome_t outcome) {
  * Answers
  * ------------------------------------------------------------------------ */
 
-static enum MHD_Result edge__answer(req_t *req, unsigned status, const char *ctype,
-                                    const char *body, size_t len,
-                                    const char *const *extra) {
+static enum MHD_Result edge__answer(req_t *req, unsigned status,
+                                    const char *ctype, const char *body,
+                                    size_t len, const char *const *extra) {
         req->status = status;
         req->answered = true;
         return http_send(req->conn, status, ctype, body, len, extra);
 }
 
-static enum MHD_Result edge__problem(req_t *req, unsigned status, const char *title,
-                                     const char *detail,
+static enum MHD_Result edge__problem(req_t *req, unsigned status,
+                                     const char *title, const char *detail,
                                      const schema_report_t *report,
                                      const char *const *extra) {
         req->status = status;
         req->answered = true;
-        return http_send_problem(req->conn, status, title, detail, report, extra);
+        return http_send_problem(req->conn, status, title, detail, report,
+                                 extra);
 }
 
 static enum MHD_Result edge__unavailable(req_t *req, const char *detail) {
         static const char *const retry[] = {"Retry-After", "1", NULL};
         metrics_add(req->edge->m_produce_errors, 1);
-        return edge__problem(req, 503, "Service Unavailable", detail, NULL, retry);
+        return edge__problem(req, 503, "Service Unavailable", detail, NULL,
+                             retry);
 }
 
 /* The group's reply, rendered as JSON. */
@@ -249,14 +253,16 @@ static enum MHD_Result edge__send_reply(req_t *req, int status, const char *mp,
         enum MHD_Result ret;
         const char *extra[] = {"X-Request-Id", req->id, NULL};
         if (status < 100 || status > 599 ||
-            codec_msgpack_to_json((slice_t){mp, mp_len}, &json, &json_len) != CODEC_OK) {
+            codec_msgpack_to_json((slice_t){mp, mp_len}, &json, &json_len) !=
+                    CODEC_OK) {
                 log_error("reply to %s is malformed", req->id);
                 return edge__problem(req, 502, "Bad Gateway",
-                                     "the service answered something malformed", NULL,
-                                     NULL);
+                                     "the service answered something malformed",
+                                     NULL, NULL);
         }
         ret = edge__answer(req, (unsigned)status,
-                           status >= 400 ? "application/problem+json" : "application/json",
+                           status >= 400 ? "application/problem+json"
+                                         : "application/json",
                            json, json_len, extra);
         free(json);
         return ret;
@@ -269,19 +275,24 @@ static enum MHD_Result edge__send_operation(req_t *req, const char *state,
         size_t json_len = 0;
         enum MHD_Result ret;
         size_t cap;
-        if (mp && codec_msgpack_to_json((slice_t){mp, mp_len}, &json, &json_len) != CODEC_OK)
+        if (mp && codec_msgpack_to_json((slice_t){mp, mp_len}, &json,
+                                        &json_len) != CODEC_OK)
                 return edge__problem(req, 502, "Bad Gateway",
-                                     "the stored result is malformed", NULL, NULL);
+                                     "the stored result is malformed", NULL,
+                                     NULL);
         cap = json_len + 256;
         text = xmalloc(cap);
         if (json)
                 snprintf(text, cap,
-                         "{\"operation_id\":\"%s\",\"status\":\"%s\",\"result\":{\"status\":%d,\"body\":%s}}",
+                         "{\"operation_id\":\"%s\",\"status\":\"%s\","
+                         "\"result\":{\"status\":%d,\"body\":%s}}",
                          req->id, state, status, json);
         else
-                snprintf(text, cap, "{\"operation_id\":\"%s\",\"status\":\"%s\"}", req->id,
+                snprintf(text, cap,
+                         "{\"operation_id\":\"%s\",\"status\":\"%s\"}", req->id,
                          state);
-        ret = edge__answer(req, 200, "application/json", text, strlen(text), NULL);
+        ret = edge__answer(req, 200, "application/json", text, strlen(text),
+                           NULL);
         free(text);
         free(json);
         return ret;
@@ -290,7 +301,8 @@ static enum MHD_Result edge__send_operation(req_t *req, const char *state,
 /* Build the answer of a request that was suspended and is now resumed. */
 static enum MHD_Result edge__finish(req_t *req) {
         char location[128];
-        const char *loc[] = {"Location", location, "X-Request-Id", req->id, NULL};
+        const char *loc[] = {"Location", location, "X-Request-Id", req->id,
+                             NULL};
         char body[320];
 
         snprintf(location, sizeof(location), "/api/operations/%s", req->id);
@@ -300,37 +312,45 @@ static enum MHD_Result edge__finish(req_t *req) {
                                         req->reply_mp_len);
         case OUT_ACCEPTED:
                 snprintf(body, sizeof(body),
-                         "{\"operation_id\":\"%s\",\"status\":\"accepted\"}", req->id);
-                return edge__answer(req, 202, "application/json", body, strlen(body), loc);
+                         "{\"operation_id\":\"%s\",\"status\":\"accepted\"}",
+                         req->id);
+                return edge__answer(req, 202, "application/json", body,
+                                    strlen(body), loc);
         case OUT_TIMEOUT: {
                 char detail[160];
                 snprintf(detail, sizeof(detail),
-                         "no reply in time; the command stays queued as operation %s",
+                         "no reply in time; the command stays queued as "
+                         "operation %s",
                          req->id);
-                return edge__problem(req, 504, "Gateway Timeout", detail, NULL, loc);
+                return edge__problem(req, 504, "Gateway Timeout", detail, NULL,
+                                     loc);
         }
         case OUT_UNAVAILABLE:
-                return edge__unavailable(req, "the message bus did not accept the command");
+                return edge__unavailable(
+                        req, "the message bus did not accept the command");
         case OUT_OPERATION:
                 if (req->op_tenant[0] &&
-                    (!req->authed || strcmp(req->op_tenant, req->claims.tid) != 0))
-                        return edge__problem(req, 404, "Not Found", "no such operation",
-                                             NULL, NULL);
+                    (!req->authed ||
+                     strcmp(req->op_tenant, req->claims.tid) != 0))
+                        return edge__problem(req, 404, "Not Found",
+                                             "no such operation", NULL, NULL);
                 return edge__send_operation(req, "completed", req->reply_status,
                                             req->reply_mp, req->reply_mp_len);
         case OUT_OP_PENDING:
                 return edge__send_operation(req, "pending", 0, NULL, 0);
         case OUT_OP_NOT_FOUND:
-                return edge__problem(req, 404, "Not Found", "no such operation", NULL,
-                                     NULL);
+                return edge__problem(req, 404, "Not Found", "no such operation",
+                                     NULL, NULL);
         case OUT_OP_STORE_DOWN:
-                return edge__unavailable(req, "the operation log is unreachable");
+                return edge__unavailable(req,
+                                         "the operation log is unreachable");
         case OUT_SHUTDOWN:
                 return edge__unavailable(req, "the edge is shutting down");
         case OUT_NONE:
                 break;
         }
-        return edge__problem(req, 500, "Internal Server Error", NULL, NULL, NULL);
+        return edge__problem(req, 500, "Internal Server Error", NULL, NULL,
+                             NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -340,13 +360,15 @@ static enum MHD_Result edge__finish(req_t *req) {
 static void edge__on_delivery(void *opaque, bus_err_t err, void *cb_arg) {
         edge_t *edge = cb_arg;
         msgid_t *id = opaque;
-        pending_entry_t *e = pending_take_delivered(edge->pending, id, err == BUS_OK);
+        pending_entry_t *e =
+                pending_take_delivered(edge->pending, id, err == BUS_OK);
         free(id);
         if (!e)
                 return;
         if (err)
                 log_warn("command not delivered: %s", bus_strerror(err));
-        edge__complete(e->owner, err == BUS_OK ? OUT_ACCEPTED : OUT_UNAVAILABLE);
+        edge__complete(e->owner,
+                       err == BUS_OK ? OUT_ACCEPTED : OUT_UNAVAILABLE);
 }
 
 static void edge__on_reply(edge_t *edge, const rd_kafka_message_t *msg) {
@@ -357,10 +379,12 @@ static void edge__on_reply(edge_t *edge, const rd_kafka_message_t *msg) {
         req_t *req;
 
         if (env_decode(msg, &env, err, sizeof(err)) != ENV_OK) {
-                log_warn("malformed reply at offset %lld: %s", (long long)msg->offset, err);
+                log_warn("malformed reply at offset %lld: %s",
+                         (long long)msg->offset, err);
                 return;
         }
-        if (!msgid_parse(env.correlation_id.ptr, env.correlation_id.len, &corr)) {
+        if (!msgid_parse(env.correlation_id.ptr, env.correlation_id.len,
+                         &corr)) {
                 log_warn("reply without a correlation id");
                 return;
         }
@@ -386,11 +410,12 @@ static void *edge__reply_loop(void *arg) {
                         edge__on_reply(edge, msg);
                         rd_kafka_message_destroy(msg);
                 }
-                n = pending_take_expired(edge->pending, clock_mono_ms(), expired,
-                                         EDGE_SWEEP_BATCH);
+                n = pending_take_expired(edge->pending, clock_mono_ms(),
+                                         expired, EDGE_SWEEP_BATCH);
                 for (size_t i = 0; i < n; i++) {
                         req_t *req = expired[i]->owner;
-                        edge__complete(req, req->async ? OUT_UNAVAILABLE : OUT_TIMEOUT);
+                        edge__complete(req, req->async ? OUT_UNAVAILABLE
+                                                       : OUT_TIMEOUT);
                 }
         }
         return NULL;
@@ -407,12 +432,14 @@ static void edge__lookup(edge_t *edge, req_t *req) {
         store_err_t serr;
 
         msgid_parse(req->id, MSGID_TEXT_LEN, &id);
-        serr = oplog_find(edge->store, slice_of(req->id), &entry, err, sizeof(err));
+        serr = oplog_find(edge->store, slice_of(req->id), &entry, err,
+                          sizeof(err));
         if (serr == STORE_OK) {
                 req->reply_status = entry.status;
                 req->reply_mp = entry.body;
                 req->reply_mp_len = entry.body_len;
-                snprintf(req->op_tenant, sizeof(req->op_tenant), "%s", entry.tenant);
+                snprintf(req->op_tenant, sizeof(req->op_tenant), "%s",
+                         entry.tenant);
                 edge__complete(req, OUT_OPERATION);
                 return;
         }
@@ -424,7 +451,8 @@ static void edge__lookup(edge_t *edge, req_t *req) {
         /* Not recorded yet: pending if the id could be a live operation. */
         {
                 uint64_t t = msgid_time_ms(&id), now = clock_wall_ms();
-                uint64_t horizon = (uint64_t)edge->cfg->operation_retention_s * 1000u;
+                uint64_t horizon =
+                        (uint64_t)edge->cfg->operation_retention_s * 1000u;
                 bool live = t <= now + 60000 && t + horizon >= now;
                 edge__complete(req, live ? OUT_OP_PENDING : OUT_OP_NOT_FOUND);
         }
@@ -478,8 +506,8 @@ static void edge__wait(req_t *req) {
 
 /* Check the bearer token when the route needs one (or when one is sent). */
 static int edge__authenticate(req_t *req, bool required) {
-        const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *h = MHD_lookup_connection_value(
+                req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         token_err_t err;
         if (!h)
                 return required ? -1 : 0;
@@ -488,7 +516,8 @@ static int edge__authenticate(req_t *req, bool required) {
         h += 7;
         while (*h == ' ')
                 h++;
-        err = token_verify(&req->edge->keys, slice_of(h), time(NULL), &req->claims);
+        err = token_verify(&req->edge->keys, slice_of(h), time(NULL),
+                           &req->claims);
         if (err != TOKEN_OK) {
                 log_info("token refused: %s", token_strerror(err));
                 return -1;
@@ -498,8 +527,8 @@ static int edge__authenticate(req_t *req, bool required) {
 }
 
 static enum MHD_Result edge__unauthorized(req_t *req) {
-        static const char *const hdr[] = {"WWW-Authenticate", "Bearer realm=\"omnify\"",
-                                          NULL};
+        static const char *const hdr[] = {"WWW-Authenticate",
+                                          "Bearer realm=\"omnify\"", NULL};
         return edge__problem(req, 401, "Unauthorized",
                              "a valid bearer token is required", NULL, hdr);
 }
@@ -524,39 +553,46 @@ static enum MHD_Result edge__dispatch(req_t *req) {
 
         if (req->too_large)
                 return edge__problem(req, 413, "Content Too Large",
-                                     "the body exceeds the configured limit", NULL, NULL);
+                                     "the body exceeds the configured limit",
+                                     NULL, NULL);
         msgpack_sbuffer_init(&mp);
-        cerr = codec_json_to_msgpack((slice_t){req->body, req->body_len}, &req->params,
-                                     &mp, err, sizeof(err));
+        cerr = codec_json_to_msgpack((slice_t){req->body, req->body_len},
+                                     &req->params, &mp, err, sizeof(err));
         if (cerr != CODEC_OK) {
                 msgpack_sbuffer_destroy(&mp);
                 return edge__problem(req, 400, "Bad Request", err, NULL, NULL);
         }
         msgpack_zone_init(&zone, 2048);
-        if (msgpack_unpack(mp.data, mp.size, &off, &zone, &obj) != MSGPACK_UNPACK_SUCCESS ||
+        if (msgpack_unpack(mp.data, mp.size, &off, &zone, &obj) !=
+                    MSGPACK_UNPACK_SUCCESS ||
             !schema_validate(req->msg, &obj, &report)) {
                 msgpack_zone_destroy(&zone);
                 msgpack_sbuffer_destroy(&mp);
                 return edge__problem(req, 400, "Bad Request",
-                                     "the body does not match the schema", &report, NULL);
+                                     "the body does not match the schema",
+                                     &report, NULL);
         }
         msgpack_zone_destroy(&zone);
 
         req->async = req->msg->route.mode == SCHEMA_MODE_ASYNC;
-        edge__prefer(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Prefer"),
+        edge__prefer(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                 "Prefer"),
                      &req->async, &wait_ms);
         if (wait_ms > cfg->reply_timeout_ms)
                 wait_ms = cfg->reply_timeout_ms;
 
-        h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Idempotency-Key");
+        h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                        "Idempotency-Key");
         if (h && !edge__valid_idempotency_key(h)) {
                 msgpack_sbuffer_destroy(&mp);
                 return edge__problem(req, 400, "Bad Request",
-                                     "Idempotency-Key must be 1-255 visible ASCII characters",
+                                     "Idempotency-Key must be 1-255 visible "
+                                     "ASCII characters",
                                      NULL, NULL);
         }
         env.idempotency_key = slice_of(h);
-        h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
+        h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                        "traceparent");
         if (h && edge__valid_traceparent(h))
                 snprintf(traceparent, sizeof(traceparent), "%s", h);
         else
@@ -593,15 +629,17 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         req->pending.async = req->async;
         req->pending.owner = req;
         req->pending.deadline_ms =
-                clock_mono_ms() + (uint64_t)(req->async ? cfg->kafka_message_timeout_ms + 1000
-                                                        : wait_ms);
+                clock_mono_ms() +
+                (uint64_t)(req->async ? cfg->kafka_message_timeout_ms + 1000
+                                      : wait_ms);
         pending_add(edge->pending, &req->pending);
         req->registered = true;
         edge__wait(req);
 
         log_set_ids(req->id, req->id);
         log_set_trace(traceparent, strlen(traceparent));
-        log_debug("%s %s -> %s", req->msg->route.method, req->msg->route.path, topic);
+        log_debug("%s %s -> %s", req->msg->route.method, req->msg->route.path,
+                  topic);
 
         opaque = xmalloc(sizeof(*opaque));
         *opaque = id;
@@ -612,8 +650,8 @@ static enum MHD_Result edge__dispatch(req_t *req) {
                            env.tenant.len            ? env.tenant
                            : env.idempotency_key.len ? env.idempotency_key
                                                      : env.id,
-                           env_headers(&env),
-                           (slice_t){mp.data, mp.size}, opaque);
+                           env_headers(&env), (slice_t){mp.data, mp.size},
+                           opaque);
         msgpack_sbuffer_destroy(&mp);
         ret = MHD_YES;
         if (berr != BUS_OK) {
@@ -630,26 +668,29 @@ static enum MHD_Result edge__builtin(req_t *req, const char *url) {
         edge_t *edge = req->edge;
         if (strcmp(url, "/health") == 0) {
                 req->label = "health";
-                return edge__answer(req, 200, "application/json", "{\"status\":\"ok\"}",
-                                    15, NULL);
+                return edge__answer(req, 200, "application/json",
+                                    "{\"status\":\"ok\"}", 15, NULL);
         }
         if (strcmp(url, "/ready") == 0) {
                 char body[160];
-                bool kafka = bus_is_up(edge->bus), store = store_is_up(edge->store);
+                bool kafka = bus_is_up(edge->bus),
+                     store = store_is_up(edge->store);
                 req->label = "ready";
                 snprintf(body, sizeof(body),
                          "{\"status\":\"%s\",\"kafka\":%s,\"store\":%s}",
-                         kafka && store ? "ready" : "not ready", kafka ? "true" : "false",
-                         store ? "true" : "false");
-                return edge__answer(req, kafka && store ? 200 : 503, "application/json",
-                                    body, strlen(body), NULL);
+                         kafka && store ? "ready" : "not ready",
+                         kafka ? "true" : "false", store ? "true" : "false");
+                return edge__answer(req, kafka && store ? 200 : 503,
+                                    "application/json", body, strlen(body),
+                                    NULL);
         }
         if (strcmp(url, "/metrics") == 0) {
                 size_t len;
                 char *text = metrics_render(&len);
                 enum MHD_Result ret;
                 req->label = "metrics";
-                ret = edge__answer(req, 200, "text/plain; version=0.0.4", text, len, NULL);
+                ret = edge__answer(req, 200, "text/plain; version=0.0.4", text,
+                                   len, NULL);
                 free(text);
                 return ret;
         }
@@ -671,28 +712,30 @@ static enum MHD_Result edge__ops(req_t *req, const char *url) {
                         runtime_t *rt = req->edge->ops[i];
                         const char *name = runtime_def(rt)->name;
                         if (strlen(name) == (size_t)(slash - group) &&
-                            strncmp(name, group, (size_t)(slash - group)) == 0) {
+                            strncmp(name, group, (size_t)(slash - group)) ==
+                                    0) {
                                 int status;
                                 char *body;
                                 size_t len;
                                 const char *ctype;
                                 enum MHD_Result ret;
-                                runtime_ops_answer(rt, slash + 1, &status, &body, &len,
-                                                   &ctype);
-                                ret = edge__answer(req, (unsigned)status, ctype, body, len,
-                                                   NULL);
+                                runtime_ops_answer(rt, slash + 1, &status,
+                                                   &body, &len, &ctype);
+                                ret = edge__answer(req, (unsigned)status, ctype,
+                                                   body, len, NULL);
                                 free(body);
                                 return ret;
                         }
                 }
         }
-        return edge__problem(req, 404, "Not Found", "no such group in this process",
-                             NULL, NULL);
+        return edge__problem(req, 404, "Not Found",
+                             "no such group in this process", NULL, NULL);
 }
 
 /* First call for a request: route, headers, token. Returns MHD_YES to go on
  * reading the body, or the result of an answer queued already. */
-static enum MHD_Result edge__begin(req_t *req, const char *url, const char *method) {
+static enum MHD_Result edge__begin(req_t *req, const char *url,
+                                   const char *method) {
         edge_t *edge = req->edge;
         char allow[64];
         const char *clen, *ctype;
@@ -700,12 +743,14 @@ static enum MHD_Result edge__begin(req_t *req, const char *url, const char *meth
         bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
         if (strncmp(url, "/api/", 5) != 0) {
-                if (!is_get && (strcmp(url, "/health") == 0 || strcmp(url, "/ready") == 0 ||
+                if (!is_get && (strcmp(url, "/health") == 0 ||
+                                strcmp(url, "/ready") == 0 ||
                                 strcmp(url, "/metrics") == 0 ||
                                 strcmp(url, "/openapi.json") == 0)) {
                         static const char *const hdr[] = {"Allow", "GET", NULL};
                         req->label = "builtin";
-                        return edge__problem(req, 405, "Method Not Allowed", NULL, NULL, hdr);
+                        return edge__problem(req, 405, "Method Not Allowed",
+                                             NULL, NULL, hdr);
                 }
                 if (is_get && edge__builtin(req, url) == MHD_YES)
                         return MHD_YES;
@@ -714,7 +759,8 @@ static enum MHD_Result edge__begin(req_t *req, const char *url, const char *meth
                 if (is_get && edge->n_ops && strncmp(url, "/ops/", 5) == 0)
                         return edge__ops(req, url);
                 req->label = "unknown";
-                return edge__problem(req, 404, "Not Found", "no such route", NULL, NULL);
+                return edge__problem(req, 404, "Not Found", "no such route",
+                                     NULL, NULL);
         }
         if (strncmp(url, "/api/operations/", 16) == 0) {
                 const char *id = url + 16;
@@ -722,39 +768,46 @@ static enum MHD_Result edge__begin(req_t *req, const char *url, const char *meth
                 req->label = "operations";
                 if (!is_get) {
                         static const char *const hdr[] = {"Allow", "GET", NULL};
-                        return edge__problem(req, 405, "Method Not Allowed", NULL, NULL, hdr);
+                        return edge__problem(req, 405, "Method Not Allowed",
+                                             NULL, NULL, hdr);
                 }
                 if (!msgid_parse(id, strlen(id), &parsed))
-                        return edge__problem(req, 404, "Not Found", "no such operation",
-                                             NULL, NULL);
+                        return edge__problem(req, 404, "Not Found",
+                                             "no such operation", NULL, NULL);
                 if (edge__authenticate(req, false))
                         return edge__unauthorized(req);
                 msgid_format(&parsed, req->id);
                 return MHD_YES;
         }
 
-        m = schema_route_match(edge->schemas, slice_of(method), slice_of(url), &req->msg,
-                               &req->params, allow, sizeof(allow));
+        m = schema_route_match(edge->schemas, slice_of(method), slice_of(url),
+                               &req->msg, &req->params, allow, sizeof(allow));
         if (m == SCHEMA_MATCH_NOT_FOUND) {
                 req->label = "unknown";
-                return edge__problem(req, 404, "Not Found", "no such route", NULL, NULL);
+                return edge__problem(req, 404, "Not Found", "no such route",
+                                     NULL, NULL);
         }
         if (m == SCHEMA_MATCH_METHOD_NOT_ALLOWED) {
                 const char *hdr[] = {"Allow", allow, NULL};
                 req->label = "unknown";
-                return edge__problem(req, 405, "Method Not Allowed", NULL, NULL, hdr);
+                return edge__problem(req, 405, "Method Not Allowed", NULL, NULL,
+                                     hdr);
         }
         req->label = req->msg->type;
         clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (clen && strtoull(clen, NULL, 10) > (unsigned long long)edge->cfg->max_body_bytes)
+        if (clen && strtoull(clen, NULL, 10) >
+                            (unsigned long long)edge->cfg->max_body_bytes)
                 return edge__problem(req, 413, "Content Too Large",
-                                     "the body exceeds the configured limit", NULL, NULL);
+                                     "the body exceeds the configured limit",
+                                     NULL, NULL);
         ctype = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                             MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!is_get && ((clen && strcmp(clen, "0") != 0) || ctype) && !edge__is_json(ctype))
+        if (!is_get && ((clen && strcmp(clen, "0") != 0) || ctype) &&
+            !edge__is_json(ctype))
                 return edge__problem(req, 415, "Unsupported Media Type",
-                                     "send the body as application/json", NULL, NULL);
+                                     "send the body as application/json", NULL,
+                                     NULL);
         if (edge__authenticate(req, req->msg->route.auth)) {
                 if (req->msg->route.auth)
                         return edge__unauthorized(req);
@@ -797,12 +850,14 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
         }
         if (*upload_size) {
                 if (!req->msg || req->too_large ||
-                    req->body_len + *upload_size > (size_t)edge->cfg->max_body_bytes) {
+                    req->body_len + *upload_size >
+                            (size_t)edge->cfg->max_body_bytes) {
                         req->too_large = req->msg != NULL;
                         *upload_size = 0;
                         return MHD_YES;
                 }
-                char *grown = try_realloc(req->body, req->body_len + *upload_size);
+                char *grown =
+                        try_realloc(req->body, req->body_len + *upload_size);
                 if (!grown) {
                         req->too_large = true;
                         *upload_size = 0;
@@ -825,7 +880,8 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
         return edge__dispatch(req);
 }
 
-static void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+static void edge__completed(void *cls, struct MHD_Connection *conn,
+                            void **con_cls,
                             enum MHD_RequestTerminationCode toe) {
         edge_t *edge = cls;
         req_t *req = *con_cls;
@@ -835,22 +891,26 @@ static void edge__completed(void *cls, struct MHD_Connection *conn, void **con_c
         if (!req)
                 return;
         if (req->registered)
-                pending_take(edge->pending, &req->pending.id); /* if still there */
+                pending_take(edge->pending,
+                             &req->pending.id); /* if still there */
         if (req->waiting) {
                 atomic_fetch_sub(&edge->inflight, 1);
                 metrics_add(edge->m_inflight, -1);
         }
         if (req->label) {
-                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%u\"", req->label,
-                         req->status);
-                metrics_add(metrics_counter("omnify_http_requests_total",
-                                            "HTTP requests by route and status.", labels),
-                            1);
+                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%u\"",
+                         req->label, req->status);
+                metrics_add(
+                        metrics_counter("omnify_http_requests_total",
+                                        "HTTP requests by route and status.",
+                                        labels),
+                        1);
                 snprintf(labels, sizeof(labels), "route=\"%s\"", req->label);
-                metrics_observe_us(metrics_histogram("omnify_http_request_seconds",
-                                                     "HTTP request latency by route.",
-                                                     labels),
-                                   edge__now_us() - req->t0_us);
+                metrics_observe_us(
+                        metrics_histogram("omnify_http_request_seconds",
+                                          "HTTP request latency by route.",
+                                          labels),
+                        edge__now_us() - req->t0_us);
         }
         free(req->body);
         free(req->reply_mp);
@@ -882,50 +942,60 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         edge->keys.audience = cfg->jwt_audience;
         edge->keys.kid = cfg->jwt_kid;
         edge->pending = pending_new((size_t)cfg->max_inflight);
-        edge->m_inflight = metrics_gauge("omnify_http_inflight",
-                                         "Requests waiting on Kafka or the store.", "");
+        edge->m_inflight =
+                metrics_gauge("omnify_http_inflight",
+                              "Requests waiting on Kafka or the store.", "");
         edge->m_produce_errors = metrics_counter(
                 "omnify_produce_errors_total",
                 "Commands refused because Kafka was unreachable or full.", "");
         edge->openapi = schema_openapi(schemas, OMNIFY_VERSION);
         edge->openapi_len = edge->openapi ? strlen(edge->openapi) : 0;
         if (!edge->openapi) {
-                snprintf(errstr, errlen, "cannot generate the OpenAPI document");
+                snprintf(errstr, errlen,
+                         "cannot generate the OpenAPI document");
                 goto fail;
         }
 
-        snprintf(client_id, sizeof(client_id), "omnify-edge-%d", cfg->edge_reply_partition);
-        edge->bus = bus_new(cfg, client_id, edge__on_delivery, edge, errstr, errlen);
+        snprintf(client_id, sizeof(client_id), "omnify-edge-%d",
+                 cfg->edge_reply_partition);
+        edge->bus = bus_new(cfg, client_id, edge__on_delivery, edge, errstr,
+                            errlen);
         if (!edge->bus)
                 goto fail;
         edge->store = store_new(cfg, "omnify-edge", errstr, errlen);
         if (!edge->store)
                 goto fail;
 
-        bus_topic(cfg, "edge.replies", edge->replies_topic, sizeof(edge->replies_topic));
+        bus_topic(cfg, "edge.replies", edge->replies_topic,
+                  sizeof(edge->replies_topic));
         topics[n_topics++] = edge->replies_topic;
         for (size_t g = 0; g < schema_group_count(schemas) && g < 7; g++) {
                 char name[128];
-                snprintf(name, sizeof(name), "%s.commands", schema_group_at(schemas, g));
+                snprintf(name, sizeof(name), "%s.commands",
+                         schema_group_at(schemas, g));
                 bus_topic(cfg, name, cmd_topics[g], sizeof(cmd_topics[g]));
                 topics[n_topics++] = cmd_topics[g];
         }
-        if (bus_check_topics(edge->bus, topics, n_topics, &partitions, errstr, errlen) !=
-            BUS_OK) {
+        if (bus_check_topics(edge->bus, topics, n_topics, &partitions, errstr,
+                             errlen) != BUS_OK) {
                 size_t n = strlen(errstr);
-                snprintf(errstr + n, errlen - n, " (create them with: omnify topics apply)");
+                snprintf(errstr + n, errlen - n,
+                         " (create them with: omnify topics apply)");
                 goto fail;
         }
         if (cfg->edge_reply_partition >= partitions) {
                 snprintf(errstr, errlen,
-                         "OMNIFY_EDGE_REPLY_PARTITION: %d but %s has %d partitions",
-                         cfg->edge_reply_partition, edge->replies_topic, partitions);
+                         "OMNIFY_EDGE_REPLY_PARTITION: %d but %s has %d "
+                         "partitions",
+                         cfg->edge_reply_partition, edge->replies_topic,
+                         partitions);
                 goto fail;
         }
-        snprintf(edge->reply_to, sizeof(edge->reply_to), "%s:%d", edge->replies_topic,
-                 cfg->edge_reply_partition);
-        edge->listener = bus_listener_new(cfg, edge->replies_topic,
-                                          cfg->edge_reply_partition, errstr, errlen);
+        snprintf(edge->reply_to, sizeof(edge->reply_to), "%s:%d",
+                 edge->replies_topic, cfg->edge_reply_partition);
+        edge->listener =
+                bus_listener_new(cfg, edge->replies_topic,
+                                 cfg->edge_reply_partition, errstr, errlen);
         if (!edge->listener)
                 goto fail;
         return edge;
@@ -955,7 +1025,8 @@ int edge_start(edge_t *edge, char *errstr, size_t errlen) {
                          MHD_ALLOW_SUSPEND_RESUME;
 
         if (ops_parse_bind(cfg->http_bind, cfg->http_port, &addr)) {
-                snprintf(errstr, errlen, "OMNIFY_HTTP_BIND: '%s' is not an IP address",
+                snprintf(errstr, errlen,
+                         "OMNIFY_HTTP_BIND: '%s' is not an IP address",
                          cfg->http_bind);
                 return -1;
         }
@@ -963,25 +1034,26 @@ int edge_start(edge_t *edge, char *errstr, size_t errlen) {
                 flags |= MHD_USE_IPv6;
         if (pthread_create(&edge->reply_thread, NULL, edge__reply_loop, edge) ||
             (edge->reply_started = true,
-             pthread_create(&edge->lookup_thread, NULL, edge__lookup_loop, edge))) {
+             pthread_create(&edge->lookup_thread, NULL, edge__lookup_loop,
+                            edge))) {
                 snprintf(errstr, errlen, "cannot start the edge threads");
                 return -1;
         }
         edge->lookup_started = true;
         edge->daemon = MHD_start_daemon(
-                flags, (uint16_t)cfg->http_port, NULL, NULL, edge__handler, edge,
-                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                flags, (uint16_t)cfg->http_port, NULL, NULL, edge__handler,
+                edge, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                 MHD_OPTION_NOTIFY_COMPLETED, edge__completed, edge,
-                MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                MHD_OPTION_END);
+                MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
         if (!edge->daemon) {
-                snprintf(errstr, errlen, "cannot listen on %s:%d", cfg->http_bind,
-                         cfg->http_port);
+                snprintf(errstr, errlen, "cannot listen on %s:%d",
+                         cfg->http_bind, cfg->http_port);
                 return -1;
         }
-        log_info("edge listening on %s:%d, replies on %s", cfg->http_bind, cfg->http_port,
-                 edge->reply_to);
+        log_info("edge listening on %s:%d, replies on %s", cfg->http_bind,
+                 cfg->http_port, edge->reply_to);
         return 0;
 }
 
@@ -998,7 +1070,8 @@ void edge_stop(edge_t *edge) {
                 struct timespec ts = {0, 20 * 1000000L};
                 nanosleep(&ts, NULL);
         }
-        while ((n = pending_take_all(edge->pending, left, EDGE_SWEEP_BATCH)) > 0)
+        while ((n = pending_take_all(edge->pending, left, EDGE_SWEEP_BATCH)) >
+               0)
                 for (size_t i = 0; i < n; i++)
                         edge__complete(left[i]->owner, OUT_SHUTDOWN);
         /* Let the lookup thread drain its queue, then stop the threads. */
@@ -1052,7 +1125,8 @@ int edge_main(int argc, char **argv) {
         edge_t *edge = NULL;
         int status = 1;
 
-        config_load_or_exit(&cfg, CONFIG_SCOPE_EDGE, "omnify-edge", argc, argv, NULL);
+        config_load_or_exit(&cfg, CONFIG_SCOPE_EDGE, "omnify-edge", argc, argv,
+                            NULL);
         log_init((log_level_t)cfg.log_level, "omnify-edge");
         log_set_group("edge");
         service_install_signals();
@@ -1062,7 +1136,8 @@ int edge_main(int argc, char **argv) {
         edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
         if (!edge || edge_start(edge, errstr, sizeof(errstr)))
                 goto out;
-        log_info("omnify-edge %s started (pid %ld)", OMNIFY_VERSION, (long)getpid());
+        log_info("omnify-edge %s started (pid %ld)", OMNIFY_VERSION,
+                 (long)getpid());
         while (!atomic_load(&service_stop)) {
                 struct timespec ts = {0, 100 * 1000000L};
                 nanosleep(&ts, NULL);

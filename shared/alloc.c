@@ -10,7 +10,9 @@
 static long fail_after = -1;
 
 static void oom(size_t size) {
-        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"out of memory allocating %zu bytes\"}\n",
+        fprintf(stderr,
+                "{\"level\":\"error\",\"msg\":\"out of memory allocating %zu "
+                "bytes\"}\n",
                 size);
         abort();
 }

@@ -20,7 +20,8 @@ void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t len);
 
-/* Fallible allocators for sizes that come from input. Return NULL on failure. */
+/* Fallible allocators for sizes that come from input. Return NULL on failure.
+ */
 void *try_malloc(size_t size);
 void *try_realloc(void *ptr, size_t size);
 

@@ -117,7 +117,8 @@ static void bus__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
         /* Replies, events and dead letters have no waiter: say it loudly. */
         if (msg->err)
                 log_error("kafka: delivery to %s failed: %s",
-                          rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+                          rd_kafka_topic_name(msg->rkt),
+                          rd_kafka_err2str(msg->err));
 }
 
 static void bus__error_cb(rd_kafka_t *rk, int err, const char *reason,
@@ -158,7 +159,8 @@ static void *bus__watcher(void *arg) {
                         rd_kafka_metadata_destroy(md);
                 atomic_store(&bus->up, now);
                 if (was != now)
-                        log_info("kafka: brokers %s", now ? "reachable" : "unreachable");
+                        log_info("kafka: brokers %s",
+                                 now ? "reachable" : "unreachable");
 
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -175,10 +177,12 @@ static void *bus__watcher(void *arg) {
         return NULL;
 }
 
-static rd_kafka_conf_t *bus__base_conf(const config_t *cfg, const char *client_id,
-                                       char *errstr, size_t errlen) {
+static rd_kafka_conf_t *bus__base_conf(const config_t *cfg,
+                                       const char *client_id, char *errstr,
+                                       size_t errlen) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (bus__set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, errlen) ||
+        if (bus__set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr,
+                     errlen) ||
             bus__set(conf, "client.id", client_id, errstr, errlen)) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
@@ -257,7 +261,8 @@ void bus_destroy(bus_t *bus) {
                 rd_kafka_resp_err_t err =
                         rd_kafka_flush(bus->rk, bus->cfg->shutdown_timeout_ms);
                 if (err)
-                        log_error("kafka: %d message(s) not delivered at shutdown",
+                        log_error("kafka: %d message(s) not delivered at "
+                                  "shutdown",
                                   rd_kafka_outq_len(bus->rk));
         }
         pthread_mutex_lock(&bus->lock);
@@ -287,7 +292,8 @@ bus_err_t bus_produce(bus_t *bus, const char *topic, int32_t partition,
                       slice_t key, rd_kafka_headers_t *hdrs, slice_t value,
                       void *opaque) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-                bus->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                bus->rk, RD_KAFKA_V_TOPIC(topic),
+                RD_KAFKA_V_PARTITION(partition),
                 RD_KAFKA_V_KEY(key.ptr, key.len),
                 RD_KAFKA_V_VALUE((void *)value.ptr, value.len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -312,7 +318,8 @@ void bus_topic(const config_t *cfg, const char *name, char *buf, size_t size) {
 bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
                            int *partitions_out, char *errstr, size_t errlen) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(bus->rk, 1, NULL, &md, 5000);
+        rd_kafka_resp_err_t err =
+                rd_kafka_metadata(bus->rk, 1, NULL, &md, 5000);
         size_t off = 0;
         bus_err_t ret = BUS_OK;
 
@@ -337,9 +344,10 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
                 if (!found) {
                         ret = BUS_UNKNOWN_TOPIC;
                         if (off < errlen)
-                                off += (size_t)snprintf(errstr + off, errlen - off,
-                                                        "%s%s", off ? ", " : "missing topics: ",
-                                                        names[i]);
+                                off += (size_t)snprintf(
+                                        errstr + off, errlen - off, "%s%s",
+                                        off ? ", " : "missing topics: ",
+                                        names[i]);
                 }
         }
         rd_kafka_metadata_destroy(md);
@@ -375,12 +383,14 @@ static int bus__stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
                             json_integer_value(lag) < 0)
                                 continue;
                         snprintf(labels, sizeof(labels),
-                                 "group=\"%s\",topic=\"%s\",partition=\"%s\"", c->group,
-                                 tname, pname);
-                        metrics_set(metrics_gauge("omnify_consumer_lag",
-                                                  "Messages behind the partition's end, per partition.",
-                                                  labels),
-                                    json_integer_value(lag));
+                                 "group=\"%s\",topic=\"%s\",partition=\"%s\"",
+                                 c->group, tname, pname);
+                        metrics_set(
+                                metrics_gauge("omnify_consumer_lag",
+                                              "Messages behind the partition's "
+                                              "end, per partition.",
+                                              labels),
+                                json_integer_value(lag));
                 }
         }
         json_decref(doc);
@@ -393,14 +403,17 @@ static int bus__stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts,
                               void *opaque) {
-        int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        int cooperative =
+                strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
         bus_consumer_t *c = opaque;
-        metrics_add(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? c->assigned : c->revoked,
+        metrics_add(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? c->assigned
+                                                                : c->revoked,
                     1);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
-                        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+                        rd_kafka_error_t *e =
+                                rd_kafka_incremental_assign(rk, parts);
                         if (e) {
                                 log_error("kafka: incremental assign: %s",
                                           rd_kafka_error_string(e));
@@ -441,13 +454,15 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         if (!conf)
                 goto fail;
         if (bus__set(conf, "group.id", group_id, errstr, errlen) ||
-            bus__set(conf, "partition.assignment.strategy", "cooperative-sticky",
-                     errstr, errlen) ||
+            bus__set(conf, "partition.assignment.strategy",
+                     "cooperative-sticky", errstr, errlen) ||
             bus__set(conf, "enable.auto.commit", "true", errstr, errlen) ||
-            bus__set(conf, "enable.auto.offset.store", "false", errstr, errlen) ||
+            bus__set(conf, "enable.auto.offset.store", "false", errstr,
+                     errlen) ||
             bus__set(conf, "auto.offset.reset", "earliest", errstr, errlen) ||
             (cfg->instance_id[0] &&
-             bus__set(conf, "group.instance.id", cfg->instance_id, errstr, errlen))) {
+             bus__set(conf, "group.instance.id", cfg->instance_id, errstr,
+                      errlen))) {
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
@@ -459,12 +474,16 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         snprintf(c->group, sizeof(c->group), "%s", group_id);
         {
                 char labels[200];
-                snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"assign\"", c->group);
-                c->assigned = metrics_counter("omnify_rebalances_total",
-                                              "Partition assignments and revocations.", labels);
-                snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"revoke\"", c->group);
-                c->revoked = metrics_counter("omnify_rebalances_total",
-                                             "Partition assignments and revocations.", labels);
+                snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"assign\"",
+                         c->group);
+                c->assigned = metrics_counter(
+                        "omnify_rebalances_total",
+                        "Partition assignments and revocations.", labels);
+                snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"revoke\"",
+                         c->group);
+                c->revoked = metrics_counter(
+                        "omnify_rebalances_total",
+                        "Partition assignments and revocations.", labels);
         }
         rd_kafka_conf_set_opaque(conf, c);
         rd_kafka_conf_set_stats_cb(conf, bus__stats_cb);
@@ -525,8 +544,8 @@ bus_consumer_t *bus_listener_new(const config_t *cfg, const char *topic,
         rd_kafka_poll_set_consumer(c->rk);
         /* A topic created a moment ago may not have a leader yet. */
         for (int attempt = 0; attempt < 40; attempt++) {
-                err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo,
-                                                       &hi, 5000);
+                err = rd_kafka_query_watermark_offsets(c->rk, topic, partition,
+                                                       &lo, &hi, 5000);
                 if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
                     err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
                     err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
@@ -592,7 +611,8 @@ void bus_consumer_destroy(bus_consumer_t *c) {
                 return;
         if (c->rk) {
                 if (c->is_group) {
-                        rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+                        rd_kafka_resp_err_t err =
+                                rd_kafka_consumer_close(c->rk);
                         if (err)
                                 log_warn("kafka: consumer close: %s",
                                          rd_kafka_err2str(err));

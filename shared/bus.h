@@ -21,14 +21,14 @@
 #include "config.h"
 #include "slice.h"
 
-#define BUS_ERRORS(X)                                                          \
-        X(BUS_OK, "ok")                                                        \
-        X(BUS_DOWN, "Kafka is unreachable")                                    \
-        X(BUS_QUEUE_FULL, "the producer queue is full")                        \
-        X(BUS_TIMED_OUT, "the message could not be delivered in time")         \
-        X(BUS_UNKNOWN_TOPIC, "the topic does not exist")                       \
-        X(BUS_TOO_LARGE, "the message is too large")                           \
-        X(BUS_FATAL, "the producer hit a fatal error")                         \
+#define BUS_ERRORS(X)                                                  \
+        X(BUS_OK, "ok")                                                \
+        X(BUS_DOWN, "Kafka is unreachable")                            \
+        X(BUS_QUEUE_FULL, "the producer queue is full")                \
+        X(BUS_TIMED_OUT, "the message could not be delivered in time") \
+        X(BUS_UNKNOWN_TOPIC, "the topic does not exist")               \
+        X(BUS_TOO_LARGE, "the message is too large")                   \
+        X(BUS_FATAL, "the producer hit a fatal error")                 \
         X(BUS_ERROR, "Kafka error")
 
 typedef enum bus_err {

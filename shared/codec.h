@@ -17,13 +17,13 @@
 
 #define CODEC_MAX_DEPTH 32
 
-#define CODEC_ERRORS(X)                                                        \
-        X(CODEC_OK, "ok")                                                      \
-        X(CODEC_BAD_JSON, "body is not valid JSON")                            \
-        X(CODEC_NOT_OBJECT, "body must be a JSON object")                      \
-        X(CODEC_TOO_DEEP, "body nests too deeply")                             \
-        X(CODEC_CONFLICT, "a field is given both in the path and the body")    \
-        X(CODEC_BAD_MSGPACK, "value is not valid msgpack")                     \
+#define CODEC_ERRORS(X)                                                     \
+        X(CODEC_OK, "ok")                                                   \
+        X(CODEC_BAD_JSON, "body is not valid JSON")                         \
+        X(CODEC_NOT_OBJECT, "body must be a JSON object")                   \
+        X(CODEC_TOO_DEEP, "body nests too deeply")                          \
+        X(CODEC_CONFLICT, "a field is given both in the path and the body") \
+        X(CODEC_BAD_MSGPACK, "value is not valid msgpack")                  \
         X(CODEC_NO_MEMORY, "out of memory")
 
 typedef enum codec_err {

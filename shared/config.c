@@ -21,14 +21,14 @@ typedef enum setting_type {
 } setting_type_t;
 
 typedef struct setting {
-        const char *var;   /* OMNIFY_... */
+        const char *var; /* OMNIFY_... */
         setting_type_t type;
-        size_t offset;     /* into config_t */
+        size_t offset; /* into config_t */
         unsigned scope;
-        long min, max;     /* ints: range; strings: length range */
-        const char *def;   /* NULL: required */
+        long min, max;       /* ints: range; strings: length range */
+        const char *def;     /* NULL: required */
         const char *choices; /* enums: "a|b|c"; stored as the index */
-        int secret;        /* never echoed back */
+        int secret;          /* never echoed back */
         const char *doc;
 } setting_t;
 
@@ -40,65 +40,79 @@ typedef struct setting {
 #define C_TOOL CONFIG_SCOPE_TOOL
 
 static const setting_t settings[] = {
-    {"OMNIFY_LOG_LEVEL", SETTING_ENUM, OFF(log_level), C_ALL, 0, 0, "info",
-     "debug|info|warn|error", 0, "Lowest level of log lines written to stderr."},
-    {"OMNIFY_KAFKA_BROKERS", SETTING_STRING, OFF(kafka_brokers), C_ALL, 1, 1024,
-     "127.0.0.1:9092", NULL, 0, "Kafka bootstrap servers, host:port[,host:port]."},
-    {"OMNIFY_TOPIC_PREFIX", SETTING_STRING, OFF(topic_prefix), C_ALL, 0, 64,
-     "omnify.", NULL, 0, "Prefix of every topic name."},
-    {"OMNIFY_MONGO_URI", SETTING_STRING, OFF(mongo_uri), C_ALL, 10, 2048,
-     "mongodb://127.0.0.1:27017", NULL, 1, "MongoDB connection string."},
-    {"OMNIFY_MONGO_DB_PREFIX", SETTING_STRING, OFF(mongo_db_prefix), C_ALL, 1, 32,
-     "omnify_", NULL, 0, "Database of a group = prefix + group name."},
-    {"OMNIFY_INSTANCE_ID", SETTING_STRING, OFF(instance_id), C_ALL, 0, 200, "",
-     NULL, 0, "Stable instance id; enables Kafka static membership. Empty: host-pid."},
-    {"OMNIFY_KAFKA_LINGER_MS", SETTING_INT, OFF(kafka_linger_ms), C_ALL, 0, 1000,
-     "1", NULL, 0, "Producer linger: how long to wait to batch messages."},
-    {"OMNIFY_KAFKA_MESSAGE_TIMEOUT_MS", SETTING_INT, OFF(kafka_message_timeout_ms),
-     C_ALL, 1000, 300000, "10000", NULL, 0,
-     "How long the producer keeps trying to deliver a message."},
-    {"OMNIFY_SHUTDOWN_TIMEOUT_MS", SETTING_INT, OFF(shutdown_timeout_ms), C_ALL,
-     100, 120000, "10000", NULL, 0,
-     "Bound on finishing in-flight work and flushing at shutdown."},
-    {"OMNIFY_OPERATION_RETENTION_S", SETTING_INT, OFF(operation_retention_s),
-     C_ALL, 60, 31536000, "86400", NULL, 0,
-     "How long results of handled commands are kept for /api/operations and redelivery."},
-    {"OMNIFY_HTTP_BIND", SETTING_STRING, OFF(http_bind), C_EDGE, 1, 64, "0.0.0.0",
-     NULL, 0, "Address the edge listens on."},
-    {"OMNIFY_HTTP_PORT", SETTING_INT, OFF(http_port), C_EDGE, 1, 65535, "8000",
-     NULL, 0, "Port the edge listens on."},
-    {"OMNIFY_HTTP_THREADS", SETTING_INT, OFF(http_threads), C_EDGE, 1, 64, "2",
-     NULL, 0, "HTTP event-loop threads of the edge."},
-    {"OMNIFY_REPLY_TIMEOUT_MS", SETTING_INT, OFF(reply_timeout_ms), C_EDGE, 100,
-     300000, "10000", NULL, 0,
-     "How long a synchronous request waits for its reply before 504."},
-    {"OMNIFY_MAX_BODY_BYTES", SETTING_INT, OFF(max_body_bytes), C_EDGE, 1024,
-     67108864, "1048576", NULL, 0, "Largest request body accepted (413 beyond)."},
-    {"OMNIFY_MAX_INFLIGHT", SETTING_INT, OFF(max_inflight), C_EDGE, 1, 1000000,
-     "10000", NULL, 0, "Requests the edge holds at once (503 beyond)."},
-    {"OMNIFY_EDGE_REPLY_PARTITION", SETTING_INT, OFF(edge_reply_partition), C_EDGE,
-     0, 4095, "0", NULL, 0,
-     "Partition of edge.replies this edge replica owns; unique per replica."},
-    {"OMNIFY_JWT_SECRET", SETTING_STRING, OFF(jwt_secret), C_EDGE | C_AUTH, 32,
-     4096, NULL, NULL, 1, "HS256 signing key of access tokens (>= 32 bytes). Required."},
-    {"OMNIFY_JWT_ISSUER", SETTING_STRING, OFF(jwt_issuer), C_EDGE | C_AUTH, 1, 200,
-     "omnify", NULL, 0, "iss of access tokens."},
-    {"OMNIFY_JWT_AUDIENCE", SETTING_STRING, OFF(jwt_audience), C_EDGE | C_AUTH, 1,
-     200, "omnify-api", NULL, 0, "aud of access tokens."},
-    {"OMNIFY_JWT_KID", SETTING_STRING, OFF(jwt_kid), C_EDGE | C_AUTH, 1, 64, "k1",
-     NULL, 0, "kid of the current signing key."},
-    {"OMNIFY_OPS_BIND", SETTING_STRING, OFF(ops_bind), C_GRP, 1, 64, "0.0.0.0",
-     NULL, 0, "Address a group's ops server listens on."},
-    {"OMNIFY_OPS_PORT", SETTING_INT, OFF(ops_port), C_GRP, 0, 65535, "0", NULL, 0,
-     "Ops port of a group process; 0: the group's own (auth 8001 ... infrastructure 8007)."},
-    {"OMNIFY_JWT_TTL_S", SETTING_INT, OFF(jwt_ttl_s), C_AUTH, 60, 86400, "900",
-     NULL, 0, "Lifetime of access tokens in seconds."},
-    {"OMNIFY_ARGON2_T_COST", SETTING_INT, OFF(argon2_t_cost), C_AUTH, 1, 64, "3",
-     NULL, 0, "argon2id passes over memory."},
-    {"OMNIFY_ARGON2_M_COST_KIB", SETTING_INT, OFF(argon2_m_cost_kib), C_AUTH, 8,
-     4194304, "65536", NULL, 0, "argon2id memory in KiB."},
-    {"OMNIFY_ARGON2_PARALLELISM", SETTING_INT, OFF(argon2_parallelism), C_AUTH, 1,
-     16, "1", NULL, 0, "argon2id lanes."},
+        {"OMNIFY_LOG_LEVEL", SETTING_ENUM, OFF(log_level), C_ALL, 0, 0, "info",
+         "debug|info|warn|error", 0,
+         "Lowest level of log lines written to stderr."},
+        {"OMNIFY_KAFKA_BROKERS", SETTING_STRING, OFF(kafka_brokers), C_ALL, 1,
+         1024, "127.0.0.1:9092", NULL, 0,
+         "Kafka bootstrap servers, host:port[,host:port]."},
+        {"OMNIFY_TOPIC_PREFIX", SETTING_STRING, OFF(topic_prefix), C_ALL, 0, 64,
+         "omnify.", NULL, 0, "Prefix of every topic name."},
+        {"OMNIFY_MONGO_URI", SETTING_STRING, OFF(mongo_uri), C_ALL, 10, 2048,
+         "mongodb://127.0.0.1:27017", NULL, 1, "MongoDB connection string."},
+        {"OMNIFY_MONGO_DB_PREFIX", SETTING_STRING, OFF(mongo_db_prefix), C_ALL,
+         1, 32, "omnify_", NULL, 0,
+         "Database of a group = prefix + group name."},
+        {"OMNIFY_INSTANCE_ID", SETTING_STRING, OFF(instance_id), C_ALL, 0, 200,
+         "", NULL, 0,
+         "Stable instance id; enables Kafka static membership. Empty: "
+         "host-pid."},
+        {"OMNIFY_KAFKA_LINGER_MS", SETTING_INT, OFF(kafka_linger_ms), C_ALL, 0,
+         1000, "1", NULL, 0,
+         "Producer linger: how long to wait to batch messages."},
+        {"OMNIFY_KAFKA_MESSAGE_TIMEOUT_MS", SETTING_INT,
+         OFF(kafka_message_timeout_ms), C_ALL, 1000, 300000, "10000", NULL, 0,
+         "How long the producer keeps trying to deliver a message."},
+        {"OMNIFY_SHUTDOWN_TIMEOUT_MS", SETTING_INT, OFF(shutdown_timeout_ms),
+         C_ALL, 100, 120000, "10000", NULL, 0,
+         "Bound on finishing in-flight work and flushing at shutdown."},
+        {"OMNIFY_OPERATION_RETENTION_S", SETTING_INT,
+         OFF(operation_retention_s), C_ALL, 60, 31536000, "86400", NULL, 0,
+         "How long results of handled commands are kept for /api/operations "
+         "and redelivery."},
+        {"OMNIFY_HTTP_BIND", SETTING_STRING, OFF(http_bind), C_EDGE, 1, 64,
+         "0.0.0.0", NULL, 0, "Address the edge listens on."},
+        {"OMNIFY_HTTP_PORT", SETTING_INT, OFF(http_port), C_EDGE, 1, 65535,
+         "8000", NULL, 0, "Port the edge listens on."},
+        {"OMNIFY_HTTP_THREADS", SETTING_INT, OFF(http_threads), C_EDGE, 1, 64,
+         "2", NULL, 0, "HTTP event-loop threads of the edge."},
+        {"OMNIFY_REPLY_TIMEOUT_MS", SETTING_INT, OFF(reply_timeout_ms), C_EDGE,
+         100, 300000, "10000", NULL, 0,
+         "How long a synchronous request waits for its reply before 504."},
+        {"OMNIFY_MAX_BODY_BYTES", SETTING_INT, OFF(max_body_bytes), C_EDGE,
+         1024, 67108864, "1048576", NULL, 0,
+         "Largest request body accepted (413 beyond)."},
+        {"OMNIFY_MAX_INFLIGHT", SETTING_INT, OFF(max_inflight), C_EDGE, 1,
+         1000000, "10000", NULL, 0,
+         "Requests the edge holds at once (503 beyond)."},
+        {"OMNIFY_EDGE_REPLY_PARTITION", SETTING_INT, OFF(edge_reply_partition),
+         C_EDGE, 0, 4095, "0", NULL, 0,
+         "Partition of edge.replies this edge replica owns; unique per "
+         "replica."},
+        {"OMNIFY_JWT_SECRET", SETTING_STRING, OFF(jwt_secret), C_EDGE | C_AUTH,
+         32, 4096, NULL, NULL, 1,
+         "HS256 signing key of access tokens (>= 32 bytes). Required."},
+        {"OMNIFY_JWT_ISSUER", SETTING_STRING, OFF(jwt_issuer), C_EDGE | C_AUTH,
+         1, 200, "omnify", NULL, 0, "iss of access tokens."},
+        {"OMNIFY_JWT_AUDIENCE", SETTING_STRING, OFF(jwt_audience),
+         C_EDGE | C_AUTH, 1, 200, "omnify-api", NULL, 0,
+         "aud of access tokens."},
+        {"OMNIFY_JWT_KID", SETTING_STRING, OFF(jwt_kid), C_EDGE | C_AUTH, 1, 64,
+         "k1", NULL, 0, "kid of the current signing key."},
+        {"OMNIFY_OPS_BIND", SETTING_STRING, OFF(ops_bind), C_GRP, 1, 64,
+         "0.0.0.0", NULL, 0, "Address a group's ops server listens on."},
+        {"OMNIFY_OPS_PORT", SETTING_INT, OFF(ops_port), C_GRP, 0, 65535, "0",
+         NULL, 0,
+         "Ops port of a group process; 0: the group's own (auth 8001 ... "
+         "infrastructure 8007)."},
+        {"OMNIFY_JWT_TTL_S", SETTING_INT, OFF(jwt_ttl_s), C_AUTH, 60, 86400,
+         "900", NULL, 0, "Lifetime of access tokens in seconds."},
+        {"OMNIFY_ARGON2_T_COST", SETTING_INT, OFF(argon2_t_cost), C_AUTH, 1, 64,
+         "3", NULL, 0, "argon2id passes over memory."},
+        {"OMNIFY_ARGON2_M_COST_KIB", SETTING_INT, OFF(argon2_m_cost_kib),
+         C_AUTH, 8, 4194304, "65536", NULL, 0, "argon2id memory in KiB."},
+        {"OMNIFY_ARGON2_PARALLELISM", SETTING_INT, OFF(argon2_parallelism),
+         C_AUTH, 1, 16, "1", NULL, 0, "argon2id lanes."},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -150,14 +164,17 @@ static int apply(config_t *cfg, const setting_t *s, const char *value,
                 char **slot = (char **)(base + s->offset);
                 if ((long)len < s->min || (long)len > s->max) {
                         errf(errstr, errlen,
-                             "%s (%s): length must be between %ld and %ld, got %zu",
+                             "%s (%s): length must be between %ld and %ld, got "
+                             "%zu",
                              s->var, source, s->min, s->max, len);
                         return -1;
                 }
                 for (size_t i = 0; i < len; i++) {
-                        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+                        if ((unsigned char)value[i] < 0x20 ||
+                            value[i] == 0x7f) {
                                 errf(errstr, errlen,
-                                     "%s (%s): control characters are not allowed",
+                                     "%s (%s): control characters are not "
+                                     "allowed",
                                      s->var, source);
                                 return -1;
                         }
@@ -199,12 +216,14 @@ static int apply(config_t *cfg, const setting_t *s, const char *value,
         return -1;
 }
 
-static int check_topic_prefix(const config_t *cfg, char *errstr, size_t errlen) {
+static int check_topic_prefix(const config_t *cfg, char *errstr,
+                              size_t errlen) {
         for (const char *p = cfg->topic_prefix; *p; p++) {
                 if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' &&
                     *p != '-') {
                         errf(errstr, errlen,
-                             "OMNIFY_TOPIC_PREFIX: only letters, digits, '.', '_' and '-' are allowed");
+                             "OMNIFY_TOPIC_PREFIX: only letters, digits, '.', "
+                             "'_' and '-' are allowed");
                         return -1;
                 }
         }
@@ -228,7 +247,8 @@ static const char *scope_names(unsigned scope) {
 void config_print_table(FILE *out, unsigned scope, bool markdown) {
         char flag[64];
         if (markdown)
-                fprintf(out, "| variable | flag | type | range | default | read by | meaning |\n"
+                fprintf(out, "| variable | flag | type | range | default | "
+                             "read by | meaning |\n"
                              "| --- | --- | --- | --- | --- | --- | --- |\n");
         for (size_t i = 0; i < N_SETTINGS; i++) {
                 const setting_t *s = &settings[i];
@@ -237,11 +257,13 @@ void config_print_table(FILE *out, unsigned scope, bool markdown) {
                         continue;
                 flag_name(s, flag, sizeof(flag));
                 if (s->type == SETTING_INT)
-                        snprintf(range, sizeof(range), "%ld..%ld", s->min, s->max);
+                        snprintf(range, sizeof(range), "%ld..%ld", s->min,
+                                 s->max);
                 else if (s->type == SETTING_ENUM && markdown) {
                         /* A bare '|' would end the table cell. */
                         size_t j = 0;
-                        for (const char *c = s->choices; *c && j + 3 < sizeof(range); c++) {
+                        for (const char *c = s->choices;
+                             *c && j + 3 < sizeof(range); c++) {
                                 if (*c == '|')
                                         range[j++] = '\\';
                                 range[j++] = *c;
@@ -250,35 +272,41 @@ void config_print_table(FILE *out, unsigned scope, bool markdown) {
                 } else if (s->type == SETTING_ENUM)
                         snprintf(range, sizeof(range), "%s", s->choices);
                 else
-                        snprintf(range, sizeof(range), "length %ld..%ld", s->min,
-                                 s->max);
+                        snprintf(range, sizeof(range), "length %ld..%ld",
+                                 s->min, s->max);
                 if (markdown)
-                        fprintf(out, "| `%s` | `--%s` | %s | %s | %s | %s | %s |\n",
+                        fprintf(out,
+                                "| `%s` | `--%s` | %s | %s | %s | %s | %s |\n",
                                 s->var, flag,
-                                s->type == SETTING_INT ? "int"
-                                : s->type == SETTING_ENUM ? "enum" : "string",
+                                s->type == SETTING_INT    ? "int"
+                                : s->type == SETTING_ENUM ? "enum"
+                                                          : "string",
                                 range,
-                                s->def ? (*s->def ? s->def : "(empty)") : "**required**",
+                                s->def ? (*s->def ? s->def : "(empty)")
+                                       : "**required**",
                                 scope_names(s->scope), s->doc);
                 else
-                        fprintf(out, "  --%-26s %s\n      %s [%s; default %s]\n",
+                        fprintf(out,
+                                "  --%-26s %s\n      %s [%s; default %s]\n",
                                 flag, s->var, s->doc, range,
-                                s->def ? (*s->def ? s->def : "empty") : "required");
+                                s->def ? (*s->def ? s->def : "empty")
+                                       : "required");
         }
 }
 
 static void usage(FILE *out, const char *program, unsigned scope) {
         fprintf(out,
                 "Usage: %s [--help] [--version] [--SETTING=VALUE ...]\n\n"
-                "Settings come from OMNIFY_* environment variables; a flag overrides its variable.\n\n",
+                "Settings come from OMNIFY_* environment variables; a flag "
+                "overrides its variable.\n\n",
                 program);
         config_print_table(out, scope, false);
 }
 
 config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
                             int argc, char **argv, int *argi,
-                            config_getenv_fn getenv_fn, FILE *out,
-                            char *errstr, size_t errlen) {
+                            config_getenv_fn getenv_fn, FILE *out, char *errstr,
+                            size_t errlen) {
         int i;
         memset(cfg, 0, sizeof(*cfg));
         if (!getenv_fn)
@@ -331,7 +359,8 @@ config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
                         }
                 }
                 if (!found) {
-                        errf(errstr, errlen, "unknown option '%.*s' (see --help)",
+                        errf(errstr, errlen,
+                             "unknown option '%.*s' (see --help)",
                              (int)(name_len + 2), arg);
                         return CONFIG_INVALID;
                 }
@@ -370,7 +399,8 @@ void config_deinit(config_t *cfg) {
                 return;
         for (size_t k = 0; k < N_SETTINGS; k++) {
                 if (settings[k].type == SETTING_STRING) {
-                        char **slot = (char **)((char *)cfg + settings[k].offset);
+                        char **slot =
+                                (char **)((char *)cfg + settings[k].offset);
                         free(*slot);
                         *slot = NULL;
                 }
@@ -389,7 +419,8 @@ void config_load_or_exit(config_t *cfg, unsigned scope, const char *program,
                 config_deinit(cfg);
                 exit(0);
         case CONFIG_INVALID:
-                fprintf(stderr, "%s: invalid configuration: %s\n", program, err);
+                fprintf(stderr, "%s: invalid configuration: %s\n", program,
+                        err);
                 config_deinit(cfg);
                 exit(2);
         }

@@ -28,12 +28,12 @@ enum {
 
 typedef struct config {
         /* common */
-        int log_level;            /* log_level_t */
-        char *kafka_brokers;      /* bootstrap servers */
-        char *topic_prefix;       /* e.g. "omnify." */
+        int log_level;       /* log_level_t */
+        char *kafka_brokers; /* bootstrap servers */
+        char *topic_prefix;  /* e.g. "omnify." */
         char *mongo_uri;
-        char *mongo_db_prefix;    /* database = prefix + group */
-        char *instance_id;        /* "" when not configured */
+        char *mongo_db_prefix; /* database = prefix + group */
+        char *instance_id;     /* "" when not configured */
         int kafka_linger_ms;
         int kafka_message_timeout_ms;
         int shutdown_timeout_ms;
@@ -53,7 +53,7 @@ typedef struct config {
         char *jwt_kid;
         /* groups */
         char *ops_bind;
-        int ops_port;             /* 0: the group's own default port */
+        int ops_port; /* 0: the group's own default port */
         /* auth */
         int jwt_ttl_s;
         int argon2_t_cost;
@@ -82,8 +82,8 @@ typedef const char *(*config_getenv_fn)(const char *name);
  */
 config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
                             int argc, char **argv, int *argi,
-                            config_getenv_fn getenv_fn, FILE *out,
-                            char *errstr, size_t errlen);
+                            config_getenv_fn getenv_fn, FILE *out, char *errstr,
+                            size_t errlen);
 
 /* Free the strings held by cfg. Accepts a zeroed or NULL cfg. */
 void config_deinit(config_t *cfg);

@@ -58,16 +58,16 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
                 const char *name;
                 slice_t *slot;
         } text[] = {
-            {"id", &env->id},
-            {"type", &env->type},
-            {"correlation-id", &env->correlation_id},
-            {"reply-to", &env->reply_to},
-            {"tenant", &env->tenant},
-            {"user", &env->user},
-            {"roles", &env->roles},
-            {"traceparent", &env->traceparent},
-            {"idempotency-key", &env->idempotency_key},
-            {"error", &env->error},
+                {"id", &env->id},
+                {"type", &env->type},
+                {"correlation-id", &env->correlation_id},
+                {"reply-to", &env->reply_to},
+                {"tenant", &env->tenant},
+                {"user", &env->user},
+                {"roles", &env->roles},
+                {"traceparent", &env->traceparent},
+                {"idempotency-key", &env->idempotency_key},
+                {"error", &env->error},
         };
         slice_t version = SLICE_NULL, created = SLICE_NULL, status = SLICE_NULL;
         int64_t v;
@@ -119,7 +119,8 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
                         return bad(errstr, errlen, ENV_BAD_HEADER, "type");
         }
         if (!version.ptr)
-                return bad(errstr, errlen, ENV_MISSING_HEADER, "schema-version");
+                return bad(errstr, errlen, ENV_MISSING_HEADER,
+                           "schema-version");
         if (parse_decimal(version, 1, 1000000, &v))
                 return bad(errstr, errlen, ENV_BAD_HEADER, "schema-version");
         env->schema_version = (int)v;
@@ -138,7 +139,8 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
         if (env->reply_to.ptr) {
                 char topic[256];
                 int32_t part;
-                if (env_parse_reply_to(env->reply_to, topic, sizeof(topic), &part))
+                if (env_parse_reply_to(env->reply_to, topic, sizeof(topic),
+                                       &part))
                         return bad(errstr, errlen, ENV_BAD_HEADER, "reply-to");
         }
 
@@ -147,7 +149,8 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
         return ENV_OK;
 }
 
-env_err_t env_unpack(const env_t *env, msgpack_zone *zone, msgpack_object *obj) {
+env_err_t env_unpack(const env_t *env, msgpack_zone *zone,
+                     msgpack_object *obj) {
         size_t off = 0;
         msgpack_unpack_return ret;
         if (!env->value.ptr || env->value.len == 0)
@@ -184,7 +187,8 @@ rd_kafka_headers_t *env_headers(const env_t *env) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
         add(h, "id", env->id);
         add(h, "type", env->type);
-        add_int(h, "schema-version", env->schema_version > 0 ? env->schema_version : 1);
+        add_int(h, "schema-version",
+                env->schema_version > 0 ? env->schema_version : 1);
         add_int(h, "created-at", env->created_at_ms);
         add(h, "correlation-id", env->correlation_id);
         add(h, "reply-to", env->reply_to);
@@ -217,7 +221,8 @@ int env_parse_reply_to(slice_t reply_to, char *topic, size_t topic_size,
         for (size_t i = 0; i < tlen; i++) {
                 char c = reply_to.ptr[i];
                 if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+                      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                      c == '-'))
                         return -1;
         }
         if (parse_decimal((slice_t){colon + 1, reply_to.len - tlen - 1}, 0,

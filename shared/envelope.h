@@ -28,10 +28,10 @@
 
 #include "slice.h"
 
-#define ENV_ERRORS(X)                                                          \
-        X(ENV_OK, "ok")                                                        \
-        X(ENV_MISSING_HEADER, "a required header is missing")                  \
-        X(ENV_BAD_HEADER, "a header value is malformed")                       \
+#define ENV_ERRORS(X)                                         \
+        X(ENV_OK, "ok")                                       \
+        X(ENV_MISSING_HEADER, "a required header is missing") \
+        X(ENV_BAD_HEADER, "a header value is malformed")      \
         X(ENV_BAD_VALUE, "the value is not a msgpack map")
 
 typedef enum env_err {
@@ -54,10 +54,10 @@ typedef struct env {
         slice_t roles;
         slice_t traceparent;
         slice_t idempotency_key;
-        int status;     /* 0 when absent */
+        int status; /* 0 when absent */
         slice_t error;
-        slice_t key;    /* the record key */
-        slice_t value;  /* msgpack bytes */
+        slice_t key;   /* the record key */
+        slice_t value; /* msgpack bytes */
 } env_t;
 
 /*

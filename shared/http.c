@@ -18,7 +18,8 @@ enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status,
                                                MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return MHD_NO;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(resp, "X-Frame-Options", "DENY");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
@@ -34,20 +35,34 @@ enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status,
 
 const char *http_title(unsigned status) {
         switch (status) {
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 409: return "Conflict";
-        case 413: return "Content Too Large";
-        case 415: return "Unsupported Media Type";
-        case 422: return "Unprocessable Content";
-        case 429: return "Too Many Requests";
-        case 500: return "Internal Server Error";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default: return "Error";
+        case 400:
+                return "Bad Request";
+        case 401:
+                return "Unauthorized";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "Not Found";
+        case 405:
+                return "Method Not Allowed";
+        case 409:
+                return "Conflict";
+        case 413:
+                return "Content Too Large";
+        case 415:
+                return "Unsupported Media Type";
+        case 422:
+                return "Unprocessable Content";
+        case 429:
+                return "Too Many Requests";
+        case 500:
+                return "Internal Server Error";
+        case 503:
+                return "Service Unavailable";
+        case 504:
+                return "Gateway Timeout";
+        default:
+                return "Error";
         }
 }
 
@@ -55,9 +70,9 @@ enum MHD_Result http_send_problem(struct MHD_Connection *conn, unsigned status,
                                   const char *title, const char *detail,
                                   const schema_report_t *report,
                                   const char *const *extra) {
-        json_t *doc = json_pack("{s:s, s:s, s:i}", "type", "about:blank", "title",
-                                title ? title : http_title(status), "status",
-                                (int)status);
+        json_t *doc = json_pack("{s:s, s:s, s:i}", "type", "about:blank",
+                                "title", title ? title : http_title(status),
+                                "status", (int)status);
         char *text;
         enum MHD_Result ret;
 

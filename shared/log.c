@@ -102,13 +102,13 @@ void log__write(log_level_t level, const char *fmt, ...) {
 
         gettimeofday(&tv, NULL);
         gmtime_r(&tv.tv_sec, &tm);
-        len = (size_t)snprintf(line, sizeof(line),
-                               "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
-                               "\"level\":\"%s\",\"process\":\"%s\"",
-                               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                               tm.tm_hour, tm.tm_min, tm.tm_sec,
-                               (long)(tv.tv_usec / 1000),
-                               level_names[level & 3], log_process);
+        len = (size_t)snprintf(
+                line, sizeof(line),
+                "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
+                "\"level\":\"%s\",\"process\":\"%s\"",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000),
+                level_names[level & 3], log_process);
         if (tl_group)
                 len += (size_t)snprintf(line + len, sizeof(line) - len,
                                         ",\"group\":\"%s\"", tl_group);

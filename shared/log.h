@@ -39,10 +39,10 @@ void log_context_clear(void);
 void log__write(log_level_t level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
-#define LOG_AT(lvl, ...)                                                       \
-        do {                                                                   \
-                if ((lvl) >= log__level)                                       \
-                        log__write((lvl), __VA_ARGS__);                        \
+#define LOG_AT(lvl, ...)                                \
+        do {                                            \
+                if ((lvl) >= log__level)                \
+                        log__write((lvl), __VA_ARGS__); \
         } while (0)
 
 #define log_debug(...) LOG_AT(LOG_LEVEL_DEBUG, __VA_ARGS__)

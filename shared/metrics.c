@@ -16,9 +16,9 @@
 
 #include "alloc.h"
 
-static const double bucket_s[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
-                                  0.05,   0.1,   0.25,  0.5,   1.0,  2.5,
-                                  5.0,    10.0};
+static const double bucket_s[] = {0.0005, 0.001, 0.002, 0.005, 0.01,
+                                  0.025,  0.05,  0.1,   0.25,  0.5,
+                                  1.0,    2.5,   5.0,   10.0};
 #define N_BUCKETS (sizeof(bucket_s) / sizeof(bucket_s[0]))
 
 enum series_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
@@ -46,7 +46,8 @@ static series_t *registry_head, *registry_tail;
 
 static series_t *find(const char *name, const char *labels) {
         for (series_t *s = registry_head; s; s = s->next)
-                if (strcmp(s->name, name) == 0 && strcmp(s->labels, labels) == 0)
+                if (strcmp(s->name, name) == 0 &&
+                    strcmp(s->labels, labels) == 0)
                         return s;
         return NULL;
 }
@@ -193,13 +194,15 @@ char *metrics_render(size_t *len) {
                                 s->labels, sep, bucket_s[i],
                                 (unsigned long long)cum);
                 }
-                uint64_t count = atomic_load_explicit(&h->count, memory_order_relaxed);
+                uint64_t count =
+                        atomic_load_explicit(&h->count, memory_order_relaxed);
                 bprintf(&b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name,
                         s->labels, sep, (unsigned long long)count);
-                bprintf(&b, "%s_sum%s%s%s %.6f\n", s->name, *s->labels ? "{" : "",
-                        s->labels, *s->labels ? "}" : "",
+                bprintf(&b, "%s_sum%s%s%s %.6f\n", s->name,
+                        *s->labels ? "{" : "", s->labels, *s->labels ? "}" : "",
                         (double)atomic_load_explicit(&h->sum_us,
-                                                     memory_order_relaxed) / 1e6);
+                                                     memory_order_relaxed) /
+                                1e6);
                 bprintf(&b, "%s_count%s%s%s %llu\n", s->name,
                         *s->labels ? "{" : "", s->labels, *s->labels ? "}" : "",
                         (unsigned long long)count);

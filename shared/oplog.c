@@ -21,12 +21,12 @@ store_err_t oplog_init(store_t *store, char *errstr, size_t errlen) {
         store_err_t err;
         BSON_APPEND_INT32(&keys, "expires_at", 1);
         /* expireAfterSeconds 0: each record carries its own expiry time. */
-        err = store_ensure_index(store, OPLOG_DB, OPLOG_COLL, "expires_at_ttl", &keys,
-                                 false, 0, errstr, errlen);
+        err = store_ensure_index(store, OPLOG_DB, OPLOG_COLL, "expires_at_ttl",
+                                 &keys, false, 0, errstr, errlen);
         if (err == STORE_OK)
                 err = store_ensure_index(store, OPLOG_DB, OPLOG_IDEM_COLL,
-                                         "expires_at_ttl", &keys, false, 0, errstr,
-                                         errlen);
+                                         "expires_at_ttl", &keys, false, 0,
+                                         errstr, errlen);
         bson_destroy(&keys);
         return err;
 }
@@ -66,8 +66,8 @@ store_err_t oplog_idem_find(store_t *store, const char *idem_id,
         bson_t filter = BSON_INITIALIZER, doc;
         store_err_t err;
         BSON_APPEND_UTF8(&filter, "_id", idem_id);
-        err = store_find_one(store, OPLOG_DB, OPLOG_IDEM_COLL, &filter, NULL, &doc,
-                             errstr, errlen);
+        err = store_find_one(store, OPLOG_DB, OPLOG_IDEM_COLL, &filter, NULL,
+                             &doc, errstr, errlen);
         bson_destroy(&filter);
         if (err)
                 return err;
@@ -75,7 +75,8 @@ store_err_t oplog_idem_find(store_t *store, const char *idem_id,
         oplog__copy_str(&doc, "message_id", message_id, id_size);
         bson_destroy(&doc);
         if (!hash[0] || !message_id[0]) {
-                snprintf(errstr, errlen, "idempotency record without hash or message id");
+                snprintf(errstr, errlen,
+                         "idempotency record without hash or message id");
                 return STORE_BAD_REPLY;
         }
         return STORE_OK;
@@ -89,9 +90,12 @@ store_err_t oplog_idem_record(store_t *store, const char *idem_id,
         int64_t now = (int64_t)clock_wall_ms();
         BSON_APPEND_UTF8(&doc, "_id", idem_id);
         BSON_APPEND_UTF8(&doc, "hash", hash);
-        bson_append_utf8(&doc, "message_id", 10, message_id.ptr, (int)message_id.len);
-        BSON_APPEND_DATE_TIME(&doc, "expires_at", now + (int64_t)retention_s * 1000);
-        err = store_insert(store, OPLOG_DB, OPLOG_IDEM_COLL, &doc, errstr, errlen);
+        bson_append_utf8(&doc, "message_id", 10, message_id.ptr,
+                         (int)message_id.len);
+        BSON_APPEND_DATE_TIME(&doc, "expires_at",
+                              now + (int64_t)retention_s * 1000);
+        err = store_insert(store, OPLOG_DB, OPLOG_IDEM_COLL, &doc, errstr,
+                           errlen);
         bson_destroy(&doc);
         return err == STORE_DUPLICATE ? STORE_OK : err;
 }
@@ -103,17 +107,19 @@ store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
         store_err_t err;
 
         bson_append_utf8(&filter, "_id", 3, id.ptr, (int)id.len);
-        err = store_find_one(store, OPLOG_DB, OPLOG_COLL, &filter, NULL, &doc, errstr,
-                             errlen);
+        err = store_find_one(store, OPLOG_DB, OPLOG_COLL, &filter, NULL, &doc,
+                             errstr, errlen);
         bson_destroy(&filter);
         if (err)
                 return err;
         memset(entry, 0, sizeof(*entry));
         err = STORE_BAD_REPLY;
-        if (bson_iter_init_find(&it, &doc, "status") && BSON_ITER_HOLDS_INT32(&it))
+        if (bson_iter_init_find(&it, &doc, "status") &&
+            BSON_ITER_HOLDS_INT32(&it))
                 entry->status = bson_iter_int32(&it);
         if (entry->status >= 100 && entry->status <= 599 &&
-            bson_iter_init_find(&it, &doc, "body") && BSON_ITER_HOLDS_BINARY(&it)) {
+            bson_iter_init_find(&it, &doc, "body") &&
+            BSON_ITER_HOLDS_BINARY(&it)) {
                 const uint8_t *data;
                 uint32_t len;
                 bson_iter_binary(&it, NULL, &len, &data);
@@ -126,7 +132,8 @@ store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
         oplog__copy_str(&doc, "group", entry->group, sizeof(entry->group));
         bson_destroy(&doc);
         if (err && errstr && errlen)
-                snprintf(errstr, errlen, "operation record without a valid status or body");
+                snprintf(errstr, errlen,
+                         "operation record without a valid status or body");
         return err;
 }
 
@@ -146,7 +153,8 @@ store_err_t oplog_record(store_t *store, slice_t id, const char *group,
         BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY,
                            (const uint8_t *)body.ptr, (uint32_t)body.len);
         BSON_APPEND_DATE_TIME(&doc, "created_at", now);
-        BSON_APPEND_DATE_TIME(&doc, "expires_at", now + (int64_t)retention_s * 1000);
+        BSON_APPEND_DATE_TIME(&doc, "expires_at",
+                              now + (int64_t)retention_s * 1000);
         err = store_insert(store, OPLOG_DB, OPLOG_COLL, &doc, errstr, errlen);
         bson_destroy(&doc);
         return err == STORE_DUPLICATE ? STORE_OK : err;

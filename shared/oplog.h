@@ -19,9 +19,9 @@
 
 typedef struct oplog_entry {
         int status;
-        char *body;       /* msgpack bytes, owned; free() */
+        char *body; /* msgpack bytes, owned; free() */
         size_t body_len;
-        char tenant[64];  /* "" when the command had no tenant */
+        char tenant[64]; /* "" when the command had no tenant */
         char group[32];
 } oplog_entry_t;
 

@@ -57,7 +57,8 @@ static enum MHD_Result ops__handler(void *cls, struct MHD_Connection *conn,
         }
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
                 static const char *const allow[] = {"Allow", "GET, HEAD", NULL};
-                return http_send_problem(conn, 405, NULL, "only GET", NULL, allow);
+                return http_send_problem(conn, 405, NULL, "only GET", NULL,
+                                         allow);
         }
         if (strcmp(url, "/health") == 0)
                 what = "health";
@@ -66,9 +67,9 @@ static enum MHD_Result ops__handler(void *cls, struct MHD_Connection *conn,
         else if (strcmp(url, "/metrics") == 0)
                 what = "metrics";
         if (!what)
-                return http_send_problem(conn, 404, NULL,
-                                         "ops endpoints: /health /ready /metrics",
-                                         NULL, NULL);
+                return http_send_problem(
+                        conn, 404, NULL,
+                        "ops endpoints: /health /ready /metrics", NULL, NULL);
         runtime_ops_answer(ops->rt, what, &status, &body, &len, &ctype);
         ret = http_send(conn, (unsigned)status, ctype, body, len, NULL);
         free(body);
@@ -83,18 +84,17 @@ ops_server_t *ops_server_new(const char *bind, int port, runtime_t *rt,
 
         ops->rt = rt;
         if (ops_parse_bind(bind, port, &addr)) {
-                snprintf(errstr, errlen, "OMNIFY_OPS_BIND: '%s' is not an IP address",
-                         bind);
+                snprintf(errstr, errlen,
+                         "OMNIFY_OPS_BIND: '%s' is not an IP address", bind);
                 free(ops);
                 return NULL;
         }
         if (addr.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        ops->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
-                                       ops__handler, ops, MHD_OPTION_SOCK_ADDR,
-                                       (struct sockaddr *)&addr,
-                                       MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                       MHD_OPTION_END);
+        ops->daemon = MHD_start_daemon(
+                flags, (uint16_t)port, NULL, NULL, ops__handler, ops,
+                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
         if (!ops->daemon) {
                 snprintf(errstr, errlen, "cannot listen on %s:%d for ops", bind,
                          port);

@@ -89,7 +89,8 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
                 snprintf(rt->host, sizeof(rt->host), "unknown");
         rt->host[sizeof(rt->host) - 1] = '\0';
         if (cfg->instance_id[0])
-                snprintf(rt->instance, sizeof(rt->instance), "%s", cfg->instance_id);
+                snprintf(rt->instance, sizeof(rt->instance), "%s",
+                         cfg->instance_id);
         else
                 snprintf(rt->instance, sizeof(rt->instance), "%s-%ld", rt->host,
                          (long)getpid());
@@ -98,7 +99,8 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
          * build mistake worth failing loudly for. */
         for (size_t i = 0; i < def->n_handlers; i++) {
                 if (!schema_find(schemas, slice_of(def->handlers[i].type))) {
-                        snprintf(errstr, errlen, "group %s: handler '%s' has no schema",
+                        snprintf(errstr, errlen,
+                                 "group %s: handler '%s' has no schema",
                                  def->name, def->handlers[i].type);
                         goto fail;
                 }
@@ -124,14 +126,15 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
         rt->type_metrics = xcalloc(def->n_handlers ? def->n_handlers : 1,
                                    sizeof(rt_type_metrics_t));
         for (size_t i = 0; i < def->n_handlers; i++) {
-                snprintf(labels, sizeof(labels), "group=\"%s\",type=\"%s\",result=\"ok\"",
-                         def->name, def->handlers[i].type);
+                snprintf(labels, sizeof(labels),
+                         "group=\"%s\",type=\"%s\",result=\"ok\"", def->name,
+                         def->handlers[i].type);
                 rt->type_metrics[i].ok = metrics_counter(
                         "omnify_messages_handled_total",
                         "Commands handled, by group, type and result.", labels);
                 snprintf(labels, sizeof(labels),
-                         "group=\"%s\",type=\"%s\",result=\"failed\"", def->name,
-                         def->handlers[i].type);
+                         "group=\"%s\",type=\"%s\",result=\"failed\"",
+                         def->name, def->handlers[i].type);
                 rt->type_metrics[i].failed = metrics_counter(
                         "omnify_messages_handled_total",
                         "Commands handled, by group, type and result.", labels);
@@ -141,18 +144,19 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
                         "omnify_handler_seconds", "Handler latency.", labels);
         }
         snprintf(labels, sizeof(labels), "group=\"%s\"", def->name);
-        rt->dlq_total = metrics_counter("omnify_dlq_total",
-                                        "Messages sent to the dead-letter queue.",
-                                        labels);
-        rt->retries_total = metrics_counter("omnify_retries_total",
-                                            "Handler retries after transient errors.",
-                                            labels);
+        rt->dlq_total = metrics_counter(
+                "omnify_dlq_total", "Messages sent to the dead-letter queue.",
+                labels);
+        rt->retries_total = metrics_counter(
+                "omnify_retries_total",
+                "Handler retries after transient errors.", labels);
         rt->duplicates_total = metrics_counter(
                 "omnify_redeliveries_total",
-                "Commands seen again and answered from the operation log.", labels);
+                "Commands seen again and answered from the operation log.",
+                labels);
 
-        rt->consumer = bus_consumer_new(cfg, def->name, rt->commands_topic, errstr,
-                                        errlen);
+        rt->consumer = bus_consumer_new(cfg, def->name, rt->commands_topic,
+                                        errstr, errlen);
         if (!rt->consumer)
                 goto fail;
         return rt;
@@ -293,7 +297,8 @@ static void rt__ctx_deinit(rt_ctx_t *ctx) {
         msgpack_sbuffer_destroy(&ctx->reply);
 }
 
-handler_result_t runtime_handle_status(rt_ctx_t *ctx, const msgpack_object *body) {
+handler_result_t runtime_handle_status(rt_ctx_t *ctx,
+                                       const msgpack_object *body) {
         runtime_t *rt = ctx->rt;
         msgpack_packer *pk = rt_reply(ctx, 200);
         (void)body;
@@ -307,9 +312,11 @@ handler_result_t runtime_handle_status(rt_ctx_t *ctx, const msgpack_object *body
         codec_pack_str(pk, "host");
         codec_pack_str(pk, rt->host);
         codec_pack_str(pk, "mode");
-        codec_pack_str(pk, rt->mode == RUNTIME_MONOLITH ? "monolith" : "standalone");
+        codec_pack_str(pk, rt->mode == RUNTIME_MONOLITH ? "monolith"
+                                                        : "standalone");
         codec_pack_str(pk, "uptime_s");
-        msgpack_pack_double(pk, (double)(clock_mono_ms() - rt->started_ms) / 1000.0);
+        msgpack_pack_double(pk, (double)(clock_mono_ms() - rt->started_ms) /
+                                        1000.0);
         codec_pack_str(pk, "version");
         codec_pack_str(pk, OMNIFY_VERSION);
         return HANDLER_OK;
@@ -333,7 +340,8 @@ static void rt__send_reply(runtime_t *rt, const env_t *env, int status,
                 return; /* checked at decode; unreachable */
         msgid_new(&mid);
         msgid_format(&mid, id);
-        snprintf(type, sizeof(type), "%.*s.reply", (int)env->type.len, env->type.ptr);
+        snprintf(type, sizeof(type), "%.*s.reply", (int)env->type.len,
+                 env->type.ptr);
         r.id = slice_of(id);
         r.type = slice_of(type);
         r.schema_version = 1;
@@ -342,11 +350,11 @@ static void rt__send_reply(runtime_t *rt, const env_t *env, int status,
         r.tenant = env->tenant;
         r.traceparent = env->traceparent;
         r.status = status;
-        err = bus_produce(rt->bus, topic, partition, env->id, env_headers(&r), body,
-                          NULL);
+        err = bus_produce(rt->bus, topic, partition, env->id, env_headers(&r),
+                          body, NULL);
         if (err)
-                log_error("reply to %s:%d not queued: %s", topic, (int)partition,
-                          bus_strerror(err));
+                log_error("reply to %s:%d not queued: %s", topic,
+                          (int)partition, bus_strerror(err));
 }
 
 static void rt__send_events(runtime_t *rt, rt_ctx_t *ctx) {
@@ -366,11 +374,13 @@ static void rt__send_events(runtime_t *rt, rt_ctx_t *ctx) {
                 ev.tenant = ctx->env->tenant;
                 ev.user = ctx->env->user;
                 ev.traceparent = ctx->env->traceparent;
-                err = bus_produce(rt->bus, rt->events_topic, RD_KAFKA_PARTITION_UA,
-                                  (slice_t){e->key, e->key_len}, env_headers(&ev),
-                                  (slice_t){e->body, e->body_len}, NULL);
+                err = bus_produce(
+                        rt->bus, rt->events_topic, RD_KAFKA_PARTITION_UA,
+                        (slice_t){e->key, e->key_len}, env_headers(&ev),
+                        (slice_t){e->body, e->body_len}, NULL);
                 if (err)
-                        log_error("event %s not queued: %s", e->type, bus_strerror(err));
+                        log_error("event %s not queued: %s", e->type,
+                                  bus_strerror(err));
         }
 }
 
@@ -389,7 +399,8 @@ static void rt__dead_letter(runtime_t *rt, const rd_kafka_message_t *msg,
         rd_kafka_header_add(hdrs, "error", -1, why, -1);
         snprintf(num, sizeof(num), "%d", attempts);
         rd_kafka_header_add(hdrs, "attempts", -1, num, -1);
-        rd_kafka_header_add(hdrs, "original-topic", -1, rd_kafka_topic_name(msg->rkt), -1);
+        rd_kafka_header_add(hdrs, "original-topic", -1,
+                            rd_kafka_topic_name(msg->rkt), -1);
         snprintf(num, sizeof(num), "%d", (int)msg->partition);
         rd_kafka_header_add(hdrs, "original-partition", -1, num, -1);
         snprintf(num, sizeof(num), "%lld", (long long)msg->offset);
@@ -428,34 +439,35 @@ static const group_handler_t *rt__handler(const runtime_t *rt, slice_t type,
  * is retried while the store is unreachable: committing without it would
  * lose the answer of an async request. */
 /* Retry a store write while the store is unreachable. False if stopped. */
-#define RT_STORE_RETRY(rt, stop, what, call)                                   \
-        for (int attempt_ = 0;; attempt_++) {                                 \
-                char errstr[256];                                             \
-                store_err_t err_ = (call);                                    \
-                if (err_ == STORE_OK)                                         \
-                        break;                                                \
-                log_warn("%s: %s", (what), errstr);                           \
-                if (!store_err_transient(err_))                               \
-                        break;                                                \
-                if (rt__sleep((stop), rt__backoff(attempt_)))                 \
-                        return false;                                         \
+#define RT_STORE_RETRY(rt, stop, what, call)                  \
+        for (int attempt_ = 0;; attempt_++) {                 \
+                char errstr[256];                             \
+                store_err_t err_ = (call);                    \
+                if (err_ == STORE_OK)                         \
+                        break;                                \
+                log_warn("%s: %s", (what), errstr);           \
+                if (!store_err_transient(err_))               \
+                        break;                                \
+                if (rt__sleep((stop), rt__backoff(attempt_))) \
+                        return false;                         \
         }
 
 /* Record, reply, and report whether the offset may be stored. The record
  * is retried while the store is unreachable: committing without it would
  * lose the answer of an async request. idem_id and hash (or NULL) remember
  * an Idempotency-Key's first use. */
-static bool rt__finish(runtime_t *rt, const env_t *env, int status, slice_t body,
-                       const char *idem_id, const char *hash,
+static bool rt__finish(runtime_t *rt, const env_t *env, int status,
+                       slice_t body, const char *idem_id, const char *hash,
                        const atomic_bool *stop) {
         RT_STORE_RETRY(rt, stop, "operation log write",
-                       oplog_record(rt->store, env->id, rt->def->name, env->type,
-                                    env->tenant, status, body,
+                       oplog_record(rt->store, env->id, rt->def->name,
+                                    env->type, env->tenant, status, body,
                                     rt->cfg->operation_retention_s, errstr,
                                     sizeof(errstr)));
         if (idem_id && idem_id[0])
                 RT_STORE_RETRY(rt, stop, "idempotency record",
-                               oplog_idem_record(rt->store, idem_id, hash, env->id,
+                               oplog_idem_record(rt->store, idem_id, hash,
+                                                 env->id,
                                                  rt->cfg->operation_retention_s,
                                                  errstr, sizeof(errstr)));
         rt__send_reply(rt, env, status, body);
@@ -470,14 +482,17 @@ typedef enum rt_idem {
 
 /* An Idempotency-Key seen before answers with its first result, or 422
  * when the request differs from the first one. */
-static rt_idem_t rt__idempotent(runtime_t *rt, const env_t *env, const char *idem_id,
-                                const char *hash, const atomic_bool *stop) {
-        char stored_hash[OPLOG_HASH_SIZE], first_id[MSGID_TEXT_SIZE + 1], err[256];
+static rt_idem_t rt__idempotent(runtime_t *rt, const env_t *env,
+                                const char *idem_id, const char *hash,
+                                const atomic_bool *stop) {
+        char stored_hash[OPLOG_HASH_SIZE], first_id[MSGID_TEXT_SIZE + 1],
+                err[256];
         oplog_entry_t first;
         store_err_t serr;
         for (int attempt = 0;; attempt++) {
-                serr = oplog_idem_find(rt->store, idem_id, stored_hash, first_id,
-                                       sizeof(first_id), err, sizeof(err));
+                serr = oplog_idem_find(rt->store, idem_id, stored_hash,
+                                       first_id, sizeof(first_id), err,
+                                       sizeof(err));
                 if (!store_err_transient(serr))
                         break;
                 log_warn("idempotency lookup: %s", err);
@@ -495,20 +510,24 @@ static rt_idem_t rt__idempotent(runtime_t *rt, const env_t *env, const char *ide
                 bool done;
                 rt__ctx_init(&ctx, rt, env);
                 rt_reply_problem(&ctx, 422, "Unprocessable Content",
-                                 "this Idempotency-Key was used for a different request");
-                done = rt__finish(rt, env, 422, (slice_t){ctx.reply.data, ctx.reply.size},
+                                 "this Idempotency-Key was used for a "
+                                 "different request");
+                done = rt__finish(rt, env, 422,
+                                  (slice_t){ctx.reply.data, ctx.reply.size},
                                   NULL, NULL, stop);
                 rt__ctx_deinit(&ctx);
                 return done ? RT_IDEM_DONE : RT_IDEM_STOPPED;
         }
-        serr = oplog_find(rt->store, slice_of(first_id), &first, err, sizeof(err));
+        serr = oplog_find(rt->store, slice_of(first_id), &first, err,
+                          sizeof(err));
         if (serr != STORE_OK)
-                return RT_IDEM_PROCEED; /* the first never finished: this one does */
+                return RT_IDEM_PROCEED; /* the first never finished: this one
+                                           does */
         metrics_add(rt->duplicates_total, 1);
         {
                 bool done = rt__finish(rt, env, first.status,
-                                       (slice_t){first.body, first.body_len}, NULL, NULL,
-                                       stop);
+                                       (slice_t){first.body, first.body_len},
+                                       NULL, NULL, stop);
                 free(first.body);
                 return done ? RT_IDEM_DONE : RT_IDEM_STOPPED;
         }
@@ -526,17 +545,20 @@ static bool rt__reject(runtime_t *rt, const rd_kafka_message_t *msg,
         if (report && report->n) {
                 /* Name the bad fields, so the DLQ says what to mend. */
                 char why[512];
-                size_t off = (size_t)snprintf(why, sizeof(why), "%s:", detail ? detail : title);
+                size_t off = (size_t)snprintf(why, sizeof(why),
+                                              "%s:", detail ? detail : title);
                 for (size_t i = 0; i < report->n && off < sizeof(why); i++)
-                        off += (size_t)snprintf(why + off, sizeof(why) - off, "%s %s %s",
-                                                i ? ";" : "", report->v[i].field,
+                        off += (size_t)snprintf(why + off, sizeof(why) - off,
+                                                "%s %s %s", i ? ";" : "",
+                                                report->v[i].field,
                                                 report->v[i].reason);
                 rt__dead_letter(rt, msg, why, 1);
         } else {
                 rt__dead_letter(rt, msg, detail ? detail : title, 1);
         }
         done = rt__finish(rt, env, status,
-                          (slice_t){ctx.reply.data, ctx.reply.size}, NULL, NULL, stop);
+                          (slice_t){ctx.reply.data, ctx.reply.size}, NULL, NULL,
+                          stop);
         rt__ctx_deinit(&ctx);
         return done;
 }
@@ -574,17 +596,21 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
         h = rt__handler(rt, env.type, &hi);
         sm = schema_find(rt->schemas, env.type);
         if (!h || !sm) {
-                snprintf(err, sizeof(err), "unknown message type '%.*s' for group %s",
-                         (int)(env.type.len > 64 ? 64 : env.type.len), env.type.ptr,
-                         rt->def->name);
-                return rt__reject(rt, msg, &env, 400, "Unknown message type", err,
-                                  NULL, stop);
+                snprintf(err, sizeof(err),
+                         "unknown message type '%.*s' for group %s",
+                         (int)(env.type.len > 64 ? 64 : env.type.len),
+                         env.type.ptr, rt->def->name);
+                return rt__reject(rt, msg, &env, 400, "Unknown message type",
+                                  err, NULL, stop);
         }
         if (env.schema_version != sm->version) {
-                snprintf(err, sizeof(err), "schema version %d of %s is not supported (expected %d)",
+                snprintf(err, sizeof(err),
+                         "schema version %d of %s is not supported (expected "
+                         "%d)",
                          env.schema_version, sm->type, sm->version);
-                return rt__reject(rt, msg, &env, 400, "Unsupported schema version",
-                                  err, NULL, stop);
+                return rt__reject(rt, msg, &env, 400,
+                                  "Unsupported schema version", err, NULL,
+                                  stop);
         }
         msgpack_zone_init(&zone, 4096);
         if (env_unpack(&env, &zone, &body) != ENV_OK) {
@@ -595,17 +621,19 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
         if (!schema_validate(sm, &body, &report)) {
                 msgpack_zone_destroy(&zone);
                 return rt__reject(rt, msg, &env, 400, "Invalid message",
-                                  "the message does not match its schema", &report,
-                                  stop);
+                                  "the message does not match its schema",
+                                  &report, stop);
         }
 
         /* Seen before? Answer as the first time, change nothing. */
         for (int attempt = 0;; attempt++) {
                 oplog_entry_t seen;
-                store_err_t serr = oplog_find(rt->store, env.id, &seen, err, sizeof(err));
+                store_err_t serr =
+                        oplog_find(rt->store, env.id, &seen, err, sizeof(err));
                 if (serr == STORE_OK) {
                         metrics_add(rt->duplicates_total, 1);
-                        log_info("redelivered %s answered from the operation log",
+                        log_info("redelivered %s answered from the operation "
+                                 "log",
                                  sm->type);
                         rt__send_reply(rt, &env, seen.status,
                                        (slice_t){seen.body, seen.body_len});
@@ -624,8 +652,9 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
 
         if (env.idempotency_key.len) {
                 rt_idem_t idem;
-                snprintf(idem_id, sizeof(idem_id), "%s|%.*s|%.*s", rt->def->name,
-                         (int)env.tenant.len, env.tenant.ptr ? env.tenant.ptr : "",
+                snprintf(idem_id, sizeof(idem_id), "%s|%.*s|%.*s",
+                         rt->def->name, (int)env.tenant.len,
+                         env.tenant.ptr ? env.tenant.ptr : "",
                          (int)env.idempotency_key.len, env.idempotency_key.ptr);
                 oplog_request_hash(env.type, env.value, hash);
                 idem = rt__idempotent(rt, &env, idem_id, hash, stop);
@@ -639,7 +668,8 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
         t0 = clock_mono_ms();
         while (attempts < RT_MAX_ATTEMPTS) {
                 attempts++;
-                rt_reply_problem(&ctx, 500, "Internal error", "the handler gave no reply");
+                rt_reply_problem(&ctx, 500, "Internal error",
+                                 "the handler gave no reply");
                 res = h->fn(&ctx, &body);
                 if (res != HANDLER_TRANSIENT)
                         break;
@@ -657,15 +687,17 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                         }
                         continue;
                 }
-                log_warn("%s: transient failure, attempt %d of %d", sm->type, attempts,
-                         RT_MAX_ATTEMPTS);
-                if (attempts < RT_MAX_ATTEMPTS && rt__sleep(stop, rt__backoff(attempts))) {
+                log_warn("%s: transient failure, attempt %d of %d", sm->type,
+                         attempts, RT_MAX_ATTEMPTS);
+                if (attempts < RT_MAX_ATTEMPTS &&
+                    rt__sleep(stop, rt__backoff(attempts))) {
                         rt__ctx_deinit(&ctx);
                         msgpack_zone_destroy(&zone);
                         return false; /* redelivered to whoever comes next */
                 }
         }
-        metrics_observe_us(rt->type_metrics[hi].latency, (clock_mono_ms() - t0) * 1000);
+        metrics_observe_us(rt->type_metrics[hi].latency,
+                           (clock_mono_ms() - t0) * 1000);
         if (res == HANDLER_OK) {
                 metrics_add(rt->type_metrics[hi].ok, 1);
                 rt__send_events(rt, &ctx);
@@ -673,14 +705,17 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                 metrics_add(rt->type_metrics[hi].failed, 1);
                 if (res == HANDLER_TRANSIENT)
                         rt_reply_problem(&ctx, 503, "Service unavailable",
-                                         "a dependency stayed unavailable; the command was dead-lettered");
+                                         "a dependency stayed unavailable; the "
+                                         "command was dead-lettered");
                 rt__dead_letter(rt, msg,
-                                res == HANDLER_TRANSIENT ? "retries exhausted"
-                                                         : "permanent handler error",
+                                res == HANDLER_TRANSIENT
+                                        ? "retries exhausted"
+                                        : "permanent handler error",
                                 attempts);
         }
         done = rt__finish(rt, &env, ctx.status,
-                          (slice_t){ctx.reply.data, ctx.reply.size}, idem_id, hash, stop);
+                          (slice_t){ctx.reply.data, ctx.reply.size}, idem_id,
+                          hash, stop);
         rt__ctx_deinit(&ctx);
         msgpack_zone_destroy(&zone);
         return done;
@@ -703,8 +738,8 @@ int runtime_run(runtime_t *rt, const atomic_bool *stop) {
         }
         if (rt->def->init) {
                 for (int attempt = 0;; attempt++) {
-                        handler_result_t r = rt->def->init(rt, &rt->state, errstr,
-                                                           sizeof(errstr));
+                        handler_result_t r = rt->def->init(
+                                rt, &rt->state, errstr, sizeof(errstr));
                         if (r == HANDLER_OK)
                                 break;
                         if (r == HANDLER_PERMANENT) {
@@ -743,14 +778,15 @@ void runtime_ops_answer(runtime_t *rt, const char *what, int *status,
         *content_type = "application/json";
         if (strcmp(what, "health") == 0) {
                 *status = 200;
-                snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"group\":\"%s\"}",
-                         rt->def->name);
+                snprintf(buf, sizeof(buf),
+                         "{\"status\":\"ok\",\"group\":\"%s\"}", rt->def->name);
         } else if (strcmp(what, "ready") == 0) {
                 bool kafka = bus_is_up(rt->bus), store = store_is_up(rt->store);
                 bool init = atomic_load(&rt->initialised);
                 *status = kafka && store && init ? 200 : 503;
                 snprintf(buf, sizeof(buf),
-                         "{\"status\":\"%s\",\"group\":\"%s\",\"kafka\":%s,\"store\":%s,\"initialised\":%s}",
+                         "{\"status\":\"%s\",\"group\":\"%s\",\"kafka\":%s,"
+                         "\"store\":%s,\"initialised\":%s}",
                          *status == 200 ? "ready" : "not ready", rt->def->name,
                          kafka ? "true" : "false", store ? "true" : "false",
                          init ? "true" : "false");

@@ -36,12 +36,14 @@ typedef struct rt_ctx rt_ctx_t;
 typedef enum handler_result {
         HANDLER_OK,        /* done; the reply set with rt_reply* stands */
         HANDLER_TRANSIENT, /* try again later (store or provider down) */
-        HANDLER_PERMANENT, /* will never succeed: reply stands, message to DLQ */
+        HANDLER_PERMANENT, /* will never succeed: reply stands, message to DLQ
+                            */
 } handler_result_t;
 
 /* A handler: body is the validated msgpack map of the command. Runs on the
  * group's consumer thread; may block on the store or outbound HTTP. */
-typedef handler_result_t (*handler_fn)(rt_ctx_t *ctx, const msgpack_object *body);
+typedef handler_result_t (*handler_fn)(rt_ctx_t *ctx,
+                                       const msgpack_object *body);
 
 typedef struct group_handler {
         const char *type;
@@ -121,6 +123,7 @@ void rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
 
 /* The generic "<group>.status" handler: group, instance, pid, host, mode,
  * uptime. Every group lists it in its table. */
-handler_result_t runtime_handle_status(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t runtime_handle_status(rt_ctx_t *ctx,
+                                       const msgpack_object *body);
 
 #endif

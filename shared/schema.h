@@ -53,10 +53,10 @@
 
 #include "slice.h"
 
-#define SCHEMA_ERRORS(X)                                                       \
-        X(SCHEMA_OK, "ok")                                                     \
-        X(SCHEMA_BAD_JSON, "schema file is not valid JSON")                    \
-        X(SCHEMA_BAD_DEFINITION, "schema definition is invalid")               \
+#define SCHEMA_ERRORS(X)                                         \
+        X(SCHEMA_OK, "ok")                                       \
+        X(SCHEMA_BAD_JSON, "schema file is not valid JSON")      \
+        X(SCHEMA_BAD_DEFINITION, "schema definition is invalid") \
         X(SCHEMA_DUPLICATE, "duplicate message type or route")
 
 typedef enum schema_err {
@@ -104,7 +104,7 @@ typedef enum schema_mode {
 } schema_mode_t;
 
 typedef struct schema_route {
-        char *method;   /* NULL when the message has no route */
+        char *method; /* NULL when the message has no route */
         char *path;
         char **segments; /* path split on '/' after the leading one,
                           * "{name}" kept as is: "/api/x/{id}" gives

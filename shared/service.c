@@ -34,8 +34,8 @@ void service_install_signals(void) {
 
 schema_set_t *service_load_schemas(char *errstr, size_t errlen) {
         schema_set_t *set = NULL;
-        if (schema_set_load(&set, schemas_embedded, schemas_embedded_count, errstr,
-                            errlen) != SCHEMA_OK)
+        if (schema_set_load(&set, schemas_embedded, schemas_embedded_count,
+                            errstr, errlen) != SCHEMA_OK)
                 return NULL;
         return set;
 }
@@ -51,8 +51,8 @@ int service_main(const group_def_t *def, int argc, char **argv) {
         int status = 1, port;
 
         snprintf(program, sizeof(program), "omnify-%s", def->name);
-        config_load_or_exit(&cfg, CONFIG_SCOPE_GROUP | def->config_scope, program,
-                            argc, argv, NULL);
+        config_load_or_exit(&cfg, CONFIG_SCOPE_GROUP | def->config_scope,
+                            program, argc, argv, NULL);
         log_init((log_level_t)cfg.log_level, program);
         log_set_group(def->name);
         service_install_signals();
@@ -66,8 +66,8 @@ int service_main(const group_def_t *def, int argc, char **argv) {
         store = store_new(&cfg, program, errstr, sizeof(errstr));
         if (!store)
                 goto out;
-        rt = runtime_new(def, &cfg, schemas, bus, store, RUNTIME_STANDALONE, errstr,
-                         sizeof(errstr));
+        rt = runtime_new(def, &cfg, schemas, bus, store, RUNTIME_STANDALONE,
+                         errstr, sizeof(errstr));
         if (!rt)
                 goto out;
         port = cfg.ops_port ? cfg.ops_port : def->ops_port;

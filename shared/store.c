@@ -48,7 +48,8 @@ static void store__init_driver(void) {
 static store_err_t store__translate(const bson_error_t *e, char *errstr,
                                     size_t errlen) {
         store_err_t err;
-        if (e->code == 11000 || e->code == 11001 || strstr(e->message, "E11000"))
+        if (e->code == 11000 || e->code == 11001 ||
+            strstr(e->message, "E11000"))
                 err = STORE_DUPLICATE;
         else if (e->domain == MONGOC_ERROR_SERVER_SELECTION ||
                  e->domain == MONGOC_ERROR_STREAM ||
@@ -76,7 +77,8 @@ store_err_t store_ping(store_t *store) {
         bson_error_t e;
         bool ok;
         BSON_APPEND_INT32(&cmd, "ping", 1);
-        ok = mongoc_client_command_simple(client, "admin", &cmd, NULL, &reply, &e);
+        ok = mongoc_client_command_simple(client, "admin", &cmd, NULL, &reply,
+                                          &e);
         bson_destroy(&reply);
         bson_destroy(&cmd);
         mongoc_client_pool_push(store->pool, client);
@@ -90,7 +92,8 @@ static void *store__watcher(void *arg) {
                 bool now = store_ping(store) == STORE_OK;
                 atomic_store(&store->up, now);
                 if (was != now)
-                        log_info("store: %s", now ? "reachable" : "unreachable");
+                        log_info("store: %s",
+                                 now ? "reachable" : "unreachable");
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += 1;
@@ -114,25 +117,29 @@ store_t *store_new(const config_t *cfg, const char *app_name, char *errstr,
         store->uri = mongoc_uri_new_with_error(cfg->mongo_uri, &e);
         if (!store->uri) {
                 /* The message may quote the URI, which may hold a password. */
-                snprintf(errstr, errlen, "OMNIFY_MONGO_URI: not a valid MongoDB URI");
+                snprintf(errstr, errlen,
+                         "OMNIFY_MONGO_URI: not a valid MongoDB URI");
                 goto fail;
         }
         /* Bounded waits: an unreachable store must answer quickly. */
-        if (!mongoc_uri_has_option(store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-                mongoc_uri_set_option_as_int32(store->uri,
-                                               MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+        if (!mongoc_uri_has_option(store->uri,
+                                   MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+                mongoc_uri_set_option_as_int32(
+                        store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
         if (!mongoc_uri_has_option(store->uri, MONGOC_URI_CONNECTTIMEOUTMS))
-                mongoc_uri_set_option_as_int32(store->uri, MONGOC_URI_CONNECTTIMEOUTMS,
-                                               2000);
+                mongoc_uri_set_option_as_int32(
+                        store->uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
         if (!mongoc_uri_has_option(store->uri, MONGOC_URI_SOCKETTIMEOUTMS))
-                mongoc_uri_set_option_as_int32(store->uri, MONGOC_URI_SOCKETTIMEOUTMS,
-                                               10000);
+                mongoc_uri_set_option_as_int32(
+                        store->uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
         store->pool = mongoc_client_pool_new(store->uri);
         if (!store->pool) {
-                snprintf(errstr, errlen, "OMNIFY_MONGO_URI: cannot create a client pool");
+                snprintf(errstr, errlen,
+                         "OMNIFY_MONGO_URI: cannot create a client pool");
                 goto fail;
         }
-        mongoc_client_pool_set_error_api(store->pool, MONGOC_ERROR_API_VERSION_2);
+        mongoc_client_pool_set_error_api(store->pool,
+                                         MONGOC_ERROR_API_VERSION_2);
         mongoc_client_pool_set_appname(store->pool, app_name);
         atomic_init(&store->up, false);
         atomic_init(&store->stopping, false);
@@ -237,7 +244,8 @@ store_err_t store_update_one(store_t *store, const char *db, const char *coll,
         store_err_t err = STORE_OK;
 
         BSON_APPEND_BOOL(&opts, "upsert", upsert);
-        if (!mongoc_collection_update_one(c, filter, update, &opts, &reply, &e)) {
+        if (!mongoc_collection_update_one(c, filter, update, &opts, &reply,
+                                          &e)) {
                 err = store__translate(&e, errstr, errlen);
         } else if (!upsert) {
                 bson_iter_t it;

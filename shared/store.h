@@ -20,12 +20,12 @@
 
 #include "config.h"
 
-#define STORE_ERRORS(X)                                                        \
-        X(STORE_OK, "ok")                                                      \
-        X(STORE_NOT_FOUND, "no such document")                                 \
-        X(STORE_DUPLICATE, "a document with this key exists")                  \
-        X(STORE_UNAVAILABLE, "the store is unreachable")                       \
-        X(STORE_BAD_REPLY, "the store answered something unexpected")          \
+#define STORE_ERRORS(X)                                               \
+        X(STORE_OK, "ok")                                             \
+        X(STORE_NOT_FOUND, "no such document")                        \
+        X(STORE_DUPLICATE, "a document with this key exists")         \
+        X(STORE_UNAVAILABLE, "the store is unreachable")              \
+        X(STORE_BAD_REPLY, "the store answered something unexpected") \
         X(STORE_ERROR, "store error")
 
 typedef enum store_err {
@@ -71,7 +71,8 @@ store_err_t store_find_one(store_t *store, const char *db, const char *coll,
                            bson_t *out, char *errstr, size_t errlen);
 
 /* Update the first document matching filter with update (operators), creating
- * it when upsert is true. STORE_NOT_FOUND when nothing matched and no upsert. */
+ * it when upsert is true. STORE_NOT_FOUND when nothing matched and no upsert.
+ */
 store_err_t store_update_one(store_t *store, const char *db, const char *coll,
                              const bson_t *filter, const bson_t *update,
                              bool upsert, char *errstr, size_t errlen);

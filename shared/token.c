@@ -143,7 +143,8 @@ token_err_t token_verify(const token_keys_t *keys, slice_t token, time_t now,
 
         /* Always with the key, then pin the algorithm. */
         if (jwt_decode(&jwt, buf, (const unsigned char *)keys->secret,
-                       (int)strlen(keys->secret)) != 0 || !jwt)
+                       (int)strlen(keys->secret)) != 0 ||
+            !jwt)
                 return TOKEN_BAD_SIGNATURE;
         if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
                 err = TOKEN_BAD_ALG;

@@ -16,17 +16,17 @@
 
 #include "slice.h"
 
-#define TOKEN_ERRORS(X)                                                        \
-        X(TOKEN_OK, "ok")                                                      \
-        X(TOKEN_MALFORMED, "the token is malformed")                           \
-        X(TOKEN_BAD_SIGNATURE, "the token signature is invalid")              \
-        X(TOKEN_BAD_ALG, "the token algorithm is not allowed")                 \
-        X(TOKEN_EXPIRED, "the token has expired")                              \
-        X(TOKEN_NOT_YET_VALID, "the token is not valid yet")                   \
-        X(TOKEN_BAD_ISSUER, "the token issuer is not accepted")                \
-        X(TOKEN_BAD_AUDIENCE, "the token audience is not accepted")            \
-        X(TOKEN_BAD_KID, "the token key id is unknown")                        \
-        X(TOKEN_MISSING_CLAIM, "the token lacks a required claim")             \
+#define TOKEN_ERRORS(X)                                             \
+        X(TOKEN_OK, "ok")                                           \
+        X(TOKEN_MALFORMED, "the token is malformed")                \
+        X(TOKEN_BAD_SIGNATURE, "the token signature is invalid")    \
+        X(TOKEN_BAD_ALG, "the token algorithm is not allowed")      \
+        X(TOKEN_EXPIRED, "the token has expired")                   \
+        X(TOKEN_NOT_YET_VALID, "the token is not valid yet")        \
+        X(TOKEN_BAD_ISSUER, "the token issuer is not accepted")     \
+        X(TOKEN_BAD_AUDIENCE, "the token audience is not accepted") \
+        X(TOKEN_BAD_KID, "the token key id is unknown")             \
+        X(TOKEN_MISSING_CLAIM, "the token lacks a required claim")  \
         X(TOKEN_ERROR, "the token could not be made")
 
 typedef enum token_err {

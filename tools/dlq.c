@@ -48,13 +48,15 @@ static const char *dlq__header(const rd_kafka_message_t *m, const char *name,
         buf[n] = '\0';
         for (size_t i = 0; i < n; i++)
                 if ((unsigned char)buf[i] < 0x20)
-                        buf[i] = '?'; /* never let a header drive the terminal */
+                        buf[i] =
+                                '?'; /* never let a header drive the terminal */
         return buf;
 }
 
 static int dlq__match(const rd_kafka_message_t *m, const dlq_filter_t *f) {
         char buf[256];
-        if (f->type && strcmp(dlq__header(m, "type", buf, sizeof(buf)), f->type) != 0)
+        if (f->type &&
+            strcmp(dlq__header(m, "type", buf, sizeof(buf)), f->type) != 0)
                 return 0;
         if (f->id && strcmp(dlq__header(m, "id", buf, sizeof(buf)), f->id) != 0)
                 return 0;
@@ -68,8 +70,9 @@ static int dlq__match(const rd_kafka_message_t *m, const dlq_filter_t *f) {
 
 static void dlq__list_one(const rd_kafka_message_t *m) {
         char id[64], type[128], err[256], attempts[16], topic[256];
-        printf("%d@%lld  %s  %-28s attempts=%s from=%s  %s\n", (int)m->partition,
-               (long long)m->offset, dlq__header(m, "id", id, sizeof(id)),
+        printf("%d@%lld  %s  %-28s attempts=%s from=%s  %s\n",
+               (int)m->partition, (long long)m->offset,
+               dlq__header(m, "id", id, sizeof(id)),
                dlq__header(m, "type", type, sizeof(type)),
                dlq__header(m, "attempts", attempts, sizeof(attempts)),
                dlq__header(m, "original-topic", topic, sizeof(topic)),
@@ -80,12 +83,14 @@ static void dlq__show_one(const rd_kafka_message_t *m) {
         rd_kafka_headers_t *h = NULL;
         char *json = NULL;
         size_t json_len;
-        printf("partition %d offset %lld\n", (int)m->partition, (long long)m->offset);
+        printf("partition %d offset %lld\n", (int)m->partition,
+               (long long)m->offset);
         if (!rd_kafka_message_headers(m, &h) && h) {
                 const char *name;
                 const void *v;
                 size_t n;
-                for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &v, &n); i++) {
+                for (size_t i = 0;
+                     !rd_kafka_header_get_all(h, i, &name, &v, &n); i++) {
                         printf("  %s: ", name);
                         for (size_t k = 0; k < n; k++) {
                                 unsigned char c = ((const unsigned char *)v)[k];
@@ -94,8 +99,8 @@ static void dlq__show_one(const rd_kafka_message_t *m) {
                         putchar('\n');
                 }
         }
-        if (codec_msgpack_to_json((slice_t){m->payload, m->len}, &json, &json_len) ==
-            CODEC_OK) {
+        if (codec_msgpack_to_json((slice_t){m->payload, m->len}, &json,
+                                  &json_len) == CODEC_OK) {
                 printf("  body: %s\n", json);
                 free(json);
         } else {
@@ -105,8 +110,9 @@ static void dlq__show_one(const rd_kafka_message_t *m) {
 
 /* Strip the dead-letter headers from a copy of m's headers. */
 static rd_kafka_headers_t *dlq__replay_headers(const rd_kafka_message_t *m) {
-        static const char *const drop[] = {"error", "attempts", "original-topic",
-                                           "original-partition", "original-offset"};
+        static const char *const drop[] = {
+                "error", "attempts", "original-topic", "original-partition",
+                "original-offset"};
         rd_kafka_headers_t *orig = NULL, *h;
         if (rd_kafka_message_headers(m, &orig) || !orig)
                 return rd_kafka_headers_new(1);
@@ -131,11 +137,13 @@ int dlq_main(int argc, char **argv) {
         int n_parts = 0, done_parts = 0;
         long matched = 0, replayed = 0;
 
-        config_load_or_exit(&cfg, CONFIG_SCOPE_TOOL, "omnify dlq", argc, argv, &argi);
+        config_load_or_exit(&cfg, CONFIG_SCOPE_TOOL, "omnify dlq", argc, argv,
+                            &argi);
         log_init((log_level_t)cfg.log_level, "omnify-dlq");
         if (argc - argi < 2) {
-                fprintf(stderr, "Usage: omnify dlq list|show|replay|purge GROUP "
-                                "[--type T] [--since UNIX_MS] [--id ID]\n");
+                fprintf(stderr,
+                        "Usage: omnify dlq list|show|replay|purge GROUP "
+                        "[--type T] [--since UNIX_MS] [--id ID]\n");
                 config_deinit(&cfg);
                 return 2;
         }
@@ -154,7 +162,8 @@ int dlq_main(int argc, char **argv) {
                 else if (strcmp(argv[i], "--since") == 0)
                         filter.since_ms = strtoll(argv[i + 1], NULL, 10);
                 else {
-                        fprintf(stderr, "omnify dlq: unknown option '%s'\n", argv[i]);
+                        fprintf(stderr, "omnify dlq: unknown option '%s'\n",
+                                argv[i]);
                         config_deinit(&cfg);
                         return 2;
                 }
@@ -173,31 +182,35 @@ int dlq_main(int argc, char **argv) {
         if (!bus)
                 goto fail;
         {
-                rd_kafka_topic_t *rkt = rd_kafka_topic_new(bus_handle(bus), topic, NULL);
+                rd_kafka_topic_t *rkt =
+                        rd_kafka_topic_new(bus_handle(bus), topic, NULL);
                 rd_kafka_resp_err_t err =
                         rd_kafka_metadata(bus_handle(bus), 0, rkt, &md, 10000);
                 rd_kafka_topic_destroy(rkt);
                 if (err || md->topic_cnt != 1 || md->topics[0].err) {
-                        snprintf(errstr, sizeof(errstr), "topic %s not found", topic);
+                        snprintf(errstr, sizeof(errstr), "topic %s not found",
+                                 topic);
                         goto fail;
                 }
                 n_parts = md->topics[0].partition_cnt;
         }
 
         if (strcmp(verb, "purge") == 0) {
-                rd_kafka_topic_partition_list_t *del = rd_kafka_topic_partition_list_new(n_parts);
+                rd_kafka_topic_partition_list_t *del =
+                        rd_kafka_topic_partition_list_new(n_parts);
                 rd_kafka_DeleteRecords_t *dr;
                 rd_kafka_queue_t *q = rd_kafka_queue_new(bus_handle(bus));
                 rd_kafka_event_t *ev;
                 for (int p = 0; p < n_parts; p++)
-                        rd_kafka_topic_partition_list_add(del, topic, p)->offset =
-                                RD_KAFKA_OFFSET_END;
+                        rd_kafka_topic_partition_list_add(del, topic, p)
+                                ->offset = RD_KAFKA_OFFSET_END;
                 dr = rd_kafka_DeleteRecords_new(del);
                 rd_kafka_DeleteRecords(bus_handle(bus), &dr, 1, NULL, q);
                 ev = rd_kafka_queue_poll(q, 30000);
                 if (!ev || rd_kafka_event_error(ev)) {
                         snprintf(errstr, sizeof(errstr), "purge failed: %s",
-                                 ev ? rd_kafka_event_error_string(ev) : "no answer");
+                                 ev ? rd_kafka_event_error_string(ev)
+                                    : "no answer");
                 } else {
                         printf("purged %s\n", topic);
                         status = 0;
@@ -211,15 +224,16 @@ int dlq_main(int argc, char **argv) {
                         goto fail;
                 goto out;
         }
-        if (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "replay")) {
+        if (strcmp(verb, "list") && strcmp(verb, "show") &&
+            strcmp(verb, "replay")) {
                 fprintf(stderr, "omnify dlq: unknown verb '%s'\n", verb);
                 status = 2;
                 goto out;
         }
 
         conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg.kafka_brokers, errstr,
-                              sizeof(errstr)) ||
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg.kafka_brokers,
+                              errstr, sizeof(errstr)) ||
             rd_kafka_conf_set(conf, "group.id", "omnify-dlq-reader", errstr,
                               sizeof(errstr)) ||
             rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
@@ -236,10 +250,12 @@ int dlq_main(int argc, char **argv) {
         high = calloc((size_t)n_parts, sizeof(*high));
         for (int p = 0; p < n_parts; p++) {
                 int64_t lo = 0, hi = 0;
-                rd_kafka_query_watermark_offsets(reader, topic, p, &lo, &hi, 10000);
+                rd_kafka_query_watermark_offsets(reader, topic, p, &lo, &hi,
+                                                 10000);
                 high[p] = hi;
                 if (hi > lo)
-                        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = lo;
+                        rd_kafka_topic_partition_list_add(parts, topic, p)
+                                ->offset = lo;
                 else
                         done_parts++;
         }
@@ -247,7 +263,8 @@ int dlq_main(int argc, char **argv) {
         while (done_parts < n_parts) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 5000);
                 if (!m) {
-                        snprintf(errstr, sizeof(errstr), "timed out reading %s", topic);
+                        snprintf(errstr, sizeof(errstr), "timed out reading %s",
+                                 topic);
                         goto fail;
                 }
                 if (m->err) {
@@ -260,7 +277,8 @@ int dlq_main(int argc, char **argv) {
                                 dlq__list_one(m);
                         else if (strcmp(verb, "show") == 0)
                                 dlq__show_one(m);
-                        else if (bus_produce(bus, commands, RD_KAFKA_PARTITION_UA,
+                        else if (bus_produce(bus, commands,
+                                             RD_KAFKA_PARTITION_UA,
                                              (slice_t){m->key, m->key_len},
                                              dlq__replay_headers(m),
                                              (slice_t){m->payload, m->len},
@@ -273,11 +291,12 @@ int dlq_main(int argc, char **argv) {
         }
         if (strcmp(verb, "replay") == 0) {
                 if (bus_flush(bus, 30000) != BUS_OK) {
-                        snprintf(errstr, sizeof(errstr), "replayed messages not all delivered");
+                        snprintf(errstr, sizeof(errstr),
+                                 "replayed messages not all delivered");
                         goto fail;
                 }
-                printf("replayed %ld of %ld matching message(s) to %s\n", replayed,
-                       matched, commands);
+                printf("replayed %ld of %ld matching message(s) to %s\n",
+                       replayed, matched, commands);
         } else {
                 printf("%ld message(s)\n", matched);
         }

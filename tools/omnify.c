@@ -24,21 +24,26 @@
 #include "topics.h"
 
 static void usage(FILE *out) {
-        fprintf(out,
-                "Usage: omnify COMMAND [options]\n\n"
-                "Commands:\n"
-                "  monolith [--only g1,g2] [--except g1,g2]\n"
-                "                      the edge and the chosen groups as threads of one process\n"
-                "  topics plan|apply   compare schemas/topics.json with the cluster; create or grow\n"
-                "  dlq list|show|replay|purge GROUP [--type T] [--since UNIX_MS] [--id ID]\n"
-                "                      look at, replay or purge a group's dead letters\n"
-                "  settings [--markdown]  the settings table\n"
-                "  openapi             print the OpenAPI document\n"
-                "  probe URL           exit 0 when URL answers 2xx within 3 s (container health checks)\n\n"
-                "Groups:");
+        fprintf(out, "Usage: omnify COMMAND [options]\n\n"
+                     "Commands:\n"
+                     "  monolith [--only g1,g2] [--except g1,g2]\n"
+                     "                      the edge and the chosen groups as "
+                     "threads of one process\n"
+                     "  topics plan|apply   compare schemas/topics.json with "
+                     "the cluster; create or grow\n"
+                     "  dlq list|show|replay|purge GROUP [--type T] [--since "
+                     "UNIX_MS] [--id ID]\n"
+                     "                      look at, replay or purge a group's "
+                     "dead letters\n"
+                     "  settings [--markdown]  the settings table\n"
+                     "  openapi             print the OpenAPI document\n"
+                     "  probe URL           exit 0 when URL answers 2xx within "
+                     "3 s (container health checks)\n\n"
+                     "Groups:");
         for (size_t i = 0; i < registry_count; i++)
                 fprintf(out, " %s", registry_groups[i]->name);
-        fprintf(out, "\nEvery command takes --help, and settings as OMNIFY_* variables or flags.\n");
+        fprintf(out, "\nEvery command takes --help, and settings as OMNIFY_* "
+                     "variables or flags.\n");
 }
 
 /* ---------------------------------------------------------------------------
@@ -46,7 +51,8 @@ static void usage(FILE *out) {
  * ------------------------------------------------------------------------ */
 
 /* Mark the groups named in a comma list. Returns -1 naming a bad one. */
-static int parse_groups(const char *list, bool *mark, char *errstr, size_t errlen) {
+static int parse_groups(const char *list, bool *mark, char *errstr,
+                        size_t errlen) {
         const char *p = list;
         while (*p) {
                 const char *comma = strchr(p, ',');
@@ -60,7 +66,8 @@ static int parse_groups(const char *list, bool *mark, char *errstr, size_t errle
                         }
                 }
                 if (!found) {
-                        snprintf(errstr, errlen, "unknown group '%.*s'", (int)len, p);
+                        snprintf(errstr, errlen, "unknown group '%.*s'",
+                                 (int)len, p);
                         return -1;
                 }
                 p += len + (comma ? 1 : 0);
@@ -101,17 +108,20 @@ static int cmd_monolith(int argc, char **argv) {
                 const char *arg = argv[i];
                 bool *mark = NULL;
                 const char *list = NULL;
-                if (strncmp(arg, "--only", 6) == 0 && (arg[6] == '=' || !arg[6])) {
+                if (strncmp(arg, "--only", 6) == 0 &&
+                    (arg[6] == '=' || !arg[6])) {
                         mark = only;
                         use_only = true;
-                } else if (strncmp(arg, "--except", 8) == 0 && (arg[8] == '=' || !arg[8])) {
+                } else if (strncmp(arg, "--except", 8) == 0 &&
+                           (arg[8] == '=' || !arg[8])) {
                         mark = except;
                 }
                 if (!mark) {
                         rest[n_rest++] = argv[i];
                         continue;
                 }
-                list = strchr(arg, '=') ? strchr(arg, '=') + 1 : (i + 1 < argc ? argv[++i] : "");
+                list = strchr(arg, '=') ? strchr(arg, '=') + 1
+                                        : (i + 1 < argc ? argv[++i] : "");
                 if (parse_groups(list, mark, errstr, sizeof(errstr))) {
                         fprintf(stderr, "omnify monolith: %s\n", errstr);
                         free(rest);
@@ -136,26 +146,28 @@ static int cmd_monolith(int argc, char **argv) {
         for (size_t i = 0; i < registry_count; i++) {
                 if ((use_only && !only[i]) || except[i])
                         continue;
-                threads[n_threads].rt = runtime_new(registry_groups[i], &cfg, schemas,
-                                                    edge_bus(edge), edge_store(edge),
-                                                    RUNTIME_MONOLITH, errstr,
-                                                    sizeof(errstr));
+                threads[n_threads].rt =
+                        runtime_new(registry_groups[i], &cfg, schemas,
+                                    edge_bus(edge), edge_store(edge),
+                                    RUNTIME_MONOLITH, errstr, sizeof(errstr));
                 if (!threads[n_threads].rt)
                         goto out;
                 edge_add_ops(edge, threads[n_threads].rt);
                 n_threads++;
         }
         for (size_t i = 0; i < n_threads; i++) {
-                if (pthread_create(&threads[i].thread, NULL, group_thread_main, &threads[i])) {
-                        snprintf(errstr, sizeof(errstr), "cannot start a group thread");
+                if (pthread_create(&threads[i].thread, NULL, group_thread_main,
+                                   &threads[i])) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "cannot start a group thread");
                         goto out;
                 }
                 threads[i].started = true;
         }
         if (edge_start(edge, errstr, sizeof(errstr)))
                 goto out;
-        log_info("omnify monolith %s started (pid %ld, %zu groups)", OMNIFY_VERSION,
-                 (long)getpid(), n_threads);
+        log_info("omnify monolith %s started (pid %ld, %zu groups)",
+                 OMNIFY_VERSION, (long)getpid(), n_threads);
         while (!atomic_load(&service_stop)) {
                 struct timespec ts = {0, 100 * 1000000L};
                 nanosleep(&ts, NULL);

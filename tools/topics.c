@@ -36,40 +36,48 @@ static int topics__load(const config_t *cfg, topic_decl_t **out, char *errstr,
         topic_decl_t *decls;
 
         if (!doc) {
-                snprintf(errstr, errlen, "topics.json:%d:%d: %s", jerr.line, jerr.column,
-                         jerr.text);
+                snprintf(errstr, errlen, "topics.json:%d:%d: %s", jerr.line,
+                         jerr.column, jerr.text);
                 return -1;
         }
         list = json_object_get(doc, "topics");
         if (!json_is_array(list)) {
-                snprintf(errstr, errlen, "topics.json: topics: must be an array");
+                snprintf(errstr, errlen,
+                         "topics.json: topics: must be an array");
                 json_decref(doc);
                 return -1;
         }
         decls = calloc(json_array_size(list) + 1, sizeof(*decls));
         json_array_foreach(list, i, t) {
-                const char *name = json_string_value(json_object_get(t, "name"));
-                const char *cleanup = json_string_value(json_object_get(t, "cleanup_policy"));
+                const char *name =
+                        json_string_value(json_object_get(t, "name"));
+                const char *cleanup =
+                        json_string_value(json_object_get(t, "cleanup_policy"));
                 json_t *parts = json_object_get(t, "partitions");
                 json_t *ret = json_object_get(t, "retention_ms");
-                if (!name || !*name || strlen(name) > 200 || !json_is_integer(parts) ||
-                    json_integer_value(parts) < 1 || json_integer_value(parts) > 1000 ||
-                    !json_is_integer(ret) ||
-                    (json_integer_value(ret) != -1 && json_integer_value(ret) < 60000) ||
-                    !cleanup || (strcmp(cleanup, "delete") && strcmp(cleanup, "compact"))) {
+                if (!name || !*name || strlen(name) > 200 ||
+                    !json_is_integer(parts) || json_integer_value(parts) < 1 ||
+                    json_integer_value(parts) > 1000 || !json_is_integer(ret) ||
+                    (json_integer_value(ret) != -1 &&
+                     json_integer_value(ret) < 60000) ||
+                    !cleanup ||
+                    (strcmp(cleanup, "delete") && strcmp(cleanup, "compact"))) {
                         snprintf(errstr, errlen,
-                                 "topics.json: topics[%zu]: needs name, partitions 1..1000, "
-                                 "retention_ms -1 or >= 60000, cleanup_policy delete|compact",
+                                 "topics.json: topics[%zu]: needs name, "
+                                 "partitions 1..1000, "
+                                 "retention_ms -1 or >= 60000, cleanup_policy "
+                                 "delete|compact",
                                  i);
                         free(decls);
                         json_decref(doc);
                         return -1;
                 }
-                snprintf(decls[i].name, sizeof(decls[i].name), "%s%s", cfg->topic_prefix,
-                         name);
+                snprintf(decls[i].name, sizeof(decls[i].name), "%s%s",
+                         cfg->topic_prefix, name);
                 decls[i].partitions = (int)json_integer_value(parts);
                 decls[i].retention_ms = json_integer_value(ret);
-                snprintf(decls[i].cleanup, sizeof(decls[i].cleanup), "%s", cleanup);
+                snprintf(decls[i].cleanup, sizeof(decls[i].cleanup), "%s",
+                         cleanup);
         }
         *out = decls;
         i = json_array_size(list);
@@ -78,7 +86,8 @@ static int topics__load(const config_t *cfg, topic_decl_t **out, char *errstr,
 }
 
 /* Current partition count of name in md, or 0 when missing. */
-static int topics__current(const struct rd_kafka_metadata *md, const char *name) {
+static int topics__current(const struct rd_kafka_metadata *md,
+                           const char *name) {
         for (int t = 0; t < md->topic_cnt; t++)
                 if (strcmp(md->topics[t].topic, name) == 0 &&
                     md->topics[t].err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -97,7 +106,8 @@ static int topics__wait(rd_kafka_queue_t *q, int create) {
                 return -1;
         }
         if (rd_kafka_event_error(ev)) {
-                fprintf(stderr, "omnify topics: %s\n", rd_kafka_event_error_string(ev));
+                fprintf(stderr, "omnify topics: %s\n",
+                        rd_kafka_event_error_string(ev));
                 rd_kafka_event_destroy(ev);
                 return -1;
         }
@@ -132,10 +142,13 @@ int topics_main(int argc, char **argv) {
         size_t n_create = 0, n_grow = 0;
         rd_kafka_queue_t *q = NULL;
 
-        config_load_or_exit(&cfg, CONFIG_SCOPE_TOOL, "omnify topics", argc, argv, &argi);
+        config_load_or_exit(&cfg, CONFIG_SCOPE_TOOL, "omnify topics", argc,
+                            argv, &argi);
         log_init((log_level_t)cfg.log_level, "omnify-topics");
-        if (argi >= argc || (strcmp(argv[argi], "plan") && strcmp(argv[argi], "apply"))) {
-                fprintf(stderr, "Usage: omnify topics plan|apply [--SETTING=VALUE ...]\n");
+        if (argi >= argc ||
+            (strcmp(argv[argi], "plan") && strcmp(argv[argi], "apply"))) {
+                fprintf(stderr, "Usage: omnify topics plan|apply "
+                                "[--SETTING=VALUE ...]\n");
                 config_deinit(&cfg);
                 return 2;
         }
@@ -143,7 +156,8 @@ int topics_main(int argc, char **argv) {
         n = topics__load(&cfg, &decls, errstr, sizeof(errstr));
         if (n < 0)
                 goto fail;
-        bus = bus_new(&cfg, "omnify-topics", NULL, NULL, errstr, sizeof(errstr));
+        bus = bus_new(&cfg, "omnify-topics", NULL, NULL, errstr,
+                      sizeof(errstr));
         if (!bus)
                 goto fail;
         if (rd_kafka_metadata(bus_handle(bus), 1, NULL, &md, 10000)) {
@@ -157,31 +171,37 @@ int topics_main(int argc, char **argv) {
                 int have = topics__current(md, decls[i].name);
                 if (have == 0) {
                         char ret[32];
-                        printf("create  %-40s partitions=%d retention.ms=%lld cleanup.policy=%s\n",
-                               decls[i].name, decls[i].partitions, decls[i].retention_ms,
-                               decls[i].cleanup);
-                        create[n_create] = rd_kafka_NewTopic_new(decls[i].name,
-                                                                 decls[i].partitions, -1,
-                                                                 errstr, sizeof(errstr));
+                        printf("create  %-40s partitions=%d retention.ms=%lld "
+                               "cleanup.policy=%s\n",
+                               decls[i].name, decls[i].partitions,
+                               decls[i].retention_ms, decls[i].cleanup);
+                        create[n_create] = rd_kafka_NewTopic_new(
+                                decls[i].name, decls[i].partitions, -1, errstr,
+                                sizeof(errstr));
                         if (!create[n_create])
                                 goto fail;
-                        snprintf(ret, sizeof(ret), "%lld", decls[i].retention_ms);
-                        rd_kafka_NewTopic_set_config(create[n_create], "retention.ms", ret);
-                        rd_kafka_NewTopic_set_config(create[n_create], "cleanup.policy",
+                        snprintf(ret, sizeof(ret), "%lld",
+                                 decls[i].retention_ms);
+                        rd_kafka_NewTopic_set_config(create[n_create],
+                                                     "retention.ms", ret);
+                        rd_kafka_NewTopic_set_config(create[n_create],
+                                                     "cleanup.policy",
                                                      decls[i].cleanup);
                         n_create++;
                 } else if (have < decls[i].partitions) {
-                        printf("grow    %-40s partitions %d -> %d\n", decls[i].name, have,
-                               decls[i].partitions);
+                        printf("grow    %-40s partitions %d -> %d\n",
+                               decls[i].name, have, decls[i].partitions);
                         grow[n_grow++] = rd_kafka_NewPartitions_new(
-                                decls[i].name, (size_t)decls[i].partitions, errstr,
-                                sizeof(errstr));
+                                decls[i].name, (size_t)decls[i].partitions,
+                                errstr, sizeof(errstr));
                 } else if (have > decls[i].partitions) {
-                        printf("keep    %-40s has %d partitions, file says %d: partitions are "
+                        printf("keep    %-40s has %d partitions, file says %d: "
+                               "partitions are "
                                "never shrunk (keys would move)\n",
                                decls[i].name, have, decls[i].partitions);
                 } else {
-                        printf("ok      %-40s partitions=%d\n", decls[i].name, have);
+                        printf("ok      %-40s partitions=%d\n", decls[i].name,
+                               have);
                 }
         }
         if (!apply || (n_create == 0 && n_grow == 0)) {
@@ -192,12 +212,14 @@ int topics_main(int argc, char **argv) {
         }
         q = rd_kafka_queue_new(bus_handle(bus));
         if (n_create) {
-                rd_kafka_CreateTopics(bus_handle(bus), create, n_create, NULL, q);
+                rd_kafka_CreateTopics(bus_handle(bus), create, n_create, NULL,
+                                      q);
                 if (topics__wait(q, 1))
                         goto out;
         }
         if (n_grow) {
-                rd_kafka_CreatePartitions(bus_handle(bus), grow, n_grow, NULL, q);
+                rd_kafka_CreatePartitions(bus_handle(bus), grow, n_grow, NULL,
+                                          q);
                 if (topics__wait(q, 0))
                         goto out;
         }

@@ -89,7 +89,8 @@ static void auth__iso_time(int64_t ms, char buf[32]) {
 
 static int64_t auth__bson_date(const bson_t *doc, const char *key) {
         bson_iter_t it;
-        if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_DATE_TIME(&it))
+        if (bson_iter_init_find(&it, doc, key) &&
+            BSON_ITER_HOLDS_DATE_TIME(&it))
                 return bson_iter_date_time(&it);
         return 0;
 }
@@ -109,8 +110,8 @@ static void auth__pack_user(msgpack_packer *pk, const bson_t *user) {
                 codec_pack_str(pk, v ? v : "");
         }
         codec_pack_str(pk, "roles");
-        if (bson_iter_init_find(&it, user, "roles") && BSON_ITER_HOLDS_ARRAY(&it) &&
-            bson_iter_recurse(&it, &arr)) {
+        if (bson_iter_init_find(&it, user, "roles") &&
+            BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
                 size_t n = 0;
                 bson_iter_t count = arr;
                 while (bson_iter_next(&count))
@@ -135,7 +136,8 @@ static handler_result_t auth__store_failed(rt_ctx_t *ctx, store_err_t err,
         log_warn("store: %s", errstr);
         if (store_err_transient(err))
                 return HANDLER_TRANSIENT;
-        rt_reply_problem(ctx, 500, "Internal error", "the request could not be stored");
+        rt_reply_problem(ctx, 500, "Internal error",
+                         "the request could not be stored");
         return HANDLER_PERMANENT;
 }
 
@@ -163,7 +165,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         hash = auth__hash(st->cfg, password.ptr, password.len);
         if (!hash) {
                 bson_destroy(&doc);
-                rt_reply_problem(ctx, 500, "Internal error", "password hashing failed");
+                rt_reply_problem(ctx, 500, "Internal error",
+                                 "password hashing failed");
                 return HANDLER_PERMANENT;
         }
         msgid_new(&id);
@@ -182,7 +185,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_append_utf8(&doc, "created_by", 10, env->id.ptr, (int)env->id.len);
         free(hash);
 
-        err = store_insert(store, "auth", "users", &doc, errstr, sizeof(errstr));
+        err = store_insert(store, "auth", "users", &doc, errstr,
+                           sizeof(errstr));
         bson_destroy(&doc);
         if (err == STORE_DUPLICATE) {
                 /* Ours from an earlier delivery, or someone else's email? */
@@ -190,8 +194,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
                 BSON_APPEND_UTF8(&filter, "email", email);
                 bson_append_utf8(&filter, "created_by", 10, env->id.ptr,
                                  (int)env->id.len);
-                err = store_find_one(store, "auth", "users", &filter, NULL, &found,
-                                     errstr, sizeof(errstr));
+                err = store_find_one(store, "auth", "users", &filter, NULL,
+                                     &found, errstr, sizeof(errstr));
                 bson_destroy(&filter);
                 if (err == STORE_OK) {
                         auth__pack_user(rt_reply(ctx, 201), &found);
@@ -254,8 +258,8 @@ static handler_result_t auth_login(rt_ctx_t *ctx, const msgpack_object *body) {
 
         auth__email(codec_map_str(body, "email"), email);
         BSON_APPEND_UTF8(&filter, "email", email);
-        err = store_find_one(store, "auth", "users", &filter, NULL, &user, errstr,
-                             sizeof(errstr));
+        err = store_find_one(store, "auth", "users", &filter, NULL, &user,
+                             errstr, sizeof(errstr));
         bson_destroy(&filter);
         if (err != STORE_OK && err != STORE_NOT_FOUND)
                 return auth__store_failed(ctx, err, errstr);
@@ -268,32 +272,39 @@ static handler_result_t auth_login(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!verified) {
                 if (err == STORE_OK)
                         bson_destroy(&user);
-                rt_reply_problem(ctx, 401, "Unauthorized", "invalid email or password");
+                rt_reply_problem(ctx, 401, "Unauthorized",
+                                 "invalid email or password");
                 return HANDLER_OK;
         }
 
         memset(&claims, 0, sizeof(claims));
-        snprintf(claims.sub, sizeof(claims.sub), "%s", auth__bson_str(&user, "_id"));
+        snprintf(claims.sub, sizeof(claims.sub), "%s",
+                 auth__bson_str(&user, "_id"));
         snprintf(claims.tid, sizeof(claims.tid), "%s",
-                 auth__bson_str(&user, "tenant_id") ? auth__bson_str(&user, "tenant_id")
-                                                    : "");
+                 auth__bson_str(&user, "tenant_id")
+                         ? auth__bson_str(&user, "tenant_id")
+                         : "");
         {
                 bson_iter_t it, arr;
                 size_t off = 0;
                 if (bson_iter_init_find(&it, &user, "roles") &&
-                    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
-                        while (bson_iter_next(&arr) && BSON_ITER_HOLDS_UTF8(&arr) &&
+                    BSON_ITER_HOLDS_ARRAY(&it) &&
+                    bson_iter_recurse(&it, &arr)) {
+                        while (bson_iter_next(&arr) &&
+                               BSON_ITER_HOLDS_UTF8(&arr) &&
                                off < sizeof(claims.roles))
-                                off += (size_t)snprintf(claims.roles + off,
-                                                        sizeof(claims.roles) - off,
-                                                        "%s%s", off ? "," : "",
-                                                        bson_iter_utf8(&arr, NULL));
+                                off += (size_t)snprintf(
+                                        claims.roles + off,
+                                        sizeof(claims.roles) - off, "%s%s",
+                                        off ? "," : "",
+                                        bson_iter_utf8(&arr, NULL));
                 }
         }
         bson_destroy(&user);
         token = token_sign(&st->keys, &claims, time(NULL), st->cfg->jwt_ttl_s);
         if (!token) {
-                rt_reply_problem(ctx, 500, "Internal error", "the token could not be signed");
+                rt_reply_problem(ctx, 500, "Internal error",
+                                 "the token could not be signed");
                 return HANDLER_PERMANENT;
         }
         pk = rt_reply(ctx, 200);
@@ -330,14 +341,16 @@ static handler_result_t auth_me(rt_ctx_t *ctx, const msgpack_object *body) {
         (void)body;
 
         if (!env->user.len || !env->tenant.len) {
-                rt_reply_problem(ctx, 401, "Unauthorized", "no authenticated user");
+                rt_reply_problem(ctx, 401, "Unauthorized",
+                                 "no authenticated user");
                 return HANDLER_OK;
         }
         /* The tenant is checked on every read, not only at the edge. */
         bson_append_utf8(&filter, "_id", 3, env->user.ptr, (int)env->user.len);
-        bson_append_utf8(&filter, "tenant_id", 9, env->tenant.ptr, (int)env->tenant.len);
-        err = store_find_one(store, "auth", "users", &filter, NULL, &user, errstr,
-                             sizeof(errstr));
+        bson_append_utf8(&filter, "tenant_id", 9, env->tenant.ptr,
+                         (int)env->tenant.len);
+        err = store_find_one(store, "auth", "users", &filter, NULL, &user,
+                             errstr, sizeof(errstr));
         bson_destroy(&filter);
         if (err == STORE_NOT_FOUND) {
                 rt_reply_problem(ctx, 404, "Not Found", "no such user");
@@ -364,11 +377,12 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
         uint8_t junk[24];
 
         BSON_APPEND_INT32(&keys, "email", 1);
-        err = store_ensure_index(store, "auth", "users", "email_unique", &keys, true,
-                                 -1, errstr, errlen);
+        err = store_ensure_index(store, "auth", "users", "email_unique", &keys,
+                                 true, -1, errstr, errlen);
         bson_destroy(&keys);
         if (err)
-                return store_err_transient(err) ? HANDLER_TRANSIENT : HANDLER_PERMANENT;
+                return store_err_transient(err) ? HANDLER_TRANSIENT
+                                                : HANDLER_PERMANENT;
 
         st = xcalloc(1, sizeof(*st));
         st->cfg = cfg;
@@ -377,7 +391,8 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
         st->keys.audience = cfg->jwt_audience;
         st->keys.kid = cfg->jwt_kid;
         if (RAND_bytes(junk, sizeof(junk)) != 1 ||
-            !(st->dummy_hash = auth__hash(cfg, (const char *)junk, sizeof(junk)))) {
+            !(st->dummy_hash =
+                      auth__hash(cfg, (const char *)junk, sizeof(junk)))) {
                 snprintf(errstr, errlen, "cannot prepare the password hasher");
                 free(st);
                 return HANDLER_PERMANENT;

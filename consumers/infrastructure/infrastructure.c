@@ -1,5 +1,6 @@
 /*
- * infrastructure.c - the infrastructure group: cluster, topic and consumer-lag status of the platform itself.
+ * infrastructure.c - the infrastructure group: cluster, topic and consumer-lag
+ * status of the platform itself.
  *
  * So far it answers only its status probe; its domain handlers join this
  * table as they are built, and the runtime does everything else.
@@ -14,5 +15,6 @@ const group_def_t group_infrastructure = {
         .name = "infrastructure",
         .ops_port = 8007,
         .handlers = infrastructure_handlers,
-        .n_handlers = sizeof(infrastructure_handlers) / sizeof(infrastructure_handlers[0]),
+        .n_handlers = sizeof(infrastructure_handlers) /
+                      sizeof(infrastructure_handlers[0]),
 };

@@ -1,5 +1,6 @@
 /*
- * onboarding.c - the onboarding group: the client onboarding wizard and its state.
+ * onboarding.c - the onboarding group: the client onboarding wizard and its
+ * state.
  *
  * So far it answers only its status probe; its domain handlers join this
  * table as they are built, and the runtime does everything else.
@@ -14,5 +15,6 @@ const group_def_t group_onboarding = {
         .name = "onboarding",
         .ops_port = 8005,
         .handlers = onboarding_handlers,
-        .n_handlers = sizeof(onboarding_handlers) / sizeof(onboarding_handlers[0]),
+        .n_handlers =
+                sizeof(onboarding_handlers) / sizeof(onboarding_handlers[0]),
 };
