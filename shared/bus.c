@@ -362,7 +362,7 @@ struct bus_consumer {
         rd_kafka_t *rk;
         int is_group;
         char group[128];
-        metrics_counter_t *assigned, *revoked;
+        metrics_counter_t *assigned, *revoked, *owned;
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -409,6 +409,9 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         metrics_add(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? c->assigned
                                                                 : c->revoked,
                     1);
+        metrics_add(c->owned, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+                                      ? parts->cnt
+                                      : -parts->cnt);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
@@ -441,8 +444,8 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
-                                 const char *topic, char *errstr,
-                                 size_t errlen) {
+                                 const char *label, const char *topic,
+                                 char *errstr, size_t errlen) {
         bus_consumer_t *c = xcalloc(1, sizeof(*c));
         rd_kafka_conf_t *conf;
         rd_kafka_topic_partition_list_t *subs;
@@ -471,7 +474,7 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         bus__set_int(conf, "heartbeat.interval.ms", 1000);
         bus__set_int(conf, "fetch.wait.max.ms", 100);
         bus__set_int(conf, "statistics.interval.ms", 5000);
-        snprintf(c->group, sizeof(c->group), "%s", group_id);
+        snprintf(c->group, sizeof(c->group), "%s", label);
         {
                 char labels[200];
                 snprintf(labels, sizeof(labels), "group=\"%s\",kind=\"assign\"",
@@ -484,6 +487,9 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
                 c->revoked = metrics_counter(
                         "omnify_rebalances_total",
                         "Partition assignments and revocations.", labels);
+                snprintf(labels, sizeof(labels), "group=\"%s\"", c->group);
+                c->owned = metrics_gauge("omnify_assigned_partitions",
+                                         "Partitions this process consumes now.", labels);
         }
         rd_kafka_conf_set_opaque(conf, c);
         rd_kafka_conf_set_stats_cb(conf, bus__stats_cb);

@@ -100,10 +100,11 @@ typedef struct bus_consumer bus_consumer_t;
  * assignment, static membership when cfg->instance_id is set, offsets stored
  * by the caller after success (bus_consumer_done) and committed in the
  * background, and synchronously when partitions are revoked and at close.
+ * `label` names the group in metrics (lag, rebalances, assigned partitions).
  */
 bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
-                                 const char *topic, char *errstr,
-                                 size_t errlen);
+                                 const char *label, const char *topic,
+                                 char *errstr, size_t errlen);
 
 /*
  * A listener on exactly one partition of `topic`, starting at its current

@@ -155,7 +155,10 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
                 "Commands seen again and answered from the operation log.",
                 labels);
 
-        rt->consumer = bus_consumer_new(cfg, def->name, rt->commands_topic,
+        /* The consumer group carries the topic prefix, so deployments that
+         * share a cluster under different prefixes never share a group. */
+        snprintf(name, sizeof(name), "%s%s", cfg->topic_prefix, def->name);
+        rt->consumer = bus_consumer_new(cfg, name, def->name, rt->commands_topic,
                                         errstr, errlen);
         if (!rt->consumer)
                 goto fail;

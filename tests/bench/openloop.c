@@ -194,6 +194,14 @@ static void ol__reset(ol_t *ol, int i) {
         ol_conn_t *c = &ol->conns[i];
         if (c->state == OL_BUSY && c->sched_ns >= ol->measure_from)
                 ol->errors++;
+        if (c->state == OL_IDLE) {
+                for (int k = 0; k < ol->n_idle; k++) {
+                        if (ol->idle[k] == i) {
+                                ol->idle[k] = ol->idle[--ol->n_idle];
+                                break;
+                        }
+                }
+        }
         epoll_ctl(ol->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         ol__connect(ol, i);
@@ -297,7 +305,7 @@ static int ol__on_readable(ol_t *ol, int i, uint64_t now) {
                         return 1;
                 }
                 ol__push_idle(ol, i);
-                return;
+                return 0;
         }
 }
 

@@ -34,7 +34,7 @@
 /* True when s[0..len) is well-formed UTF-8 (no surrogates, no overlongs). */
 bool fuzz_utf8_valid(const char *s, size_t len);
 
-/* The schemas/*.json files of the source tree (topics.json excluded), in
+/* The schemas/<group>.json files of the source tree (not topics.json), in
  * name order. Aborts if they do not load. The caller destroys the set. */
 schema_set_t *fuzz_schemas_real(void);
 

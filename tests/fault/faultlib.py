@@ -1,0 +1,741 @@
+"""Building blocks of the fault scenarios (tests/fault/run).
+
+Python 3 standard library only, plus the real binaries (build/bin), the
+real broker and store that `compose/local/infra up` starts, and kcat.
+
+What is here:
+- Env / Proc: the binaries started with a scenario's own topic and database
+  prefixes, each logging to its own file, killed by pid at the end.
+- Load: a small multi-threaded signup generator over keep-alive
+  connections (http.client), `Prefer: respond-async`, one Idempotency-Key
+  per logical request, retried with the same key after 503 or a connection
+  error, so each request is counted as accepted at most once.
+- poll_operations: GET /api/operations/{id} until every accepted request is
+  completed (bounded).
+- read_topic / msgpack_decode: kcat reads a topic to its end; the values
+  (msgpack) are decoded here.
+- verify: the exactly-once books: every accepted signup completed with 201,
+  and its user has exactly one auth.user.registered event.
+"""
+
+import http.client
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("OMNIFY_BIN_DIR", os.path.join(REPO, "build", "bin"))
+INFRA = os.path.join(REPO, "compose", "local", "infra")
+HOST = "127.0.0.1"
+KAFKA = os.environ.get("OMNIFY_FAULT_KAFKA", "127.0.0.1:9092")
+
+# argon2id as cheap as the settings allow in spirit (64 KiB, one pass):
+# these scenarios count messages, they do not measure hashing.
+LOW_ARGON2 = {"OMNIFY_ARGON2_M_COST_KIB": "64", "OMNIFY_ARGON2_T_COST": "1"}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Ports and processes
+# ---------------------------------------------------------------------------
+
+_given_ports = set()
+_ports_lock = threading.Lock()
+
+
+def free_port():
+    """A port nobody listens on now, never handed out twice in this run,
+    and never one of the well-known 8000..8007."""
+    with _ports_lock:
+        for _ in range(200):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((HOST, 0))
+                port = s.getsockname()[1]
+            finally:
+                s.close()
+            if port not in _given_ports and not 8000 <= port <= 8007:
+                _given_ports.add(port)
+                return port
+    raise RuntimeError("no free port")
+
+
+class Env:
+    """A scenario's settings: its own topic and database prefixes."""
+
+    def __init__(self, tag, logdir):
+        self.tag = tag
+        self.topic_prefix = f"{tag}."
+        self.db_prefix = f"{tag}_"
+        self.jwt_secret = secrets.token_urlsafe(48)
+        self.logdir = logdir
+        os.makedirs(logdir, exist_ok=True)
+
+    def vars(self, **overrides):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIFY_")}
+        env.update({
+            "OMNIFY_TOPIC_PREFIX": self.topic_prefix,
+            "OMNIFY_MONGO_DB_PREFIX": self.db_prefix,
+            "OMNIFY_JWT_SECRET": self.jwt_secret,
+            "OMNIFY_LOG_LEVEL": "info",
+            "OMNIFY_KAFKA_BROKERS": KAFKA,
+        })
+        env.update(LOW_ARGON2)
+        for k, v in overrides.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = str(v)
+        return env
+
+    def run(self, argv, timeout=120, **overrides):
+        return subprocess.run(argv, env=self.vars(**overrides), capture_output=True,
+                              text=True, timeout=timeout)
+
+
+class Proc:
+    """One binary; stdout and stderr go to its own log file."""
+
+    def __init__(self, env, name, argv, **overrides):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(env.logdir, f"{name}.log")
+        n = 1
+        while os.path.exists(self.log_path):
+            n += 1
+            self.log_path = os.path.join(env.logdir, f"{name}.{n}.log")
+        self._log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(argv, env=env.vars(**overrides),
+                                      stdin=subprocess.DEVNULL, stdout=self._log,
+                                      stderr=self._log, start_new_session=True)
+        self.pid = self.popen.pid
+        self.url = None
+        self.killed = False  # by us, with SIGKILL
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def returncode(self):
+        return self.popen.poll()
+
+    def kill9(self):
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.killed = True
+            self.popen.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self, timeout=30.0):
+        """SIGTERM and wait; the exit status, or None if we had to kill."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.killed = True
+                self.popen.wait(timeout=10)
+                self._log.close()
+                return None
+        self._log.close()
+        return self.popen.returncode
+
+    def log_lines(self):
+        out = []
+        try:
+            with open(self.log_path, "rb") as f:
+                for raw in f:
+                    try:
+                        out.append(json.loads(raw))
+                    except ValueError:
+                        out.append({"level": "raw", "msg": raw.decode("utf-8", "replace").rstrip()})
+        except OSError:
+            pass
+        return out
+
+    def tail(self, n=20):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Processes:
+    """Every process a scenario started; all are killed by pid at the end."""
+
+    def __init__(self, env):
+        self.env = env
+        self.all = []
+
+    def start(self, name, argv, **overrides):
+        p = Proc(self.env, name, argv, **overrides)
+        self.all.append(p)
+        return p
+
+    def edge(self, name="edge", argv=None, **overrides):
+        port = free_port()
+        p = self.start(name, argv or [os.path.join(BIN, "omnify-edge")],
+                       OMNIFY_HTTP_PORT=port, OMNIFY_HTTP_BIND=HOST,
+                       OMNIFY_HTTP_THREADS=4, **overrides)
+        p.url = f"http://{HOST}:{port}"
+        return p
+
+    def monolith(self, args, name="monolith", **overrides):
+        return self.edge(name, [os.path.join(BIN, "omnify"), "monolith", *args],
+                         **overrides)
+
+    def group(self, group, name=None, **overrides):
+        port = free_port()
+        p = self.start(name or group, [os.path.join(BIN, "omnify-" + group)],
+                       OMNIFY_OPS_PORT=port, OMNIFY_OPS_BIND=HOST, **overrides)
+        p.url = f"http://{HOST}:{port}"
+        return p
+
+    def cleanup(self):
+        for p in self.all:
+            try:
+                if p.alive():
+                    os.kill(p.pid, signal.SIGKILL)
+                    p.popen.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            try:
+                p._log.close()
+            except OSError:
+                pass
+
+
+def http_get(url, timeout=5.0, headers=None):
+    """(status, parsed body or text) or (None, error) on connection errors."""
+    hostport, _, path = url[len("http://"):].partition("/")
+    host, _, port = hostport.partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/" + path, headers=headers or {})
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw)
+        except ValueError:
+            return r.status, raw.decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as e:
+        return None, str(e)
+    finally:
+        conn.close()
+
+
+def wait_ready(proc, path="/ready", timeout=60.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} (pid {proc.pid}) exited with "
+                               f"{proc.returncode()} before {path} answered; log:\n{proc.tail(30)}")
+        last = http_get(proc.url + path, timeout=3)
+        if last[0] == 200:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{proc.name}: {path} not 200 after {timeout}s: {last}; log:\n{proc.tail(30)}")
+
+
+def wait_group(edge_url, group="auth", timeout=60.0):
+    """GET /api/<group>/status until a consumer answers through Kafka."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = http_get(f"{edge_url}/api/{group}/status", timeout=10,
+                        headers={"Prefer": "wait=5"})
+        if last[0] == 200:
+            return last[1]
+        time.sleep(0.3)
+    raise RuntimeError(f"/api/{group}/status not 200 after {timeout}s: {last}")
+
+
+def infra(*args, timeout=300):
+    r = subprocess.run([INFRA, *args], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"infra {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+# ---------------------------------------------------------------------------
+# The load
+# ---------------------------------------------------------------------------
+
+class Request:
+    __slots__ = ("i", "email", "key", "attempts", "statuses", "op_id", "accepted_at",
+                 "final", "result", "user_id", "gave_up", "all_ops")
+
+    def __init__(self, i, tag):
+        self.i = i
+        self.email = f"{tag}-{i}-{secrets.token_hex(4)}@fault.example.com"
+        self.key = uuid.uuid4().hex
+        self.attempts = 0
+        self.statuses = {}   # status (or "conn") -> count
+        self.op_id = None    # the accepted operation
+        self.all_ops = []    # every 202 this key got (one expected)
+        self.accepted_at = None
+        self.final = None    # operation state once polled: "completed", ...
+        self.result = None   # (status, body) of the completed operation
+        self.user_id = None
+        self.gave_up = False
+
+
+class Load:
+    """Signups at a target rate from `threads` workers, each with its own
+    keep-alive connection to the edge."""
+
+    RETRY_STATUSES = {429, 502, 503, 504}
+
+    def __init__(self, edge_url, tag, n, rate, threads=8, give_up_s=240.0):
+        self.edge_url = edge_url
+        hostport = edge_url[len("http://"):]
+        self.host, _, port = hostport.partition(":")
+        self.port = int(port)
+        self.requests = [Request(i, tag) for i in range(n)]
+        self.rate = rate
+        self.threads = threads
+        self.give_up_s = give_up_s
+        self._next = 0
+        self._lock = threading.Lock()
+        self._t0 = None
+        self._workers = []
+        self.sent = 0            # logical requests started
+        self.http_attempts = 0
+        self.retries = 0
+        self.done = threading.Event()
+        self.progress = 0        # requests finished (accepted or given up)
+
+    # -- scheduling: request i may start at t0 + i / rate --------------------
+    def _take(self):
+        with self._lock:
+            if self._next >= len(self.requests):
+                return None
+            req = self.requests[self._next]
+            self._next += 1
+            self.sent += 1
+        if self.rate:
+            delay = self._t0 + req.i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return req
+
+    def start(self):
+        self._t0 = time.monotonic()
+        for _ in range(self.threads):
+            t = threading.Thread(target=self._worker, daemon=True)
+            t.start()
+            self._workers.append(t)
+        threading.Thread(target=self._joiner, daemon=True).start()
+
+    def _joiner(self):
+        for t in self._workers:
+            t.join()
+        self.done.set()
+
+    def wait(self, timeout=None):
+        return self.done.wait(timeout)
+
+    def fraction_sent(self):
+        return self.sent / max(1, len(self.requests))
+
+    def _conn(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=30)
+
+    def _worker(self):
+        conn = self._conn()
+        while True:
+            req = self._take()
+            if req is None:
+                break
+            conn = self._one(conn, req)
+            with self._lock:
+                self.progress += 1
+        conn.close()
+
+    def _one(self, conn, req):
+        body = json.dumps({"email": req.email, "password": "correct horse battery",
+                           "name": f"Fault {req.i}"})
+        headers = {"Content-Type": "application/json", "Prefer": "respond-async",
+                   "Idempotency-Key": req.key}
+        deadline = time.monotonic() + self.give_up_s
+        backoff = 0.1
+        while True:
+            req.attempts += 1
+            with self._lock:
+                self.http_attempts += 1
+                if req.attempts > 1:
+                    self.retries += 1
+            status, data, retry_after = None, None, None
+            try:
+                conn.request("POST", "/api/auth/signup", body=body, headers=headers)
+                r = conn.getresponse()
+                raw = r.read()
+                status = r.status
+                retry_after = r.getheader("Retry-After")
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    data = raw.decode("utf-8", "replace")
+                if (r.getheader("Connection") or "").lower() == "close":
+                    conn.close()
+                    conn = self._conn()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = self._conn()
+                status = "conn"
+            req.statuses[status] = req.statuses.get(status, 0) + 1
+            if status == 202 and isinstance(data, dict) and data.get("operation_id"):
+                req.all_ops.append(data["operation_id"])
+                if req.op_id is None:
+                    req.op_id = data["operation_id"]
+                    req.accepted_at = time.monotonic()
+                return conn
+            if status == "conn" or status in self.RETRY_STATUSES:
+                if time.monotonic() > deadline:
+                    req.gave_up = True
+                    return conn
+                wait = backoff
+                if retry_after and str(retry_after).strip().isdigit():
+                    wait = max(wait, min(float(retry_after), 2.0))
+                time.sleep(wait * (0.5 + random.random()))
+                backoff = min(backoff * 2, 2.0)
+                continue
+            # Anything else is a final refusal (400, 422, ...): not accepted.
+            req.gave_up = True
+            req.result = (status, data)
+            return conn
+
+    def accepted(self):
+        return [r for r in self.requests if r.op_id]
+
+
+def poll_operations(edge_url, reqs, timeout, threads=6, stop=None, quiet=False):
+    """Poll GET /api/operations/{id} for every request until each is
+    completed or `timeout` passes. Returns the number still pending."""
+    hostport = edge_url[len("http://"):]
+    host, _, port = hostport.partition(":")
+    pending = [r for r in reqs if r.op_id and r.final != "completed"]
+    deadline = time.monotonic() + timeout
+    lock = threading.Lock()
+    unexpected = {}
+
+    def check(conn, req):
+        try:
+            conn.request("GET", f"/api/operations/{req.op_id}")
+            r = conn.getresponse()
+            raw = r.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return http.client.HTTPConnection(host, int(port), timeout=30), False
+        if r.status != 200:
+            with lock:
+                unexpected[r.status] = unexpected.get(r.status, 0) + 1
+            return conn, False
+        doc = json.loads(raw)
+        if doc.get("status") == "completed":
+            res = doc.get("result") or {}
+            req.final = "completed"
+            req.result = (res.get("status"), res.get("body"))
+            body = res.get("body")
+            if isinstance(body, dict):
+                req.user_id = body.get("id")
+            return conn, True
+        return conn, False
+
+    while pending and time.monotonic() < deadline and not (stop and stop.is_set()):
+        chunks = [pending[i::threads] for i in range(threads)]
+        still = []
+
+        def work(chunk):
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            left = []
+            for req in chunk:
+                if time.monotonic() > deadline:
+                    left.append(req)
+                    continue
+                conn, ok = check(conn, req)
+                if not ok:
+                    left.append(req)
+            conn.close()
+            with lock:
+                still.extend(left)
+        ts = [threading.Thread(target=work, args=(c,)) for c in chunks]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if not quiet and len(still) != len(pending):
+            log(f"  operations: {len(reqs) - len(still)}/{len(reqs)} completed")
+        pending = still
+        if pending:
+            time.sleep(1.0)
+    if unexpected and not quiet:
+        log(f"  operation lookups answered (not 200): {unexpected}")
+    return len(pending)
+
+
+# ---------------------------------------------------------------------------
+# Kafka, read with kcat
+# ---------------------------------------------------------------------------
+
+def read_topic(topic, timeout=120):
+    """Every record of `topic` from the beginning to its current end:
+    a list of (partition, offset, key bytes or None, headers dict, value bytes or None)."""
+    fmt = "%p\t%o\t%K\t%k%h\t%S\t%s"
+    r = subprocess.run(["kcat", "-C", "-b", KAFKA, "-t", topic, "-o", "beginning",
+                        "-e", "-q", "-f", fmt], capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"kcat -C {topic}: {r.stderr.decode(errors='replace')}")
+    data = r.stdout
+    out = []
+    pos = 0
+
+    def field(sep=b"\t"):
+        nonlocal pos
+        end = data.index(sep, pos)
+        v = data[pos:end]
+        pos = end + len(sep)
+        return v
+    while pos < len(data):
+        part = int(field())
+        off = int(field())
+        klen = int(field())
+        key = None
+        if klen >= 0:
+            key = data[pos:pos + klen]
+            pos += klen
+        hdr_text = field().decode("utf-8", "replace")
+        vlen = int(field())
+        value = None
+        if vlen >= 0:
+            value = data[pos:pos + vlen]
+            pos += vlen
+        headers = {}
+        if hdr_text:
+            for item in hdr_text.split(","):
+                k, _, v = item.partition("=")
+                headers[k] = v
+        out.append((part, off, key, headers, value))
+    return out
+
+
+def produce_raw(topic, value, headers=(), key=None, timeout=60):
+    """One record written with kcat, value bytes exactly as given."""
+    argv = ["kcat", "-P", "-b", KAFKA, "-t", topic, "-X", "acks=all"]
+    for k, v in headers:
+        argv += ["-H", f"{k}={v}"]
+    if key is not None:
+        argv += ["-k", key]
+    # -D with a delimiter that cannot occur keeps the value one record.
+    argv += ["-D", "\x1e\x1f\x1e"]
+    r = subprocess.run(argv, input=value, capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"kcat -P {topic}: {r.stderr.decode(errors='replace')}")
+
+
+class MsgpackError(ValueError):
+    pass
+
+
+def msgpack_decode(data):
+    """A minimal msgpack decoder (maps, arrays, str, bin, ints, floats,
+    nil, bool); enough for Omnify's message bodies."""
+    def dec(i):
+        b = data[i]
+        i += 1
+        if b <= 0x7f:
+            return b, i
+        if 0x80 <= b <= 0x8f:
+            return dec_map(b & 0x0f, i)
+        if 0x90 <= b <= 0x9f:
+            return dec_arr(b & 0x0f, i)
+        if 0xa0 <= b <= 0xbf:
+            n = b & 0x1f
+            return data[i:i + n].decode("utf-8", "replace"), i + n
+        if b >= 0xe0:
+            return b - 0x100, i
+        if b == 0xc0:
+            return None, i
+        if b == 0xc2:
+            return False, i
+        if b == 0xc3:
+            return True, i
+        if b in (0xc4, 0xc5, 0xc6):
+            w = {0xc4: 1, 0xc5: 2, 0xc6: 4}[b]
+            n = int.from_bytes(data[i:i + w], "big")
+            i += w
+            return bytes(data[i:i + n]), i + n
+        if b == 0xca:
+            return struct.unpack(">f", data[i:i + 4])[0], i + 4
+        if b == 0xcb:
+            return struct.unpack(">d", data[i:i + 8])[0], i + 8
+        if b in (0xcc, 0xcd, 0xce, 0xcf):
+            w = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}[b]
+            return int.from_bytes(data[i:i + w], "big"), i + w
+        if b in (0xd0, 0xd1, 0xd2, 0xd3):
+            w = {0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}[b]
+            return int.from_bytes(data[i:i + w], "big", signed=True), i + w
+        if b in (0xd9, 0xda, 0xdb):
+            w = {0xd9: 1, 0xda: 2, 0xdb: 4}[b]
+            n = int.from_bytes(data[i:i + w], "big")
+            i += w
+            return data[i:i + n].decode("utf-8", "replace"), i + n
+        if b in (0xdc, 0xdd):
+            w = 2 if b == 0xdc else 4
+            return dec_arr(int.from_bytes(data[i:i + w], "big"), i + w)
+        if b in (0xde, 0xdf):
+            w = 2 if b == 0xde else 4
+            return dec_map(int.from_bytes(data[i:i + w], "big"), i + w)
+        raise MsgpackError(f"unsupported msgpack byte 0x{b:02x}")
+
+    def dec_map(n, i):
+        out = {}
+        for _ in range(n):
+            k, i = dec(i)
+            v, i = dec(i)
+            out[k] = v
+        return out, i
+
+    def dec_arr(n, i):
+        out = []
+        for _ in range(n):
+            v, i = dec(i)
+            out.append(v)
+        return out, i
+
+    try:
+        v, end = dec(0)
+    except (IndexError, struct.error) as e:
+        raise MsgpackError(str(e)) from e
+    if end != len(data):
+        raise MsgpackError("trailing bytes")
+    return v
+
+
+def msgpack_encode(obj):
+    """Enough msgpack to write poison messages by hand."""
+    if obj is None:
+        return b"\xc0"
+    if obj is True:
+        return b"\xc3"
+    if obj is False:
+        return b"\xc2"
+    if isinstance(obj, int):
+        if 0 <= obj <= 0x7f:
+            return bytes([obj])
+        return b"\xd3" + obj.to_bytes(8, "big", signed=True)
+    if isinstance(obj, str):
+        b = obj.encode()
+        if len(b) < 32:
+            return bytes([0xa0 | len(b)]) + b
+        return b"\xd9" + bytes([len(b)]) + b if len(b) < 256 else \
+            b"\xda" + len(b).to_bytes(2, "big") + b
+    if isinstance(obj, dict):
+        assert len(obj) < 16
+        return bytes([0x80 | len(obj)]) + b"".join(
+            msgpack_encode(k) + msgpack_encode(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        assert len(obj) < 16
+        return bytes([0x90 | len(obj)]) + b"".join(msgpack_encode(v) for v in obj)
+    raise TypeError(type(obj))
+
+
+def uuid7():
+    """A UUIDv7 in text form, as Omnify's message ids are."""
+    ms = int(time.time() * 1000)
+    rnd = int.from_bytes(os.urandom(10), "big")
+    v = (ms << 80) | (0x7 << 76) | ((rnd >> 68) & 0xfff) << 64 | (0b10 << 62) | (rnd & ((1 << 62) - 1))
+    return str(uuid.UUID(int=v))
+
+
+# ---------------------------------------------------------------------------
+# The books
+# ---------------------------------------------------------------------------
+
+def verify(load, events_topic, settle_s=3.0):
+    """Count, for every accepted request, whether it completed once.
+
+    Returns a dict with the numbers of the table and lists of evidence."""
+    reqs = load.requests
+    accepted = [r for r in reqs if r.op_id]
+    # Events: count auth.user.registered per user_id; wait until the count
+    # stops growing (a producer may still be sending the last ones).
+    prev, records = -1, []
+    for _ in range(10):
+        records = read_topic(events_topic)
+        if len(records) == prev:
+            break
+        prev = len(records)
+        time.sleep(settle_s)
+    per_user = {}
+    per_user_corr = {}
+    undecodable = 0
+    for part, off, key, headers, value in records:
+        if headers.get("type") != "auth.user.registered":
+            continue
+        try:
+            body = msgpack_decode(value or b"")
+        except MsgpackError:
+            undecodable += 1
+            continue
+        uid = body.get("user_id") if isinstance(body, dict) else None
+        per_user[uid] = per_user.get(uid, 0) + 1
+        per_user_corr.setdefault(uid, []).append(
+            (headers.get("correlation-id"), part, off))
+
+    completed = [r for r in accepted if r.final == "completed"]
+    unfinished = [r for r in accepted if r.final != "completed"]
+    bad_result = [r for r in completed
+                  if not (r.result and r.result[0] == 201 and r.user_id)]
+    wrong_email = [r for r in completed if r.result and r.result[0] == 201
+                   and isinstance(r.result[1], dict)
+                   and (r.result[1].get("email") or "").lower() != r.email.lower()]
+    no_event = [r for r in completed if r.user_id and per_user.get(r.user_id, 0) == 0]
+    dup_event = [r for r in completed if r.user_id and per_user.get(r.user_id, 0) > 1]
+    ours = {r.user_id for r in completed if r.user_id}
+    orphans = {u: n for u, n in per_user.items() if u not in ours}
+    same_user = {}
+    for r in completed:
+        if r.user_id:
+            same_user.setdefault(r.user_id, []).append(r)
+    shared_user = [rs for rs in same_user.values() if len(rs) > 1]
+    multi_202 = [r for r in accepted if len(r.all_ops) > 1]
+    lost = set(id(r) for r in unfinished + bad_result + no_event + wrong_email)
+    dup = set(id(r) for r in dup_event)
+    for rs in shared_user:
+        for r in rs:
+            dup.add(id(r))
+    return {
+        "sent": load.sent,
+        "accepted": len(accepted),
+        "not_accepted": [r for r in reqs if not r.op_id],
+        "completed": len(completed),
+        "lost": len(lost),
+        "duplicated": len(dup),
+        "unfinished": unfinished,
+        "bad_result": bad_result,
+        "wrong_email": wrong_email,
+        "no_event": no_event,
+        "dup_event": dup_event,
+        "per_user_corr": per_user_corr,
+        "orphan_events": orphans,
+        "shared_user": shared_user,
+        "multi_202": multi_202,
+        "events_total": sum(per_user.values()),
+        "undecodable_events": undecodable,
+        "http_attempts": load.http_attempts,
+        "retries": load.retries,
+    }
