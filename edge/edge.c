@@ -64,6 +64,7 @@ typedef struct req {
         char *body;        /* try_realloc'd; freed at completion */
         size_t body_len;
         bool too_large;
+        bool overloaded; /* the edge's body budget was spent */
         bool waiting;    /* suspended, counted in flight */
         bool registered; /* has a pending entry */
         bool async;
@@ -101,6 +102,7 @@ struct edge {
         size_t n_ops;
         atomic_bool stopping;
         atomic_int inflight;
+        atomic_llong buffered; /* body bytes held by requests, all threads */
         pthread_t reply_thread, lookup_thread;
         bool reply_started, lookup_started;
         pthread_mutex_t
@@ -551,6 +553,9 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         bus_err_t berr;
         enum MHD_Result ret;
 
+        if (req->overloaded)
+                return edge__unavailable(
+                        req, "the edge is holding too many request bodies");
         if (req->too_large)
                 return edge__problem(req, 413, "Content Too Large",
                                      "the body exceeds the configured limit",
@@ -849,17 +854,28 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
                 return MHD_YES;
         }
         if (*upload_size) {
-                if (!req->msg || req->too_large ||
-                    req->body_len + *upload_size >
-                            (size_t)edge->cfg->max_body_bytes) {
-                        req->too_large = req->msg != NULL;
+                if (!req->msg || req->too_large || req->overloaded) {
+                        *upload_size = 0; /* refused already: discard */
+                        return MHD_YES;
+                }
+                if (req->body_len + *upload_size >
+                    (size_t)edge->cfg->max_body_bytes) {
+                        req->too_large = true;
                         *upload_size = 0;
                         return MHD_YES;
                 }
+                long long held = atomic_fetch_add(&edge->buffered,
+                                                  (long long)*upload_size) +
+                                 (long long)*upload_size;
                 char *grown =
-                        try_realloc(req->body, req->body_len + *upload_size);
+                        held > edge->cfg->max_buffered_bytes
+                                ? NULL
+                                : try_realloc(req->body,
+                                              req->body_len + *upload_size);
                 if (!grown) {
-                        req->too_large = true;
+                        atomic_fetch_sub(&edge->buffered,
+                                         (long long)*upload_size);
+                        req->overloaded = true;
                         *upload_size = 0;
                         return MHD_YES;
                 }
@@ -912,6 +928,8 @@ static void edge__completed(void *cls, struct MHD_Connection *conn,
                                           labels),
                         edge__now_us() - req->t0_us);
         }
+        if (req->body)
+                atomic_fetch_sub(&edge->buffered, (long long)req->body_len);
         free(req->body);
         free(req->reply_mp);
         arena_destroy(req->arena);
@@ -935,6 +953,7 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         edge->schemas = schemas;
         atomic_init(&edge->stopping, false);
         atomic_init(&edge->inflight, 0);
+        atomic_init(&edge->buffered, 0);
         pthread_mutex_init(&edge->jobs_lock, NULL);
         pthread_cond_init(&edge->jobs_cond, NULL);
         edge->keys.secret = cfg->jwt_secret;
@@ -1046,7 +1065,9 @@ int edge_start(edge_t *edge, char *errstr, size_t errlen) {
                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                 MHD_OPTION_NOTIFY_COMPLETED, edge__completed, edge,
                 MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+                MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                MHD_OPTION_END);
         if (!edge->daemon) {
                 snprintf(errstr, errlen, "cannot listen on %s:%d",
                          cfg->http_bind, cfg->http_port);

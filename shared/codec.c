@@ -368,6 +368,21 @@ static mp_scan_result_t mp_scan(const unsigned char *p, size_t len, size_t *off,
         return MP_OK;
 }
 
+codec_err_t codec_msgpack_check(slice_t mp) {
+        size_t off = 0;
+        if (!mp.ptr || mp.len == 0)
+                return CODEC_BAD_MSGPACK;
+        switch (mp_scan((const unsigned char *)mp.ptr, mp.len, &off, 0)) {
+        case MP_OK:
+                return off == mp.len ? CODEC_OK : CODEC_BAD_MSGPACK;
+        case MP_TOO_DEEP:
+                return CODEC_TOO_DEEP;
+        case MP_BAD:
+                break;
+        }
+        return CODEC_BAD_MSGPACK;
+}
+
 /* ------------------------------------------------------------------------
  * msgpack to JSON
  * ------------------------------------------------------------------------ */

@@ -53,6 +53,14 @@ codec_err_t codec_json_to_msgpack(slice_t json, const schema_params_t *params,
  */
 codec_err_t codec_msgpack_to_json(slice_t mp, char **out, size_t *out_len);
 
+/*
+ * Check that mp is exactly one msgpack object, nested at most
+ * CODEC_MAX_DEPTH deep, whose container counts fit in the bytes given: a
+ * cheap walk that allocates nothing, to run before msgpack-c unpacks input
+ * (which would otherwise allocate for whatever count a header claims).
+ */
+codec_err_t codec_msgpack_check(slice_t mp);
+
 /* Helpers for handlers: look up a key in a msgpack map. NULL if absent or if
  * obj is not a map. */
 const msgpack_object *codec_map_get(const msgpack_object *obj, const char *key);

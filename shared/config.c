@@ -85,6 +85,14 @@ static const setting_t settings[] = {
         {"OMNIFY_MAX_INFLIGHT", SETTING_INT, OFF(max_inflight), C_EDGE, 1,
          1000000, "10000", NULL, 0,
          "Requests the edge holds at once (503 beyond)."},
+        {"OMNIFY_MAX_CONNECTIONS", SETTING_INT, OFF(max_connections), C_EDGE,
+         16, 1000000, "4096", NULL, 0,
+         "Open client connections the edge accepts at once; more wait in the "
+         "backlog."},
+        {"OMNIFY_MAX_BUFFERED_BYTES", SETTING_INT, OFF(max_buffered_bytes),
+         C_EDGE, 1048576, 2147483647, "268435456", NULL, 0,
+         "Request body bytes the edge buffers at once over all connections "
+         "(503 beyond)."},
         {"OMNIFY_EDGE_REPLY_PARTITION", SETTING_INT, OFF(edge_reply_partition),
          C_EDGE, 0, 4095, "0", NULL, 0,
          "Partition of edge.replies this edge replica owns; unique per "

@@ -45,6 +45,8 @@ typedef struct config {
         int reply_timeout_ms;
         int max_body_bytes;
         int max_inflight;
+        int max_connections;
+        int max_buffered_bytes;
         int edge_reply_partition;
         /* edge and auth */
         char *jwt_secret;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "msgid.h"
 
 static const char *env_errors[] = {
@@ -153,7 +154,7 @@ env_err_t env_unpack(const env_t *env, msgpack_zone *zone,
                      msgpack_object *obj) {
         size_t off = 0;
         msgpack_unpack_return ret;
-        if (!env->value.ptr || env->value.len == 0)
+        if (codec_msgpack_check(env->value) != CODEC_OK)
                 return ENV_BAD_VALUE;
         ret = msgpack_unpack(env->value.ptr, env->value.len, &off, zone, obj);
         if (ret != MSGPACK_UNPACK_SUCCESS || off != env->value.len ||

@@ -12,7 +12,7 @@
  * nanosecond precision (a millisecond epoll timeout alone would add up to a
  * millisecond of our own lateness to every figure).
  *
- *   bench-openloop -r 2000 -d 10 -w 1 -c 32 [-m POST] [-H 'K: v']... [-b BODY] URL
+ *   bench-openloop -r 2000 -d 10 -w 1 -c 32 [-m POST] [-H 'K: v']... [-b BODY] [-u] URL
  *
  * Prints one line of key=value pairs: target and achieved rate, counts, and
  * p50/p90/p99/p99.9/max latency in milliseconds. Only requests scheduled
@@ -103,7 +103,7 @@ static void *ol__alloc(size_t n) {
 static void ol__usage(void) {
         fprintf(stderr,
                 "usage: bench-openloop -r RATE [-d SECS] [-w SECS] [-c CONNS] [-m METHOD]\n"
-                "                      [-H 'Name: value']... [-b BODY] [-D DRAIN_SECS] URL\n"
+                "                      [-H 'Name: value']... [-b BODY] [-D DRAIN_SECS] [-u] URL\n"
                 "  Fixed-rate HTTP/1.1 load over keep-alive connections; latency is\n"
                 "  measured from each request's scheduled send time.\n");
         exit(2);
@@ -409,7 +409,7 @@ int main(int argc, char **argv) {
         ol.drain_s = 5;
         ol.n_conns = 32;
         ol.method = "GET";
-        while ((opt = getopt(argc, argv, "r:d:w:c:m:H:b:D:h")) != -1) {
+        while ((opt = getopt(argc, argv, "r:d:w:c:m:H:b:D:u:h")) != -1) {
                 switch (opt) {
                 case 'r': ol.rate = atof(optarg); break;
                 case 'd': ol.duration_s = atof(optarg); break;
@@ -423,13 +423,15 @@ int main(int argc, char **argv) {
                         break;
                 case 'b': ol.body = optarg; break;
                 case 'D': ol.drain_s = atof(optarg); break;
+                case 'u': url = optarg; break;
                 default: ol__usage();
                 }
         }
-        if (optind != argc - 1 || ol.rate <= 0 || ol.duration_s <= 0 || ol.warmup_s < 0 ||
+        if (!url && optind == argc - 1)
+                url = argv[optind++];
+        if (!url || optind != argc || ol.rate <= 0 || ol.duration_s <= 0 || ol.warmup_s < 0 ||
             ol.n_conns < 1 || ol.n_conns > OL_MAX_CONNS)
                 ol__usage();
-        url = argv[optind];
         if (ol__parse_url(&ol, url))
                 ol__usage();
         hints.ai_family = AF_UNSPEC;

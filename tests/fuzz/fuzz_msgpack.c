@@ -42,9 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                           JSON_DECODE_ANY | JSON_ALLOW_NUL |
                                   JSON_DECODE_INT_AS_REAL,
                           &jerr);
-        if (!root)
+        /* jansson cannot hold a NUL in a key; the text is valid JSON. */
+        if (!root && json_error_code(&jerr) != json_error_null_byte_in_key) {
                 fprintf(stderr, "jansson rejects our JSON: %s\n", jerr.text);
-        FUZZ_CHECK(root != NULL);
+                FUZZ_CHECK(root != NULL);
+        }
         json_decref(root);
 
         msgpack_sbuffer_init(&sb);

@@ -209,16 +209,19 @@ static void test_huge_sizes(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_teardown(test_alignment, teardown),
-            cmocka_unit_test_teardown(test_allocations_do_not_overlap, teardown),
-            cmocka_unit_test_teardown(test_growth_with_large_sizes, teardown),
-            cmocka_unit_test_teardown(test_default_first_chunk, teardown),
-            cmocka_unit_test_teardown(test_strndup, teardown),
-            cmocka_unit_test_teardown(test_used, teardown),
-            cmocka_unit_test_teardown(test_destroy_null, teardown),
-            cmocka_unit_test_teardown(test_try_malloc_failure, teardown),
-            cmocka_unit_test_teardown(test_try_malloc_fails_after_n, teardown),
-            cmocka_unit_test_teardown(test_huge_sizes, teardown),
+                cmocka_unit_test_teardown(test_alignment, teardown),
+                cmocka_unit_test_teardown(test_allocations_do_not_overlap,
+                                          teardown),
+                cmocka_unit_test_teardown(test_growth_with_large_sizes,
+                                          teardown),
+                cmocka_unit_test_teardown(test_default_first_chunk, teardown),
+                cmocka_unit_test_teardown(test_strndup, teardown),
+                cmocka_unit_test_teardown(test_used, teardown),
+                cmocka_unit_test_teardown(test_destroy_null, teardown),
+                cmocka_unit_test_teardown(test_try_malloc_failure, teardown),
+                cmocka_unit_test_teardown(test_try_malloc_fails_after_n,
+                                          teardown),
+                cmocka_unit_test_teardown(test_huge_sizes, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,8 +152,9 @@ static void test_defaults_group(void **state) {
         config_t cfg;
         int argi = -1;
         (void)state;
-        assert_int_equal(load_out(&cfg, CONFIG_SCOPE_GROUP, NO_ARGS, &argi, NULL),
-                         CONFIG_OK);
+        assert_int_equal(
+                load_out(&cfg, CONFIG_SCOPE_GROUP, NO_ARGS, &argi, NULL),
+                CONFIG_OK);
         assert_int_equal(argi, 1);
         assert_null(cfg.jwt_secret);
         assert_string_equal(cfg.ops_bind, "0.0.0.0");
@@ -211,22 +212,22 @@ static void test_flag_overrides_env(void **state) {
         env_set("OMNIFY_HTTP_PORT", "8080");
         env_set("OMNIFY_HTTP_BIND", "127.0.0.1");
 
-        assert_int_equal(load_out(&cfg, CONFIG_SCOPE_EDGE,
-                                  (char *[]){"omnify-test", "--http-port=9000",
-                                             NULL},
-                                  &argi, NULL),
-                         CONFIG_OK);
+        assert_int_equal(
+                load_out(&cfg, CONFIG_SCOPE_EDGE,
+                         (char *[]){"omnify-test", "--http-port=9000", NULL},
+                         &argi, NULL),
+                CONFIG_OK);
         assert_int_equal(cfg.http_port, 9000);
         assert_string_equal(cfg.http_bind, "127.0.0.1");
         assert_int_equal(argi, 2);
         config_deinit(&cfg);
 
-        assert_int_equal(load_out(&cfg, CONFIG_SCOPE_EDGE,
-                                  (char *[]){"omnify-test", "--http-port",
-                                             "9000", "--http-bind", "::1",
-                                             NULL},
-                                  &argi, NULL),
-                         CONFIG_OK);
+        assert_int_equal(
+                load_out(&cfg, CONFIG_SCOPE_EDGE,
+                         (char *[]){"omnify-test", "--http-port", "9000",
+                                    "--http-bind", "::1", NULL},
+                         &argi, NULL),
+                CONFIG_OK);
         assert_int_equal(cfg.http_port, 9000);
         assert_string_equal(cfg.http_bind, "::1");
         assert_int_equal(argi, 5);
@@ -237,11 +238,11 @@ static void test_flag_given_twice_last_wins(void **state) {
         config_t cfg;
         (void)state;
         /* Under ASan this also checks the first string is freed. */
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP,
-                              (char *[]){"omnify-test", "--ops-bind=a",
-                                         "--ops-bind=b", "--ops-port=1",
-                                         "--ops-port", "2", NULL}),
-                         CONFIG_OK);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP,
+                     (char *[]){"omnify-test", "--ops-bind=a", "--ops-bind=b",
+                                "--ops-port=1", "--ops-port", "2", NULL}),
+                CONFIG_OK);
         assert_string_equal(cfg.ops_bind, "b");
         assert_int_equal(cfg.ops_port, 2);
         config_deinit(&cfg);
@@ -250,11 +251,11 @@ static void test_flag_given_twice_last_wins(void **state) {
 static void test_flag_value_may_contain_equals(void **state) {
         config_t cfg;
         (void)state;
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP,
-                              (char *[]){"omnify-test",
-                                         "--mongo-uri=mongodb://h/?w=1&x=2",
-                                         NULL}),
-                         CONFIG_OK);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP,
+                     (char *[]){"omnify-test",
+                                "--mongo-uri=mongodb://h/?w=1&x=2", NULL}),
+                CONFIG_OK);
         assert_string_equal(cfg.mongo_uri, "mongodb://h/?w=1&x=2");
         config_deinit(&cfg);
 }
@@ -302,22 +303,23 @@ static void test_int_bad_flag_names_variable(void **state) {
         config_t cfg;
         (void)state;
         env_set("OMNIFY_JWT_SECRET", SECRET_OK);
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE,
-                              (char *[]){"omnify-test", "--http-threads=65",
-                                         NULL}),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_EDGE,
+                     (char *[]){"omnify-test", "--http-threads=65", NULL}),
+                CONFIG_INVALID);
         assert_non_null(strstr(err, "OMNIFY_HTTP_THREADS"));
         config_deinit(&cfg);
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE,
-                              (char *[]){"omnify-test", "--http-threads=", NULL}),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_EDGE,
+                     (char *[]){"omnify-test", "--http-threads=", NULL}),
+                CONFIG_INVALID);
         assert_non_null(strstr(err, "OMNIFY_HTTP_THREADS"));
         config_deinit(&cfg);
 }
 
 static void test_enum_bad_value(void **state) {
-        static const char *bad[] = {"verbose", "INFO", "", "inf", "infos",
-                                    "debug|info", "info "};
+        static const char *bad[] = {"verbose", "INFO",       "",     "inf",
+                                    "infos",   "debug|info", "info "};
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_LOG_LEVEL", bad[i],
@@ -343,8 +345,7 @@ static void test_string_length_bounds(void **state) {
         expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_MONGO_URI", "mongodb://",
                    CONFIG_OK);
         /* OMNIFY_TOPIC_PREFIX: 0..64, so empty is fine. */
-        expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_TOPIC_PREFIX", "",
-                   CONFIG_OK);
+        expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_TOPIC_PREFIX", "", CONFIG_OK);
         expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_TOPIC_PREFIX", s65,
                    CONFIG_INVALID);
 }
@@ -369,22 +370,22 @@ static void test_string_del_is_a_control_char(void **state) {
 }
 
 static void test_bad_topic_prefix(void **state) {
-        static const char *bad[] = {"omnify/", "om nify.", "omnify:",
+        static const char *bad[] = {"omnify/", "om nify.",       "omnify:",
                                     "omnify*", "omnify\xc3\xa9", "a,b"};
         config_t cfg;
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_TOPIC_PREFIX", bad[i],
                            CONFIG_INVALID);
-        expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_TOPIC_PREFIX",
-                   "Omnify-prod_2.", CONFIG_OK);
+        expect_env(CONFIG_SCOPE_GROUP, "OMNIFY_TOPIC_PREFIX", "Omnify-prod_2.",
+                   CONFIG_OK);
 
         /* A flag is checked the same way. */
         fake_env_n = 0;
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP,
-                              (char *[]){"omnify-test", "--topic-prefix=a/b",
-                                         NULL}),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP,
+                     (char *[]){"omnify-test", "--topic-prefix=a/b", NULL}),
+                CONFIG_INVALID);
         assert_non_null(strstr(err, "OMNIFY_TOPIC_PREFIX"));
         config_deinit(&cfg);
 }
@@ -396,7 +397,8 @@ static void test_bad_topic_prefix(void **state) {
 static void test_jwt_secret_required_in_edge(void **state) {
         config_t cfg;
         (void)state;
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS), CONFIG_INVALID);
+        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS),
+                         CONFIG_INVALID);
         assert_non_null(strstr(err, "OMNIFY_JWT_SECRET"));
         config_deinit(&cfg);
 }
@@ -404,9 +406,9 @@ static void test_jwt_secret_required_in_edge(void **state) {
 static void test_jwt_secret_required_in_auth(void **state) {
         config_t cfg;
         (void)state;
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH,
-                              NO_ARGS),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH, NO_ARGS),
+                CONFIG_INVALID);
         assert_non_null(strstr(err, "OMNIFY_JWT_SECRET"));
         config_deinit(&cfg);
 }
@@ -449,9 +451,9 @@ static void test_other_scope_env_ignored(void **state) {
         assert_int_equal(cfg.ops_port, 0);
         config_deinit(&cfg);
         /* The same variables are read in their own scope. */
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH,
-                              NO_ARGS),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH, NO_ARGS),
+                CONFIG_INVALID);
         config_deinit(&cfg);
         /* And valid values of them do not leak into the edge either. */
         env_set("OMNIFY_JWT_TTL_S", "120");
@@ -461,9 +463,9 @@ static void test_other_scope_env_ignored(void **state) {
         assert_int_equal(cfg.jwt_ttl_s, 900);
         assert_int_equal(cfg.ops_port, 0);
         config_deinit(&cfg);
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH,
-                              NO_ARGS),
-                         CONFIG_OK);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH, NO_ARGS),
+                CONFIG_OK);
         assert_int_equal(cfg.jwt_ttl_s, 120);
         assert_int_equal(cfg.argon2_t_cost, 2);
         assert_int_equal(cfg.ops_port, 9100);
@@ -478,7 +480,8 @@ static void test_common_always_in_scope(void **state) {
         assert_int_equal(load(&cfg, 0, NO_ARGS), CONFIG_INVALID);
         assert_non_null(strstr(err, "OMNIFY_KAFKA_LINGER_MS"));
         config_deinit(&cfg);
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_TOOL, NO_ARGS), CONFIG_INVALID);
+        assert_int_equal(load(&cfg, CONFIG_SCOPE_TOOL, NO_ARGS),
+                         CONFIG_INVALID);
         config_deinit(&cfg);
 }
 
@@ -505,10 +508,10 @@ static void test_unknown_flag(void **state) {
                          CONFIG_INVALID);
         config_deinit(&cfg);
         /* Nor is the variable name spelt as a flag. */
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP,
-                              (char *[]){"omnify-test", "--OMNIFY_OPS_PORT=1",
-                                         NULL}),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_GROUP,
+                     (char *[]){"omnify-test", "--OMNIFY_OPS_PORT=1", NULL}),
+                CONFIG_INVALID);
         config_deinit(&cfg);
 }
 
@@ -516,9 +519,10 @@ static void test_flag_of_other_scope_is_unknown(void **state) {
         config_t cfg;
         (void)state;
         env_set("OMNIFY_JWT_SECRET", SECRET_OK);
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE,
-                              (char *[]){"omnify-test", "--jwt-ttl-s=120", NULL}),
-                         CONFIG_INVALID);
+        assert_int_equal(
+                load(&cfg, CONFIG_SCOPE_EDGE,
+                     (char *[]){"omnify-test", "--jwt-ttl-s=120", NULL}),
+                CONFIG_INVALID);
         assert_non_null(strstr(err, "--jwt-ttl-s"));
         config_deinit(&cfg);
 }
@@ -586,12 +590,12 @@ static void test_positional_stops_parsing(void **state) {
         config_t cfg;
         int argi = -1;
         (void)state;
-        assert_int_equal(load_out(&cfg, CONFIG_SCOPE_TOOL,
-                                  (char *[]){"omnify-test", "--kafka-linger-ms=5",
-                                             "topics", "--bogus", "--help",
-                                             NULL},
-                                  &argi, NULL),
-                         CONFIG_OK);
+        assert_int_equal(
+                load_out(&cfg, CONFIG_SCOPE_TOOL,
+                         (char *[]){"omnify-test", "--kafka-linger-ms=5",
+                                    "topics", "--bogus", "--help", NULL},
+                         &argi, NULL),
+                CONFIG_OK);
         assert_int_equal(argi, 2);
         assert_int_equal(cfg.kafka_linger_ms, 5);
         config_deinit(&cfg);
@@ -657,7 +661,8 @@ static void test_secret_never_in_errstr(void **state) {
                              "OMNIFY_JWT_SECRET");
 
         /* Long enough but with a control character. */
-        snprintf(ctl, sizeof(ctl), "%s\x01", "correct-horse-battery-staple-42!");
+        snprintf(ctl, sizeof(ctl), "%s\x01",
+                 "correct-horse-battery-staple-42!");
         env_set("OMNIFY_JWT_SECRET", ctl);
         expect_secret_hidden(CONFIG_SCOPE_EDGE, NO_ARGS, "correct-horse",
                              "OMNIFY_JWT_SECRET");
@@ -706,7 +711,8 @@ static void test_invalid_result_can_be_deinited(void **state) {
         /* Strings loaded before the failure are freed by deinit (ASan). */
         env_set("OMNIFY_KAFKA_BROKERS", "k:1");
         env_set("OMNIFY_HTTP_PORT", "x");
-        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS), CONFIG_INVALID);
+        assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS),
+                         CONFIG_INVALID);
         config_deinit(&cfg);
 }
 
@@ -720,20 +726,35 @@ static void test_null_errstr(void **state) {
 }
 
 static const char *all_vars[] = {
-    "OMNIFY_LOG_LEVEL",           "OMNIFY_KAFKA_BROKERS",
-    "OMNIFY_TOPIC_PREFIX",        "OMNIFY_MONGO_URI",
-    "OMNIFY_MONGO_DB_PREFIX",     "OMNIFY_INSTANCE_ID",
-    "OMNIFY_KAFKA_LINGER_MS",     "OMNIFY_KAFKA_MESSAGE_TIMEOUT_MS",
-    "OMNIFY_SHUTDOWN_TIMEOUT_MS", "OMNIFY_OPERATION_RETENTION_S",
-    "OMNIFY_HTTP_BIND",           "OMNIFY_HTTP_PORT",
-    "OMNIFY_HTTP_THREADS",        "OMNIFY_REPLY_TIMEOUT_MS",
-    "OMNIFY_MAX_BODY_BYTES",      "OMNIFY_MAX_INFLIGHT",
-    "OMNIFY_EDGE_REPLY_PARTITION", "OMNIFY_JWT_SECRET",
-    "OMNIFY_JWT_ISSUER",          "OMNIFY_JWT_AUDIENCE",
-    "OMNIFY_JWT_KID",             "OMNIFY_OPS_BIND",
-    "OMNIFY_OPS_PORT",            "OMNIFY_JWT_TTL_S",
-    "OMNIFY_ARGON2_T_COST",       "OMNIFY_ARGON2_M_COST_KIB",
-    "OMNIFY_ARGON2_PARALLELISM",
+        "OMNIFY_LOG_LEVEL",
+        "OMNIFY_KAFKA_BROKERS",
+        "OMNIFY_TOPIC_PREFIX",
+        "OMNIFY_MONGO_URI",
+        "OMNIFY_MONGO_DB_PREFIX",
+        "OMNIFY_INSTANCE_ID",
+        "OMNIFY_KAFKA_LINGER_MS",
+        "OMNIFY_KAFKA_MESSAGE_TIMEOUT_MS",
+        "OMNIFY_SHUTDOWN_TIMEOUT_MS",
+        "OMNIFY_OPERATION_RETENTION_S",
+        "OMNIFY_HTTP_BIND",
+        "OMNIFY_HTTP_PORT",
+        "OMNIFY_HTTP_THREADS",
+        "OMNIFY_REPLY_TIMEOUT_MS",
+        "OMNIFY_MAX_BODY_BYTES",
+        "OMNIFY_MAX_INFLIGHT",
+        "OMNIFY_MAX_CONNECTIONS",
+        "OMNIFY_MAX_BUFFERED_BYTES",
+        "OMNIFY_EDGE_REPLY_PARTITION",
+        "OMNIFY_JWT_SECRET",
+        "OMNIFY_JWT_ISSUER",
+        "OMNIFY_JWT_AUDIENCE",
+        "OMNIFY_JWT_KID",
+        "OMNIFY_OPS_BIND",
+        "OMNIFY_OPS_PORT",
+        "OMNIFY_JWT_TTL_S",
+        "OMNIFY_ARGON2_T_COST",
+        "OMNIFY_ARGON2_M_COST_KIB",
+        "OMNIFY_ARGON2_PARALLELISM",
 };
 #define N_VARS (sizeof(all_vars) / sizeof(all_vars[0]))
 
@@ -771,7 +792,8 @@ static void test_print_table_markdown_lists_every_variable(void **state) {
         assert_int_equal(count_lines_starting(text, "| `OMNIFY_"), N_VARS);
         assert_int_equal(count_lines_starting(text, "|"), N_VARS + 2);
         /* The required secret is marked, and flags are shown. */
-        assert_non_null(strstr(text, "| `OMNIFY_JWT_SECRET` | `--jwt-secret` |"));
+        assert_non_null(
+                strstr(text, "| `OMNIFY_JWT_SECRET` | `--jwt-secret` |"));
         assert_non_null(strstr(text, "**required**"));
         free(text);
 
@@ -789,42 +811,48 @@ static void test_print_table_markdown_lists_every_variable(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup(test_defaults_edge, setup),
-            cmocka_unit_test_setup(test_defaults_group, setup),
-            cmocka_unit_test_setup(test_env_overrides, setup),
-            cmocka_unit_test_setup(test_enum_values_map_to_log_levels, setup),
-            cmocka_unit_test_setup(test_flag_overrides_env, setup),
-            cmocka_unit_test_setup(test_flag_given_twice_last_wins, setup),
-            cmocka_unit_test_setup(test_flag_value_may_contain_equals, setup),
-            cmocka_unit_test_setup(test_int_out_of_range, setup),
-            cmocka_unit_test_setup(test_int_not_an_integer, setup),
-            cmocka_unit_test_setup(test_int_bad_flag_names_variable, setup),
-            cmocka_unit_test_setup(test_enum_bad_value, setup),
-            cmocka_unit_test_setup(test_string_length_bounds, setup),
-            cmocka_unit_test_setup(test_string_control_chars, setup),
-            cmocka_unit_test_setup(test_string_del_is_a_control_char, setup),
-            cmocka_unit_test_setup(test_bad_topic_prefix, setup),
-            cmocka_unit_test_setup(test_jwt_secret_required_in_edge, setup),
-            cmocka_unit_test_setup(test_jwt_secret_required_in_auth, setup),
-            cmocka_unit_test_setup(test_jwt_secret_from_flag_satisfies_required,
-                                   setup),
-            cmocka_unit_test_setup(test_jwt_secret_not_required_in_group, setup),
-            cmocka_unit_test_setup(test_other_scope_env_ignored, setup),
-            cmocka_unit_test_setup(test_common_always_in_scope, setup),
-            cmocka_unit_test_setup(test_unknown_flag, setup),
-            cmocka_unit_test_setup(test_flag_of_other_scope_is_unknown, setup),
-            cmocka_unit_test_setup(test_flag_without_value, setup),
-            cmocka_unit_test_setup(test_help, setup),
-            cmocka_unit_test_setup(test_version, setup),
-            cmocka_unit_test_setup(test_positional_stops_parsing, setup),
-            cmocka_unit_test_setup(test_secret_never_in_errstr, setup),
-            cmocka_unit_test_setup(test_secret_not_echoed_for_unknown_flag,
-                                   setup),
-            cmocka_unit_test_setup(test_deinit_zeroed_and_null, setup),
-            cmocka_unit_test_setup(test_invalid_result_can_be_deinited, setup),
-            cmocka_unit_test_setup(test_null_errstr, setup),
-            cmocka_unit_test_setup(
-                test_print_table_markdown_lists_every_variable, setup),
+                cmocka_unit_test_setup(test_defaults_edge, setup),
+                cmocka_unit_test_setup(test_defaults_group, setup),
+                cmocka_unit_test_setup(test_env_overrides, setup),
+                cmocka_unit_test_setup(test_enum_values_map_to_log_levels,
+                                       setup),
+                cmocka_unit_test_setup(test_flag_overrides_env, setup),
+                cmocka_unit_test_setup(test_flag_given_twice_last_wins, setup),
+                cmocka_unit_test_setup(test_flag_value_may_contain_equals,
+                                       setup),
+                cmocka_unit_test_setup(test_int_out_of_range, setup),
+                cmocka_unit_test_setup(test_int_not_an_integer, setup),
+                cmocka_unit_test_setup(test_int_bad_flag_names_variable, setup),
+                cmocka_unit_test_setup(test_enum_bad_value, setup),
+                cmocka_unit_test_setup(test_string_length_bounds, setup),
+                cmocka_unit_test_setup(test_string_control_chars, setup),
+                cmocka_unit_test_setup(test_string_del_is_a_control_char,
+                                       setup),
+                cmocka_unit_test_setup(test_bad_topic_prefix, setup),
+                cmocka_unit_test_setup(test_jwt_secret_required_in_edge, setup),
+                cmocka_unit_test_setup(test_jwt_secret_required_in_auth, setup),
+                cmocka_unit_test_setup(
+                        test_jwt_secret_from_flag_satisfies_required, setup),
+                cmocka_unit_test_setup(test_jwt_secret_not_required_in_group,
+                                       setup),
+                cmocka_unit_test_setup(test_other_scope_env_ignored, setup),
+                cmocka_unit_test_setup(test_common_always_in_scope, setup),
+                cmocka_unit_test_setup(test_unknown_flag, setup),
+                cmocka_unit_test_setup(test_flag_of_other_scope_is_unknown,
+                                       setup),
+                cmocka_unit_test_setup(test_flag_without_value, setup),
+                cmocka_unit_test_setup(test_help, setup),
+                cmocka_unit_test_setup(test_version, setup),
+                cmocka_unit_test_setup(test_positional_stops_parsing, setup),
+                cmocka_unit_test_setup(test_secret_never_in_errstr, setup),
+                cmocka_unit_test_setup(test_secret_not_echoed_for_unknown_flag,
+                                       setup),
+                cmocka_unit_test_setup(test_deinit_zeroed_and_null, setup),
+                cmocka_unit_test_setup(test_invalid_result_can_be_deinited,
+                                       setup),
+                cmocka_unit_test_setup(test_null_errstr, setup),
+                cmocka_unit_test_setup(
+                        test_print_table_markdown_lists_every_variable, setup),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

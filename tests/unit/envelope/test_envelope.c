@@ -39,10 +39,10 @@ static const struct {
         const char *name;
         const char *value;
 } base_headers[] = {
-    {"id", ID_OK},
-    {"type", "auth.signup"},
-    {"schema-version", "1"},
-    {"created-at", "1700000000000"},
+        {"id", ID_OK},
+        {"type", "auth.signup"},
+        {"schema-version", "1"},
+        {"created-at", "1700000000000"},
 };
 #define N_BASE (sizeof(base_headers) / sizeof(base_headers[0]))
 
@@ -114,8 +114,8 @@ static void expect_ok(const char *name, const char *value) {
 
 static void assert_slice(slice_t s, const char *want) {
         if (!slice_eq(s, want))
-                fail_msg("slice '%.*s' != '%s'", (int)s.len,
-                         s.ptr ? s.ptr : "", want);
+                fail_msg("slice '%.*s' != '%s'", (int)s.len, s.ptr ? s.ptr : "",
+                         want);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -136,8 +136,8 @@ static void test_round_trip_every_field(void **state) {
         in.tenant = slice_of("tenant-1");
         in.user = slice_of("user-9");
         in.roles = slice_of("admin,member");
-        in.traceparent =
-                slice_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        in.traceparent = slice_of(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         in.idempotency_key = slice_of("idem-123");
         in.status = 201;
         in.error = slice_of("handler failed: timeout");
@@ -146,9 +146,9 @@ static void test_round_trip_every_field(void **state) {
 
         h = env_headers(&in);
         assert_non_null(h);
-        assert_int_equal(env_decode_headers(h, in.key, in.value, &out, err,
-                                            sizeof(err)),
-                         ENV_OK);
+        assert_int_equal(
+                env_decode_headers(h, in.key, in.value, &out, err, sizeof(err)),
+                ENV_OK);
         assert_slice(out.id, ID_OK);
         assert_slice(out.type, "auth.signup_v2");
         assert_int_equal(out.schema_version, 42);
@@ -235,8 +235,9 @@ static void test_no_headers_at_all(void **state) {
                          ENV_MISSING_HEADER);
         assert_non_null(strstr(err, "'id'"));
         /* No errstr is fine too. */
-        assert_int_equal(env_decode_headers(h, SLICE_NULL, MAP_OK, &env, NULL, 0),
-                         ENV_MISSING_HEADER);
+        assert_int_equal(
+                env_decode_headers(h, SLICE_NULL, MAP_OK, &env, NULL, 0),
+                ENV_MISSING_HEADER);
         rd_kafka_headers_destroy(h);
 }
 
@@ -246,14 +247,14 @@ static void test_no_headers_at_all(void **state) {
 
 static void test_bad_id(void **state) {
         static const char *bad[] = {
-            "not-a-uuid",
-            "01890a5d-ac96-774b-bcce-b302099a805",   /* 35 chars */
-            "01890a5d-ac96-774b-bcce-b302099a80577", /* 37 chars */
-            "01890a5dac96774bbccebb302099a8057000",  /* no dashes */
-            "01890a5d-ac96-774b-bcce-b302099a805g",  /* not hex */
-            "01890a5d+ac96-774b-bcce-b302099a8057",
-            " 1890a5d-ac96-774b-bcce-b302099a8057",
-            "",
+                "not-a-uuid",
+                "01890a5d-ac96-774b-bcce-b302099a805",   /* 35 chars */
+                "01890a5d-ac96-774b-bcce-b302099a80577", /* 37 chars */
+                "01890a5dac96774bbccebb302099a8057000",  /* no dashes */
+                "01890a5d-ac96-774b-bcce-b302099a805g",  /* not hex */
+                "01890a5d+ac96-774b-bcce-b302099a8057",
+                " 1890a5d-ac96-774b-bcce-b302099a8057",
+                "",
         };
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -261,9 +262,10 @@ static void test_bad_id(void **state) {
 }
 
 static void test_bad_type(void **state) {
-        static const char *bad[] = {"Auth.signup", "auth signup", "auth-signup",
-                                    "auth/signup", "auth.signup\n",
-                                    "AUTH.SIGNUP", "auth.sign\xc3\xbcp"};
+        static const char *bad[] = {"Auth.signup",       "auth signup",
+                                    "auth-signup",       "auth/signup",
+                                    "auth.signup\n",     "AUTH.SIGNUP",
+                                    "auth.sign\xc3\xbcp"};
         env_t env;
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -277,17 +279,27 @@ static void test_bad_type(void **state) {
 
 static void test_bad_schema_version(void **state) {
         static const char *bad[] = {
-            "0",      "-1",         "+1",   " 1",      "1 ",     "1.0",
-            "abc",    "1000001",    "0x10", "",        "1e3",
-            "99999999999999999999", /* 20 digits */
-            "9223372036854775807",  /* INT64_MAX */
-            "4294967297",           /* wraps to 1 in 32 bits */
+                "0",
+                "-1",
+                "+1",
+                " 1",
+                "1 ",
+                "1.0",
+                "abc",
+                "1000001",
+                "0x10",
+                "",
+                "1e3",
+                "99999999999999999999", /* 20 digits */
+                "9223372036854775807",  /* INT64_MAX */
+                "4294967297",           /* wraps to 1 in 32 bits */
         };
         env_t env;
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 expect_bad("schema-version", bad[i], ENV_BAD_HEADER);
-        assert_int_equal(decode_with("schema-version", "1000000", &env), ENV_OK);
+        assert_int_equal(decode_with("schema-version", "1000000", &env),
+                         ENV_OK);
         assert_int_equal(env.schema_version, 1000000);
         assert_int_equal(decode_with("schema-version", "007", &env), ENV_OK);
         assert_int_equal(env.schema_version, 7);
@@ -295,9 +307,15 @@ static void test_bad_schema_version(void **state) {
 
 static void test_bad_created_at(void **state) {
         static const char *bad[] = {
-            "-1",   "-1700000000000", "yesterday", "", "1.5", "1700000000000Z",
-            "1e12", "4611686018427387904", /* INT64_MAX / 2 + 1 */
-            "99999999999999999999",        /* 20 digits */
+                "-1",
+                "-1700000000000",
+                "yesterday",
+                "",
+                "1.5",
+                "1700000000000Z",
+                "1e12",
+                "4611686018427387904",  /* INT64_MAX / 2 + 1 */
+                "99999999999999999999", /* 20 digits */
         };
         env_t env;
         (void)state;
@@ -321,8 +339,8 @@ static void test_created_at_19_digits_no_overflow(void **state) {
 }
 
 static void test_bad_status(void **state) {
-        static const char *bad[] = {"99", "600", "abc", "", "0", "-200",
-                                    "2000", "20O", "200 "};
+        static const char *bad[] = {"99",   "600",  "abc", "",    "0",
+                                    "-200", "2000", "20O", "200 "};
         env_t env;
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -346,17 +364,17 @@ static void test_bad_correlation_id(void **state) {
 
 static void test_bad_reply_to(void **state) {
         static const char *bad[] = {
-            "omnify.edge.replies",       /* no colon */
-            "omnify.edge.replies:",      /* no partition */
-            "omnify.edge.replies:x",     /* not a number */
-            "omnify.edge.replies:-1",    /* negative */
-            "omnify.edge.replies:100001",
-            "omnify.edge.replies: 1",
-            ":0",                        /* empty topic */
-            "omnify edge:0",             /* space */
-            "omnify/edge:0",
-            "a:b:0",                     /* colon inside the topic */
-            "",
+                "omnify.edge.replies",    /* no colon */
+                "omnify.edge.replies:",   /* no partition */
+                "omnify.edge.replies:x",  /* not a number */
+                "omnify.edge.replies:-1", /* negative */
+                "omnify.edge.replies:100001",
+                "omnify.edge.replies: 1",
+                ":0",            /* empty topic */
+                "omnify edge:0", /* space */
+                "omnify/edge:0",
+                "a:b:0", /* colon inside the topic */
+                "",
         };
         env_t env;
         (void)state;
@@ -368,10 +386,10 @@ static void test_bad_reply_to(void **state) {
 }
 
 static void test_duplicate_known_header(void **state) {
-        static const char *names[] = {"id", "type", "schema-version",
+        static const char *names[] = {"id",         "type",   "schema-version",
                                       "created-at", "tenant", "status"};
-        static const char *values[] = {ID_OK, "auth.signup", "1",
-                                       "1700000000000", "t1", "200"};
+        static const char *values[] = {ID_OK,           "auth.signup", "1",
+                                       "1700000000000", "t1",          "200"};
         (void)state;
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
                 rd_kafka_headers_t *h = headers_with(NULL, NULL, 0);
@@ -470,12 +488,11 @@ static void test_empty_value(void **state) {
         rd_kafka_headers_t *h = headers_with(NULL, NULL, 0);
         env_t env;
         (void)state;
-        assert_int_equal(env_decode_headers(h, SLICE_NULL, SLICE_NULL, &env, err,
-                                            sizeof(err)),
+        assert_int_equal(env_decode_headers(h, SLICE_NULL, SLICE_NULL, &env,
+                                            err, sizeof(err)),
                          ENV_BAD_VALUE);
-        assert_int_equal(env_decode_headers(h, SLICE_NULL,
-                                            (slice_t){map_ok, 0}, &env, err,
-                                            sizeof(err)),
+        assert_int_equal(env_decode_headers(h, SLICE_NULL, (slice_t){map_ok, 0},
+                                            &env, err, sizeof(err)),
                          ENV_BAD_VALUE);
         rd_kafka_headers_destroy(h);
 }
@@ -541,7 +558,8 @@ static void test_unpack_valid_map(void **state) {
 
         /* The empty map is a map. */
         assert_int_equal(unpack_bytes("\x80", 1, NULL), ENV_OK);
-        assert_int_equal(unpack_bytes(map_ok, sizeof(map_ok) - 1, NULL), ENV_OK);
+        assert_int_equal(unpack_bytes(map_ok, sizeof(map_ok) - 1, NULL),
+                         ENV_OK);
 }
 
 static void test_unpack_not_a_map(void **state) {
@@ -550,13 +568,18 @@ static void test_unpack_not_a_map(void **state) {
         assert_int_equal(unpack_bytes("\x90", 1, NULL), ENV_BAD_VALUE);
         assert_int_equal(unpack_bytes("\x01", 1, NULL), ENV_BAD_VALUE);
         assert_int_equal(unpack_bytes("\xc0", 1, NULL), ENV_BAD_VALUE);
-        assert_int_equal(unpack_bytes("\xa3" "abc", 4, NULL), ENV_BAD_VALUE);
+        assert_int_equal(unpack_bytes("\xa3"
+                                      "abc",
+                                      4, NULL),
+                         ENV_BAD_VALUE);
         assert_int_equal(unpack_bytes("{\"a\":1}", 7, NULL), ENV_BAD_VALUE);
 }
 
 static void test_unpack_trailing_bytes(void **state) {
         (void)state;
-        assert_int_equal(unpack_bytes("\x81\xa1" "a\x01\x00", 5, NULL),
+        assert_int_equal(unpack_bytes("\x81\xa1"
+                                      "a\x01\x00",
+                                      5, NULL),
                          ENV_BAD_VALUE);
         /* Two maps back to back. */
         assert_int_equal(unpack_bytes("\x80\x80", 2, NULL), ENV_BAD_VALUE);
@@ -565,10 +588,15 @@ static void test_unpack_trailing_bytes(void **state) {
 static void test_unpack_truncated(void **state) {
         (void)state;
         /* A map of two entries holding one. */
-        assert_int_equal(unpack_bytes("\x82\xa1" "a\x01", 4, NULL),
+        assert_int_equal(unpack_bytes("\x82\xa1"
+                                      "a\x01",
+                                      4, NULL),
                          ENV_BAD_VALUE);
         assert_int_equal(unpack_bytes("\x81\xa1", 2, NULL), ENV_BAD_VALUE);
-        assert_int_equal(unpack_bytes("\x81\xa5" "ab", 4, NULL), ENV_BAD_VALUE);
+        assert_int_equal(unpack_bytes("\x81\xa5"
+                                      "ab",
+                                      4, NULL),
+                         ENV_BAD_VALUE);
         assert_int_equal(unpack_bytes("\xde\x00", 2, NULL), ENV_BAD_VALUE);
         /* The "never used" byte. */
         assert_int_equal(unpack_bytes("\x81\xc1\x01", 3, NULL), ENV_BAD_VALUE);
@@ -626,8 +654,9 @@ static void test_unpack_container_claim_bounded_by_input(void **state) {
                 size_t was = before.hblkhd + before.uordblks;
                 size_t now = after.hblkhd + after.uordblks;
                 if (now > was && now - was > (1u << 20))
-                        fail_msg("%zu bytes of input made a %zu-byte allocation",
-                                 lens[i], now - was);
+                        fail_msg(
+                                "%zu bytes of input made a %zu-byte allocation",
+                                lens[i], now - was);
 #else
                 (void)before;
                 (void)after;
@@ -717,21 +746,21 @@ static void test_parse_reply_to_bad(void **state) {
         char topic[256];
         int32_t part = -1;
         (void)state;
-        assert_int_equal(env_parse_reply_to(SLICE_NULL, topic, sizeof(topic),
-                                            &part),
-                         -1);
+        assert_int_equal(
+                env_parse_reply_to(SLICE_NULL, topic, sizeof(topic), &part),
+                -1);
         assert_int_equal(env_parse_reply_to(slice_of("t:100001"), topic,
                                             sizeof(topic), &part),
                          -1);
-        assert_int_equal(env_parse_reply_to(slice_of("t"), topic, sizeof(topic),
-                                            &part),
-                         -1);
-        assert_int_equal(env_parse_reply_to(slice_of(":1"), topic, sizeof(topic),
-                                            &part),
-                         -1);
-        assert_int_equal(env_parse_reply_to(slice_of("t:"), topic, sizeof(topic),
-                                            &part),
-                         -1);
+        assert_int_equal(
+                env_parse_reply_to(slice_of("t"), topic, sizeof(topic), &part),
+                -1);
+        assert_int_equal(
+                env_parse_reply_to(slice_of(":1"), topic, sizeof(topic), &part),
+                -1);
+        assert_int_equal(
+                env_parse_reply_to(slice_of("t:"), topic, sizeof(topic), &part),
+                -1);
         assert_int_equal(env_parse_reply_to(slice_of("t:1:2"), topic,
                                             sizeof(topic), &part),
                          -1);
@@ -780,46 +809,56 @@ static void test_parse_reply_to_buffer_too_small(void **state) {
                          -1);
         assert_int_equal(env_parse_reply_to(slice_of("e:1"), topic, 1, &part),
                          -1);
-        assert_int_equal(env_parse_reply_to(slice_of("e:1"), topic, 2, &part), 0);
+        assert_int_equal(env_parse_reply_to(slice_of("e:1"), topic, 2, &part),
+                         0);
         assert_string_equal(topic, "e");
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_teardown(test_round_trip_every_field, teardown),
-            cmocka_unit_test_teardown(test_round_trip_minimal, teardown),
-            cmocka_unit_test_teardown(test_decode_uppercase_id, teardown),
-            cmocka_unit_test_teardown(test_missing_required_headers, teardown),
-            cmocka_unit_test_teardown(test_no_headers_at_all, teardown),
-            cmocka_unit_test_teardown(test_bad_id, teardown),
-            cmocka_unit_test_teardown(test_bad_type, teardown),
-            cmocka_unit_test_teardown(test_bad_schema_version, teardown),
-            cmocka_unit_test_teardown(test_bad_created_at, teardown),
-            cmocka_unit_test_teardown(test_created_at_19_digits_no_overflow, teardown),
-            cmocka_unit_test_teardown(test_bad_status, teardown),
-            cmocka_unit_test_teardown(test_bad_correlation_id, teardown),
-            cmocka_unit_test_teardown(test_bad_reply_to, teardown),
-            cmocka_unit_test_teardown(test_duplicate_known_header, teardown),
-            cmocka_unit_test_teardown(test_duplicate_empty_header, teardown),
-            cmocka_unit_test_teardown(test_null_valued_optional_header, teardown),
-            cmocka_unit_test_teardown(test_oversized_header, teardown),
-            cmocka_unit_test_teardown(test_unknown_headers_ignored, teardown),
-            cmocka_unit_test_teardown(test_empty_value, teardown),
-            cmocka_unit_test_teardown(test_strerror, teardown),
-            cmocka_unit_test_teardown(test_unpack_valid_map, teardown),
-            cmocka_unit_test_teardown(test_unpack_not_a_map, teardown),
-            cmocka_unit_test_teardown(test_unpack_trailing_bytes, teardown),
-            cmocka_unit_test_teardown(test_unpack_truncated, teardown),
-            cmocka_unit_test_teardown(test_unpack_empty, teardown),
-            cmocka_unit_test_teardown(test_parse_reply_to_ok, teardown),
-            cmocka_unit_test_teardown(test_parse_reply_to_bad, teardown),
-            cmocka_unit_test_teardown(test_parse_reply_to_topic_too_long, teardown),
-            cmocka_unit_test_teardown(test_parse_reply_to_buffer_too_small, teardown),
-            /* Last: under ASan these abort until env_unpack bounds
-             * container counts (see the regression test). */
-            cmocka_unit_test_teardown(test_unpack_container_claim_bounded_by_input,
-                                      teardown),
-            cmocka_unit_test_teardown(test_unpack_random_garbage, teardown),
+                cmocka_unit_test_teardown(test_round_trip_every_field,
+                                          teardown),
+                cmocka_unit_test_teardown(test_round_trip_minimal, teardown),
+                cmocka_unit_test_teardown(test_decode_uppercase_id, teardown),
+                cmocka_unit_test_teardown(test_missing_required_headers,
+                                          teardown),
+                cmocka_unit_test_teardown(test_no_headers_at_all, teardown),
+                cmocka_unit_test_teardown(test_bad_id, teardown),
+                cmocka_unit_test_teardown(test_bad_type, teardown),
+                cmocka_unit_test_teardown(test_bad_schema_version, teardown),
+                cmocka_unit_test_teardown(test_bad_created_at, teardown),
+                cmocka_unit_test_teardown(test_created_at_19_digits_no_overflow,
+                                          teardown),
+                cmocka_unit_test_teardown(test_bad_status, teardown),
+                cmocka_unit_test_teardown(test_bad_correlation_id, teardown),
+                cmocka_unit_test_teardown(test_bad_reply_to, teardown),
+                cmocka_unit_test_teardown(test_duplicate_known_header,
+                                          teardown),
+                cmocka_unit_test_teardown(test_duplicate_empty_header,
+                                          teardown),
+                cmocka_unit_test_teardown(test_null_valued_optional_header,
+                                          teardown),
+                cmocka_unit_test_teardown(test_oversized_header, teardown),
+                cmocka_unit_test_teardown(test_unknown_headers_ignored,
+                                          teardown),
+                cmocka_unit_test_teardown(test_empty_value, teardown),
+                cmocka_unit_test_teardown(test_strerror, teardown),
+                cmocka_unit_test_teardown(test_unpack_valid_map, teardown),
+                cmocka_unit_test_teardown(test_unpack_not_a_map, teardown),
+                cmocka_unit_test_teardown(test_unpack_trailing_bytes, teardown),
+                cmocka_unit_test_teardown(test_unpack_truncated, teardown),
+                cmocka_unit_test_teardown(test_unpack_empty, teardown),
+                cmocka_unit_test_teardown(test_parse_reply_to_ok, teardown),
+                cmocka_unit_test_teardown(test_parse_reply_to_bad, teardown),
+                cmocka_unit_test_teardown(test_parse_reply_to_topic_too_long,
+                                          teardown),
+                cmocka_unit_test_teardown(test_parse_reply_to_buffer_too_small,
+                                          teardown),
+                /* Last: under ASan these abort until env_unpack bounds
+                 * container counts (see the regression test). */
+                cmocka_unit_test_teardown(
+                        test_unpack_container_claim_bounded_by_input, teardown),
+                cmocka_unit_test_teardown(test_unpack_random_garbage, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

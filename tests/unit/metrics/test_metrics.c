@@ -20,7 +20,8 @@
 /* How many times `needle` occurs in `hay`. */
 static size_t count(const char *hay, const char *needle) {
         size_t n = 0, len = strlen(needle);
-        for (const char *p = strstr(hay, needle); p; p = strstr(p + len, needle))
+        for (const char *p = strstr(hay, needle); p;
+             p = strstr(p + len, needle))
                 n++;
         return n;
 }
@@ -67,8 +68,8 @@ static void test_counter_render(void **state) {
         assert_int_equal(metrics_value(b), 7);
 
         text = render();
-        assert_int_equal(count(text, "# HELP tc_requests_total Requests handled.\n"),
-                         1);
+        assert_int_equal(
+                count(text, "# HELP tc_requests_total Requests handled.\n"), 1);
         assert_int_equal(count(text, "# TYPE tc_requests_total counter\n"), 1);
         assert_line(text, "tc_requests_total{route=\"/a\",status=\"200\"} 3");
         assert_line(text, "tc_requests_total{route=\"/b\",status=\"500\"} 7");
@@ -120,8 +121,8 @@ static void test_gauge(void **state) {
         metrics_add(g, -50);
         assert_int_equal(metrics_value(g), -8);
         text = render();
-        assert_int_equal(count(text, "# HELP tg_inflight Requests in flight.\n"),
-                         1);
+        assert_int_equal(
+                count(text, "# HELP tg_inflight Requests in flight.\n"), 1);
         assert_int_equal(count(text, "# TYPE tg_inflight gauge\n"), 1);
         assert_line(text, "tg_inflight -8");
         free(text);
@@ -177,13 +178,14 @@ static void test_histogram_buckets(void **state) {
         metrics_histogram_t *h;
         char *text, line[256];
         (void)state;
-        h = metrics_histogram("th_latency_seconds", "Latency.",
-                              "route=\"/x\"");
+        h = metrics_histogram("th_latency_seconds", "Latency.", "route=\"/x\"");
         for (size_t i = 0; i < sizeof(obs) / sizeof(obs[0]); i++)
                 metrics_observe_us(h, obs[i]);
         text = render();
-        assert_int_equal(count(text, "# HELP th_latency_seconds Latency.\n"), 1);
-        assert_int_equal(count(text, "# TYPE th_latency_seconds histogram\n"), 1);
+        assert_int_equal(count(text, "# HELP th_latency_seconds Latency.\n"),
+                         1);
+        assert_int_equal(count(text, "# TYPE th_latency_seconds histogram\n"),
+                         1);
         for (size_t i = 0; i < N_LE; i++) {
                 snprintf(line, sizeof(line),
                          "th_latency_seconds_bucket{route=\"/x\",le=\"%s\"} %u",
@@ -191,7 +193,8 @@ static void test_histogram_buckets(void **state) {
                 assert_line(text, line);
         }
         /* +Inf is the count, including what fell beyond the last bound. */
-        assert_line(text, "th_latency_seconds_bucket{route=\"/x\",le=\"+Inf\"} 5");
+        assert_line(text,
+                    "th_latency_seconds_bucket{route=\"/x\",le=\"+Inf\"} 5");
         assert_line(text, "th_latency_seconds_count{route=\"/x\"} 5");
         assert_line(text, "th_latency_seconds_sum{route=\"/x\"} 21.003600");
         assert_int_equal(count(text, "th_latency_seconds_bucket{"), N_LE + 1);
@@ -236,8 +239,8 @@ static void test_histogram_buckets_cumulative(void **state) {
         text = render();
         for (size_t i = 0; i < N_LE; i++) {
                 const char *p;
-                snprintf(name, sizeof(name), "\ntcum_seconds_bucket{le=\"%s\"} ",
-                         le[i]);
+                snprintf(name, sizeof(name),
+                         "\ntcum_seconds_bucket{le=\"%s\"} ", le[i]);
                 p = strstr(text, name);
                 assert_non_null(p);
                 v = strtoull(p + strlen(name), NULL, 10);
@@ -247,9 +250,9 @@ static void test_histogram_buckets_cumulative(void **state) {
         {
                 const char *p = strstr(text, "\ntcum_seconds_count ");
                 assert_non_null(p);
-                assert_int_equal(strtoull(p + strlen("\ntcum_seconds_count "),
-                                          NULL, 10),
-                                 total);
+                assert_int_equal(
+                        strtoull(p + strlen("\ntcum_seconds_count "), NULL, 10),
+                        total);
                 assert_true(prev < total); /* some went beyond 10 s */
         }
         free(text);
@@ -261,8 +264,9 @@ static void test_render_big_output_and_null_len(void **state) {
         /* Enough series to outgrow the first render buffer. */
         for (int i = 0; i < 300; i++) {
                 snprintf(labels, sizeof(labels), "i=\"%d\"", i);
-                metrics_add(metrics_counter("tbig_total", "Many series.", labels),
-                            i);
+                metrics_add(
+                        metrics_counter("tbig_total", "Many series.", labels),
+                        i);
         }
         text = render();
         assert_int_equal(count(text, "# HELP tbig_total"), 1);
@@ -285,8 +289,8 @@ static void *worker(void *arg) {
         metrics_counter_t **seen = arg;
         /* Get-or-create races with the other threads: all must get one. */
         metrics_counter_t *c = metrics_counter("tt_total", "Concurrent.", "");
-        metrics_histogram_t *h = metrics_histogram("tt_seconds", "Concurrent.",
-                                                   "");
+        metrics_histogram_t *h =
+                metrics_histogram("tt_seconds", "Concurrent.", "");
         *seen = c;
         for (int i = 0; i < ITERATIONS; i++) {
                 metrics_add(c, 1);
@@ -324,15 +328,15 @@ static void test_concurrent_increments(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_counter_render),
-            cmocka_unit_test(test_family_grouped_when_created_interleaved),
-            cmocka_unit_test(test_gauge),
-            cmocka_unit_test(test_same_name_and_labels_same_pointer),
-            cmocka_unit_test(test_histogram_buckets),
-            cmocka_unit_test(test_histogram_without_labels),
-            cmocka_unit_test(test_histogram_buckets_cumulative),
-            cmocka_unit_test(test_render_big_output_and_null_len),
-            cmocka_unit_test(test_concurrent_increments),
+                cmocka_unit_test(test_counter_render),
+                cmocka_unit_test(test_family_grouped_when_created_interleaved),
+                cmocka_unit_test(test_gauge),
+                cmocka_unit_test(test_same_name_and_labels_same_pointer),
+                cmocka_unit_test(test_histogram_buckets),
+                cmocka_unit_test(test_histogram_without_labels),
+                cmocka_unit_test(test_histogram_buckets_cumulative),
+                cmocka_unit_test(test_render_big_output_and_null_len),
+                cmocka_unit_test(test_concurrent_increments),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,8 +93,8 @@ static void test_parse_rejects_wrong_length(void **state) {
         assert_false(msgid_parse(good, 0, &id));
         assert_false(msgid_parse(good, 35, &id));
         assert_false(msgid_parse(good, 37, &id));
-        assert_false(msgid_parse("017f22e2-79b0-7cc3-98c4-dc0c0c07398f0",
-                                 37, &id));
+        assert_false(
+                msgid_parse("017f22e2-79b0-7cc3-98c4-dc0c0c07398f0", 37, &id));
         assert_false(msgid_parse("017f22e279b07cc398c4dc0c0c07398f", 32, &id));
         assert_false(msgid_parse(NULL, 36, &id));
         assert_false(msgid_parse(NULL, 0, &id));
@@ -126,7 +126,7 @@ static void test_parse_rejects_missing_dashes(void **state) {
 
 static void test_parse_rejects_non_hex(void **state) {
         static const char good[] = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f";
-        static const char bad_chars[] = {'g', 'G', 'z', ' ', '-', '+', 'x',
+        static const char bad_chars[] = {'g',  'G',  'z', ' ', '-', '+', 'x',
                                          '\0', '\n', '/', ':', '@', '`'};
         char text[MSGID_TEXT_SIZE];
         msgid_t id;
@@ -206,7 +206,8 @@ static void test_sorted_by_creation_time(void **state) {
                 /* Bytes, text and timestamps all sort in creation order. */
                 assert_true(memcmp(&ids[i - 1], &ids[i], sizeof(msgid_t)) < 0);
                 assert_true(strcmp(text[i - 1], text[i]) < 0);
-                assert_true(msgid_time_ms(&ids[i - 1]) < msgid_time_ms(&ids[i]));
+                assert_true(msgid_time_ms(&ids[i - 1]) <
+                            msgid_time_ms(&ids[i]));
         }
 }
 
@@ -307,20 +308,20 @@ static void test_random_fills_every_length(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_format_parse_round_trip),
-            cmocka_unit_test(test_known_vector),
-            cmocka_unit_test(test_parse_not_nul_terminated),
-            cmocka_unit_test(test_parse_rejects_wrong_length),
-            cmocka_unit_test(test_parse_rejects_missing_dashes),
-            cmocka_unit_test(test_parse_rejects_non_hex),
-            cmocka_unit_test(test_version_and_variant),
-            cmocka_unit_test(test_time_close_to_wall_clock),
-            cmocka_unit_test(test_mono_clock_does_not_go_back),
-            cmocka_unit_test(test_sorted_by_creation_time),
-            cmocka_unit_test(test_unique_100k),
-            cmocka_unit_test(test_unique_across_threads),
-            cmocka_unit_test(test_hash),
-            cmocka_unit_test(test_random_fills_every_length),
+                cmocka_unit_test(test_format_parse_round_trip),
+                cmocka_unit_test(test_known_vector),
+                cmocka_unit_test(test_parse_not_nul_terminated),
+                cmocka_unit_test(test_parse_rejects_wrong_length),
+                cmocka_unit_test(test_parse_rejects_missing_dashes),
+                cmocka_unit_test(test_parse_rejects_non_hex),
+                cmocka_unit_test(test_version_and_variant),
+                cmocka_unit_test(test_time_close_to_wall_clock),
+                cmocka_unit_test(test_mono_clock_does_not_go_back),
+                cmocka_unit_test(test_sorted_by_creation_time),
+                cmocka_unit_test(test_unique_100k),
+                cmocka_unit_test(test_unique_across_threads),
+                cmocka_unit_test(test_hash),
+                cmocka_unit_test(test_random_fills_every_length),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
