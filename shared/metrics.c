@@ -7,6 +7,7 @@
  */
 #include "metrics.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -83,6 +84,8 @@ static metrics_counter_t *get_counter(enum series_kind kind, const char *name,
         metrics_counter_t *c;
         pthread_mutex_lock(&registry_lock);
         c = (metrics_counter_t *)find(name, labels ? labels : "");
+        /* One name, one kind: reusing a name for another kind is our bug. */
+        assert(!c || c->s.kind == kind);
         if (!c) {
                 c = xcalloc(1, sizeof(*c));
                 append(&c->s, kind, name, help, labels);
@@ -118,6 +121,7 @@ metrics_histogram_t *metrics_histogram(const char *name, const char *help,
         metrics_histogram_t *h;
         pthread_mutex_lock(&registry_lock);
         h = (metrics_histogram_t *)find(name, labels ? labels : "");
+        assert(!h || h->s.kind == KIND_HISTOGRAM);
         if (!h) {
                 h = xcalloc(1, sizeof(*h));
                 append(&h->s, KIND_HISTOGRAM, name, help, labels);

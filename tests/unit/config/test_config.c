@@ -133,6 +133,8 @@ static void test_defaults_edge(void **state) {
         assert_int_equal(cfg.reply_timeout_ms, 10000);
         assert_int_equal(cfg.max_body_bytes, 1048576);
         assert_int_equal(cfg.max_inflight, 10000);
+        assert_int_equal(cfg.max_connections, 4096);
+        assert_int_equal(cfg.max_buffered_bytes, 268435456);
         assert_int_equal(cfg.edge_reply_partition, 0);
         assert_string_equal(cfg.jwt_secret, SECRET_OK);
         assert_string_equal(cfg.jwt_issuer, "omnify");
@@ -287,6 +289,11 @@ static void test_int_out_of_range(void **state) {
                    CONFIG_INVALID);
         expect_env(CONFIG_SCOPE_EDGE, "OMNIFY_MAX_BODY_BYTES", "67108864",
                    CONFIG_OK);
+        /* The largest int is accepted, one more is not (no truncation). */
+        expect_env(CONFIG_SCOPE_EDGE, "OMNIFY_MAX_BUFFERED_BYTES", "2147483647",
+                   CONFIG_OK);
+        expect_env(CONFIG_SCOPE_EDGE, "OMNIFY_MAX_BUFFERED_BYTES", "2147483648",
+                   CONFIG_INVALID);
 }
 
 static void test_int_not_an_integer(void **state) {
