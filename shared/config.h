@@ -56,8 +56,24 @@ typedef struct config {
         /* groups */
         char *ops_bind;
         int ops_port; /* 0: the group's own default port */
+        /* edge protections */
+        char *cors_origins; /* comma-separated; "" disables CORS */
+        int rate_ip_per_min;
+        int rate_account_per_min;
         /* auth */
         int jwt_ttl_s;
+        int refresh_ttl_s;
+        int verify_ttl_s;
+        int reset_ttl_s;
+        int invite_ttl_s;
+        int mfa_challenge_ttl_s;
+        int login_max_failures;
+        int login_lock_s;
+        char *mfa_issuer;
+        char *public_url;
+        char *mail_base_url;
+        char *mail_api_key;
+        char *mail_from;
         int argon2_t_cost;
         int argon2_m_cost_kib;
         int argon2_parallelism;

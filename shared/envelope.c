@@ -66,6 +66,10 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
                 {"tenant", &env->tenant},
                 {"user", &env->user},
                 {"roles", &env->roles},
+            {"session", &env->session},
+            {"terms-version", &env->terms_version},
+            {"client-ip", &env->client_ip},
+            {"user-agent", &env->user_agent},
                 {"traceparent", &env->traceparent},
                 {"idempotency-key", &env->idempotency_key},
                 {"error", &env->error},
@@ -196,6 +200,10 @@ rd_kafka_headers_t *env_headers(const env_t *env) {
         add(h, "tenant", env->tenant);
         add(h, "user", env->user);
         add(h, "roles", env->roles);
+        add(h, "session", env->session);
+        add(h, "terms-version", env->terms_version);
+        add(h, "client-ip", env->client_ip);
+        add(h, "user-agent", env->user_agent);
         add(h, "traceparent", env->traceparent);
         add(h, "idempotency-key", env->idempotency_key);
         if (env->status)

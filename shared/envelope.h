@@ -13,7 +13,11 @@
  * correlation-id  id of the request this belongs to
  * reply-to        "<topic>:<partition>" where the reply goes
  * tenant, user    set by the edge from a checked token, never by clients
- * roles           comma-separated roles of the user
+ * roles           the user's role in the tenant (from the token)
+ * session         the session id of the token (sid)
+ * terms-version   the version of the terms the user had accepted (tv)
+ * client-ip       the client's address as the edge saw it
+ * user-agent      the client's User-Agent, at most 256 bytes
  * traceparent     W3C trace context
  * idempotency-key the client's Idempotency-Key
  * status          replies: HTTP-like status 100..599
@@ -52,6 +56,10 @@ typedef struct env {
         slice_t tenant;
         slice_t user;
         slice_t roles;
+        slice_t session;
+        slice_t terms_version;
+        slice_t client_ip;
+        slice_t user_agent;
         slice_t traceparent;
         slice_t idempotency_key;
         int status; /* 0 when absent */

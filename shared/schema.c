@@ -295,6 +295,8 @@ static void msg_deinit(schema_msg_t *msg) {
         free(msg->summary);
         free(msg->route.method);
         free(msg->route.path);
+        free(msg->route.rate_limit);
+        free(msg->route.rate_key);
         for (size_t i = 0; i < msg->route.n_segments; i++)
                 free(msg->route.segments[i]);
         free(msg->route.segments);
@@ -686,8 +688,9 @@ static schema_err_t load_path(loader_t *ld, const char *path_str, const char *p,
 
 static schema_err_t load_route(loader_t *ld, json_t *def, const char *path,
                                schema_route_t *route) {
-        static const char *const keys[] = {"method", "path", "auth", "mode",
-                                           NULL};
+        static const char *const keys[] = {"method",     "path",     "auth",
+                                           "mode",       "role",     "terms",
+                                           "rate_limit", "rate_key", NULL};
         char p[SCHEMA_PATH_SIZE];
         schema_err_t err;
         json_t *v;
@@ -734,7 +737,66 @@ static schema_err_t load_route(loader_t *ld, json_t *def, const char *path,
         else
                 return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
                                  "must be \"sync\" or \"async\"");
+
+        v = json_object_get(def, "role");
+        if (v) {
+                path_join(p, path, "role");
+                if (!json_is_string(v) ||
+                    !(route->role = schema_role_parse(json_string_value(v),
+                                                      json_string_length(v))))
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "must be one of viewer, member, "
+                                         "admin, owner");
+                if (!route->auth)
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "a role needs \"auth\": true");
+        }
+        v = json_object_get(def, "terms");
+        if (v) {
+                path_join(p, path, "terms");
+                if (!json_is_boolean(v))
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "must be true or false");
+                route->terms = json_is_true(v);
+                if (route->terms && !route->auth)
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "terms needs \"auth\": true");
+        }
+        v = json_object_get(def, "rate_limit");
+        if (v) {
+                const char *b = json_string_value(v);
+                path_join(p, path, "rate_limit");
+                if (!b || !*b || strlen(b) > 32 ||
+                    strspn(b, "abcdefghijklmnopqrstuvwxyz_") != strlen(b))
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "must be a bucket name of a-z and _");
+                route->rate_limit = xstrdup(b);
+        }
+        v = json_object_get(def, "rate_key");
+        if (v) {
+                path_join(p, path, "rate_key");
+                if (!json_is_string(v) || !route->rate_limit)
+                        return load_fail(
+                                ld, SCHEMA_BAD_DEFINITION, p,
+                                "must be a field name, with rate_limit");
+                route->rate_key = xstrdup(json_string_value(v));
+        }
         return SCHEMA_OK;
+}
+
+schema_role_t schema_role_parse(const char *name, size_t len) {
+        static const char *const names[] = {"", "viewer", "member", "admin",
+                                            "owner"};
+        for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+                if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+                        return (schema_role_t)i;
+        return SCHEMA_ROLE_NONE;
+}
+
+const char *schema_role_name(schema_role_t role) {
+        static const char *const names[] = {"none", "viewer", "member", "admin",
+                                            "owner"};
+        return (unsigned)role < 5 ? names[role] : "none";
 }
 
 /* Every {param} names a declared string field, which becomes in_path. */
@@ -761,6 +823,18 @@ static schema_err_t load_bind_params(loader_t *ld, const char *path,
                                          seg);
                 field->in_path = true;
                 field->required = true;
+        }
+        if (msg->route.rate_key) {
+                bool found = false;
+                for (size_t i = 0; i < msg->n_fields; i++)
+                        if (strcmp(msg->fields[i].name, msg->route.rate_key) ==
+                            0)
+                                found = msg->fields[i].type == SCHEMA_STRING;
+                if (!found) {
+                        path_join(p, path, "route.rate_key");
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "must name a declared string field");
+                }
         }
         return SCHEMA_OK;
 }

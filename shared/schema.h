@@ -21,7 +21,12 @@
  *         "method": "POST",               // GET POST PUT PATCH DELETE
  *         "path": "/api/auth/signup",     // segments: literal or {name}
  *         "auth": false,                  // bearer token required?
- *         "mode": "sync"                  // "sync" or "async"
+ *         "mode": "sync",                 // "sync" or "async"
+ *         "role": "admin",                // optional: least role (viewer,
+ *                                         //   member, admin, owner); needs
+ * auth "terms": true,                  // optional: current terms accepted
+ *         "rate_limit": "login",          // optional: rate-limit bucket
+ *         "rate_key": "email"             // optional: field for per-account
  *       },
  *       "fields": {
  *         "email": {"type": "string", "required": true, "format": "email",
@@ -103,6 +108,19 @@ typedef enum schema_mode {
         SCHEMA_MODE_ASYNC,
 } schema_mode_t;
 
+/* Roles in an organisation, weakest first; a route may require one. */
+typedef enum schema_role {
+        SCHEMA_ROLE_NONE = 0,
+        SCHEMA_ROLE_VIEWER,
+        SCHEMA_ROLE_MEMBER,
+        SCHEMA_ROLE_ADMIN,
+        SCHEMA_ROLE_OWNER,
+} schema_role_t;
+
+/* "viewer" -> SCHEMA_ROLE_VIEWER; SCHEMA_ROLE_NONE when unknown. */
+schema_role_t schema_role_parse(const char *name, size_t len);
+const char *schema_role_name(schema_role_t role);
+
 typedef struct schema_route {
         char *method; /* NULL when the message has no route */
         char *path;
@@ -112,6 +130,10 @@ typedef struct schema_route {
         size_t n_segments;
         bool auth;
         schema_mode_t mode;
+        schema_role_t role; /* least role the token must hold, or NONE */
+        bool terms;         /* the current terms must have been accepted */
+        char *rate_limit;   /* bucket name ("login"...), or NULL */
+        char *rate_key;     /* body field keying the per-account limit */
 } schema_route_t;
 
 typedef struct schema_msg {

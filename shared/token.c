@@ -66,7 +66,9 @@ char *token_sign(const token_keys_t *keys, const token_claims_t *claims,
             jwt_add_grant_int(jwt, "iat", (long)now) ||
             jwt_add_grant_int(jwt, "nbf", (long)now) ||
             jwt_add_grant_int(jwt, "exp", (long)now + ttl_s) ||
-            jwt_add_grants_json(jwt, roles_json))
+            jwt_add_grants_json(jwt, roles_json) ||
+            (claims->sid[0] && jwt_add_grant(jwt, "sid", claims->sid)) ||
+            jwt_add_grant_int(jwt, "tv", (long)claims->tv))
                 goto out;
         out = jwt_encode_str(jwt);
 out:
@@ -194,6 +196,18 @@ token_err_t token_verify(const token_keys_t *keys, slice_t token, time_t now,
         }
         snprintf(claims->tid, sizeof(claims->tid), "%s", s);
         claims->exp = exp;
+        s = jwt_get_grant(jwt, "sid");
+        if (s) {
+                if (!token__is_id(s)) {
+                        err = TOKEN_MISSING_CLAIM;
+                        goto out;
+                }
+                snprintf(claims->sid, sizeof(claims->sid), "%s", s);
+        }
+        errno = 0;
+        claims->tv = jwt_get_grant_int(jwt, "tv");
+        if (errno == ENOENT || claims->tv < 0)
+                claims->tv = 0;
         err = token__roles(jwt, claims);
 out:
         jwt_free(jwt);

@@ -2,7 +2,7 @@
  * token.h - access tokens: HS256 JWTs signed by auth, checked by the edge.
  *
  * Claims: iss, aud, sub (user id), tid (tenant id), roles (array of strings),
- * iat, nbf, exp, jti; header kid names the signing key so keys can rotate.
+ * sid (session id), tv (accepted terms version), iat, nbf, exp, jti; header kid names the signing key so keys can rotate.
  * Verification decodes with the key and then insists on HS256: with libjwt
  * 1.10 a token with alg "none" decodes without error when no key is given,
  * and an RS256/ES256 token must never be checked against our HMAC secret.
@@ -52,6 +52,8 @@ typedef struct token_claims {
         char sub[TOKEN_ID_SIZE];
         char tid[TOKEN_ID_SIZE];
         char roles[TOKEN_ROLES_SIZE]; /* comma-separated */
+        char sid[TOKEN_ID_SIZE];      /* session id; "" when none */
+        int64_t tv;                   /* terms version accepted; 0 none */
         int64_t exp;
 } token_claims_t;
 

@@ -241,28 +241,31 @@ row("g/h2", "runtime vs raw + the same two store calls", "ratio of steady msgs/s
 MEM = {}
 for line in read("mem.txt").splitlines():
     parts = line.split()
-    if len(parts) == 3:
-        name, rss, hwm = parts[0], int(parts[1]), int(parts[2])
-        old = MEM.get(name, (0, 0))
-        MEM[name] = (max(old[0], rss), max(old[1], hwm))
+    if len(parts) >= 3:
+        name, vals = parts[0], [int(x) for x in parts[1:]] + [0, 0]
+        old = MEM.get(name)
+        if old is None or vals[0] > old[0]:  # the largest sample of a name
+            MEM[name] = (vals[0], max(vals[1], old[1] if old else 0), vals[2], vals[3])
 for r in rounds("g"):
     p = parse("g", r)
     if p.get("rss_kib"):
-        old = MEM.get("ml_load_g", (0, 0))
-        MEM["ml_load_g"] = (max(old[0], int(p["rss_kib"])), max(old[1], int(p["hwm_kib"])))
+        old = MEM.get("ml_load_g", (0, 0, 0, 0))
+        MEM["ml_load_g"] = (max(old[0], int(p["rss_kib"])), max(old[1], int(p["hwm_kib"])), 0, 0)
 
 
 def mem_row(ident, bench, name, limit=None):
     if name not in MEM:
         return
-    rss, hwm = MEM[name]
+    rss, hwm, anon, filed = MEM[name]
     rss_mib, hwm_mib = rss / 1024, hwm / 1024
     target = f"≤ {limit} MiB" if limit else ""
     met = ""
     if limit:
         met = "**yes**" if rss_mib <= limit else "**no**"
         VERDICTS.append((ident, bench, target, met, rss_mib))
-    ROWS.append(f"| {ident} | {bench} | VmRSS MiB | {rss_mib:.1f} | – | – | {target} | {met} | VmHWM {hwm_mib:.1f} MiB |")
+    split = f", RssAnon {anon / 1024:.1f}, RssFile {filed / 1024:.1f}" if anon or filed else ""
+    ROWS.append(f"| {ident} | {bench} | VmRSS MiB | {rss_mib:.1f} | – | – | {target} | {met} | "
+                f"VmHWM {hwm_mib:.1f} MiB{split} |")
 
 
 mem_row("mem", "omnify-edge idle", "idle_edge", 16)
@@ -327,9 +330,13 @@ if ladder:
               f"p50 {fmt(v.get('p50_ms'))} ms, p99 {fmt(v.get('p99_ms'))} ms, "
               f"non-2xx {fmt(v.get('non2xx'), 0)}, timeouts {fmt(v.get('timeouts'), 0)}")
 
-for name, title in (("profile_edge.txt", "omnify-edge during (b)"), ("profile_ml.txt", "omnify-ml during (g)")):
-    text = read(name).strip()
+for name, title in (("edge", "omnify-edge during (b)"), ("ml", "omnify-ml during (g)")):
+    text = read(f"profile_{name}.txt").strip()
+    dso = read(f"profile_{name}_dso.txt").strip()
     if text:
-        print(f"\nProfile of {title} (perf, self time, top entries):\n\n```")
-        print("\n".join(l.rstrip() for l in text.splitlines()[:15]))
+        print(f"\nProfile of {title} (perf record -F 999, self time; by library, then top symbols):\n\n```")
+        if dso:
+            print("\n".join(l.strip() for l in dso.splitlines()))
+            print()
+        print("\n".join(l.strip() for l in text.splitlines()[:18]))
         print("```")

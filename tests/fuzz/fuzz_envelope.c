@@ -31,7 +31,8 @@
 
 /* Same bytes, absent and empty alike: env_headers skips empty values. */
 static bool same(slice_t a, slice_t b) {
-        return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+        return a.len == b.len &&
+               (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
 static void check_env(const env_t *env) {

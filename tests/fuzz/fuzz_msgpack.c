@@ -5,8 +5,9 @@
  * so its input is anything a consumer (or whoever can write the topic)
  * sends. Checked: it either refuses or returns one NUL-terminated JSON text
  * of the length it says, which jansson accepts (allowing the \u0000 that
- * NUL bytes become and integers beyond int64, read as reals); and rendering is a fixed point: when that JSON is
- * an object the codec reads back, rendering it again gives the same text.
+ * NUL bytes become and integers beyond int64, read as reals); and rendering is
+ * a fixed point: when that JSON is an object the codec reads back, rendering it
+ * again gives the same text.
  */
 #include <jansson.h>
 #include <msgpack.h>

@@ -142,11 +142,11 @@ schema_set_t *fuzz_schemas_real(void) {
 }
 
 #define STR_FIELD(name) "\"" name "\":{\"type\":\"string\"}"
-#define ROUTE(method, path)                                                    \
-        "\"route\":{\"method\":\"" method "\",\"path\":\"" path                \
+#define ROUTE(method, path)                                     \
+        "\"route\":{\"method\":\"" method "\",\"path\":\"" path \
         "\",\"auth\":false,\"mode\":\"sync\"}"
-#define MSG(type, route, fields)                                               \
-        "{\"type\":\"fz." type "\",\"version\":1,\"summary\":\"s\"," route    \
+#define MSG(type, route, fields)                                           \
+        "{\"type\":\"fz." type "\",\"version\":1,\"summary\":\"s\"," route \
         ",\"fields\":{" fields "}}"
 
 /* clang-format off */

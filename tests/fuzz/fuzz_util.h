@@ -25,8 +25,8 @@
 #define FUZZ_CHECK(cond)                                                       \
         do {                                                                   \
                 if (!(cond)) {                                                 \
-                        fprintf(stderr, "%s:%d: check failed: %s\n",           \
-                                __FILE__, __LINE__, #cond);                    \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
+                                __LINE__, #cond);                              \
                         abort();                                               \
                 }                                                              \
         } while (0)

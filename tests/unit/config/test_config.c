@@ -449,11 +449,11 @@ static void test_other_scope_env_ignored(void **state) {
         (void)state;
         env_set("OMNIFY_JWT_SECRET", SECRET_OK);
         /* Auth-only and group-only rows: invalid, but not the edge's. */
-        env_set("OMNIFY_JWT_TTL_S", "not-a-number");
+        env_set("OMNIFY_REFRESH_TTL_S", "not-a-number");
         env_set("OMNIFY_ARGON2_T_COST", "1000");
         env_set("OMNIFY_OPS_PORT", "-5");
         assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS), CONFIG_OK);
-        assert_int_equal(cfg.jwt_ttl_s, 900);
+        assert_int_equal(cfg.refresh_ttl_s, 2592000);
         assert_int_equal(cfg.argon2_t_cost, 3);
         assert_int_equal(cfg.ops_port, 0);
         config_deinit(&cfg);
@@ -463,17 +463,17 @@ static void test_other_scope_env_ignored(void **state) {
                 CONFIG_INVALID);
         config_deinit(&cfg);
         /* And valid values of them do not leak into the edge either. */
-        env_set("OMNIFY_JWT_TTL_S", "120");
+        env_set("OMNIFY_REFRESH_TTL_S", "3600");
         env_set("OMNIFY_ARGON2_T_COST", "2");
         env_set("OMNIFY_OPS_PORT", "9100");
         assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS), CONFIG_OK);
-        assert_int_equal(cfg.jwt_ttl_s, 900);
+        assert_int_equal(cfg.refresh_ttl_s, 2592000);
         assert_int_equal(cfg.ops_port, 0);
         config_deinit(&cfg);
         assert_int_equal(
                 load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH, NO_ARGS),
                 CONFIG_OK);
-        assert_int_equal(cfg.jwt_ttl_s, 120);
+        assert_int_equal(cfg.refresh_ttl_s, 3600);
         assert_int_equal(cfg.argon2_t_cost, 2);
         assert_int_equal(cfg.ops_port, 9100);
         config_deinit(&cfg);
@@ -528,9 +528,9 @@ static void test_flag_of_other_scope_is_unknown(void **state) {
         env_set("OMNIFY_JWT_SECRET", SECRET_OK);
         assert_int_equal(
                 load(&cfg, CONFIG_SCOPE_EDGE,
-                     (char *[]){"omnify-test", "--jwt-ttl-s=120", NULL}),
+                     (char *[]){"omnify-test", "--refresh-ttl-s=3600", NULL}),
                 CONFIG_INVALID);
-        assert_non_null(strstr(err, "--jwt-ttl-s"));
+        assert_non_null(strstr(err, "--refresh-ttl-s"));
         config_deinit(&cfg);
 }
 
@@ -570,7 +570,7 @@ static void test_help(void **state) {
         assert_non_null(strstr(text, "OMNIFY_JWT_SECRET"));
         assert_non_null(strstr(text, "OMNIFY_LOG_LEVEL"));
         /* Only the rows of the scope. */
-        assert_null(strstr(text, "OMNIFY_JWT_TTL_S"));
+        assert_null(strstr(text, "OMNIFY_REFRESH_TTL_S"));
         assert_null(strstr(text, "OMNIFY_OPS_PORT"));
         free(text);
 
@@ -750,6 +750,21 @@ static const char *all_vars[] = {
         "OMNIFY_MAX_BODY_BYTES",
         "OMNIFY_MAX_INFLIGHT",
         "OMNIFY_MAX_CONNECTIONS",
+        "OMNIFY_CORS_ORIGINS",
+        "OMNIFY_RATE_IP_PER_MIN",
+        "OMNIFY_RATE_ACCOUNT_PER_MIN",
+        "OMNIFY_REFRESH_TTL_S",
+        "OMNIFY_VERIFY_TTL_S",
+        "OMNIFY_RESET_TTL_S",
+        "OMNIFY_INVITE_TTL_S",
+        "OMNIFY_MFA_CHALLENGE_TTL_S",
+        "OMNIFY_LOGIN_MAX_FAILURES",
+        "OMNIFY_LOGIN_LOCK_S",
+        "OMNIFY_MFA_ISSUER",
+        "OMNIFY_PUBLIC_URL",
+        "OMNIFY_MAIL_BASE_URL",
+        "OMNIFY_MAIL_API_KEY",
+        "OMNIFY_MAIL_FROM",
         "OMNIFY_MAX_BUFFERED_BYTES",
         "OMNIFY_EDGE_REPLY_PARTITION",
         "OMNIFY_JWT_SECRET",

@@ -1,0 +1,242 @@
+/*
+ * auth_internal.h - what the files of the auth group share.
+ *
+ * The auth group is split by concern: auth.c (the table, start-up, signup,
+ * login, me), common.c (passwords, random tokens, store and bson helpers),
+ * sessions.c (sessions, access and refresh tokens), mailer.c (the outbox and
+ * the mail sender), recovery.c (email verification, password reset and
+ * change), mfa.c and totp.c (second factor), rbac.c (organisations,
+ * memberships, invitations) and legal.c (documents and acceptances).
+ *
+ * Data (database <prefix>auth):
+ *   users        {_id, email, name, password_hash, tenant_id (personal org),
+ *                 email_verified, created_at, created_by, failed_logins,
+ *                 locked_until, mfa: {enabled, secret, pending_secret,
+ *                 recovery_codes: [sha256 hex]}}
+ *   orgs         {_id, name, created_at, created_by}
+ *   memberships  {_id: "<org>|<user>", org_id, user_id, role, created_at}
+ *   sessions     {_id: sid, user_id, org_id, created_at, last_used_at, ip,
+ *                 user_agent, refresh_hash, used_hashes: [...], revoked_at,
+ *                 revoked_reason}
+ *   tokens       {_id: sha256 hex of the token, kind, user_id, email, org_id,
+ *                 role, expires_at, used_at}    single-use secrets (TTL)
+ *   legal_documents, legal_acceptances, mail_outbox: see legal.c, mailer.c
+ *
+ * Every function runs on the group's consumer thread unless it says so.
+ */
+#ifndef OMNIFY_AUTH_INTERNAL_H
+#define OMNIFY_AUTH_INTERNAL_H
+
+#include <bson/bson.h>
+#include <msgpack.h>
+#include <stdbool.h>
+
+#include "registry.h"
+#include "runtime.h"
+#include "slice.h"
+#include "token.h"
+
+#define AUTH_EMAIL_MAX 254
+#define AUTH_SECRET_TEXT 44   /* 32 random bytes, base64url, NUL */
+#define AUTH_HASH_HEX 65      /* sha256 hex, NUL */
+#define AUTH_ID_TEXT 37       /* UUID text, NUL */
+
+typedef struct auth_mailer auth_mailer_t;
+
+typedef struct auth_state {
+        const config_t *cfg;
+        store_t *store;
+        token_keys_t keys;
+        char *dummy_hash;       /* argon2 work for unknown emails */
+        auth_mailer_t *mailer;  /* mailer.c */
+} auth_state_t;
+
+/* ---------------------------------------------------------------------------
+ * common.c
+ * ------------------------------------------------------------------------ */
+
+/* A new argon2id encoded hash of pwd with the configured cost, or NULL. */
+char *auth_password_hash(const config_t *cfg, slice_t pwd);
+
+/* True when pwd matches the encoded hash (constant work for a given hash). */
+bool auth_password_verify(const char *encoded, slice_t pwd);
+
+/*
+ * The password policy: 10..128 bytes, not all one character class when
+ * shorter than 16, not containing the email's local part, not a well-known
+ * password. 0, or -1 with a reason (never quoting the password) in why.
+ */
+int auth_password_policy(slice_t pwd, const char *email, char *why, size_t size);
+
+/* A new random secret (32 bytes from OpenSSL, base64url) for emails, refresh
+ * tokens, challenges and invitations. */
+void auth_random_secret(char out[AUTH_SECRET_TEXT]);
+
+/* sha256 hex of s: secrets are stored only as this. */
+void auth_sha256_hex(slice_t s, char out[AUTH_HASH_HEX]);
+
+/* Constant-time comparison of two NUL-terminated strings of equal length. */
+bool auth_equal(const char *a, const char *b);
+
+/* Lowercased copy of an email the schema checked. */
+void auth_email_normalize(slice_t in, char out[AUTH_EMAIL_MAX + 1]);
+
+/* bson helpers: the string/int64/date/bool at key, or a default. */
+const char *auth_bson_str(const bson_t *doc, const char *key);
+int64_t auth_bson_int(const bson_t *doc, const char *key, int64_t def);
+int64_t auth_bson_date(const bson_t *doc, const char *key);
+bool auth_bson_bool(const bson_t *doc, const char *key);
+
+/* ISO 8601 UTC with milliseconds. */
+void auth_iso_time(int64_t ms, char buf[32]);
+
+/* Pack {id, email, name, tenant_id, email_verified, mfa_enabled, created_at}
+ * of a user document. */
+void auth_pack_user(msgpack_packer *pk, const bson_t *user);
+
+/* A store failure as the handler's result: transient errors retry, the
+ * others answer 500 without details. */
+handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
+                                   const char *errstr);
+
+/* Emit event `type` with a map of n string pairs (key, value, key, value...),
+ * keyed by `key`. */
+void auth_emit(rt_ctx_t *ctx, const char *type, const char *key, size_t n, ...);
+
+/* The user document of id (and, if tenant is not NULL, only when the user is
+ * a member of that org). STORE_NOT_FOUND otherwise. */
+store_err_t auth_find_user(auth_state_t *st, slice_t id, bson_t *out,
+                           char *errstr, size_t errlen);
+store_err_t auth_find_user_by_email(auth_state_t *st, const char *email,
+                                    bson_t *out, char *errstr, size_t errlen);
+
+/* The caller's role in org, or SCHEMA_ROLE_NONE (not a member). */
+schema_role_t auth_member_role(auth_state_t *st, const char *org_id,
+                               const char *user_id, store_err_t *err);
+
+/* Create a single-use secret of kind for user (expires in ttl_s) and write
+ * its hash to the tokens collection; extra (may be NULL) is merged in. */
+store_err_t auth_token_create(auth_state_t *st, const char *kind,
+                              const char *user_id, int ttl_s,
+                              const bson_t *extra,
+                              char secret[AUTH_SECRET_TEXT], char *errstr,
+                              size_t errlen);
+
+/* Use a single-use secret: atomically mark it used if it is of kind, unused
+ * and not expired, and copy its record into out. STORE_NOT_FOUND when it is
+ * not usable (unknown, used, expired, other kind). */
+store_err_t auth_token_consume(auth_state_t *st, const char *kind,
+                               slice_t secret, bson_t *out, char *errstr,
+                               size_t errlen);
+
+/* ---------------------------------------------------------------------------
+ * sessions.c
+ * ------------------------------------------------------------------------ */
+
+typedef struct auth_tokens {
+        char *access;                 /* signed JWT, free() */
+        char refresh[128];            /* "<sid>.<secret>" */
+        char session_id[AUTH_ID_TEXT];
+        int expires_in;
+} auth_tokens_t;
+
+void auth_tokens_free(auth_tokens_t *t);
+
+/*
+ * Start a session for user in org (its role looked up), bound to the
+ * command's client ip and user agent, and issue its first access and
+ * refresh tokens. Emits auth.session.started.
+ */
+handler_result_t auth_session_start(rt_ctx_t *ctx, const bson_t *user,
+                                    const char *org_id, auth_tokens_t *out);
+
+/* Issue a new access token for an existing session (e.g. after the terms
+ * were accepted or the org switched). */
+handler_result_t auth_session_reissue(rt_ctx_t *ctx, const char *session_id,
+                                      const char *org_id, auth_tokens_t *out);
+
+/* Revoke sessions: one (sid), or every one of user except keep_sid (may be
+ * NULL). Emits auth.session.revoked for each, which every edge hears. */
+handler_result_t auth_session_revoke(rt_ctx_t *ctx, const char *user_id,
+                                     const char *sid, const char *keep_sid,
+                                     const char *reason);
+
+/* Pack {access_token, refresh_token, token_type, expires_in, session_id}. */
+void auth_pack_tokens(msgpack_packer *pk, const auth_tokens_t *t);
+
+/* The highest version of the terms user accepted (0: none). */
+int64_t auth_terms_accepted(auth_state_t *st, const char *user_id);
+
+/* Handlers. */
+handler_result_t auth_refresh(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_logout(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_sessions_list(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_sessions_revoke(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
+                                             const msgpack_object *body);
+
+/* ---------------------------------------------------------------------------
+ * mailer.c: an outbox in the store and a sender thread, so a mail outage
+ * never fails the request that wanted a mail; sending retries with backoff.
+ * ------------------------------------------------------------------------ */
+
+store_err_t auth_mail_enqueue(auth_state_t *st, const char *to,
+                              const char *subject, const char *text,
+                              char *errstr, size_t errlen);
+auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr, size_t errlen);
+void auth_mailer_stop(auth_mailer_t *m);
+
+/* ---------------------------------------------------------------------------
+ * Handler files
+ * ------------------------------------------------------------------------ */
+
+/* recovery.c */
+handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_resend_verification(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_password_forgot(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_password_reset(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_password_change(rt_ctx_t *ctx, const msgpack_object *body);
+/* Send the verification mail for user (used by signup too). */
+store_err_t auth_send_verification(auth_state_t *st, const bson_t *user,
+                                   char *errstr, size_t errlen);
+
+/* mfa.c */
+handler_result_t auth_mfa_enroll(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_mfa_confirm(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_mfa_verify(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_mfa_disable(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_mfa_status(rt_ctx_t *ctx, const msgpack_object *body);
+/* Login found MFA enabled: answer 401 {mfa_required, challenge, expires_in}. */
+handler_result_t auth_mfa_challenge(rt_ctx_t *ctx, const bson_t *user,
+                                    const char *org_id);
+
+/* rbac.c */
+handler_result_t auth_org_create(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_org_list(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_org_switch(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body);
+/* Create an org with user as its owner (signup's personal org). */
+store_err_t auth_org_insert(auth_state_t *st, const char *org_id,
+                            const char *name, const char *owner_id,
+                            char *errstr, size_t errlen);
+
+/* legal.c */
+handler_result_t auth_legal_current(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_legal_acceptances(rt_ctx_t *ctx,
+                                        const msgpack_object *body);
+handler_result_t auth_legal_versions(rt_ctx_t *ctx, const msgpack_object *body);
+
+/* Indexes of each file, created at start-up. */
+store_err_t auth_common_indexes(auth_state_t *st, char *errstr, size_t errlen);
+store_err_t auth_sessions_indexes(auth_state_t *st, char *errstr, size_t errlen);
+store_err_t auth_rbac_indexes(auth_state_t *st, char *errstr, size_t errlen);
+store_err_t auth_legal_indexes(auth_state_t *st, char *errstr, size_t errlen);
+
+#endif
