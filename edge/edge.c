@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #include "arena.h"
 #include "codec.h"
 #include "envelope.h"
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -69,7 +72,9 @@ typedef struct req {
         bool registered; /* has a pending entry */
         bool async;
         bool answered;
-        bool begun; /* routed and checked */
+        bool begun;              /* routed and checked */
+        const char *cors_origin; /* an allowed Origin: answers carry CORS */
+        char client_ip[64];
         pending_entry_t pending;
         char id[MSGID_TEXT_SIZE];
         token_claims_t claims;
@@ -109,7 +114,15 @@ struct edge {
                 jobs_lock; /* guards jobs_head/tail and lookup wakeups */
         pthread_cond_t jobs_cond;
         req_t *jobs_head, *jobs_tail;
-        metrics_counter_t *m_inflight, *m_produce_errors;
+        metrics_counter_t *m_inflight, *m_produce_errors, *m_rate_limited;
+        guard_t *guard;
+        bus_consumer_t *events; /* auth.events: revocations, documents */
+        pthread_t events_thread;
+        bool events_started;
+        msgid_t versions_id; /* our pending auth.legal.versions query */
+        atomic_bool versions_known;
+        char **cors; /* allowed origins */
+        size_t n_cors;
 };
 
 /* ---------------------------------------------------------------------------
@@ -222,22 +235,46 @@ static void edge__complete(req_t *req, req_outcome_t outcome) {
  * Answers
  * ------------------------------------------------------------------------ */
 
+/* extra plus the CORS headers when the request came from an allowed
+ * origin, into out (room for 16 pairs). */
+static const char *const *
+edge__headers(const req_t *req, const char *const *extra, const char **out) {
+        size_t n = 0;
+        for (; extra && extra[0] && extra[1] && n < 20; extra += 2) {
+                out[n++] = extra[0];
+                out[n++] = extra[1];
+        }
+        if (req->cors_origin) {
+                out[n++] = "Access-Control-Allow-Origin";
+                out[n++] = req->cors_origin;
+                out[n++] = "Vary";
+                out[n++] = "Origin";
+                out[n++] = "Access-Control-Expose-Headers";
+                out[n++] = "Location, Retry-After, X-Request-Id";
+        }
+        out[n] = NULL;
+        return out;
+}
+
 static enum MHD_Result edge__answer(req_t *req, unsigned status,
                                     const char *ctype, const char *body,
                                     size_t len, const char *const *extra) {
+        const char *hdrs[32];
         req->status = status;
         req->answered = true;
-        return http_send(req->conn, status, ctype, body, len, extra);
+        return http_send(req->conn, status, ctype, body, len,
+                         edge__headers(req, extra, hdrs));
 }
 
 static enum MHD_Result edge__problem(req_t *req, unsigned status,
                                      const char *title, const char *detail,
                                      const schema_report_t *report,
                                      const char *const *extra) {
+        const char *hdrs[32];
         req->status = status;
         req->answered = true;
         return http_send_problem(req->conn, status, title, detail, report,
-                                 extra);
+                                 edge__headers(req, extra, hdrs));
 }
 
 static enum MHD_Result edge__unavailable(req_t *req, const char *detail) {
@@ -253,7 +290,28 @@ static enum MHD_Result edge__send_reply(req_t *req, int status, const char *mp,
         char *json = NULL;
         size_t json_len = 0;
         enum MHD_Result ret;
-        const char *extra[] = {"X-Request-Id", req->id, NULL};
+        char retry[16];
+        const char *extra[] = {"X-Request-Id", req->id, NULL, NULL, NULL};
+        if (status == 429 || status == 503) {
+                /* A group says how long to wait in its problem body. */
+                msgpack_zone zone;
+                msgpack_object obj;
+                size_t off = 0;
+                msgpack_zone_init(&zone, 1024);
+                if (msgpack_unpack(mp, mp_len, &off, &zone, &obj) ==
+                    MSGPACK_UNPACK_SUCCESS) {
+                        const msgpack_object *ra =
+                                codec_map_get(&obj, "retry_after");
+                        long long secs = 1;
+                        if (ra && ra->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                            ra->via.u64 < 86400 * 7)
+                                secs = (long long)ra->via.u64;
+                        snprintf(retry, sizeof(retry), "%lld", secs);
+                        extra[2] = "Retry-After";
+                        extra[3] = retry;
+                }
+                msgpack_zone_destroy(&zone);
+        }
         if (status < 100 || status > 599 ||
             codec_msgpack_to_json((slice_t){mp, mp_len}, &json, &json_len) !=
                     CODEC_OK) {
@@ -373,6 +431,33 @@ static void edge__on_delivery(void *opaque, bus_err_t err, void *cb_arg) {
                        err == BUS_OK ? OUT_ACCEPTED : OUT_UNAVAILABLE);
 }
 
+/* The answer to our auth.legal.versions query: {terms: N, privacy: M}. */
+static void edge__on_versions(edge_t *edge, const env_t *env) {
+        msgpack_zone zone;
+        msgpack_object obj;
+        static const char *const types[] = {"terms", "privacy"};
+        if (env->status != 200) {
+                log_warn("document versions unavailable (status %d); asking "
+                         "again later",
+                         env->status);
+                return;
+        }
+        msgpack_zone_init(&zone, 1024);
+        if (env_unpack(env, &zone, &obj) == ENV_OK) {
+                for (size_t i = 0; i < 2; i++) {
+                        const msgpack_object *v = codec_map_get(&obj, types[i]);
+                        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                                guard_set_version(edge->guard,
+                                                  slice_of(types[i]),
+                                                  (int64_t)v->via.u64);
+                }
+                atomic_store(&edge->versions_known, true);
+                log_info("current terms version %lld",
+                         (long long)guard_version(edge->guard, "terms"));
+        }
+        msgpack_zone_destroy(&zone);
+}
+
 static void edge__on_reply(edge_t *edge, const rd_kafka_message_t *msg) {
         env_t env;
         char err[160];
@@ -388,6 +473,10 @@ static void edge__on_reply(edge_t *edge, const rd_kafka_message_t *msg) {
         if (!msgid_parse(env.correlation_id.ptr, env.correlation_id.len,
                          &corr)) {
                 log_warn("reply without a correlation id");
+                return;
+        }
+        if (memcmp(corr.b, edge->versions_id.b, 16) == 0) {
+                edge__on_versions(edge, &env);
                 return;
         }
         e = pending_take(edge->pending, &corr);
@@ -418,6 +507,95 @@ static void *edge__reply_loop(void *arg) {
                         req_t *req = expired[i]->owner;
                         edge__complete(req, req->async ? OUT_UNAVAILABLE
                                                        : OUT_TIMEOUT);
+                }
+        }
+        return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * auth.events: revoked sessions and published documents
+ * ------------------------------------------------------------------------ */
+
+/* An integer field given as a number or a decimal string. */
+static int64_t edge__int_field(const msgpack_object *map, const char *key) {
+        const msgpack_object *v = codec_map_get(map, key);
+        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return (int64_t)v->via.u64;
+        if (v && v->type == MSGPACK_OBJECT_STR && v->via.str.size < 20) {
+                char buf[24];
+                memcpy(buf, v->via.str.ptr, v->via.str.size);
+                buf[v->via.str.size] = '\0';
+                return strtoll(buf, NULL, 10);
+        }
+        return -1;
+}
+
+static void edge__on_event(edge_t *edge, const rd_kafka_message_t *msg) {
+        env_t env;
+        char err[160];
+        msgpack_zone zone;
+        msgpack_object obj;
+
+        if (env_decode(msg, &env, err, sizeof(err)) != ENV_OK)
+                return; /* not ours to judge: the group that wrote it logs */
+        if (!slice_eq(env.type, "auth.session.revoked") &&
+            !slice_eq(env.type, "auth.legal.published"))
+                return;
+        msgpack_zone_init(&zone, 1024);
+        if (env_unpack(&env, &zone, &obj) == ENV_OK) {
+                if (slice_eq(env.type, "auth.session.revoked")) {
+                        int64_t until = edge__int_field(&obj, "until");
+                        guard_revoke(edge->guard,
+                                     codec_map_str(&obj, "session_id"),
+                                     until > 0 ? (uint64_t)until * 1000u
+                                               : clock_wall_ms() + 86400000u);
+                } else {
+                        guard_set_version(edge->guard,
+                                          codec_map_str(&obj, "type"),
+                                          edge__int_field(&obj, "version"));
+                }
+        }
+        msgpack_zone_destroy(&zone);
+}
+
+/* Ask auth for the current document versions; the reply comes back on our
+ * reply partition (edge__on_versions). */
+static void edge__ask_versions(edge_t *edge) {
+        char id[MSGID_TEXT_SIZE], topic[256];
+        env_t env = {0};
+        static const char empty_map = (char)0x80;
+        msgid_new(&edge->versions_id);
+        msgid_format(&edge->versions_id, id);
+        env.id = slice_of(id);
+        env.type = slice_of("auth.legal.versions");
+        env.schema_version = 1;
+        env.created_at_ms = (int64_t)clock_wall_ms();
+        env.correlation_id = env.id;
+        env.reply_to = slice_of(edge->reply_to);
+        bus_topic(edge->cfg, "auth.commands", topic, sizeof(topic));
+        if (bus_produce(edge->bus, topic, RD_KAFKA_PARTITION_UA, env.id,
+                        env_headers(&env), (slice_t){&empty_map, 1},
+                        NULL) != BUS_OK)
+                log_warn("cannot ask for the document versions yet");
+}
+
+static void *edge__events_loop(void *arg) {
+        edge_t *edge = arg;
+        uint64_t next_ask = 0;
+        int backoff_ms = 1000;
+        log_set_group("edge");
+        while (!atomic_load(&edge->stopping)) {
+                rd_kafka_message_t *msg = bus_consumer_poll(edge->events, 100);
+                if (msg) {
+                        edge__on_event(edge, msg);
+                        rd_kafka_message_destroy(msg);
+                }
+                if (!atomic_load(&edge->versions_known) &&
+                    clock_mono_ms() >= next_ask && bus_is_up(edge->bus)) {
+                        edge__ask_versions(edge);
+                        next_ask = clock_mono_ms() + (uint64_t)backoff_ms;
+                        if (backoff_ms < 30000)
+                                backoff_ms *= 2;
                 }
         }
         return NULL;
@@ -524,6 +702,11 @@ static int edge__authenticate(req_t *req, bool required) {
                 log_info("token refused: %s", token_strerror(err));
                 return -1;
         }
+        if (req->claims.sid[0] &&
+            guard_is_revoked(req->edge->guard, slice_of(req->claims.sid))) {
+                log_info("token of a revoked session refused");
+                return -1;
+        }
         req->authed = true;
         return 0;
 }
@@ -540,7 +723,7 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         edge_t *edge = req->edge;
         const config_t *cfg = edge->cfg;
         msgpack_sbuffer mp;
-        char err[256], topic[256], traceparent[56];
+        char err[256], topic[256], traceparent[56], tv[24];
         schema_report_t report;
         msgpack_zone zone;
         msgpack_object obj;
@@ -603,6 +786,29 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         else
                 edge__new_traceparent(traceparent);
 
+        if (req->msg->route.rate_limit) {
+                slice_t account = SLICE_NULL;
+                int wait;
+                msgpack_zone_init(&zone, 1024);
+                off = 0;
+                if (req->msg->route.rate_key &&
+                    msgpack_unpack(mp.data, mp.size, &off, &zone, &obj) ==
+                            MSGPACK_UNPACK_SUCCESS)
+                        account = codec_map_str(&obj, req->msg->route.rate_key);
+                wait = guard_rate(edge->guard, req->msg->route.rate_limit,
+                                  req->client_ip, account);
+                msgpack_zone_destroy(&zone);
+                if (wait) {
+                        char secs[16];
+                        const char *hdr[] = {"Retry-After", secs, NULL};
+                        snprintf(secs, sizeof(secs), "%d", wait);
+                        msgpack_sbuffer_destroy(&mp);
+                        metrics_add(edge->m_rate_limited, 1);
+                        return edge__problem(req, 429, "Too Many Requests",
+                                             "slow down: too many attempts",
+                                             NULL, hdr);
+                }
+        }
         if (!bus_is_up(edge->bus)) {
                 msgpack_sbuffer_destroy(&mp);
                 return edge__unavailable(req, "the message bus is unreachable");
@@ -623,10 +829,17 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         if (!req->async)
                 env.reply_to = slice_of(edge->reply_to);
         if (req->authed) {
+                snprintf(tv, sizeof(tv), "%lld", (long long)req->claims.tv);
                 env.tenant = slice_of(req->claims.tid);
                 env.user = slice_of(req->claims.sub);
                 env.roles = slice_of(req->claims.roles);
+                env.session = slice_of(req->claims.sid);
+                env.terms_version = slice_of(tv);
         }
+        env.client_ip = slice_of(req->client_ip);
+        h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_USER_AGENT);
+        env.user_agent = (slice_t){h ? h : "", h ? strnlen(h, 256) : 0};
         snprintf(topic, sizeof(topic), "%s%s.commands", cfg->topic_prefix,
                  req->msg->group);
 
@@ -737,6 +950,96 @@ static enum MHD_Result edge__ops(req_t *req, const char *url) {
                              "no such group in this process", NULL, NULL);
 }
 
+/* The strongest role in a comma-separated roles claim. */
+static schema_role_t edge__token_role(const char *roles) {
+        schema_role_t best = SCHEMA_ROLE_NONE;
+        const char *p = roles;
+        while (p && *p) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                schema_role_t r = schema_role_parse(p, len);
+                if (r > best)
+                        best = r;
+                p += len + (comma ? 1 : 0);
+        }
+        return best;
+}
+
+/* What the route asks beyond a valid token: a role, accepted terms. */
+static enum MHD_Result edge__permit(req_t *req) {
+        const schema_route_t *route = &req->msg->route;
+        if (route->role != SCHEMA_ROLE_NONE &&
+            edge__token_role(req->claims.roles) < route->role) {
+                char detail[128];
+                snprintf(detail, sizeof(detail),
+                         "this needs the %s role in the organisation",
+                         schema_role_name(route->role));
+                return edge__problem(req, 403, "Forbidden", detail, NULL, NULL);
+        }
+        if (route->terms) {
+                int64_t current = guard_version(req->edge->guard, "terms");
+                if (current < 0) {
+                        static const char *const retry[] = {"Retry-After", "2",
+                                                            NULL};
+                        return edge__problem(
+                                req, 503, "Service Unavailable",
+                                "the current terms are not known yet", NULL,
+                                retry);
+                }
+                if (current > 0 && req->claims.tv < current) {
+                        char detail[200];
+                        snprintf(detail, sizeof(detail),
+                                 "accept the current terms (version %lld) with "
+                                 "POST "
+                                 "/api/legal/accept first",
+                                 (long long)current);
+                        return edge__problem(req, 403, "Terms not accepted",
+                                             detail, NULL, NULL);
+                }
+        }
+        return MHD_YES;
+}
+
+/* The Origin of the request if it is one we allow (NULL otherwise). */
+static const char *edge__cors_origin(req_t *req) {
+        const char *origin = MHD_lookup_connection_value(
+                req->conn, MHD_HEADER_KIND, "Origin");
+        if (!origin)
+                return NULL;
+        for (size_t i = 0; i < req->edge->n_cors; i++)
+                if (strcmp(req->edge->cors[i], origin) == 0 ||
+                    strcmp(req->edge->cors[i], "*") == 0)
+                        return origin;
+        return NULL;
+}
+
+/* A CORS preflight: which methods and headers a browser may send. */
+static enum MHD_Result edge__preflight(req_t *req, const char *url) {
+        char allow[64] = "GET, POST, PUT, PATCH, DELETE";
+        const schema_msg_t *msg;
+        schema_params_t params;
+        const char *hdrs[] = {
+                "Access-Control-Allow-Methods",
+                allow,
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Idempotency-Key, Prefer, "
+                "traceparent",
+                "Access-Control-Max-Age",
+                "600",
+                NULL};
+        req->label = "preflight";
+        if (!req->cors_origin)
+                return edge__problem(req, 403, "Forbidden",
+                                     "this origin may not call the API", NULL,
+                                     NULL);
+        if (schema_route_match(req->edge->schemas, slice_of("OPTIONS"),
+                               slice_of(url), &msg, &params, allow,
+                               sizeof(allow)) == SCHEMA_MATCH_NOT_FOUND)
+                return edge__problem(req, 404, "Not Found", "no such route",
+                                     NULL, NULL);
+        return edge__answer(req, 204, "text/plain", "", 0, hdrs);
+}
+
 /* First call for a request: route, headers, token. Returns MHD_YES to go on
  * reading the body, or the result of an answer queued already. */
 static enum MHD_Result edge__begin(req_t *req, const char *url,
@@ -746,6 +1049,23 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
         const char *clen, *ctype;
         schema_match_t m;
         bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+                req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                if (sa->sa_family == AF_INET)
+                        inet_ntop(AF_INET,
+                                  &((const struct sockaddr_in *)sa)->sin_addr,
+                                  req->client_ip, sizeof(req->client_ip));
+                else if (sa->sa_family == AF_INET6)
+                        inet_ntop(AF_INET6,
+                                  &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                                  req->client_ip, sizeof(req->client_ip));
+        }
+        req->cors_origin = edge__cors_origin(req);
+        if (strcmp(method, "OPTIONS") == 0)
+                return edge__preflight(req, url);
 
         if (strncmp(url, "/api/", 5) != 0) {
                 if (!is_get && (strcmp(url, "/health") == 0 ||
@@ -817,7 +1137,7 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
                 if (req->msg->route.auth)
                         return edge__unauthorized(req);
         }
-        return MHD_YES;
+        return edge__permit(req);
 }
 
 static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
@@ -967,6 +1287,28 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         edge->m_produce_errors = metrics_counter(
                 "omnify_produce_errors_total",
                 "Commands refused because Kafka was unreachable or full.", "");
+        edge->m_rate_limited =
+                metrics_counter("omnify_rate_limited_total",
+                                "Requests refused by a rate limit.", "");
+        edge->guard =
+                guard_new(cfg->rate_ip_per_min, cfg->rate_account_per_min);
+        atomic_init(&edge->versions_known, false);
+        for (const char *p = cfg->cors_origins; *p;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                while (len && p[0] == ' ') {
+                        p++;
+                        len--;
+                }
+                while (len && p[len - 1] == ' ')
+                        len--;
+                if (len) {
+                        edge->cors = xrealloc(edge->cors, (edge->n_cors +
+                                                           1) * sizeof(char *));
+                        edge->cors[edge->n_cors++] = xstrndup(p, len);
+                }
+                p = comma ? comma + 1 : p + strlen(p);
+        }
         edge->openapi = schema_openapi(schemas, OMNIFY_VERSION);
         edge->openapi_len = edge->openapi ? strlen(edge->openapi) : 0;
         if (!edge->openapi) {
@@ -1017,6 +1359,18 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                                  cfg->edge_reply_partition, errstr, errlen);
         if (!edge->listener)
                 goto fail;
+        {
+                /* Revocations of the last token lifetime still matter. */
+                char events[256];
+                bus_topic(cfg, "auth.events", events, sizeof(events));
+                edge->events = bus_tail_new(
+                        cfg, events,
+                        (int64_t)clock_wall_ms() -
+                                ((int64_t)cfg->jwt_ttl_s + 120) * 1000,
+                        errstr, errlen);
+                if (!edge->events)
+                        goto fail;
+        }
         return edge;
 
 fail:
@@ -1059,6 +1413,12 @@ int edge_start(edge_t *edge, char *errstr, size_t errlen) {
                 return -1;
         }
         edge->lookup_started = true;
+        if (pthread_create(&edge->events_thread, NULL, edge__events_loop,
+                           edge)) {
+                snprintf(errstr, errlen, "cannot start the edge threads");
+                return -1;
+        }
+        edge->events_started = true;
         edge->daemon = MHD_start_daemon(
                 flags, (uint16_t)cfg->http_port, NULL, NULL, edge__handler,
                 edge, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -1104,7 +1464,10 @@ void edge_stop(edge_t *edge) {
                 pthread_join(edge->lookup_thread, NULL);
         if (edge->reply_started)
                 pthread_join(edge->reply_thread, NULL);
-        edge->lookup_started = edge->reply_started = false;
+        if (edge->events_started)
+                pthread_join(edge->events_thread, NULL);
+        edge->lookup_started = edge->reply_started = edge->events_started =
+                false;
         /* Answers resumed above still need a moment to be written. */
         deadline = clock_mono_ms() + 1000;
         while (atomic_load(&edge->inflight) > 0 && clock_mono_ms() < deadline) {
@@ -1123,6 +1486,8 @@ void edge_destroy(edge_t *edge) {
         atomic_store(&edge->stopping, true);
         if (edge->reply_started)
                 pthread_join(edge->reply_thread, NULL);
+        if (edge->events_started)
+                pthread_join(edge->events_thread, NULL);
         if (edge->lookup_started) {
                 pthread_mutex_lock(&edge->jobs_lock);
                 pthread_cond_broadcast(&edge->jobs_cond);
@@ -1130,7 +1495,12 @@ void edge_destroy(edge_t *edge) {
                 pthread_join(edge->lookup_thread, NULL);
         }
         bus_consumer_destroy(edge->listener);
+        bus_consumer_destroy(edge->events);
         bus_destroy(edge->bus);
+        guard_destroy(edge->guard);
+        for (size_t i = 0; i < edge->n_cors; i++)
+                free(edge->cors[i]);
+        free(edge->cors);
         store_destroy(edge->store);
         pending_destroy(edge->pending);
         free(edge->openapi);

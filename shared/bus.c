@@ -488,8 +488,9 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
                         "omnify_rebalances_total",
                         "Partition assignments and revocations.", labels);
                 snprintf(labels, sizeof(labels), "group=\"%s\"", c->group);
-                c->owned = metrics_gauge("omnify_assigned_partitions",
-                                         "Partitions this process consumes now.", labels);
+                c->owned = metrics_gauge(
+                        "omnify_assigned_partitions",
+                        "Partitions this process consumes now.", labels);
         }
         rd_kafka_conf_set_opaque(conf, c);
         rd_kafka_conf_set_stats_cb(conf, bus__stats_cb);
@@ -576,6 +577,75 @@ bus_consumer_t *bus_listener_new(const config_t *cfg, const char *topic,
         return c;
 
 fail:
+        bus_consumer_destroy(c);
+        return NULL;
+}
+
+bus_consumer_t *bus_tail_new(const config_t *cfg, const char *topic,
+                             int64_t since_ms, char *errstr, size_t errlen) {
+        bus_consumer_t *c = xcalloc(1, sizeof(*c));
+        rd_kafka_conf_t *conf;
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_resp_err_t err;
+        char group[300];
+
+        conf = bus__base_conf(cfg, "tail", errstr, errlen);
+        if (!conf)
+                goto fail;
+        snprintf(group, sizeof(group), "%s-tail", topic);
+        if (bus__set(conf, "group.id", group, errstr, errlen) ||
+            bus__set(conf, "enable.auto.commit", "false", errstr, errlen) ||
+            bus__set(conf, "enable.partition.eof", "false", errstr, errlen)) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        bus__set_int(conf, "fetch.wait.max.ms", 200);
+        c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
+        if (!c->rk) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(c->rk);
+        rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+        err = rd_kafka_metadata(c->rk, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        if (err || md->topic_cnt != 1 || md->topics[0].err) {
+                snprintf(errstr, errlen, "topic %s: %s", topic,
+                         err ? rd_kafka_err2str(err) : "not found");
+                goto fail;
+        }
+        parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+        for (int p = 0; p < md->topics[0].partition_cnt; p++)
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+                        since_ms;
+        /* Timestamps in, offsets out; partitions with nothing newer get the
+         * end (-1 from the broker means "end"). */
+        err = rd_kafka_offsets_for_times(c->rk, parts, 10000);
+        if (err) {
+                snprintf(errstr, errlen, "offsets for %s: %s", topic,
+                         rd_kafka_err2str(err));
+                goto fail;
+        }
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].offset < 0)
+                        parts->elems[i].offset = RD_KAFKA_OFFSET_END;
+        err = rd_kafka_assign(c->rk, parts);
+        if (err) {
+                snprintf(errstr, errlen, "assign %s: %s", topic,
+                         rd_kafka_err2str(err));
+                goto fail;
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+        rd_kafka_metadata_destroy(md);
+        return c;
+
+fail:
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        if (md)
+                rd_kafka_metadata_destroy(md);
         bus_consumer_destroy(c);
         return NULL;
 }

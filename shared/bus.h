@@ -117,6 +117,15 @@ bus_consumer_t *bus_listener_new(const config_t *cfg, const char *topic,
                                  size_t errlen);
 
 /*
+ * A reader of every partition of `topic` from the first message at or after
+ * since_ms (wall clock), or from the end for partitions with nothing newer.
+ * No group, no commits: each reader sees the whole stream (edge replicas
+ * use it to follow auth.events).
+ */
+bus_consumer_t *bus_tail_new(const config_t *cfg, const char *topic,
+                             int64_t since_ms, char *errstr, size_t errlen);
+
+/*
  * The next message or NULL after timeout_ms. Consumer errors are logged and
  * swallowed (librdkafka recovers on its own); the caller destroys a returned
  * message with rd_kafka_message_destroy.

@@ -233,6 +233,28 @@ store_err_t store_find_one(store_t *store, const char *db, const char *coll,
         return err;
 }
 
+store_err_t store_find(store_t *store, const char *db, const char *coll,
+                       const bson_t *filter, const bson_t *opts,
+                       store_each_fn fn, void *arg, char *errstr,
+                       size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        mongoc_cursor_t *cur =
+                mongoc_collection_find_with_opts(c, filter, opts, NULL);
+        const bson_t *doc;
+        bson_error_t e;
+        store_err_t err = STORE_OK;
+
+        while (mongoc_cursor_next(cur, &doc))
+                if (!fn(doc, arg))
+                        break;
+        if (mongoc_cursor_error(cur, &e))
+                err = store__translate(&e, errstr, errlen);
+        mongoc_cursor_destroy(cur);
+        store__done(store, client, c);
+        return err;
+}
+
 store_err_t store_update_one(store_t *store, const char *db, const char *coll,
                              const bson_t *filter, const bson_t *update,
                              bool upsert, char *errstr, size_t errlen) {

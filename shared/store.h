@@ -70,6 +70,19 @@ store_err_t store_find_one(store_t *store, const char *db, const char *coll,
                            const bson_t *filter, const bson_t *projection,
                            bson_t *out, char *errstr, size_t errlen);
 
+/* Called for each document found; return false to stop early. The document
+ * is only valid during the call. */
+typedef bool (*store_each_fn)(const bson_t *doc, void *arg);
+
+/*
+ * Every document matching filter, in the order and number opts says (e.g.
+ * {"sort": {"created_at": -1}, "limit": 100}; may be NULL), handed to fn.
+ */
+store_err_t store_find(store_t *store, const char *db, const char *coll,
+                       const bson_t *filter, const bson_t *opts,
+                       store_each_fn fn, void *arg, char *errstr,
+                       size_t errlen);
+
 /* Update the first document matching filter with update (operators), creating
  * it when upsert is true. STORE_NOT_FOUND when nothing matched and no upsert.
  */

@@ -114,6 +114,12 @@ store_err_t auth_find_user_by_email(auth_state_t *st, const char *email,
 schema_role_t auth_member_role(auth_state_t *st, const char *org_id,
                                const char *user_id, store_err_t *err);
 
+/* Create an org with user as its owner (signup's personal org; rbac.c's
+ * org creation). Idempotent for the same org id. */
+store_err_t auth_org_insert(auth_state_t *st, const char *org_id,
+                            const char *name, const char *owner_id,
+                            char *errstr, size_t errlen);
+
 /* Create a single-use secret of kind for user (expires in ttl_s) and write
  * its hash to the tokens collection; extra (may be NULL) is merged in. */
 store_err_t auth_token_create(auth_state_t *st, const char *kind,
@@ -220,10 +226,6 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body);
-/* Create an org with user as its owner (signup's personal org). */
-store_err_t auth_org_insert(auth_state_t *st, const char *org_id,
-                            const char *name, const char *owner_id,
-                            char *errstr, size_t errlen);
 
 /* legal.c */
 handler_result_t auth_legal_current(rt_ctx_t *ctx, const msgpack_object *body);

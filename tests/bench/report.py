@@ -150,6 +150,19 @@ def row(ident, bench, figure, vals, target="", ok=None, digits=None, note=""):
     ROWS.append(f"| {ident} | {bench} | {figure} | {' | '.join(cells)} | {target} | {met} | {note} |")
 
 
+def cpu_per_req(mid, parties, rate_key="rps"):
+    """CPU µs per request of the given parties, per round."""
+    vals = []
+    for r in rounds(mid):
+        p = parse(mid, r)
+        rate = p.get(rate_key)
+        if not isinstance(rate, float) or rate <= 0:
+            continue
+        cores = sum(p.get("cpu_" + x, 0.0) for x in parties)
+        vals.append(cores / rate * 1e6)
+    return vals
+
+
 def cpu_note(mid, parties=("sut", "gen", "broker", "store")):
     parts = []
     for p in parties:
@@ -174,11 +187,16 @@ for mid, bench in (("a", "edge GET /health (wrk)"),
     row(mid, "", "p50 ms (closed loop)", series(mid, "p50_ms"))
     row(mid, "", "p99 ms (closed loop)", series(mid, "p99_ms"),
         note=f"non-2xx {fmt(sum(series(mid, 'non2xx')), 0)}, socket errors {fmt(sum(series(mid, 'errors')), 0)}")
+    row(mid, "", "server CPU µs per request", cpu_per_req(mid, ("sut",)))
+    if mid != "a":
+        row(mid, "", "broker CPU µs per request", cpu_per_req(mid, ("broker",)))
 row("a'", "edge GET /health (h2load --h1, cross-check)", "req/s", series("a_h2load", "rps"))
 row("b/a", "async publish vs HTTP ceiling", "ratio of req/s", paired("b", "rps", "a", "rps", lambda x, y: x / y),
     "≥ 0.50", lambda v: v >= 0.5)
 row("b/c", "edge vs Python peer", "ratio of req/s", paired("b", "rps", "c", "rps", lambda x, y: x / y),
     "≥ 5", lambda v: v >= 5)
+row("c/b", "Python peer vs edge", "ratio of server CPU per request",
+    [x / y for x, y in zip(cpu_per_req("c", ("sut",)), cpu_per_req("b", ("sut",))) if y > 0])
 
 # ---------------------------------------------------------------------------
 # 2. Round trip
@@ -193,10 +211,12 @@ for rate in rates:
     row(d, f"raw ping-pong at {rate}/s{tag}", "achieved /s", series(d, "rps"), note=cpu_note(d, ("sut", "gen", "broker")))
     row(d, "", "p50 ms", series(d, "p50_ms"))
     row(d, "", "p99 ms", series(d, "p99_ms"), note=f"timeouts {fmt(sum(series(d, 'timeouts')), 0)}")
+    row(d, "", "ping + pong CPU µs per round trip", cpu_per_req(d, ("sut", "gen")))
     row(e, f"edge GET /api/ml/status at {rate}/s{tag}", "achieved /s", series(e, "rps"), note=cpu_note(e, ("sut", "gen", "broker", "store")))
     row(e, "", "p50 ms", series(e, "p50_ms"), "≤ 3", lambda v: v <= 3)
     row(e, "", "p99 ms", series(e, "p99_ms"),
         note=f"non-2xx {fmt(sum(series(e, 'non2xx')), 0)}, timeouts {fmt(sum(series(e, 'timeouts')), 0)}")
+    row(e, "", "edge + ml CPU µs per round trip", cpu_per_req(e, ("sut",)))
     row(f"e/d@{rate}", "edge vs raw, p50", "ratio", paired(e, "p50_ms", d, "p50_ms", lambda x, y: x / y),
         "≤ 1.5", lambda v: v <= 1.5)
     row(f"e/d@{rate}", "edge vs raw, p99", "ratio", paired(e, "p99_ms", d, "p99_ms", lambda x, y: x / y),
@@ -320,6 +340,11 @@ print("| # | benchmark | figure | median | min | max | target | met | notes |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for line in ROWS:
     print(line)
+
+restarts = read("restarts.txt").strip().splitlines()
+if restarts:
+    print(f"\nThe shared broker was restarted by other work during {len(restarts)} sample(s); "
+          "each such sample was measured again: " + "; ".join(restarts) + ".")
 
 ladder = read("ladder.txt").strip().splitlines()
 if ladder:

@@ -10,10 +10,11 @@ import subprocess
 
 import pytest
 
-from conftest import (COMPOSE_FILES, EDGE_PORT, GROUPS, MODES, OPS_PORTS, REPO,
-                      TEST_JWT_SECRET, InterpolationError, compose_command,
-                      compose_env, groups_of_command, healthcheck_url, load_compose,
-                      omnify_services, settings_table, yaml)
+from deploylib import (COMPOSE_FILES, EDGE_PORT, GROUPS, MODES, OPS_PORTS, REPO,
+                       TEST_JWT_SECRET, InterpolationError, compose_command, compose_env,
+                       groups_of_command, healthcheck_url, interpolate, load_compose,
+                       omnify_services, settings_table, yaml)
+from deploylib import docker_compose  # noqa: F401  (fixture)
 
 
 def run_config(docker_compose, path, secret=TEST_JWT_SECRET, quiet=True):
@@ -76,7 +77,6 @@ def test_tests_read_the_files_as_docker_compose_does(docker_compose, mode):
 
 
 def test_interpolation_rules():
-    from conftest import interpolate
     env = {"A": "a", "E": ""}
     assert interpolate("$$A ${A} $A ${B:-d} ${E:-d} ${E-d} ${B-d}", env) == "$A a a d d  d"
     with pytest.raises(InterpolationError):

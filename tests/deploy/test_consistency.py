@@ -10,11 +10,11 @@ import re
 
 import pytest
 
-from conftest import (BUILD_TOOLS, COMPOSE_FILES, DEPLOYED_BINARIES, EDGE_PORT, GROUPS,
-                      MODES, OPS_PORTS, REPO, TOPICS, built_binaries, cmake_version,
-                      compose_command, compose_env, container_argv, doc_named, docs_of,
-                      groups_of_command, load_compose, matches, omnify_services,
-                      pod_templates, port_number, reads, settings_table, yaml)
+from deploylib import (BUILD_TOOLS, COMPOSE_FILES, DEPLOYED_BINARIES, EDGE_PORT, GROUPS,
+                       MODES, OPS_PORTS, REPO, TOPICS, built_binaries, cmake_version,
+                       compose_command, compose_env, container_argv, doc_named, docs_of,
+                       groups_of_command, load_compose, matches, omnify_services,
+                       pod_templates, port_number, reads, settings_table, yaml)
 
 
 def configmap(mode):

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BIN, DEPLOYED_BINARIES, EDGE_PORT, OPS_PORTS, REPO,
-                      built_binaries)
+from deploylib import (BIN, DEPLOYED_BINARIES, EDGE_PORT, OPS_PORTS, REPO,
+                       built_binaries)
 
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
 

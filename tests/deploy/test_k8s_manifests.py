@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import K8S_TOOLS, MODES, REPO, render_overlay
+from deploylib import K8S_TOOLS, MODES, REPO, render_overlay
+from deploylib import k8s_tools  # noqa: F401  (fixture)
 
 
 @pytest.mark.parametrize("mode", MODES)

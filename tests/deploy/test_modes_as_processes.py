@@ -6,7 +6,9 @@ and must succeed, as `service_completed_successfully` demands; then every
 service must pass its own health check command (`omnify probe ...`), and
 GET /api/<group>/status must answer, for all seven groups, from the process
 and in the mode the file says. Finally every process stops gracefully on
-SIGTERM within the file's stop_grace_period.
+SIGTERM within the file's stop_grace_period. A process that exits early is
+restarted as Docker would by the service's restart policy (bounded), and the
+test warns about it.
 
 Only what one host forces is changed: the compose hostnames kafka:9092 and
 mongodb:27017 become the local addresses, each service listens on a free
@@ -22,12 +24,14 @@ import socket
 import subprocess
 import time
 import uuid
+import warnings
 
 import pytest
 
-from conftest import (BIN, GROUPS, MODES, OPS_PORTS, compose_command, compose_env,
-                      ensure_built, groups_of_command, healthcheck_url, load_compose,
-                      omnify_services)
+from deploylib import (BIN, GROUPS, MODES, OPS_PORTS, compose_command, compose_env,
+                       ensure_built, groups_of_command, healthcheck_url, kafka_pid,
+                       load_compose, omnify_services)
+from deploylib import infra  # noqa: F401  (fixture)
 
 
 def free_port():
@@ -79,12 +83,37 @@ class Service:
         self.log_path = os.path.join(logdir, f"{name}.log")
         self.proc = None
         self.groups = groups_of_command(self.argv)
+        self.restarts = []
+        self.next_start = None
 
     def start(self):
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([os.path.join(BIN, self.argv[0])] + self.argv[1:],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+
+    # Docker's restart policies, as the daemon applies them to a container
+    # whose process exited: restart after 0.1 s, doubling.
+    MAX_RESTARTS = 5
+
+    def check_restart(self):
+        """None while running; True when restarted or waiting to; False when
+        it exited for good (policy "no", or too many restarts)."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        if self.next_start is None:
+            policy = self.svc.get("restart", "no")
+            allowed = policy in ("always", "unless-stopped") or (
+                policy.startswith("on-failure") and self.proc.returncode != 0)
+            if not allowed or len(self.restarts) >= self.MAX_RESTARTS:
+                return False
+            self.restarts.append(self.proc.returncode)
+            self.next_start = time.monotonic() + 0.1 * 2 ** (len(self.restarts) - 1)
+        if time.monotonic() >= self.next_start:
+            self.log.close()
+            self.next_start = None
+            self.start()
+        return True
 
     def run_once(self, timeout=60):
         with open(self.log_path, "wb") as log:
@@ -147,6 +176,19 @@ def plan(mode, infra, logdir):
     return out, one_shots
 
 
+_broker_at_start = [None]
+
+
+def broker_note():
+    """Other work on this machine may restart the shared local broker; say so
+    when it happened during the test."""
+    now = kafka_pid()
+    if now != _broker_at_start[0]:
+        return (f"\nNOTE: the local Kafka broker restarted during this test (pid "
+                f"{_broker_at_start[0]} -> {now}); topics created before that may be gone.")
+    return ""
+
+
 def wait_for(what, check, timeout, services):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,11 +196,13 @@ def wait_for(what, check, timeout, services):
         if result:
             return result
         for s in services:
-            if s.proc and s.proc.poll() is not None:
+            if s.check_restart() is False:
                 pytest.fail(f"{s.name} exited with {s.proc.returncode} while waiting for "
-                            f"{what}\n" + s.tail(30))
+                            f"{what} (restarts before: {s.restarts})\n" + s.tail(30)
+                            + broker_note())
         time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}\n" + "\n".join(s.tail() for s in services))
+    pytest.fail(f"timed out waiting for {what}\n" + "\n".join(s.tail() for s in services)
+                + broker_note())
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -167,11 +211,12 @@ def test_mode_runs_from_its_compose_file(mode, infra, tmp_path):
     services, one_shots = plan(mode, infra, str(tmp_path))
     assert one_shots == {"topics"}
     long_running = [s for n, s in services.items() if n not in one_shots]
+    _broker_at_start[0] = kafka_pid()
     try:
         # 1. The one-shot jobs, to completion.
         for name in sorted(one_shots):
             rc = services[name].run_once()
-            assert rc == 0, services[name].tail(30)
+            assert rc == 0, services[name].tail(30) + broker_note()
 
         # 2. The services, all at once as compose starts them once their
         #    dependencies are met; each passes its own health check.
@@ -210,14 +255,22 @@ def test_mode_runs_from_its_compose_file(mode, infra, tmp_path):
             assert body["pid"] == owner.proc.pid, (g, owner.name, body)
             assert body["mode"] == expected_mode, (g, owner.name, body)
     finally:
+        # Restarts (by the file's restart policy) are allowed, as Docker
+        # would do them, but reported.
+        for s in long_running:
+            if s.restarts:
+                warnings.warn(f"{mode}: {s.name} exited {s.restarts} and was restarted by "
+                              f"its restart policy ({s.svc.get('restart')})\n" + s.tail(8))
         # 5. SIGTERM, as `docker compose stop` sends; each must exit 0 within
         #    the file's stop_grace_period.
-        for s in long_running:
-            if s.proc and s.proc.poll() is None:
-                s.proc.send_signal(signal.SIGTERM)
+        running = [s for s in long_running if s.proc and s.proc.poll() is None]
+        for s in running:
+            s.proc.send_signal(signal.SIGTERM)
         codes = {}
         for s in long_running:
-            if not s.proc:
+            if s not in running:
+                if s.proc:
+                    s.log.close()
                 continue
             try:
                 codes[s.name] = s.proc.wait(timeout=seconds(s.svc.get("stop_grace_period")))

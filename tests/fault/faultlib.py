@@ -263,11 +263,67 @@ def wait_group(edge_url, group="auth", timeout=60.0):
     raise RuntimeError(f"/api/{group}/status not 200 after {timeout}s: {last}")
 
 
-def infra(*args, timeout=300):
-    r = subprocess.run([INFRA, *args], capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise RuntimeError(f"infra {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return r.stdout
+def topic_names(prefix):
+    with open(os.path.join(REPO, "schemas", "topics.json")) as f:
+        return [prefix + t["name"] for t in json.load(f)["topics"]]
+
+
+def wait_topics(prefix, timeout=180.0):
+    """Wait until the broker's metadata lists every topic of the prefix,
+    each partition with a leader. `omnify topics apply` returns once the
+    controller accepted the creation; a busy broker may publish the new
+    topics many seconds later, and the binaries refuse to start before."""
+    want = set(topic_names(prefix))
+    deadline = time.monotonic() + timeout
+    missing = want
+    while time.monotonic() < deadline:
+        r = subprocess.run(["kcat", "-L", "-b", KAFKA, "-m", "10"], capture_output=True,
+                           text=True, timeout=60)
+        seen, bad = set(), set()
+        topic = None
+        for line in r.stdout.splitlines():
+            line = line.strip()
+            if line.startswith('topic "'):
+                topic = line.split('"')[1]
+                if topic in want:
+                    seen.add(topic)
+                    if "error" in line.lower():
+                        bad.add(topic)
+            elif topic in want and line.startswith("partition ") and "leader -1" in line:
+                bad.add(topic)
+        missing = (want - seen) | bad
+        if not missing:
+            return time.monotonic() - (deadline - timeout)
+        time.sleep(1.0)
+    raise RuntimeError(f"topics not in the broker's metadata after {timeout:.0f} s: "
+                       f"{sorted(missing)[:5]}")
+
+
+def infra_pids():
+    """{kafka: pid, store: pid} as compose/local/infra recorded them: a
+    change means the component was restarted (by us, or by someone else)."""
+    out = {}
+    run = os.path.join(os.environ.get("OMNIFY_LOCAL_DIR", os.path.join(REPO, ".local")), "run")
+    for name in ("kafka", "store"):
+        try:
+            with open(os.path.join(run, f"{name}.pid")) as f:
+                out[name] = f.read().strip()
+        except OSError:
+            out[name] = None
+    return out
+
+
+def infra(*args, timeout=300, tries=3):
+    """compose/local/infra; `up` is retried: others share this broker and
+    store and may be starting them at the same moment."""
+    for attempt in range(tries if args and args[0] == "up" else 1):
+        r = subprocess.run([INFRA, *args], capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0:
+            return r.stdout
+        log(f"  infra {' '.join(args)} failed ({r.returncode}), attempt {attempt + 1}: "
+            f"{(r.stdout + r.stderr).strip()[-300:]}")
+        time.sleep(3)
+    raise RuntimeError(f"infra {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
 
 
 # ---------------------------------------------------------------------------

@@ -8,21 +8,24 @@ import pytest
 from conftest import (ALL_BINARIES, GROUP_BINARIES, bin_path, binary_version, free_port,
                       http, wait_ready)
 
-# (label, argv) of every program that loads settings.
-PROGRAMS = [(b, [bin_path(b)]) for b in ["omnify-edge"] + GROUP_BINARIES] + [
-    ("omnify monolith", [bin_path("omnify"), "monolith"]),
-]
-HTTP_PROGRAMS = [p for p in PROGRAMS if p[0] in ("omnify-edge", "omnify monolith")]
-GROUP_PROGRAMS = [(b, [bin_path(b)]) for b in GROUP_BINARIES]
-IDS = [p[0] for p in PROGRAMS]
+# Every program that loads settings, by label; argv() resolves the binary
+# when the test runs (the session's copy of build/bin).
+PROGRAMS = ["omnify-edge"] + GROUP_BINARIES + ["omnify monolith"]
+HTTP_PROGRAMS = ["omnify-edge", "omnify monolith"]
 
 
-def run(session, argv, timeout=20, **env):
+def argv(label):
+    if label == "omnify monolith":
+        return [bin_path("omnify"), "monolith"]
+    return [bin_path(label)]
+
+
+def run(session, cmd, timeout=20, **env):
     # Free ports by default, so a program that wrongly starts never takes
     # 8000..8007 from someone else; subprocess.run kills it at the timeout.
     env.setdefault("OMNIFY_HTTP_PORT", str(free_port()))
     env.setdefault("OMNIFY_OPS_PORT", str(free_port()))
-    return session.run(argv, timeout=timeout, **env)
+    return session.run(cmd, timeout=timeout, **env)
 
 
 @pytest.mark.parametrize("name", ALL_BINARIES)
@@ -48,38 +51,38 @@ def test_monolith_help_lists_settings(session):
         assert var in r.stdout, var
 
 
-@pytest.mark.parametrize("label,argv", HTTP_PROGRAMS, ids=[p[0] for p in HTTP_PROGRAMS])
+@pytest.mark.parametrize("label", HTTP_PROGRAMS)
 @pytest.mark.parametrize("value", ["99999", "0", "abc", "80x", ""])
-def test_invalid_http_port(session, label, argv, value):
-    r = run(session, argv, OMNIFY_HTTP_PORT=value)
+def test_invalid_http_port(session, label, value):
+    r = run(session, argv(label), OMNIFY_HTTP_PORT=value)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_HTTP_PORT" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("label,argv", HTTP_PROGRAMS, ids=[p[0] for p in HTTP_PROGRAMS])
-def test_invalid_http_port_flag(session, label, argv):
-    r = run(session, argv + ["--http-port=99999"])
+@pytest.mark.parametrize("label", HTTP_PROGRAMS)
+def test_invalid_http_port_flag(session, label):
+    r = run(session, argv(label) + ["--http-port=99999"])
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_HTTP_PORT" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("label,argv", GROUP_PROGRAMS, ids=[p[0] for p in GROUP_PROGRAMS])
-def test_invalid_ops_port(session, label, argv):
-    r = run(session, argv, OMNIFY_OPS_PORT="abc")
+@pytest.mark.parametrize("label", GROUP_BINARIES)
+def test_invalid_ops_port(session, label):
+    r = run(session, argv(label), OMNIFY_OPS_PORT="abc")
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_OPS_PORT" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("label,argv", PROGRAMS, ids=IDS)
-def test_invalid_log_level(session, label, argv):
-    r = run(session, argv, OMNIFY_LOG_LEVEL="loud")
+@pytest.mark.parametrize("label", PROGRAMS)
+def test_invalid_log_level(session, label):
+    r = run(session, argv(label), OMNIFY_LOG_LEVEL="loud")
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_LOG_LEVEL" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("label,argv", PROGRAMS, ids=IDS)
-def test_invalid_topic_prefix(session, label, argv):
-    r = run(session, argv, OMNIFY_TOPIC_PREFIX="bad/prefix")
+@pytest.mark.parametrize("label", PROGRAMS)
+def test_invalid_topic_prefix(session, label):
+    r = run(session, argv(label), OMNIFY_TOPIC_PREFIX="bad/prefix")
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_TOPIC_PREFIX" in r.stderr, r.stderr
 
@@ -102,23 +105,16 @@ def test_monolith_unknown_group(session):
     assert "nosuch" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("label,argv", [
-    ("omnify-edge", [bin_path("omnify-edge")]),
-    ("omnify-auth", [bin_path("omnify-auth")]),
-    ("omnify monolith", [bin_path("omnify"), "monolith"]),
-], ids=["omnify-edge", "omnify-auth", "omnify monolith"])
-def test_jwt_secret_required(session, label, argv):
-    r = run(session, argv, OMNIFY_JWT_SECRET=None)
+@pytest.mark.parametrize("label", ["omnify-edge", "omnify-auth", "omnify monolith"])
+def test_jwt_secret_required(session, label):
+    r = run(session, argv(label), OMNIFY_JWT_SECRET=None)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_JWT_SECRET" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("label,argv", [
-    ("omnify-edge", [bin_path("omnify-edge")]),
-    ("omnify-auth", [bin_path("omnify-auth")]),
-], ids=["omnify-edge", "omnify-auth"])
-def test_jwt_secret_too_short(session, label, argv):
-    r = run(session, argv, OMNIFY_JWT_SECRET="x" * 31)
+@pytest.mark.parametrize("label", ["omnify-edge", "omnify-auth", "omnify monolith"])
+def test_jwt_secret_too_short(session, label):
+    r = run(session, argv(label), OMNIFY_JWT_SECRET="x" * 31)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "OMNIFY_JWT_SECRET" in r.stderr, r.stderr
     assert "x" * 31 not in r.stderr, "the secret is echoed on stderr"

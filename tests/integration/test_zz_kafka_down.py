@@ -10,8 +10,27 @@ from conftest import INFRA, LOW_ARGON2, assert_problem, http, signup, wait_statu
 
 def infra(*args, timeout=180):
     r = subprocess.run([INFRA, *args], capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"infra {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+    assert r.returncode == 0, f"infra {' '.join(args)} failed:\n{r.stdout}\n{r.stderr[-3000:]}"
     return r
+
+
+def kafka_running():
+    r = subprocess.run([INFRA, "status"], capture_output=True, text=True, timeout=60)
+    return any(l.startswith("kafka") and "stopped" not in l for l in r.stdout.splitlines())
+
+
+def bring_kafka_back():
+    """`infra up kafka`, retried: a broker that is still shutting down (or
+    someone else starting it at the same moment) can make one try fail."""
+    last = None
+    for _ in range(3):
+        r = subprocess.run([INFRA, "up", "kafka"], capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode == 0 or kafka_running():
+            return
+        last = r
+        time.sleep(3)
+    raise AssertionError(f"could not restart Kafka:\n{last.stdout}\n{last.stderr[-3000:]}")
 
 
 def test_kafka_down_503_then_recovers(procs):
@@ -49,7 +68,7 @@ def test_kafka_down_503_then_recovers(procs):
         assert mono.alive()
     finally:
         # Always, even if `down` half failed: later runs need the broker.
-        infra("up", "kafka", timeout=300)
+        bring_kafka_back()
 
     # The edge recovers by itself: no restart of the monolith.
     deadline = time.monotonic() + 30

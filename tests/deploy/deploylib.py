@@ -1,4 +1,8 @@
-"""Shared helpers of the deployment tests (tests/deploy).
+"""Shared helpers and fixtures of the deployment tests (tests/deploy); the
+test modules import what they use from here. There is deliberately no
+conftest.py: tests/integration imports its helpers from a module named
+conftest, and a second one would shadow it when both directories are
+collected in one pytest run.
 
 No Docker engine and no Kubernetes cluster run on the test machines, so the
 Dockerfile, the docker compose files and the Kubernetes manifests are proven
@@ -25,6 +29,7 @@ import subprocess
 import sys
 
 import pytest
+
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("OMNIFY_BIN_DIR", os.path.join(REPO, "build", "bin"))
@@ -340,7 +345,7 @@ STORE_ADDR = "{}:{}".format(os.environ.get("OMNIFY_INFRA_STORE_HOST", "127.0.0.1
                             os.environ.get("OMNIFY_INFRA_STORE_PORT", "27017"))
 
 
-def _reachable(addr):
+def reachable(addr):
     host, _, port = addr.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=2):
@@ -349,11 +354,24 @@ def _reachable(addr):
         return False
 
 
+def kafka_pid():
+    """The pid of the local broker (compose/local/infra), or None."""
+    try:
+        with open(os.path.join(LOCAL, "run", "kafka.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Fixtures (imported by the test modules that use them)
+# ---------------------------------------------------------------------------
+
 @pytest.fixture(scope="session")
 def infra():
     """Kafka and the store on this machine (compose/local/infra up when
     either does not answer)."""
-    if not (_reachable(KAFKA_ADDR) and _reachable(STORE_ADDR)):
+    if not (reachable(KAFKA_ADDR) and reachable(STORE_ADDR)):
         subprocess.run([os.path.join(REPO, "compose", "local", "infra"), "up"], check=True)
     return {"kafka": KAFKA_ADDR, "store": STORE_ADDR}
 

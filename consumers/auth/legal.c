@@ -1,0 +1,4 @@
+/*
+ * legal.c - (being written) see auth_internal.h.
+ */
+#include "auth_internal.h"

@@ -1,0 +1,4 @@
+/*
+ * rbac.c - (being written) see auth_internal.h.
+ */
+#include "auth_internal.h"
