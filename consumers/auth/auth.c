@@ -353,6 +353,11 @@ static const group_handler_t auth_handlers[] = {
         {"auth.sessions.revoke_others", auth_sessions_revoke_others},
         /* recovery.c */
         /* mfa.c */
+        {"auth.mfa.enroll", auth_mfa_enroll},
+        {"auth.mfa.confirm", auth_mfa_confirm},
+        {"auth.mfa.verify", auth_mfa_verify},
+        {"auth.mfa.disable", auth_mfa_disable},
+        {"auth.mfa.status", auth_mfa_status},
         /* rbac.c */
         /* legal.c */
 };

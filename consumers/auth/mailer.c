@@ -28,8 +28,10 @@
  * Logs name the outbox id and the HTTP status, never the API key, the text
  * or the recipient.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -208,12 +210,13 @@ static mailer_claim_t mailer__claim(auth_mailer_t *m, mailer_mail_t *mail) {
         err = store_find_one(store, "auth", MAILER_COLL, &filter, NULL, &found,
                              errstr, sizeof(errstr));
         bson_destroy(&filter);
-        if (err == STORE_NOT_FOUND)
-                return MAILER_NONE;
-        if (err) {
+        if (err && err != STORE_NOT_FOUND) {
                 mailer__store_failed(m, "looking for due mails", errstr);
                 return MAILER_STORE_DOWN;
         }
+        m->store_down_logged = false;
+        if (err == STORE_NOT_FOUND)
+                return MAILER_NONE;
         id = auth_bson_str(&found, "_id");
         if (!id || strlen(id) >= sizeof(mail->id)) {
                 /* Not ours to fix; leave it and look no further this tick. */
@@ -254,7 +257,8 @@ static mailer_claim_t mailer__claim(auth_mailer_t *m, mailer_mail_t *mail) {
                 return MAILER_STORE_DOWN;
         }
         mail->attempts++;
-        bson_steal(&mail->doc, &found);
+        bson_copy_to(&found, &mail->doc);
+        bson_destroy(&found);
         return MAILER_CLAIMED;
 }
 
@@ -413,8 +417,8 @@ static CURLcode mailer__post(auth_mailer_t *m, const char *body, long *status) {
 done:
         /* The header list holds the key: wipe it before it is freed. */
         for (h = headers; h; h = h->next)
-                memset(h->data, 0, strlen(h->data));
-        memset(auth, 0, sizeof(auth));
+                OPENSSL_cleanse(h->data, strlen(h->data));
+        OPENSSL_cleanse(auth, sizeof(auth));
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
         return rc;
@@ -494,7 +498,6 @@ static void mailer__drain(auth_mailer_t *m) {
                         continue;
                 if (claim != MAILER_CLAIMED)
                         return;
-                m->store_down_logged = false;
                 mailer__send(m, &mail);
                 bson_destroy(&mail.doc);
         }

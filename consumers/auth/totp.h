@@ -19,12 +19,12 @@
 
 #include "slice.h"
 
-#define TOTP_ERRORS(X)                                         \
-        X(TOTP_OK, "ok")                                       \
-        X(TOTP_BAD_BASE32, "the text is not valid base32")     \
-        X(TOTP_BAD_ARGUMENT, "an argument is out of range")    \
-        X(TOTP_NO_SPACE, "the output buffer is too small")     \
-        X(TOTP_BAD_CODE, "the code does not match")            \
+#define TOTP_ERRORS(X)                                      \
+        X(TOTP_OK, "ok")                                    \
+        X(TOTP_BAD_BASE32, "the text is not valid base32")  \
+        X(TOTP_BAD_ARGUMENT, "an argument is out of range") \
+        X(TOTP_NO_SPACE, "the output buffer is too small")  \
+        X(TOTP_BAD_CODE, "the code does not match")         \
         X(TOTP_CRYPTO, "the HMAC could not be computed")
 
 typedef enum totp_err {
@@ -106,8 +106,7 @@ totp_err_t totp_base32_decode(slice_t in, uint8_t *out, size_t size,
  * upper-case hex. Writes a NUL; *out_len (if not NULL) receives the length.
  * TOTP_NO_SPACE when out (size bytes) is too small.
  */
-totp_err_t totp_uri_escape(slice_t in, char *out, size_t size,
-                           size_t *out_len);
+totp_err_t totp_uri_escape(slice_t in, char *out, size_t size, size_t *out_len);
 
 /*
  * The provisioning URI of a secret:

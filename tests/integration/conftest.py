@@ -489,6 +489,11 @@ class Session:
             "OMNIFY_MONGO_DB_PREFIX": self.db_prefix,
             "OMNIFY_JWT_SECRET": self.jwt_secret,
             "OMNIFY_LOG_LEVEL": "info",
+            # Every test client comes from 127.0.0.1: the per-address and
+            # per-account limits are lifted here, and the tests of the
+            # limits themselves set them back.
+            "OMNIFY_RATE_IP_PER_MIN": "1000000",
+            "OMNIFY_RATE_ACCOUNT_PER_MIN": "1000000",
         })
         for src in (base or {}), overrides:
             for k, v in src.items():

@@ -24,13 +24,11 @@ static const uint8_t RFC_KEY[] = "12345678901234567890";
 
 /* RFC 4226 appendix D: HOTP values for counters 0..9, six digits. */
 static void test_rfc4226_hotp_vectors(void **state) {
-        static const uint32_t want[] = {755224, 287082, 359152, 969429,
-                                        338314, 254676, 287922, 162583,
-                                        399871, 520489};
-        static const char *const text[] = {"755224", "287082", "359152",
-                                           "969429", "338314", "254676",
-                                           "287922", "162583", "399871",
-                                           "520489"};
+        static const uint32_t want[] = {755224, 287082, 359152, 969429, 338314,
+                                        254676, 287922, 162583, 399871, 520489};
+        static const char *const text[] = {
+                "755224", "287082", "359152", "969429", "338314",
+                "254676", "287922", "162583", "399871", "520489"};
         (void)state;
         for (uint64_t c = 0; c < 10; c++) {
                 uint32_t code = 0;
@@ -93,8 +91,10 @@ static void test_hotp_refuses_bad_arguments(void **state) {
         assert_int_equal(totp_hotp(big, sizeof(big), 0, 6, &code),
                          TOTP_BAD_ARGUMENT);
         assert_int_equal(totp_hotp(big, TOTP_KEY_MAX, 0, 6, &code), TOTP_OK);
-        assert_int_equal(totp_hotp(RFC_KEY, 20, 0, 5, &code), TOTP_BAD_ARGUMENT);
-        assert_int_equal(totp_hotp(RFC_KEY, 20, 0, 9, &code), TOTP_BAD_ARGUMENT);
+        assert_int_equal(totp_hotp(RFC_KEY, 20, 0, 5, &code),
+                         TOTP_BAD_ARGUMENT);
+        assert_int_equal(totp_hotp(RFC_KEY, 20, 0, 9, &code),
+                         TOTP_BAD_ARGUMENT);
         assert_int_equal(totp_hotp(RFC_KEY, 20, 0, 6, NULL), TOTP_BAD_ARGUMENT);
         assert_int_equal(totp_at(RFC_KEY, 20, 59, 0, 6, &code),
                          TOTP_BAD_ARGUMENT);
@@ -157,8 +157,8 @@ static void test_verify_window(void **state) {
 
         /* At the very start of time there is no step -1. */
         code_at_step(0, code);
-        assert_int_equal(totp_verify(RFC_KEY, RFC_KEY_LEN, slice_of(code), 5,
-                                     1, TOTP_NO_STEP, &step),
+        assert_int_equal(totp_verify(RFC_KEY, RFC_KEY_LEN, slice_of(code), 5, 1,
+                                     TOTP_NO_STEP, &step),
                          TOTP_OK);
         assert_int_equal(step, 0);
         assert_int_equal(totp_verify(RFC_KEY, RFC_KEY_LEN, slice_of(code), 5,
@@ -201,9 +201,9 @@ static void test_verify_refuses_replay(void **state) {
 static void test_verify_refuses_malformed_codes(void **state) {
         const int64_t now = 1234567890;
         char code[TOTP_DIGITS + 1], longer[TOTP_DIGITS + 2];
-        static const char *const bad[] = {"",        "12345",   "1234567",
-                                          "12345a",  " 12345",  "123 45",
-                                          "-12345",  "+12345",  "１２３"};
+        static const char *const bad[] = {"",       "12345",  "1234567",
+                                          "12345a", " 12345", "123 45",
+                                          "-12345", "+12345", "１２３"};
         (void)state;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(totp_verify(RFC_KEY, RFC_KEY_LEN,
@@ -289,15 +289,15 @@ static void test_base32_rfc_key(void **state) {
         size_t n = 0;
         (void)state;
         assert_int_equal(totp_base32_len(TOTP_SECRET_LEN), TOTP_SECRET_B32 - 1);
-        assert_int_equal(totp_base32_encode(RFC_KEY, RFC_KEY_LEN, text,
-                                            sizeof(text)),
-                         TOTP_OK);
+        assert_int_equal(
+                totp_base32_encode(RFC_KEY, RFC_KEY_LEN, text, sizeof(text)),
+                TOTP_OK);
         assert_string_equal(text, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
         /* Lower case, as people type it, decodes the same. */
-        assert_int_equal(totp_base32_decode(
-                                 slice_of("gezdgnbvgy3tqojqgezdgnbvgy3tqojq"),
-                                 key, sizeof(key), &n),
-                         TOTP_OK);
+        assert_int_equal(
+                totp_base32_decode(slice_of("gezdgnbvgy3tqojqgezdgnbvgy3tqojq"),
+                                   key, sizeof(key), &n),
+                TOTP_OK);
         assert_int_equal(n, RFC_KEY_LEN);
         assert_memory_equal(key, RFC_KEY, RFC_KEY_LEN);
 }
@@ -332,25 +332,25 @@ static void test_base32_round_trips(void **state) {
 
 static void test_base32_refuses_bad_input(void **state) {
         static const char *const bad[] = {
-                "M",          /* one character is no byte */
-                "MZX",        /* three neither */
-                "MZXW6Y",     /* nor six */
-                "MZ",         /* "f" is MY: Z leaves non-zero bits */
-                "MZXR",       /* "fo" is MZXQ */
-                "MZXW7",      /* "foo" is MZXW6 */
-                "MZ1Q",       /* 1 is not in the alphabet */
-                "MZ0Q",       /* nor 0 */
-                "MZ8Q",       /* nor 8 */
-                "MZ Q",       /* nor a space */
-                "MZ-Q",       /* nor a dash */
-                "MZXQ\n",     /* nor a newline */
-                "MY=",        /* padding short of the group */
-                "MY=======",  /* padding past the group */
-                "MZXQ==",     /* padding short */
-                "MZXW6YTB=",  /* padding after a whole group */
-                "========",   /* padding alone */
-                "M=Y=====",   /* padding inside */
-                "MZ=XQ===",   /* padding inside */
+                "M",              /* one character is no byte */
+                "MZX",            /* three neither */
+                "MZXW6Y",         /* nor six */
+                "MZ",             /* "f" is MY: Z leaves non-zero bits */
+                "MZXR",           /* "fo" is MZXQ */
+                "MZXW7",          /* "foo" is MZXW6 */
+                "MZ1Q",           /* 1 is not in the alphabet */
+                "MZ0Q",           /* nor 0 */
+                "MZ8Q",           /* nor 8 */
+                "MZ Q",           /* nor a space */
+                "MZ-Q",           /* nor a dash */
+                "MZXQ\n",         /* nor a newline */
+                "MY=",            /* padding short of the group */
+                "MY=======",      /* padding past the group */
+                "MZXQ==",         /* padding short */
+                "MZXW6YTB=",      /* padding after a whole group */
+                "========",       /* padding alone */
+                "M=Y=====",       /* padding inside */
+                "MZ=XQ===",       /* padding inside */
                 "MZXW6Y\xc3\xa9", /* a non-ASCII letter */
         };
         uint8_t out[32];
@@ -363,9 +363,9 @@ static void test_base32_refuses_bad_input(void **state) {
         }
         assert_int_equal(n, 77); /* untouched on failure */
         /* A NUL inside the slice is a bad character, not an end. */
-        assert_int_equal(totp_base32_decode((slice_t){"MZ\0Q", 4}, out,
-                                            sizeof(out), &n),
-                         TOTP_BAD_BASE32);
+        assert_int_equal(
+                totp_base32_decode((slice_t){"MZ\0Q", 4}, out, sizeof(out), &n),
+                TOTP_BAD_BASE32);
         /* Too small an output. */
         assert_int_equal(totp_base32_decode(slice_of("MZXW6YTBOI"), out, 5, &n),
                          TOTP_NO_SPACE);
@@ -378,12 +378,12 @@ static void test_base32_encode_needs_room(void **state) {
         char text[9];
         (void)state;
         /* "fooba" is eight characters and a NUL. */
-        assert_int_equal(totp_base32_encode((const uint8_t *)"fooba", 5, text,
-                                            8),
-                         TOTP_NO_SPACE);
-        assert_int_equal(totp_base32_encode((const uint8_t *)"fooba", 5, text,
-                                            9),
-                         TOTP_OK);
+        assert_int_equal(
+                totp_base32_encode((const uint8_t *)"fooba", 5, text, 8),
+                TOTP_NO_SPACE);
+        assert_int_equal(
+                totp_base32_encode((const uint8_t *)"fooba", 5, text, 9),
+                TOTP_OK);
         assert_string_equal(text, "MZXW6YTB");
         assert_int_equal(totp_base32_encode((const uint8_t *)"", 0, text, 1),
                          TOTP_OK);
@@ -421,9 +421,9 @@ static void test_uri_escape(void **state) {
                 assert_int_equal(n, strlen(v[i].out));
         }
         /* Bytes after a NUL inside the slice are escaped too. */
-        assert_int_equal(totp_uri_escape((slice_t){"a\0b", 3}, out,
-                                         sizeof(out), &n),
-                         TOTP_OK);
+        assert_int_equal(
+                totp_uri_escape((slice_t){"a\0b", 3}, out, sizeof(out), &n),
+                TOTP_OK);
         assert_string_equal(out, "a%00b");
         /* Room for exactly the text and its NUL, and one byte less. */
         assert_int_equal(totp_uri_escape(slice_of("a b"), out, 6, &n), TOTP_OK);
@@ -440,14 +440,14 @@ static void test_uri_escape(void **state) {
 static void test_uri(void **state) {
         char out[512];
         (void)state;
-        assert_int_equal(totp_uri(slice_of("Omnify"), slice_of("ann@example.com"),
-                                  "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", out,
-                                  sizeof(out)),
-                         TOTP_OK);
-        assert_string_equal(
-                out, "otpauth://totp/Omnify:ann%40example.com"
-                     "?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-                     "&issuer=Omnify&algorithm=SHA1&digits=6&period=30");
+        assert_int_equal(
+                totp_uri(slice_of("Omnify"), slice_of("ann@example.com"),
+                         "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", out, sizeof(out)),
+                TOTP_OK);
+        assert_string_equal(out,
+                            "otpauth://totp/Omnify:ann%40example.com"
+                            "?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+                            "&issuer=Omnify&algorithm=SHA1&digits=6&period=30");
 
         /* An issuer with a space, a colon and an ampersand cannot break the
          * label or the query. */
@@ -480,9 +480,9 @@ static void test_uri(void **state) {
                         assert_string_equal(small, "");
                 }
         }
-        assert_int_equal(totp_uri(slice_of("x"), slice_of("y"), NULL, out,
-                                  sizeof(out)),
-                         TOTP_BAD_ARGUMENT);
+        assert_int_equal(
+                totp_uri(slice_of("x"), slice_of("y"), NULL, out, sizeof(out)),
+                TOTP_BAD_ARGUMENT);
 }
 
 int main(void) {
