@@ -417,12 +417,19 @@ static enum MHD_Result edge__finish(req_t *req) {
  * Kafka: produce, delivery reports, replies, deadlines
  * ------------------------------------------------------------------------ */
 
-static void edge__on_delivery(void *opaque, bus_err_t err, void *cb_arg) {
-        edge_t *edge = cb_arg;
-        msgid_t *id = opaque;
-        pending_entry_t *e =
-                pending_take_delivered(edge->pending, id, err == BUS_OK);
-        free(id);
+/* Waits for the broker's answer on one command. Separate from the request:
+ * the request may be answered (by its reply) and freed before this runs. */
+typedef struct edge_delivery {
+        bus_delivery_t base;
+        edge_t *edge;
+        msgid_t id;
+} edge_delivery_t;
+
+static void edge__on_delivery(bus_delivery_t *d, bus_err_t err) {
+        edge_delivery_t *ed = (edge_delivery_t *)d;
+        pending_entry_t *e = pending_take_delivered(ed->edge->pending, &ed->id,
+                                                    err == BUS_OK);
+        free(ed);
         if (!e)
                 return;
         if (err)
@@ -617,6 +624,8 @@ static void edge__lookup(edge_t *edge, req_t *req) {
         if (serr == STORE_OK) {
                 req->reply_status = entry.status;
                 req->reply_mp = entry.body;
+                if (entry.events)
+                        bson_destroy(entry.events);
                 req->reply_mp_len = entry.body_len;
                 snprintf(req->op_tenant, sizeof(req->op_tenant), "%s",
                          entry.tenant);
@@ -730,7 +739,8 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         size_t off = 0;
         codec_err_t cerr;
         env_t env = {0};
-        msgid_t id, *opaque;
+        msgid_t id;
+        edge_delivery_t *delivery;
         int wait_ms = cfg->reply_timeout_ms;
         const char *h;
         bus_err_t berr;
@@ -859,8 +869,10 @@ static enum MHD_Result edge__dispatch(req_t *req) {
         log_debug("%s %s -> %s", req->msg->route.method, req->msg->route.path,
                   topic);
 
-        opaque = xmalloc(sizeof(*opaque));
-        *opaque = id;
+        delivery = xmalloc(sizeof(*delivery));
+        delivery->base.done = edge__on_delivery;
+        delivery->edge = edge;
+        delivery->id = id;
         /* Key: the tenant keeps a tenant's commands in order; without one,
          * the Idempotency-Key sends repeats to the same partition, where
          * they are handled one after the other. */
@@ -869,11 +881,11 @@ static enum MHD_Result edge__dispatch(req_t *req) {
                            : env.idempotency_key.len ? env.idempotency_key
                                                      : env.id,
                            env_headers(&env), (slice_t){mp.data, mp.size},
-                           opaque);
+                           &delivery->base);
         msgpack_sbuffer_destroy(&mp);
         ret = MHD_YES;
         if (berr != BUS_OK) {
-                free(opaque);
+                free(delivery);
                 log_warn("produce to %s: %s", topic, bus_strerror(berr));
                 if (pending_take(edge->pending, &id))
                         edge__complete(req, OUT_UNAVAILABLE);
@@ -1268,6 +1280,7 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         size_t n_topics = 0;
         int partitions = 0;
         char client_id[64];
+        bus_err_t berr;
 
         edge->cfg = cfg;
         edge->schemas = schemas;
@@ -1319,8 +1332,7 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
 
         snprintf(client_id, sizeof(client_id), "omnify-edge-%d",
                  cfg->edge_reply_partition);
-        edge->bus = bus_new(cfg, client_id, edge__on_delivery, edge, errstr,
-                            errlen);
+        edge->bus = bus_new(cfg, client_id, errstr, errlen);
         if (!edge->bus)
                 goto fail;
         edge->store = store_new(cfg, "omnify-edge", errstr, errlen);
@@ -1337,11 +1349,13 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                 bus_topic(cfg, name, cmd_topics[g], sizeof(cmd_topics[g]));
                 topics[n_topics++] = cmd_topics[g];
         }
-        if (bus_check_topics(edge->bus, topics, n_topics, &partitions, errstr,
-                             errlen) != BUS_OK) {
+        berr = bus_check_topics(edge->bus, topics, n_topics, &partitions,
+                                errstr, errlen);
+        if (berr != BUS_OK) {
                 size_t n = strlen(errstr);
-                snprintf(errstr + n, errlen - n,
-                         " (create them with: omnify topics apply)");
+                if (berr == BUS_UNKNOWN_TOPIC)
+                        snprintf(errstr + n, errlen - n,
+                                 " (create them with: omnify topics apply)");
                 goto fail;
         }
         if (cfg->edge_reply_partition >= partitions) {

@@ -95,8 +95,6 @@ static void bus__set_int(rd_kafka_conf_t *conf, const char *name, long v) {
 struct bus {
         rd_kafka_t *rk;
         const config_t *cfg;
-        bus_delivery_fn on_delivery;
-        void *cb_arg;
         atomic_bool up;
         atomic_bool stopping;
         pthread_t poller, watcher;
@@ -107,14 +105,14 @@ struct bus {
 
 static void bus__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                        void *opaque) {
-        bus_t *bus = opaque;
+        bus_delivery_t *d = msg->_private;
         (void)rk;
-        if (msg->_private && bus->on_delivery) {
-                bus->on_delivery(msg->_private, bus__translate(msg->err),
-                                 bus->cb_arg);
+        (void)opaque;
+        if (d) {
+                d->done(d, bus__translate(msg->err));
                 return;
         }
-        /* Replies, events and dead letters have no waiter: say it loudly. */
+        /* Nobody waits for this one: say it loudly. */
         if (msg->err)
                 log_error("kafka: delivery to %s failed: %s",
                           rd_kafka_topic_name(msg->rkt),
@@ -194,15 +192,12 @@ static rd_kafka_conf_t *bus__base_conf(const config_t *cfg,
         return conf;
 }
 
-bus_t *bus_new(const config_t *cfg, const char *client_id,
-               bus_delivery_fn on_delivery, void *cb_arg, char *errstr,
+bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
                size_t errlen) {
         bus_t *bus = xcalloc(1, sizeof(*bus));
         rd_kafka_conf_t *conf;
 
         bus->cfg = cfg;
-        bus->on_delivery = on_delivery;
-        bus->cb_arg = cb_arg;
         atomic_init(&bus->up, false);
         atomic_init(&bus->stopping, false);
         pthread_mutex_init(&bus->lock, NULL);
@@ -290,15 +285,14 @@ rd_kafka_t *bus_handle(bus_t *bus) {
 
 bus_err_t bus_produce(bus_t *bus, const char *topic, int32_t partition,
                       slice_t key, rd_kafka_headers_t *hdrs, slice_t value,
-                      void *opaque) {
+                      bus_delivery_t *d) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
                 bus->rk, RD_KAFKA_V_TOPIC(topic),
                 RD_KAFKA_V_PARTITION(partition),
                 RD_KAFKA_V_KEY(key.ptr, key.len),
                 RD_KAFKA_V_VALUE((void *)value.ptr, value.len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
-                RD_KAFKA_V_END);
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (err) {
                 /* Not queued: the headers are still ours. */
                 rd_kafka_headers_destroy(hdrs);
@@ -363,6 +357,8 @@ struct bus_consumer {
         int is_group;
         char group[128];
         metrics_counter_t *assigned, *revoked, *owned;
+        void (*on_revoke)(void *arg);
+        void *on_revoke_arg;
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -428,6 +424,8 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
+        if (c->on_revoke)
+                c->on_revoke(c->on_revoke_arg);
         rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
         if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 log_warn("kafka: commit on revoke: %s", rd_kafka_err2str(cerr));
@@ -622,7 +620,18 @@ bus_consumer_t *bus_tail_new(const config_t *cfg, const char *topic,
                         since_ms;
         /* Timestamps in, offsets out; partitions with nothing newer get the
          * end (-1 from the broker means "end"). */
-        err = rd_kafka_offsets_for_times(c->rk, parts, 10000);
+        /* A topic created a moment ago may not have a leader yet. */
+        for (int attempt = 0; attempt < 40; attempt++) {
+                err = rd_kafka_offsets_for_times(c->rk, parts, 10000);
+                if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+                    err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+                    err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                        break;
+                for (int i = 0; i < parts->cnt; i++)
+                        parts->elems[i].offset = since_ms;
+                struct timespec ts = {0, 250 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
         if (err) {
                 snprintf(errstr, errlen, "offsets for %s: %s", topic,
                          rd_kafka_err2str(err));
@@ -664,22 +673,50 @@ rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
         return msg;
 }
 
-void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg) {
+void bus_consumer_store(bus_consumer_t *c, const char *topic, int32_t partition,
+                        int64_t offset) {
         rd_kafka_topic_partition_list_t *list;
         rd_kafka_resp_err_t err;
         if (!c->is_group)
                 return;
         /* The committed offset is the next one to read. */
         list = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt),
-                                          msg->partition)
-                ->offset = msg->offset + 1;
+        rd_kafka_topic_partition_list_add(list, topic, partition)->offset =
+                offset + 1;
         err = rd_kafka_offsets_store(c->rk, list);
         /* After a revoke the partition is no longer ours: the next owner
          * will redo the message, and idempotency makes that harmless. */
         if (err && err != RD_KAFKA_RESP_ERR__STATE)
                 log_warn("kafka: store offset: %s", rd_kafka_err2str(err));
         rd_kafka_topic_partition_list_destroy(list);
+}
+
+void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg) {
+        bus_consumer_store(c, rd_kafka_topic_name(msg->rkt), msg->partition,
+                           msg->offset);
+}
+
+void bus_consumer_seek(bus_consumer_t *c, const char *topic, int32_t partition,
+                       int64_t offset) {
+        rd_kafka_topic_partition_list_t *list =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_error_t *e;
+        rd_kafka_topic_partition_list_add(list, topic, partition)->offset =
+                offset;
+        e = rd_kafka_seek_partitions(c->rk, list, 5000);
+        if (e) {
+                log_error("kafka: seek %s[%d] to %lld: %s", topic,
+                          (int)partition, (long long)offset,
+                          rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+void bus_consumer_on_revoke(bus_consumer_t *c, void (*fn)(void *arg),
+                            void *arg) {
+        c->on_revoke = fn;
+        c->on_revoke_arg = arg;
 }
 
 void bus_consumer_destroy(bus_consumer_t *c) {

@@ -41,18 +41,22 @@ const char *bus_strerror(bus_err_t err);
 
 typedef struct bus bus_t;
 
-/* Called on the bus's delivery thread once per message produced with a
- * non-NULL opaque, with that opaque. Must not block. Failed deliveries of
- * messages without an opaque are logged by the bus. */
-typedef void (*bus_delivery_fn)(void *opaque, bus_err_t err, void *cb_arg);
+/*
+ * A delivery waiter: embed it in whatever waits for a message to be
+ * acknowledged (acks=all) or refused, and pass it to bus_produce. done runs
+ * on the bus's delivery thread exactly once per message it was given to,
+ * and must not block.
+ */
+typedef struct bus_delivery bus_delivery_t;
+struct bus_delivery {
+        void (*done)(bus_delivery_t *d, bus_err_t err);
+};
 
 /*
- * A new producer for `client_id`. on_delivery (may be NULL) receives every
- * delivery report. Starts the delivery and watcher threads. Fills errstr and
- * returns NULL on failure.
+ * A new producer for `client_id`. Starts the delivery and watcher threads.
+ * Fills errstr and returns NULL on failure.
  */
-bus_t *bus_new(const config_t *cfg, const char *client_id,
-               bus_delivery_fn on_delivery, void *cb_arg, char *errstr,
+bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
                size_t errlen);
 
 /* Flush (bounded by the shutdown timeout), stop threads, free. NULL ok. */
@@ -63,12 +67,13 @@ bool bus_is_up(const bus_t *bus);
 
 /*
  * Queue a message. Takes ownership of hdrs in every case. partition may be
- * RD_KAFKA_PARTITION_UA (partitioned by key). opaque comes back in the
- * delivery report; when this returns non-OK there is no report.
+ * RD_KAFKA_PARTITION_UA (partitioned by key). d (may be NULL) hears how the
+ * delivery ended; when this returns non-OK there is no report. Failed
+ * deliveries without a waiter are logged.
  */
 bus_err_t bus_produce(bus_t *bus, const char *topic, int32_t partition,
                       slice_t key, rd_kafka_headers_t *hdrs, slice_t value,
-                      void *opaque);
+                      bus_delivery_t *d);
 
 /* Block until every queued message is delivered or timeout_ms passes. Not
  * for event-loop threads. */
@@ -134,6 +139,20 @@ rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms);
 
 /* The message's effects are durable: its offset may be committed. */
 void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg);
+
+/* Same, by topic, partition and the offset of the finished message. */
+void bus_consumer_store(bus_consumer_t *c, const char *topic, int32_t partition,
+                        int64_t offset);
+
+/* Go back to offset on partition of topic (a message whose outputs were
+ * not delivered is read again). Consumer thread only. */
+void bus_consumer_seek(bus_consumer_t *c, const char *topic, int32_t partition,
+                       int64_t offset);
+
+/* Called from the consumer's poll, just before partitions are revoked, so
+ * the owner can store what it finished on them. */
+void bus_consumer_on_revoke(bus_consumer_t *c, void (*fn)(void *arg),
+                            void *arg);
 
 /* Commit what is done, leave the group, free. NULL ok. */
 void bus_consumer_destroy(bus_consumer_t *c);

@@ -471,6 +471,11 @@ static void jbuf_string(jbuf_t *b, const char *s, size_t len) {
         size_t i = 0, run = 0;
 
         jbuf_put(b, "\"", 1);
+        if (len == 0) {
+                /* msgpack-c may give NULL for an empty string. */
+                jbuf_put(b, "\"", 1);
+                return;
+        }
         while (i < len) {
                 unsigned char c = p[i];
                 bool valid;
@@ -570,6 +575,16 @@ static void render_key(jbuf_t *b, const msgpack_object *key) {
         if (key->type == MSGPACK_OBJECT_BIN) {
                 jbuf_base64(b, (const unsigned char *)key->via.bin.ptr,
                             key->via.bin.size);
+                return;
+        }
+        if (key->type == MSGPACK_OBJECT_ARRAY ||
+            key->type == MSGPACK_OBJECT_MAP) {
+                /* Rendering a container key and escaping it as a string
+                 * doubles its size at every level of nesting: a few dozen
+                 * hostile bytes would become gigabytes. JSON has no such
+                 * keys; name them for what they are. */
+                jbuf_puts(b, key->type == MSGPACK_OBJECT_MAP ? "\"(map)\""
+                                                             : "\"(array)\"");
                 return;
         }
         render(&tmp, key);

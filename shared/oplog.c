@@ -128,6 +128,13 @@ store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
                 entry->body_len = len;
                 err = STORE_OK;
         }
+        if (err == STORE_OK && bson_iter_init_find(&it, &doc, "events") &&
+            BSON_ITER_HOLDS_ARRAY(&it)) {
+                const uint8_t *data;
+                uint32_t len;
+                bson_iter_array(&it, &len, &data);
+                entry->events = bson_new_from_data(data, len);
+        }
         oplog__copy_str(&doc, "tenant", entry->tenant, sizeof(entry->tenant));
         oplog__copy_str(&doc, "group", entry->group, sizeof(entry->group));
         bson_destroy(&doc);
@@ -137,9 +144,20 @@ store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
         return err;
 }
 
+void oplog_entry_deinit(oplog_entry_t *entry) {
+        if (!entry)
+                return;
+        free(entry->body);
+        entry->body = NULL;
+        if (entry->events)
+                bson_destroy(entry->events);
+        entry->events = NULL;
+}
+
 store_err_t oplog_record(store_t *store, slice_t id, const char *group,
                          slice_t type, slice_t tenant, int status, slice_t body,
-                         int retention_s, char *errstr, size_t errlen) {
+                         const bson_t *events, int retention_s, char *errstr,
+                         size_t errlen) {
         bson_t doc = BSON_INITIALIZER;
         store_err_t err;
         int64_t now = (int64_t)clock_wall_ms();
@@ -152,6 +170,8 @@ store_err_t oplog_record(store_t *store, slice_t id, const char *group,
         BSON_APPEND_INT32(&doc, "status", status);
         BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY,
                            (const uint8_t *)body.ptr, (uint32_t)body.len);
+        if (events && !bson_empty(events))
+                BSON_APPEND_ARRAY(&doc, "events", events);
         BSON_APPEND_DATE_TIME(&doc, "created_at", now);
         BSON_APPEND_DATE_TIME(&doc, "expires_at",
                               now + (int64_t)retention_s * 1000);

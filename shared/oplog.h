@@ -23,20 +23,27 @@ typedef struct oplog_entry {
         size_t body_len;
         char tenant[64]; /* "" when the command had no tenant */
         char group[32];
+        bson_t *events; /* the events it published, or NULL:
+                         * [{id, type, key, body}] */
 } oplog_entry_t;
 
 /* Create the TTL index. Idempotent. */
 store_err_t oplog_init(store_t *store, char *errstr, size_t errlen);
 
-/* The record of message id, or STORE_NOT_FOUND. On STORE_OK the caller frees
- * entry->body. */
+/* The record of message id, or STORE_NOT_FOUND. On STORE_OK the caller
+ * frees entry->body and entry->events (oplog_entry_deinit). */
 store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
                        char *errstr, size_t errlen);
 
-/* Write the record. A record that already exists counts as written. */
+void oplog_entry_deinit(oplog_entry_t *entry);
+
+/* Write the record, with the events the command published (a bson array of
+ * {id, type, key, body}; may be NULL) so a redelivery can publish them again
+ * with the same ids. A record that already exists counts as written. */
 store_err_t oplog_record(store_t *store, slice_t id, const char *group,
                          slice_t type, slice_t tenant, int status, slice_t body,
-                         int retention_s, char *errstr, size_t errlen);
+                         const bson_t *events, int retention_s, char *errstr,
+                         size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * Idempotency keys: <prefix>ops.idempotency holds {_id: "<group>|<tenant>|

@@ -28,6 +28,28 @@ typedef struct rt_type_metrics {
         metrics_histogram_t *latency;
 } rt_type_metrics_t;
 
+/*
+ * A handled command waiting for its outputs (reply, events, dead letter) to
+ * be acknowledged by the broker. Its offset is stored only when it and every
+ * earlier command of its partition are fully delivered; a failed delivery
+ * rewinds the partition to it, so it is read again and its outputs sent
+ * again from the operation log.
+ */
+typedef struct rt_tracker {
+        bus_delivery_t base;
+        struct rt_tracker *next; /* partition FIFO, consumer thread only */
+        int64_t offset;
+        atomic_int
+                outstanding; /* deliveries not reported yet, +1 while sending */
+        atomic_bool failed;
+        bool done;    /* handled; false: abandoned at shutdown */
+        bool discard; /* after a rewind: never store, only free */
+} rt_tracker_t;
+
+typedef struct rt_fifo {
+        rt_tracker_t *head, *tail;
+} rt_fifo_t;
+
 struct runtime {
         const group_def_t *def;
         const config_t *cfg;
@@ -45,10 +67,14 @@ struct runtime {
         uint64_t started_ms;
         atomic_bool initialised;
         rt_type_metrics_t *type_metrics; /* one per handler */
+        rt_tracker_t *cur;               /* the command being handled */
+        rt_fifo_t *fifos;                /* per partition of commands */
+        int n_fifos;
         metrics_counter_t *dlq_total, *retries_total, *duplicates_total;
 };
 
 typedef struct rt_event {
+        char id[MSGID_TEXT_SIZE];
         char *type;
         char *key;
         size_t key_len;
@@ -76,6 +102,7 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
         runtime_t *rt = xcalloc(1, sizeof(*rt));
         const char *topics[3];
         char name[128], labels[256];
+        bus_err_t berr;
 
         rt->def = def;
         rt->cfg = cfg;
@@ -115,11 +142,14 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
         topics[0] = rt->commands_topic;
         topics[1] = rt->events_topic;
         topics[2] = rt->dlq_topic;
-        if (bus_check_topics(bus, topics, 3, NULL, errstr, errlen) != BUS_OK) {
+        berr = bus_check_topics(bus, topics, 3, NULL, errstr, errlen);
+        if (berr != BUS_OK) {
                 size_t n = strlen(errstr);
-                snprintf(errstr + n, errlen - n,
-                         " (group %s; create them with: omnify topics apply)",
-                         def->name);
+                if (berr == BUS_UNKNOWN_TOPIC)
+                        snprintf(errstr + n, errlen - n,
+                                 " (group %s; create them with: omnify topics "
+                                 "apply)",
+                                 def->name);
                 goto fail;
         }
 
@@ -158,8 +188,8 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
         /* The consumer group carries the topic prefix, so deployments that
          * share a cluster under different prefixes never share a group. */
         snprintf(name, sizeof(name), "%s%s", cfg->topic_prefix, def->name);
-        rt->consumer = bus_consumer_new(cfg, name, def->name, rt->commands_topic,
-                                        errstr, errlen);
+        rt->consumer = bus_consumer_new(cfg, name, def->name,
+                                        rt->commands_topic, errstr, errlen);
         if (!rt->consumer)
                 goto fail;
         return rt;
@@ -176,6 +206,13 @@ void runtime_destroy(runtime_t *rt) {
         if (rt->def->shutdown && rt->state)
                 rt->def->shutdown(rt->state);
         free(rt->type_metrics);
+        for (int p = 0; p < rt->n_fifos; p++) {
+                for (rt_tracker_t *t = rt->fifos[p].head, *n; t; t = n) {
+                        n = t->next;
+                        free(t);
+                }
+        }
+        free(rt->fifos);
         free(rt);
 }
 
@@ -268,6 +305,11 @@ void rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
         rt_event_t *e;
         ctx->events = xrealloc(ctx->events, (ctx->n_events + 1) * sizeof(*e));
         e = &ctx->events[ctx->n_events++];
+        {
+                msgid_t mid;
+                msgid_new(&mid);
+                msgid_format(&mid, e->id);
+        }
         e->type = xstrdup(type);
         e->key = xstrndup(key.ptr ? key.ptr : "", key.len);
         e->key_len = key.len;
@@ -329,13 +371,39 @@ handler_result_t runtime_handle_status(rt_ctx_t *ctx,
  * Sending: replies, events, dead letters
  * ------------------------------------------------------------------------ */
 
+static void rt__delivered(bus_delivery_t *d, bus_err_t err) {
+        rt_tracker_t *t = (rt_tracker_t *)d;
+        if (err)
+                atomic_store(&t->failed, true);
+        atomic_fetch_sub(&t->outstanding, 1);
+}
+
+/* Produce one output of the command being handled, tracked by it. */
+static void rt__produce(runtime_t *rt, const char *topic, int32_t partition,
+                        slice_t key, rd_kafka_headers_t *hdrs, slice_t value,
+                        const char *what) {
+        rt_tracker_t *t = rt->cur;
+        bus_err_t err;
+        if (t)
+                atomic_fetch_add(&t->outstanding, 1);
+        err = bus_produce(rt->bus, topic, partition, key, hdrs, value,
+                          t ? &t->base : NULL);
+        if (err) {
+                log_error("%s to %s not queued: %s", what, topic,
+                          bus_strerror(err));
+                if (t) {
+                        atomic_store(&t->failed, true);
+                        atomic_fetch_sub(&t->outstanding, 1);
+                }
+        }
+}
+
 static void rt__send_reply(runtime_t *rt, const env_t *env, int status,
                            slice_t body) {
         char topic[256], id[MSGID_TEXT_SIZE], type[160];
         int32_t partition;
         msgid_t mid;
         env_t r = {0};
-        bus_err_t err;
 
         if (!env->reply_to.len)
                 return;
@@ -353,37 +421,77 @@ static void rt__send_reply(runtime_t *rt, const env_t *env, int status,
         r.tenant = env->tenant;
         r.traceparent = env->traceparent;
         r.status = status;
-        err = bus_produce(rt->bus, topic, partition, env->id, env_headers(&r),
-                          body, NULL);
-        if (err)
-                log_error("reply to %s:%d not queued: %s", topic,
-                          (int)partition, bus_strerror(err));
+        rt__produce(rt, topic, partition, env->id, env_headers(&r), body,
+                    "reply");
 }
 
-static void rt__send_events(runtime_t *rt, rt_ctx_t *ctx) {
-        for (size_t i = 0; i < ctx->n_events; i++) {
-                rt_event_t *e = &ctx->events[i];
-                char id[MSGID_TEXT_SIZE];
-                msgid_t mid;
-                env_t ev = {0};
-                bus_err_t err;
-                msgid_new(&mid);
-                msgid_format(&mid, id);
-                ev.id = slice_of(id);
-                ev.type = slice_of(e->type);
-                ev.schema_version = 1;
-                ev.created_at_ms = (int64_t)clock_wall_ms();
-                ev.correlation_id = ctx->env->id;
-                ev.tenant = ctx->env->tenant;
-                ev.user = ctx->env->user;
-                ev.traceparent = ctx->env->traceparent;
-                err = bus_produce(
-                        rt->bus, rt->events_topic, RD_KAFKA_PARTITION_UA,
-                        (slice_t){e->key, e->key_len}, env_headers(&ev),
-                        (slice_t){e->body, e->body_len}, NULL);
-                if (err)
-                        log_error("event %s not queued: %s", e->type,
-                                  bus_strerror(err));
+/* One event, with the id it was given when emitted (the same on a resend). */
+static void rt__send_event(runtime_t *rt, const env_t *cmd, const char *id,
+                           const char *type, slice_t key, slice_t body) {
+        env_t ev = {0};
+        ev.id = slice_of(id);
+        ev.type = slice_of(type);
+        ev.schema_version = 1;
+        ev.created_at_ms = (int64_t)clock_wall_ms();
+        ev.correlation_id = cmd->id;
+        ev.tenant = cmd->tenant;
+        ev.user = cmd->user;
+        ev.traceparent = cmd->traceparent;
+        rt__produce(rt, rt->events_topic, RD_KAFKA_PARTITION_UA, key,
+                    env_headers(&ev), body, "event");
+}
+
+/* The events of ctx as a bson array for the operation log. */
+static void rt__events_bson(const rt_ctx_t *ctx, bson_t *out) {
+        bson_init(out);
+        for (size_t i = 0; ctx && i < ctx->n_events; i++) {
+                const rt_event_t *e = &ctx->events[i];
+                char buf[16];
+                const char *idx;
+                bson_t doc;
+                bson_uint32_to_string((uint32_t)i, &idx, buf, sizeof(buf));
+                BSON_APPEND_DOCUMENT_BEGIN(out, idx, &doc);
+                BSON_APPEND_UTF8(&doc, "id", e->id);
+                BSON_APPEND_UTF8(&doc, "type", e->type);
+                bson_append_utf8(&doc, "key", 3, e->key, (int)e->key_len);
+                BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY,
+                                   (const uint8_t *)e->body,
+                                   (uint32_t)e->body_len);
+                bson_append_document_end(out, &doc);
+        }
+}
+
+/* Publish again the events a command recorded in the operation log. */
+static void rt__resend_events(runtime_t *rt, const env_t *cmd,
+                              const bson_t *events) {
+        bson_iter_t it, doc;
+        if (!events || !bson_iter_init(&it, events))
+                return;
+        while (bson_iter_next(&it)) {
+                const char *id = NULL, *type = NULL, *key = "";
+                uint32_t key_len = 0, body_len = 0;
+                const uint8_t *body = NULL;
+                if (!BSON_ITER_HOLDS_DOCUMENT(&it) ||
+                    !bson_iter_recurse(&it, &doc))
+                        continue;
+                while (bson_iter_next(&doc)) {
+                        const char *k = bson_iter_key(&doc);
+                        if (strcmp(k, "id") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
+                                id = bson_iter_utf8(&doc, NULL);
+                        else if (strcmp(k, "type") == 0 &&
+                                 BSON_ITER_HOLDS_UTF8(&doc))
+                                type = bson_iter_utf8(&doc, NULL);
+                        else if (strcmp(k, "key") == 0 &&
+                                 BSON_ITER_HOLDS_UTF8(&doc))
+                                key = bson_iter_utf8(&doc, &key_len);
+                        else if (strcmp(k, "body") == 0 &&
+                                 BSON_ITER_HOLDS_BINARY(&doc))
+                                bson_iter_binary(&doc, NULL, &body_len, &body);
+                }
+                if (id && type && body)
+                        rt__send_event(rt, cmd, id, type,
+                                       (slice_t){key, key_len},
+                                       (slice_t){(const char *)body, body_len});
         }
 }
 
@@ -392,7 +500,6 @@ static void rt__dead_letter(runtime_t *rt, const rd_kafka_message_t *msg,
                             const char *why, int attempts) {
         rd_kafka_headers_t *orig = NULL, *hdrs;
         char num[32];
-        bus_err_t err;
 
         if (rd_kafka_message_headers(msg, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
                 hdrs = rd_kafka_headers_copy(orig);
@@ -408,15 +515,13 @@ static void rt__dead_letter(runtime_t *rt, const rd_kafka_message_t *msg,
         rd_kafka_header_add(hdrs, "original-partition", -1, num, -1);
         snprintf(num, sizeof(num), "%lld", (long long)msg->offset);
         rd_kafka_header_add(hdrs, "original-offset", -1, num, -1);
-        err = bus_produce(rt->bus, rt->dlq_topic, RD_KAFKA_PARTITION_UA,
-                          (slice_t){msg->key, msg->key_len}, hdrs,
-                          (slice_t){msg->payload, msg->len}, NULL);
+        rt__produce(rt, rt->dlq_topic, RD_KAFKA_PARTITION_UA,
+                    (slice_t){msg->key, msg->key_len}, hdrs,
+                    (slice_t){msg->payload, msg->len}, "dead letter");
         metrics_add(rt->dlq_total, 1);
         log_warn("dead-lettered message at %s[%d]@%lld: %s",
                  rd_kafka_topic_name(msg->rkt), (int)msg->partition,
                  (long long)msg->offset, why);
-        if (err)
-                log_error("dead letter not queued: %s", bus_strerror(err));
 }
 
 /* ---------------------------------------------------------------------------
@@ -460,13 +565,35 @@ static const group_handler_t *rt__handler(const runtime_t *rt, slice_t type,
  * lose the answer of an async request. idem_id and hash (or NULL) remember
  * an Idempotency-Key's first use. */
 static bool rt__finish(runtime_t *rt, const env_t *env, int status,
-                       slice_t body, const char *idem_id, const char *hash,
-                       const atomic_bool *stop) {
-        RT_STORE_RETRY(rt, stop, "operation log write",
-                       oplog_record(rt->store, env->id, rt->def->name,
-                                    env->type, env->tenant, status, body,
-                                    rt->cfg->operation_retention_s, errstr,
-                                    sizeof(errstr)));
+                       slice_t body, const rt_ctx_t *ctx, const char *idem_id,
+                       const char *hash, const atomic_bool *stop) {
+        bson_t events;
+        rt__events_bson(ctx, &events);
+        /* The events go into the record first: if they are then lost on the
+         * way to Kafka, the redelivery publishes them again from here. */
+        for (int attempt = 0;; attempt++) {
+                char errstr[256];
+                store_err_t err = oplog_record(
+                        rt->store, env->id, rt->def->name, env->type,
+                        env->tenant, status, body, &events,
+                        rt->cfg->operation_retention_s, errstr, sizeof(errstr));
+                if (err == STORE_OK)
+                        break;
+                log_warn("operation log write: %s", errstr);
+                if (!store_err_transient(err))
+                        break;
+                if (rt__sleep(stop, rt__backoff(attempt))) {
+                        bson_destroy(&events);
+                        return false;
+                }
+        }
+        bson_destroy(&events);
+        for (size_t i = 0; ctx && i < ctx->n_events; i++) {
+                const rt_event_t *e = &ctx->events[i];
+                rt__send_event(rt, env, e->id, e->type,
+                               (slice_t){e->key, e->key_len},
+                               (slice_t){e->body, e->body_len});
+        }
         if (idem_id && idem_id[0])
                 RT_STORE_RETRY(rt, stop, "idempotency record",
                                oplog_idem_record(rt->store, idem_id, hash,
@@ -517,7 +644,7 @@ static rt_idem_t rt__idempotent(runtime_t *rt, const env_t *env,
                                  "different request");
                 done = rt__finish(rt, env, 422,
                                   (slice_t){ctx.reply.data, ctx.reply.size},
-                                  NULL, NULL, stop);
+                                  NULL, NULL, NULL, stop);
                 rt__ctx_deinit(&ctx);
                 return done ? RT_IDEM_DONE : RT_IDEM_STOPPED;
         }
@@ -530,8 +657,8 @@ static rt_idem_t rt__idempotent(runtime_t *rt, const env_t *env,
         {
                 bool done = rt__finish(rt, env, first.status,
                                        (slice_t){first.body, first.body_len},
-                                       NULL, NULL, stop);
-                free(first.body);
+                                       NULL, NULL, NULL, stop);
+                oplog_entry_deinit(&first);
                 return done ? RT_IDEM_DONE : RT_IDEM_STOPPED;
         }
 }
@@ -561,7 +688,7 @@ static bool rt__reject(runtime_t *rt, const rd_kafka_message_t *msg,
         }
         done = rt__finish(rt, env, status,
                           (slice_t){ctx.reply.data, ctx.reply.size}, NULL, NULL,
-                          stop);
+                          NULL, stop);
         rt__ctx_deinit(&ctx);
         return done;
 }
@@ -638,9 +765,12 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                         log_info("redelivered %s answered from the operation "
                                  "log",
                                  sm->type);
+                        /* Its outputs may not have reached Kafka the first
+                         * time: send them again, with the same event ids. */
+                        rt__resend_events(rt, &env, seen.events);
                         rt__send_reply(rt, &env, seen.status,
                                        (slice_t){seen.body, seen.body_len});
-                        free(seen.body);
+                        oplog_entry_deinit(&seen);
                         msgpack_zone_destroy(&zone);
                         return true;
                 }
@@ -703,8 +833,9 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                            (clock_mono_ms() - t0) * 1000);
         if (res == HANDLER_OK) {
                 metrics_add(rt->type_metrics[hi].ok, 1);
-                rt__send_events(rt, &ctx);
         } else {
+                rt__ctx_drop_events(
+                        &ctx); /* a failed command changed nothing */
                 metrics_add(rt->type_metrics[hi].failed, 1);
                 if (res == HANDLER_TRANSIENT)
                         rt_reply_problem(&ctx, 503, "Service unavailable",
@@ -717,11 +848,85 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                                 attempts);
         }
         done = rt__finish(rt, &env, ctx.status,
-                          (slice_t){ctx.reply.data, ctx.reply.size}, idem_id,
-                          hash, stop);
+                          (slice_t){ctx.reply.data, ctx.reply.size}, &ctx,
+                          idem_id, hash, stop);
         rt__ctx_deinit(&ctx);
         msgpack_zone_destroy(&zone);
         return done;
+}
+
+/* ---------------------------------------------------------------------------
+ * Offsets: stored in order, once outputs are delivered
+ * ------------------------------------------------------------------------ */
+
+static rt_fifo_t *rt__fifo(runtime_t *rt, int32_t partition) {
+        if (partition < 0)
+                return NULL;
+        if (partition >= rt->n_fifos) {
+                int n = partition + 1;
+                rt->fifos = xrealloc(rt->fifos, (size_t)n * sizeof(*rt->fifos));
+                memset(rt->fifos + rt->n_fifos, 0,
+                       (size_t)(n - rt->n_fifos) * sizeof(*rt->fifos));
+                rt->n_fifos = n;
+        }
+        return &rt->fifos[partition];
+}
+
+/* Store the offsets of every command whose outputs (and whose
+ * predecessors' outputs) are delivered; rewind a partition to a command
+ * whose outputs failed. Consumer thread only. Returns how many trackers are
+ * still waiting. */
+static size_t rt__settle(runtime_t *rt) {
+        size_t waiting = 0;
+        for (int p = 0; p < rt->n_fifos; p++) {
+                rt_fifo_t *f = &rt->fifos[p];
+                while (f->head && atomic_load(&f->head->outstanding) == 0) {
+                        rt_tracker_t *t = f->head;
+                        if (!t->discard && t->done && atomic_load(&t->failed)) {
+                                /* Read it again: the operation log resends. */
+                                log_warn(
+                                        "outputs of %s[%d]@%lld not delivered; "
+                                        "reading it again",
+                                        rt->commands_topic, p,
+                                        (long long)t->offset);
+                                bus_consumer_seek(rt->consumer,
+                                                  rt->commands_topic, p,
+                                                  t->offset);
+                                for (rt_tracker_t *u = t; u; u = u->next)
+                                        u->discard = true;
+                        } else if (!t->discard && t->done) {
+                                bus_consumer_store(rt->consumer,
+                                                   rt->commands_topic, p,
+                                                   t->offset);
+                        } else if (!t->discard) {
+                                break; /* abandoned: nothing after it counts */
+                        }
+                        f->head = t->next;
+                        if (!f->head)
+                                f->tail = NULL;
+                        free(t);
+                }
+                for (rt_tracker_t *t = f->head; t; t = t->next)
+                        waiting++;
+        }
+        return waiting;
+}
+
+/* Wait up to ms for the outputs in flight, storing what settles. */
+static size_t rt__drain(runtime_t *rt, int ms) {
+        uint64_t deadline = clock_mono_ms() + (uint64_t)ms;
+        size_t waiting;
+        while ((waiting = rt__settle(rt)) > 0 && clock_mono_ms() < deadline) {
+                struct timespec ts = {0, 2 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        return waiting;
+}
+
+static void rt__on_revoke(void *arg) {
+        /* Store what is finished before the partitions go to another
+         * consumer, so it does not redo them. */
+        rt__drain(arg, 2000);
 }
 
 /* ---------------------------------------------------------------------------
@@ -758,16 +963,44 @@ int runtime_run(runtime_t *rt, const atomic_bool *stop) {
         log_info("consuming %s as %s (%s)", rt->commands_topic, rt->instance,
                  rt->mode == RUNTIME_MONOLITH ? "monolith" : "standalone");
 
+        bus_consumer_on_revoke(rt->consumer, rt__on_revoke, rt);
         while (!atomic_load(stop)) {
-                rd_kafka_message_t *msg = bus_consumer_poll(rt->consumer, 100);
-                if (!msg)
+                rd_kafka_message_t *msg = bus_consumer_poll(rt->consumer, 20);
+                rt_fifo_t *f;
+                rt_tracker_t *t;
+                if (!msg) {
+                        rt__settle(rt);
                         continue;
-                if (rt__handle(rt, msg, stop))
-                        bus_consumer_done(rt->consumer, msg);
+                }
+                t = xcalloc(1, sizeof(*t));
+                t->base.done = rt__delivered;
+                t->offset = msg->offset;
+                atomic_init(&t->outstanding, 1); /* ours while handling */
+                atomic_init(&t->failed, false);
+                rt->cur = t;
+                t->done = rt__handle(rt, msg, stop);
+                rt->cur = NULL;
+                f = rt__fifo(rt, msg->partition);
+                if (f->tail)
+                        f->tail->next = t;
+                else
+                        f->head = t;
+                f->tail = t;
+                atomic_fetch_sub(&t->outstanding, 1);
                 log_context_clear();
                 rd_kafka_message_destroy(msg);
+                rt__settle(rt);
         }
         log_info("stopping: committing and leaving the group");
+        if (rt__drain(rt, rt->cfg->shutdown_timeout_ms) > 0) {
+                /* Deliveries still running will touch their trackers: leave
+                 * them allocated rather than free memory in use. */
+                log_warn("outputs still in flight at shutdown; their commands "
+                         "will "
+                         "be read again");
+                for (int p = 0; p < rt->n_fifos; p++)
+                        rt->fifos[p].head = rt->fifos[p].tail = NULL;
+        }
         /* Close here, on the group's own thread, so the final commit and
          * the revoke happen where the group's offsets were stored. */
         bus_consumer_destroy(rt->consumer);

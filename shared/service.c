@@ -60,7 +60,7 @@ int service_main(const group_def_t *def, int argc, char **argv) {
         schemas = service_load_schemas(errstr, sizeof(errstr));
         if (!schemas)
                 goto out;
-        bus = bus_new(&cfg, program, NULL, NULL, errstr, sizeof(errstr));
+        bus = bus_new(&cfg, program, errstr, sizeof(errstr));
         if (!bus)
                 goto out;
         store = store_new(&cfg, program, errstr, sizeof(errstr));

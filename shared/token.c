@@ -173,7 +173,7 @@ token_err_t token_verify(const token_keys_t *keys, slice_t token, time_t now,
                 err = TOKEN_MISSING_CLAIM;
                 goto out;
         }
-        if ((long)now > exp + TOKEN_SKEW_S) {
+        if ((long)now - TOKEN_SKEW_S > exp) { /* exp + skew could overflow */
                 err = TOKEN_EXPIRED;
                 goto out;
         }

@@ -178,7 +178,7 @@ int dlq_main(int argc, char **argv) {
         snprintf(name, sizeof(name), "%s.commands", group);
         bus_topic(&cfg, name, commands, sizeof(commands));
 
-        bus = bus_new(&cfg, "omnify-dlq", NULL, NULL, errstr, sizeof(errstr));
+        bus = bus_new(&cfg, "omnify-dlq", errstr, sizeof(errstr));
         if (!bus)
                 goto fail;
         {

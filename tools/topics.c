@@ -156,7 +156,7 @@ int topics_main(int argc, char **argv) {
         n = topics__load(&cfg, &decls, errstr, sizeof(errstr));
         if (n < 0)
                 goto fail;
-        bus = bus_new(&cfg, "omnify-topics", NULL, NULL, errstr,
+        bus = bus_new(&cfg, "omnify-topics", errstr,
                       sizeof(errstr));
         if (!bus)
                 goto fail;

@@ -352,6 +352,11 @@ static const group_handler_t auth_handlers[] = {
         {"auth.sessions.revoke", auth_sessions_revoke},
         {"auth.sessions.revoke_others", auth_sessions_revoke_others},
         /* recovery.c */
+        {"auth.email.verify", auth_verify_email},
+        {"auth.email.resend_verification", auth_resend_verification},
+        {"auth.password.forgot", auth_password_forgot},
+        {"auth.password.reset_with_token", auth_password_reset},
+        {"auth.password.change", auth_password_change},
         /* mfa.c */
         {"auth.mfa.enroll", auth_mfa_enroll},
         {"auth.mfa.confirm", auth_mfa_confirm},
@@ -359,7 +364,21 @@ static const group_handler_t auth_handlers[] = {
         {"auth.mfa.disable", auth_mfa_disable},
         {"auth.mfa.status", auth_mfa_status},
         /* rbac.c */
+        {"auth.rbac.orgs.create", auth_org_create},
+        {"auth.rbac.orgs.list", auth_org_list},
+        {"auth.rbac.orgs.switch", auth_org_switch},
+        {"auth.rbac.members.list", auth_members_list},
+        {"auth.rbac.members.update", auth_member_update},
+        {"auth.rbac.members.remove", auth_member_remove},
+        {"auth.rbac.invitations.create", auth_invite_create},
+        {"auth.rbac.invitations.list", auth_invite_list},
+        {"auth.rbac.invitations.accept", auth_invite_accept},
         /* legal.c */
+        {"auth.legal.publish", auth_legal_publish},
+        {"auth.legal.versions", auth_legal_versions},
+        {"auth.legal.current", auth_legal_current},
+        {"auth.legal.accept", auth_legal_accept},
+        {"auth.legal.acceptances", auth_legal_acceptances},
 };
 
 const group_def_t group_auth = {

@@ -46,8 +46,8 @@
 #include "msgid.h"
 
 #define MAILER_TICK_MS 500
-#define MAILER_BATCH 50                           /* claims per tick */
-#define MAILER_LEASE_MS 60000                     /* > curl's total timeout */
+#define MAILER_BATCH 50       /* claims per tick */
+#define MAILER_LEASE_MS 60000 /* > curl's total timeout */
 #define MAILER_CONNECT_TIMEOUT_MS 2000L
 #define MAILER_TIMEOUT_MS 10000L
 #define MAILER_BACKOFF_BASE_MS 1000
@@ -61,8 +61,9 @@ struct auth_mailer {
         auth_state_t *st;
         char url[MAILER_URL_MAX];
         pthread_t thread;
-        pthread_mutex_t lock; /* guards wake */
+        pthread_mutex_t lock; /* guards kicked and the wait on wake */
         pthread_cond_t wake;  /* signalled by stop and by enqueue */
+        bool kicked;          /* a mail was queued: drain again at once */
         atomic_bool stopping;
         CURLM *multi; /* the sender thread's; keeps connections alive */
         bool indexed;
@@ -138,6 +139,7 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *to,
         if (st->mailer) {
                 /* Send now rather than at the next tick. */
                 pthread_mutex_lock(&st->mailer->lock);
+                st->mailer->kicked = true;
                 pthread_cond_signal(&st->mailer->wake);
                 pthread_mutex_unlock(&st->mailer->lock);
         }
@@ -157,8 +159,8 @@ static bool mailer__indexes(auth_mailer_t *m) {
                                  &due, false, -1, errstr, sizeof(errstr));
         if (!err)
                 err = store_ensure_index(m->st->store, "auth", MAILER_COLL,
-                                         "mail_expiry", &ttl, false, 0,
-                                         errstr, sizeof(errstr));
+                                         "mail_expiry", &ttl, false, 0, errstr,
+                                         sizeof(errstr));
         bson_destroy(&due);
         bson_destroy(&ttl);
         if (err && store_err_transient(err))
@@ -266,7 +268,6 @@ typedef enum mailer_outcome {
         MAILER_SENT,
         MAILER_REJECTED, /* for good */
         MAILER_RETRY,
-        MAILER_ABORTED, /* stopping: the lease runs out, a sender retries */
 } mailer_outcome_t;
 
 /* Record the outcome; only while we still hold the lease. */
@@ -274,8 +275,7 @@ static void mailer__record(auth_mailer_t *m, const mailer_mail_t *mail,
                            mailer_outcome_t outcome, long status,
                            const char *error, int64_t retry_in_ms) {
         int64_t now = (int64_t)clock_wall_ms();
-        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set,
-               unset;
+        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, unset;
         char errstr[256];
         store_err_t err;
 
@@ -290,13 +290,11 @@ static void mailer__record(auth_mailer_t *m, const mailer_mail_t *mail,
                 BSON_APPEND_DATE_TIME(&set, "lease_until", now);
                 bson_append_document_end(&update, &set);
         } else {
-                BSON_APPEND_UTF8(&set, "status", outcome == MAILER_SENT
-                                                         ? "sent"
-                                                         : "failed");
-                BSON_APPEND_DATE_TIME(&set, outcome == MAILER_SENT
-                                                    ? "sent_at"
-                                                    : "failed_at",
-                                      now);
+                BSON_APPEND_UTF8(&set, "status",
+                                 outcome == MAILER_SENT ? "sent" : "failed");
+                BSON_APPEND_DATE_TIME(
+                        &set, outcome == MAILER_SENT ? "sent_at" : "failed_at",
+                        now);
                 BSON_APPEND_DATE_TIME(&set, "expires_at", now + MAILER_KEEP_MS);
                 if (error)
                         BSON_APPEND_UTF8(&set, "last_error", error);
@@ -317,8 +315,7 @@ static void mailer__record(auth_mailer_t *m, const mailer_mail_t *mail,
                          mail->id);
         else if (err)
                 /* The lease runs out and the mail is tried again. */
-                log_warn("mail %s: outcome not recorded: %s", mail->id,
-                         errstr);
+                log_warn("mail %s: outcome not recorded: %s", mail->id, errstr);
         if (err || outcome == MAILER_RETRY)
                 return;
         metrics_add(mailer__queued, -1);
@@ -341,9 +338,9 @@ static char *mailer__body(const auth_mailer_t *m, const bson_t *doc) {
                 return NULL;
         /* json_pack fails (NULL) on strings that are not UTF-8. */
         root = json_pack("{s:[{s:[{s:s}]}], s:{s:s}, s:s, s:[{s:s, s:s}]}",
-                         "personalizations", "to", "email", to, "from",
-                         "email", m->st->cfg->mail_from, "subject", subject,
-                         "content", "type", "text/plain", "value", text);
+                         "personalizations", "to", "email", to, "from", "email",
+                         m->st->cfg->mail_from, "subject", subject, "content",
+                         "type", "text/plain", "value", text);
         if (!root)
                 return NULL;
         out = json_dumps(root, JSON_COMPACT);
@@ -379,8 +376,7 @@ static CURLcode mailer__post(auth_mailer_t *m, const char *body, long *status) {
         if (!(h = curl_slist_append(headers, auth)))
                 goto done;
         headers = h;
-        if (!(h = curl_slist_append(headers,
-                                    "Content-Type: application/json")))
+        if (!(h = curl_slist_append(headers, "Content-Type: application/json")))
                 goto done;
         headers = h;
         curl_easy_setopt(curl, CURLOPT_URL, m->url);
@@ -454,7 +450,7 @@ static void mailer__send(auth_mailer_t *m, const mailer_mail_t *mail) {
         rc = mailer__post(m, body, &status);
         free(body);
         if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&m->stopping))
-                return; /* MAILER_ABORTED: the lease runs out */
+                return; /* stopping: the lease runs out, a sender retries */
         if (rc == CURLE_OK && status >= 200 && status < 300) {
                 log_info("mail %s sent (HTTP %ld, attempt %lld)", mail->id,
                          status, (long long)mail->attempts);
@@ -524,8 +520,9 @@ static void *mailer__main(void *arg) {
                 ts.tv_sec += ts.tv_nsec / 1000000000L;
                 ts.tv_nsec %= 1000000000L;
                 pthread_mutex_lock(&m->lock);
-                if (!atomic_load(&m->stopping))
+                if (!m->kicked && !atomic_load(&m->stopping))
                         pthread_cond_timedwait(&m->wake, &m->lock, &ts);
+                m->kicked = false;
                 pthread_mutex_unlock(&m->lock);
         }
         log_context_clear();

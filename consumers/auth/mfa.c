@@ -3,8 +3,8 @@
  * challenge and its verification, recovery codes, disabling, status.
  *
  * The user's document holds the state (auth_internal.h):
- *   mfa: {enabled, secret, pending_secret, recovery_codes: [sha256 hex],
- *         last_step, enabled_at}
+ *   mfa: {enabled, secret, pending_secret, pending_at,
+ *         recovery_codes: [sha256 hex], last_step, failures, enabled_at}
  * Enrolment writes a pending secret; a code from it confirms the enrolment,
  * which moves it to `secret` and issues ten recovery codes, shown once and
  * stored only as hashes. A login whose password was right answers 401 with
@@ -16,7 +16,7 @@
  * lower, so two uses of one code race in the store and one loses. Recovery
  * codes are removed by an update that only matches while the hash is there.
  * Wrong second factors count as failed logins (failed_logins, locked_until,
- * the same rule as the password in auth.c).
+ * the same rule as the password in auth.c; see mfa__failed).
  *
  * The secrets are stored as base32 text: TOTP needs the key itself, so
  * unlike passwords it cannot be hashed. Codes, secrets and recovery codes
@@ -263,11 +263,13 @@ static store_err_t mfa__consume(auth_state_t *st, const char *user_id,
         if (code_hash)
                 update = BCON_NEW("$pull", "{", "mfa.recovery_codes",
                                   BCON_UTF8(code_hash), "}", "$set", "{",
-                                  "failed_logins", BCON_INT32(0), "}");
+                                  "failed_logins", BCON_INT32(0),
+                                  "mfa.failures", BCON_INT32(0), "}");
         else
                 update =
                         BCON_NEW("$set", "{", "mfa.last_step", BCON_INT64(step),
-                                 "failed_logins", BCON_INT32(0), "}");
+                                 "failed_logins", BCON_INT32(0), "mfa.failures",
+                                 BCON_INT32(0), "}");
         err = store_update_one(st->store, "auth", "users", filter, update,
                                false, errstr, errlen);
         bson_destroy(update);
@@ -279,15 +281,20 @@ static store_err_t mfa__consume(auth_state_t *st, const char *user_id,
  * Count a wrong second factor as a failed login, and lock the account as
  * login does when the count reaches the limit. The increment is one atomic
  * update; the lock follows from the count read back.
+ *
+ * A second counter, mfa.failures, is cleared only by a right second factor:
+ * login clears failed_logins once the password is right, before the second
+ * factor is asked for, so failed_logins alone would never reach the limit
+ * for someone who knows the password and guesses codes, one login each.
  */
 static store_err_t mfa__failed(rt_ctx_t *ctx, const char *user_id, char *errstr,
                                size_t errlen) {
         auth_state_t *st = rt_state(ctx);
         bson_t *filter = BCON_NEW("_id", BCON_UTF8(user_id));
-        bson_t *update =
-                BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
+        bson_t *update = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1),
+                                  "mfa.failures", BCON_INT32(1), "}");
         bson_t user;
-        int64_t failures;
+        int64_t failures, mfa_failures;
         store_err_t err;
 
         err = store_update_one(st->store, "auth", "users", filter, update,
@@ -301,11 +308,14 @@ static store_err_t mfa__failed(rt_ctx_t *ctx, const char *user_id, char *errstr,
                 return err == STORE_NOT_FOUND ? STORE_OK : err;
         }
         failures = auth_bson_int(&user, "failed_logins", 0);
+        mfa_failures = auth_bson_int(&user, "mfa.failures", 0);
+        if (mfa_failures > failures)
+                failures = mfa_failures;
         bson_destroy(&user);
         if (failures >= st->cfg->login_max_failures) {
                 update = BCON_NEW(
                         "$set", "{", "failed_logins", BCON_INT32(0),
-                        "locked_until",
+                        "mfa.failures", BCON_INT32(0), "locked_until",
                         BCON_DATE_TIME((int64_t)clock_wall_ms() +
                                        (int64_t)st->cfg->login_lock_s * 1000),
                         "}");

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "auth_internal.h"
 #include "codec.h"
 #include "log.h"
@@ -319,46 +320,51 @@ handler_result_t auth_resend_verification(rt_ctx_t *ctx,
  * Forgotten password
  * ------------------------------------------------------------------------ */
 
+/* Queue the reset mail for user. */
+static store_err_t recovery__send_reset(auth_state_t *st, const bson_t *user,
+                                        const char *email, char *errstr,
+                                        size_t errlen) {
+        const char *user_id = auth_bson_str(user, "_id");
+        store_err_t err;
+
+        if (!user_id) {
+                snprintf(errstr, errlen, "the user record has no id");
+                return STORE_BAD_REPLY;
+        }
+        err = recovery__mail_token(
+                st, "reset", user_id, email, st->cfg->reset_ttl_s,
+                "/reset-password", "Reset your password",
+                "Someone asked to reset the password of your Omnify "
+                "account.\n\n"
+                "To choose a new password, open this link:\n\n"
+                "%s\n\n"
+                "The link works once and expires in %s. If you did not ask "
+                "for this, ignore this mail: your password stays as it is.\n",
+                errstr, errlen);
+        if (!err)
+                log_info("password reset mail for user %s", user_id);
+        return err;
+}
+
 handler_result_t auth_password_forgot(rt_ctx_t *ctx,
                                       const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         char email[AUTH_EMAIL_MAX + 1], errstr[256];
-        const char *user_id;
         bson_t user;
         store_err_t err;
 
         auth_email_normalize(codec_map_str(body, "email"), email);
-        err = auth_find_user_by_email(st, email, &user, errstr,
-                                      sizeof(errstr));
-        if (err && err != STORE_NOT_FOUND)
-                return auth_store_failed(ctx, err, errstr);
+        err = auth_find_user_by_email(st, email, &user, errstr, sizeof(errstr));
         if (err == STORE_OK) {
-                user_id = auth_bson_str(&user, "_id");
-                err = user_id ? recovery__mail_token(
-                                        st, "reset", user_id, email,
-                                        st->cfg->reset_ttl_s,
-                                        "/reset-password",
-                                        "Reset your password",
-                                        "Someone asked to reset the "
-                                        "password of your Omnify "
-                                        "account.\n\n"
-                                        "To choose a new password, open "
-                                        "this link:\n\n"
-                                        "%s\n\n"
-                                        "The link works once and expires "
-                                        "in %s. If you did not ask for "
-                                        "this, ignore this mail: your "
-                                        "password stays as it is.\n",
-                                        errstr, sizeof(errstr))
-                              : STORE_OK;
-                if (!err && user_id)
-                        log_info("password reset mail for user %s", user_id);
+                err = recovery__send_reset(st, &user, email, errstr,
+                                           sizeof(errstr));
                 bson_destroy(&user);
-                if (err)
-                        return auth_store_failed(ctx, err, errstr);
-        } else {
+        } else if (err == STORE_NOT_FOUND) {
                 log_info("password reset asked for an unknown email");
+                err = STORE_OK;
         }
+        if (err)
+                return auth_store_failed(ctx, err, errstr);
         /* The same answer either way: no telling which emails exist. */
         recovery__reply_bool(ctx, "accepted", true);
         return HANDLER_OK;
@@ -369,12 +375,10 @@ handler_result_t auth_password_forgot(rt_ctx_t *ctx,
  * ------------------------------------------------------------------------ */
 
 /* After the new password is stored: revoke sessions, emit, answer. */
-static handler_result_t recovery__password_done(rt_ctx_t *ctx,
-                                                const bson_t *user,
-                                                const char *keep_sid,
-                                                const char *reason,
-                                                const char *event,
-                                                const char *answer) {
+static handler_result_t
+recovery__password_done(rt_ctx_t *ctx, const bson_t *user, const char *keep_sid,
+                        const char *reason, const char *event,
+                        const char *answer) {
         const char *user_id = auth_bson_str(user, "_id");
         handler_result_t res;
 
@@ -437,8 +441,7 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
         store_err_t err;
         handler_result_t res = HANDLER_OK;
 
-        err = recovery__peek_reset(st, token, &user_id, errstr,
-                                   sizeof(errstr));
+        err = recovery__peek_reset(st, token, &user_id, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND) {
                 /* Spent: by an earlier run of this very command? */
                 err = recovery__own_work(ctx, "password_reset_by", &user,
@@ -447,10 +450,9 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
                         return recovery__bad(ctx, recovery__bad_reset);
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
-                res = recovery__password_done(ctx, &user, NULL,
-                                              "password reset",
-                                              "auth.password.reset",
-                                              "password_reset");
+                res = recovery__password_done(
+                        ctx, &user, NULL, "password reset",
+                        "auth.password.reset", "password_reset");
                 bson_destroy(&user);
                 return res;
         }
@@ -552,10 +554,9 @@ handler_result_t auth_password_change(rt_ctx_t *ctx,
         by = auth_bson_str(&user, "password_changed_by");
         if (by && slice_eq(env->id, by)) {
                 /* An earlier run of this command stored the password. */
-                res = recovery__password_done(ctx, &user, keep_sid,
-                                              "password changed",
-                                              "auth.password.changed",
-                                              "password_changed");
+                res = recovery__password_done(
+                        ctx, &user, keep_sid, "password changed",
+                        "auth.password.changed", "password_changed");
                 goto done;
         }
         old_hash = auth_bson_str(&user, "password_hash");
@@ -571,8 +572,8 @@ handler_result_t auth_password_change(rt_ctx_t *ctx,
                 goto done;
         }
         email = auth_bson_str(&user, "email");
-        if (auth_password_policy(fresh, email ? email : "", why,
-                                 sizeof(why)) != 0) {
+        if (auth_password_policy(fresh, email ? email : "", why, sizeof(why)) !=
+            0) {
                 res = recovery__bad(ctx, why);
                 goto done;
         }

@@ -326,6 +326,7 @@ print(f"- Pinned with taskset: load generators (wrk, h2load, bench-openloop) on 
 print(f"- Versions: Kafka {META.get('kafka', '?')} (KRaft, one node), librdkafka "
       f"{META.get('librdkafka', '?')}, libmicrohttpd {META.get('libmicrohttpd', '?')}, wrk "
       f"{META.get('wrk', '?')}, h2load {META.get('h2load', '?')}, Python {META.get('python', '?')}.")
+print(f"- Code: commit {META.get('commit', '?')}; {META.get('build', '?')}.")
 print(f"- Kafka settings, edge and raw alike: producers idempotent, acks=all, linger.ms="
       f"{META.get('linger_ms', '1')} (OMNIFY_KAFKA_LINGER_MS); group consumers cooperative-sticky, "
       "offsets stored after handling, auto-commit every 500 ms, fetch.wait.max.ms=100, "

@@ -95,7 +95,7 @@ static int setup(const config_t *cfg, int partitions) {
         char errstr[512], topics[3][256];
         const char *names[3] = {"benchio.commands", "benchio.events", "benchio.dlq"};
         rd_kafka_NewTopic_t *nt[3];
-        bus_t *bus = bus_new(cfg, "bench-setup", NULL, NULL, errstr, sizeof(errstr));
+        bus_t *bus = bus_new(cfg, "bench-setup", errstr, sizeof(errstr));
         rd_kafka_queue_t *q;
         rd_kafka_event_t *ev;
         int status = 1;
@@ -123,7 +123,7 @@ static int setup(const config_t *cfg, int partitions) {
 
 static int produce(const config_t *cfg, long n, int partitions) {
         char errstr[512], topic[256];
-        bus_t *bus = bus_new(cfg, "bench-produce", NULL, NULL, errstr, sizeof(errstr));
+        bus_t *bus = bus_new(cfg, "bench-produce", errstr, sizeof(errstr));
         if (!bus) {
                 fprintf(stderr, "%s\n", errstr);
                 return 1;
@@ -174,7 +174,7 @@ static int consume(const config_t *cfg) {
                                          sizeof(benchio_schema) - 1};
         if (schema_set_load(&schemas, sources, n, errstr, sizeof(errstr)) != SCHEMA_OK)
                 goto out;
-        bus = bus_new(cfg, "bench-consume", NULL, NULL, errstr, sizeof(errstr));
+        bus = bus_new(cfg, "bench-consume", errstr, sizeof(errstr));
         if (!bus)
                 goto out;
         store = store_new(cfg, "bench-consume", errstr, sizeof(errstr));

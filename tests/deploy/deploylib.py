@@ -363,6 +363,29 @@ def kafka_pid():
         return None
 
 
+KAFKA_JARS = os.path.join(LOCAL, "jars", "kafka", "lib")
+DELETE_TOPICS_JAVA = os.path.join(REPO, "tests", "deploy", "kafka", "DeleteTopics.java")
+
+
+def delete_topics(prefixes, bootstrap):
+    """Delete the topics under these prefixes (tests create many topics, and a
+    shared local broker slows down with every partition). Uses the broker's
+    own kafka-clients jar (compose/local/infra resolved it) through a
+    single-file Java program. Returns None, or why it could not."""
+    java = shutil.which("java")
+    if not java or not os.path.isdir(KAFKA_JARS):
+        return f"no java or no {KAFKA_JARS}"
+    argv = [java, "-Dlog4j2.level=warn", "-cp", os.path.join(KAFKA_JARS, "*"),
+            DELETE_TOPICS_JAVA, bootstrap] + [re.escape(p) for p in prefixes]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    if r.returncode != 0:
+        return (r.stderr or r.stdout)[-2000:]
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Fixtures (imported by the test modules that use them)
 # ---------------------------------------------------------------------------
@@ -390,3 +413,15 @@ def docker_compose():
         pytest.fail("docker-compose is missing: compose/local/deps installs Debian's "
                     "docker-compose (apt-get install docker-compose)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def topic_prefixes(infra):
+    """Topic prefixes the tests used; their topics are deleted at the end."""
+    used = []
+    yield used
+    if used:
+        why = delete_topics(used, infra["kafka"])
+        if why:
+            import warnings
+            warnings.warn(f"could not delete the test topics under {used}: {why}")

@@ -165,7 +165,8 @@ def test_modes_have_the_processes_the_issue_names():
         return sorted(compose_command(s) for n, s in omnify_services(load_compose(mode)).items()
                       if n != "topics")
     assert commands("monolith") == [["omnify", "monolith"]]
-    assert commands("microservices") == sorted([["omnify-edge"]] + [[f"omnify-{g}"] for g in GROUPS])
+    assert commands("microservices") == sorted(
+        [["omnify-edge"]] + [[f"omnify-{g}"] for g in GROUPS])
     assert commands("hybrid") == sorted([["omnify", "monolith", "--except", "integrations,ml"],
                                          ["omnify-integrations"], ["omnify-ml"]])
 

@@ -82,7 +82,7 @@ def test_hybrid_monolith_leaves_out_exactly_the_groups_deployed_alone():
 @pytest.mark.parametrize("mode", MODES)
 def test_scaledobject_per_deployed_group_capped_at_partitions(mode):
     """A ScaledObject for every group Deployment, on the lag of consumer
-    group <group> on <prefix><group>.commands, maxReplicaCount = partitions
+    group <prefix><group> on <prefix><group>.commands, maxReplicaCount = partitions
     of <group>.commands in schemas/topics.json."""
     cm = configmap(mode)
     sos = {d["spec"]["scaleTargetRef"]["name"]: d for d in docs_of(mode, "ScaledObject")}
@@ -98,12 +98,24 @@ def test_scaledobject_per_deployed_group_capped_at_partitions(mode):
         (trigger,) = spec["triggers"]
         assert trigger["type"] == "kafka"
         md = trigger["metadata"]
-        assert md["consumerGroup"] == g
+        assert md["consumerGroup"] == f"{cm['OMNIFY_TOPIC_PREFIX']}{g}"
         assert md["topic"] == f"{cm['OMNIFY_TOPIC_PREFIX']}{g}.commands"
         assert md["bootstrapServers"] == cm["OMNIFY_KAFKA_BROKERS"]
         assert int(md["lagThreshold"]) > 0
         # KEDA owns the count: a replicas field would fight it on every apply.
         assert "replicas" not in deps[name]["spec"]
+
+
+def test_consumer_group_rule_is_the_codes():
+    """The ScaledObjects watch consumer group <topic prefix><group>: that is
+    the group id shared/runtime.c gives a group's consumer. A tripwire: when
+    the code names groups differently, this fails and k8s/generate must
+    follow."""
+    with open(os.path.join(REPO, "shared", "runtime.c")) as f:
+        code = f.read()
+    m = re.search(r'snprintf\(name, sizeof\(name\), "%s%s", cfg->topic_prefix, def->name\);'
+                  r'\s*rt->consumer = bus_consumer_new\(cfg, name,', code)
+    assert m, "shared/runtime.c no longer names consumer groups <prefix><group>"
 
 
 def test_edge_hpa_on_cpu_capped_at_reply_partitions():
@@ -435,7 +447,8 @@ def test_grace_period_covers_graceful_shutdown(mode):
         spec = tpl["spec"]
         pre = 0
         for c in spec["containers"]:
-            cmd = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command", [])
+            pre_stop = (c.get("lifecycle") or {}).get("preStop") or {}
+            cmd = pre_stop.get("exec", {}).get("command", [])
             if cmd[:1] == ["/bin/sleep"]:
                 pre = int(cmd[1])
         assert spec["terminationGracePeriodSeconds"] > timeout_s + pre, doc["metadata"]["name"]

@@ -13,7 +13,7 @@ test warns about it.
 Only what one host forces is changed: the compose hostnames kafka:9092 and
 mongodb:27017 become the local addresses, each service listens on a free
 port instead of its container port (all run on one host), and each test
-uses its own topic and database prefix."""
+uses its own topic and database prefix (its topics are deleted afterwards)."""
 
 import http.client
 import json
@@ -31,7 +31,7 @@ import pytest
 from deploylib import (BIN, GROUPS, MODES, OPS_PORTS, compose_command, compose_env,
                        ensure_built, groups_of_command, healthcheck_url, kafka_pid,
                        load_compose, omnify_services)
-from deploylib import infra  # noqa: F401  (fixture)
+from deploylib import infra, topic_prefixes  # noqa: F401  (fixtures)
 
 
 def free_port():
@@ -158,7 +158,7 @@ def plan(mode, infra, logdir):
                 v = v.replace(a, b)
             env[k] = v
         assert "kafka:" not in env["OMNIFY_KAFKA_BROKERS"]
-        assert "@mongodb" not in env["OMNIFY_MONGO_URI"] and "//mongodb" not in env["OMNIFY_MONGO_URI"]
+        assert not re.search(r"[/@]mongodb[:/]", env["OMNIFY_MONGO_URI"])
         env["OMNIFY_TOPIC_PREFIX"] = f"deploy-{mode}-{run}."
         env["OMNIFY_MONGO_DB_PREFIX"] = f"dp{run}_"
         argv = compose_command(svc)
@@ -206,9 +206,10 @@ def wait_for(what, check, timeout, services):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_mode_runs_from_its_compose_file(mode, infra, tmp_path):
+def test_mode_runs_from_its_compose_file(mode, infra, topic_prefixes, tmp_path):
     ensure_built(["omnify", "omnify-edge"] + [f"omnify-{g}" for g in GROUPS])
     services, one_shots = plan(mode, infra, str(tmp_path))
+    topic_prefixes.append(services["topics"].env["OMNIFY_TOPIC_PREFIX"])
     assert one_shots == {"topics"}
     long_running = [s for n, s in services.items() if n not in one_shots]
     _broker_at_start[0] = kafka_pid()
@@ -223,21 +224,22 @@ def test_mode_runs_from_its_compose_file(mode, infra, tmp_path):
         for s in long_running:
             s.start()
         for s in long_running:
-            wait_for(f"{s.name}'s health check", lambda s=s: s.healthcheck() == 0, 30,
+            wait_for(f"{s.name}'s health check", lambda s=s: s.healthcheck() == 0, 60,
                      long_running)
 
         # 3. Readiness: the API on the edge (or monolith), ops of the groups.
         (api,) = [s for s in long_running if serves_http(s.argv)]
-        wait_for("the API's /ready", lambda: get(api.port, "/ready")[0] == 200, 30, long_running)
+        wait_for("the API's /ready", lambda: get(api.port, "/ready")[0] == 200, 60,
+                 long_running)
         for s in long_running:
             if s is api:
                 for g in GROUPS:
                     want = 200 if g in s.groups else 404
                     wait_for(f"{s.name} /ops/{g}/ready = {want}",
                              lambda g=g, want=want: get(s.port, f"/ops/{g}/ready")[0] == want,
-                             30, long_running)
+                             60, long_running)
             else:
-                wait_for(f"{s.name} /ready", lambda s=s: get(s.port, "/ready")[0] == 200, 30,
+                wait_for(f"{s.name} /ready", lambda s=s: get(s.port, "/ready")[0] == 200, 60,
                          long_running)
 
         # 4. Every group answers through the API from the process the file
@@ -299,4 +301,5 @@ def test_plan_maps_only_what_one_host_forces(tmp_path):
             assert given["OMNIFY_KAFKA_BROKERS"] == "127.0.0.1:9092"
             assert given["OMNIFY_MONGO_URI"] == "mongodb://127.0.0.1:27017"
             if s.groups and not serves_http(s.argv):
-                assert s.svc["healthcheck"]["test"][-1].endswith(f":{OPS_PORTS[s.groups[0]]}/health")
+                port = OPS_PORTS[s.groups[0]]
+                assert s.svc["healthcheck"]["test"][-1].endswith(f":{port}/health")

@@ -1,13 +1,14 @@
 /*
  * fuzz_msgpack.c - libFuzzer target: arbitrary bytes -> JSON.
  *
- * codec_msgpack_to_json renders reply values that consumers put on Kafka,
- * so its input is anything a consumer (or whoever can write the topic)
- * sends. Checked: it either refuses or returns one NUL-terminated JSON text
- * of the length it says, which jansson accepts (allowing the \u0000 that
- * NUL bytes become and integers beyond int64, read as reals); and rendering is
- * a fixed point: when that JSON is an object the codec reads back, rendering it
- * again gives the same text.
+ * codec_msgpack_to_json renders the reply values the edge reads from Kafka
+ * and the dead letters "omnify dlq show" prints, so its input is whatever
+ * anyone who can write those topics sends. Checked: it either refuses or
+ * returns one NUL-terminated JSON text of the length it says, which jansson
+ * accepts (allowing the \u0000 that NUL bytes become and integers beyond int64,
+ * read as reals); and rendering is a fixed point: when that JSON is an object
+ * the codec reads back, rendering it again gives the same text; and the text
+ * grows at most linearly with the input.
  */
 #include <jansson.h>
 #include <msgpack.h>
@@ -38,6 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(json != NULL && json_len > 0);
         FUZZ_CHECK(strlen(json) == json_len);
         FUZZ_CHECK(fuzz_utf8_valid(json, json_len));
+        /* Linear in the input: a byte becomes at most a "\u00XX" escape,
+         * escaped once more inside a non-string key. Anything beyond is an
+         * amplification a small hostile value can use. */
+        FUZZ_CHECK(json_len <= 64 + 32 * size);
 
         root = json_loadb(json, json_len,
                           JSON_DECODE_ANY | JSON_ALLOW_NUL |

@@ -471,6 +471,16 @@ def stop_all(procs, timeout=30.0):
 # The session
 # ---------------------------------------------------------------------------
 
+# Settings taken from the caller's environment: to run the tests against
+# another broker and store, e.g. an infra of their own started with
+# OMNIFY_LOCAL_DIR=/tmp/x OMNIFY_INFRA_KAFKA_PORT=19092
+# OMNIFY_INFRA_KAFKA_CONTROLLER_PORT=19093 OMNIFY_INFRA_STORE_PORT=27018
+# compose/local/infra up (keep those variables set for the run: the Kafka-down
+# test calls infra too) plus OMNIFY_KAFKA_BROKERS=127.0.0.1:19092
+# OMNIFY_MONGO_URI=mongodb://127.0.0.1:27018.
+PASS_THROUGH = {"OMNIFY_KAFKA_BROKERS", "OMNIFY_MONGO_URI"}
+
+
 class Session:
     def __init__(self):
         tag = secrets.token_hex(3)
@@ -483,7 +493,8 @@ class Session:
     def env(self, base=None, **overrides):
         """A clean environment: no OMNIFY_* from outside, the session's
         prefixes and secret, then `base`, then overrides (None deletes)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIFY_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("OMNIFY_") or k in PASS_THROUGH}
         env.update({
             "OMNIFY_TOPIC_PREFIX": self.topic_prefix,
             "OMNIFY_MONGO_DB_PREFIX": self.db_prefix,
@@ -516,6 +527,9 @@ def wait_topics_visible(s, timeout=30.0):
     while time.monotonic() < deadline:
         plan = s.run([bin_path("omnify"), "topics", "plan"], timeout=60)
         if plan.returncode == 0 and "\n0 to create, 0 to grow" in "\n" + plan.stdout:
+            # Visible is not yet led: give the partition leaders a moment, as
+            # some start-up paths do not retry NOT_LEADER (see the report).
+            time.sleep(3)
             return
         time.sleep(0.5)
     raise AssertionError(f"topics not visible {timeout}s after apply:\n{plan.stdout}\n{plan.stderr}")

@@ -196,6 +196,9 @@ def test_body_without_content_type_415(edge):
 def test_unknown_api_route_404(edge):
     assert_problem(http("GET", edge.url + "/api/nope"), 404)
     assert_problem(http("GET", edge.url + "/api/auth/signupx"), 404)
+
+
+def test_unknown_api_route_with_body_404(edge):
     assert_problem(post_json(edge, "/api/auth/nothing", {}), 404)
 
 
@@ -209,10 +212,6 @@ def test_wrong_method_405_with_allow(edge):
     assert_problem(r, 405)
     assert "POST" in (r.header("Allow") or ""), dict(r.headers)
 
-    r = post_json(edge, "/api/auth/me", {})
-    assert_problem(r, 405)
-    assert "GET" in (r.header("Allow") or ""), dict(r.headers)
-
     r = http("DELETE", edge.url + "/api/auth/status")
     assert_problem(r, 405)
     assert "GET" in (r.header("Allow") or ""), dict(r.headers)
@@ -220,6 +219,35 @@ def test_wrong_method_405_with_allow(edge):
     r = http("DELETE", edge.url + "/health")
     assert_problem(r, 405)
     assert "GET" in (r.header("Allow") or ""), dict(r.headers)
+
+
+def test_wrong_method_with_body_405_with_allow(edge):
+    r = post_json(edge, "/api/auth/me", {})
+    assert_problem(r, 405)
+    assert "GET" in (r.header("Allow") or ""), dict(r.headers)
+
+
+def test_route_needing_token_with_body_401(edge):
+    # A POST route that needs a token, called with a JSON body and none.
+    r = post_json(edge, "/api/auth/logout", {})
+    assert_problem(r, 401)
+    assert (r.header("WWW-Authenticate") or "").lower().startswith("bearer"), dict(r.headers)
+
+
+def test_rate_limit_429_with_retry_after(procs):
+    # Its own edge with a limit of 3 signups a minute from one address.
+    p = procs.start_monolith(["--only", "auth"], OMNIFY_RATE_IP_PER_MIN="3", **LOW_ARGON2)
+    wait_status(p.url, "auth")
+    answers = [post_json(p, "/api/auth/signup", good_signup()) for _ in range(5)]
+    assert [r.status for r in answers[:3]] == [201, 201, 201], answers
+    for r in answers[3:]:
+        assert_problem(r, 429)
+        retry = r.header("Retry-After") or ""
+        assert retry.isdigit() and 0 < int(retry) <= 60, dict(r.headers)
+        assert r.elapsed < 1, r
+    # Routes without a limit are not affected.
+    assert http("GET", p.url + "/api/auth/status").status == 200
+    assert p.stop() == 0
 
 
 def test_bad_idempotency_key_400(edge):

@@ -131,7 +131,13 @@ def test_unknown_operations(system):
     # An id from 1970: older than any retention, so not pending but unknown.
     assert_problem(http("GET", edge.url + "/api/operations/00000000-0001-7000-8000-000000000000"),
                    404)
-    # Only GET.
+
+
+def test_operations_only_get(system):
+    edge = system["edge"]
+    r = http("DELETE", edge.url + "/api/operations/00000000-0001-7000-8000-000000000000")
+    assert_problem(r, 405)
+    assert "GET" in (r.header("Allow") or "")
     r = http("POST", edge.url + "/api/operations/00000000-0001-7000-8000-000000000000",
              json_body={})
     assert_problem(r, 405)

@@ -134,3 +134,11 @@ def test_group_listens_on_configured_ops_port(procs):
     p = procs.start_group("onboarding", ops_port=port, wait=False)
     wait_ready(p, f"http://127.0.0.1:{port}/health")
     assert p.stop() == 0
+
+
+def test_reply_partition_beyond_topic_refused(session):
+    # edge.replies has 16 partitions: 16 does not exist. The edge must not
+    # start (it would wait for replies nobody sends); it names the setting.
+    r = run(session, [bin_path("omnify-edge")], timeout=60, OMNIFY_EDGE_REPLY_PARTITION="16")
+    assert r.returncode != 0, (r.returncode, r.stderr)
+    assert "OMNIFY_EDGE_REPLY_PARTITION" in r.stderr, r.stderr

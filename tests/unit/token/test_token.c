@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <jwt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +141,30 @@ static void test_other_hmac_refused(void **state) {
         jwt_free(jwt);
 }
 
+/* Regression (found by fuzz_token): exp at the top of the range overflowed
+ * exp + skew. */
+static void test_huge_exp_no_overflow(void **state) {
+        (void)state;
+        time_t now = time(NULL);
+        jwt_t *jwt = NULL;
+        char *t;
+        token_claims_t c;
+        assert_int_equal(jwt_new(&jwt), 0);
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)keys.secret,
+                    (int)strlen(keys.secret));
+        jwt_add_header(jwt, "kid", "k1");
+        jwt_add_grant(jwt, "iss", "omnify");
+        jwt_add_grant(jwt, "aud", "omnify-api");
+        jwt_add_grant(jwt, "sub", USER);
+        jwt_add_grant(jwt, "tid", TENANT);
+        jwt_add_grant_int(jwt, "exp", LONG_MAX);
+        jwt_add_grant_int(jwt, "nbf", LONG_MIN);
+        t = jwt_encode_str(jwt);
+        assert_int_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_OK);
+        free(t);
+        jwt_free(jwt);
+}
+
 static void test_malformed(void **state) {
         (void)state;
         token_claims_t c;
@@ -180,6 +205,7 @@ int main(void) {
                 cmocka_unit_test(test_wrong_key_issuer_audience_kid),
                 cmocka_unit_test(test_alg_none_refused),
                 cmocka_unit_test(test_other_hmac_refused),
+                cmocka_unit_test(test_huge_exp_no_overflow),
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_sub_must_be_an_id),
         };

@@ -1,0 +1,92 @@
+"""A mail outage never fails a signup, and nothing accepted is lost.
+
+The mail API is the SendGrid look-alike of test_auth_recovery.py. While it
+is down (not listening, then answering 503) signups still answer 201; the
+mailer retries with backoff and the mails arrive once the API answers 202
+again. With no API key the mails wait in the outbox, across a restart, until
+a process with a key sends them.
+"""
+
+import re
+import time
+
+from conftest import LOW_ARGON2, signup, stop_all, unique_email, wait_status
+from test_auth_recovery import MAIL_KEY, PUBLIC_URL, MailServer, link_token
+
+PASSWORD = "Outage-test-pw 1"
+
+
+def start_monolith(procs, mail_url, key=MAIL_KEY, name="monolith"):
+    p = procs.start_monolith(name=name, OMNIFY_MAIL_BASE_URL=mail_url,
+                             OMNIFY_MAIL_API_KEY=key, OMNIFY_PUBLIC_URL=PUBLIC_URL,
+                             **LOW_ARGON2)
+    wait_status(p.url, "auth")
+    return p
+
+
+def timed_signup(base):
+    email = unique_email("outage")
+    t0 = time.monotonic()
+    _, r = signup(base, email=email, password=PASSWORD)
+    assert r.status == 201, r
+    assert time.monotonic() - t0 < 5, f"signup took {time.monotonic() - t0:.1f}s"
+    return email
+
+
+def test_signup_works_while_the_mail_api_is_down_and_mail_goes_out_after(procs):
+    mail = MailServer()  # not started: connections are refused
+    mono = start_monolith(procs, mail.url)
+    try:
+        refused = timed_signup(mono.url)
+        time.sleep(1.5)
+        # Now it listens but answers 503.
+        mail.mode = "down"
+        mail.start()
+        unavailable = timed_signup(mono.url)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (mail.attempts_to(unavailable) < 2 or
+                                                mail.attempts_to(refused) < 1):
+            time.sleep(0.2)
+        assert mail.attempts_to(unavailable) >= 2, "no retry after a 503"
+        assert mail.attempts_to(refused) >= 1, "no retry after a refused connection"
+        assert not mail.mails
+
+        # Back: both mails arrive, each once, with their links.
+        mail.mode = "ok"
+        for email in (refused, unavailable):
+            [m] = mail.wait_mail(email, timeout=30)
+            assert link_token(m, "/verify-email")
+        time.sleep(1.5)
+        assert len(mail.mails_to(refused)) == 1 and len(mail.mails_to(unavailable)) == 1
+        assert mail.rejected == []
+
+        log = mono.log_text()
+        assert re.search(r"mail [0-9a-f-]{36} not sent \(HTTP 503\)", log), log[-3000:]
+        assert re.search(r"mail [0-9a-f-]{36} not sent \([^)]*onnect", log), log[-3000:]
+        assert MAIL_KEY not in log
+        for m in mail.mails:
+            assert link_token(m, "/verify-email") not in log
+    finally:
+        mail.stop()
+
+
+def test_without_a_key_mails_wait_in_the_outbox_until_a_sender_has_one(procs):
+    mail = MailServer().start()
+    try:
+        quiet = start_monolith(procs, mail.url, key="", name="no-key")
+        email = timed_signup(quiet.url)
+        time.sleep(2.0)
+        assert mail.attempts_to(email) == 0
+        t0 = time.monotonic()
+        assert stop_all([quiet])["no-key"] == 0
+        assert time.monotonic() - t0 < 15
+        log = quiet.log_text()
+        assert log.count("mail is disabled") == 1, log[-3000:]
+
+        # The queued mail survives the restart and goes out from the next
+        # process that has a key.
+        start_monolith(procs, mail.url, name="with-key")
+        [m] = mail.wait_mail(email, timeout=30)
+        assert link_token(m, "/verify-email")
+    finally:
+        mail.stop()
