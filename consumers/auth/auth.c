@@ -105,6 +105,10 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
                  (int)(name.len > 100 ? 100 : name.len), name.ptr);
         err = auth_org_insert(st, org_id, org_name, user_id, errstr,
                               sizeof(errstr));
+        /* The verification mail goes into the outbox with the account: a
+         * mail outage delays the mail, never the signup. */
+        if (!err && !auth_bson_bool(&user, "email_verified"))
+                err = auth_send_verification(st, &user, errstr, sizeof(errstr));
         if (err) {
                 bson_destroy(&user);
                 return auth_store_failed(ctx, err, errstr);
@@ -240,7 +244,12 @@ static handler_result_t auth_login(rt_ctx_t *ctx, const msgpack_object *body) {
                  auth_bson_str(&user, "tenant_id")
                          ? auth_bson_str(&user, "tenant_id")
                          : "");
-        /* MFA_CHALLENGE */
+        if (auth_bson_bool(&user, "mfa.enabled")) {
+                /* The password was right; the second factor decides. */
+                res = auth_mfa_challenge(ctx, &user, org_id);
+                bson_destroy(&user);
+                return res;
+        }
         res = auth_session_start(ctx, &user, org_id, &tokens);
         bson_destroy(&user);
         if (res != HANDLER_OK)
@@ -313,7 +322,10 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
         err = auth_common_indexes(st, errstr, errlen);
         if (!err)
                 err = auth_sessions_indexes(st, errstr, errlen);
-        /* INDEXES */
+        if (!err)
+                err = auth_rbac_indexes(st, errstr, errlen);
+        if (!err)
+                err = auth_legal_indexes(st, errstr, errlen);
         if (err) {
                 free(st);
                 return store_err_transient(err) ? HANDLER_TRANSIENT
@@ -326,7 +338,12 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
                 free(st);
                 return HANDLER_PERMANENT;
         }
-        /* MAILER_START */
+        st->mailer = auth_mailer_start(st, errstr, errlen);
+        if (!st->mailer) {
+                free(st->dummy_hash);
+                free(st);
+                return HANDLER_PERMANENT;
+        }
         *state = st;
         return HANDLER_OK;
 }
@@ -335,7 +352,7 @@ static void auth_shutdown(void *state) {
         auth_state_t *st = state;
         if (!st)
                 return;
-        /* MAILER_STOP */
+        auth_mailer_stop(st->mailer);
         free(st->dummy_hash);
         free(st);
 }

@@ -299,6 +299,78 @@ def wait_topics(prefix, timeout=180.0):
                        f"{sorted(missing)[:5]}")
 
 
+def _kafka_call(api_key, version, body, timeout=60.0):
+    """One request/response with the broker (request header v1, response
+    header v0: the non-flexible versions)."""
+    host, _, port = KAFKA.split(",")[0].partition(":")
+    client = b"omnify-fault"
+    header = struct.pack(">hhih", api_key, version, 1, len(client)) + client
+    payload = header + body
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(payload)) + payload)
+        size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+        data = _recv_exact(sock, size)
+    return data[4:]  # past the correlation id
+
+
+def _recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    return buf
+
+
+def delete_topics(names, timeout_ms=30000):
+    """DeleteTopics v1 (no admin tool on this machine): {name: error code}.
+    Keeps the shared broker from piling up partitions run after run."""
+    body = struct.pack(">i", len(names))
+    for n in names:
+        b = n.encode()
+        body += struct.pack(">h", len(b)) + b
+    body += struct.pack(">i", timeout_ms)
+    data = _kafka_call(20, 1, body, timeout=timeout_ms / 1000 + 30)
+    pos = 4  # throttle time
+    count = struct.unpack_from(">i", data, pos)[0]
+    pos += 4
+    out = {}
+    for _ in range(count):
+        ln = struct.unpack_from(">h", data, pos)[0]
+        pos += 2
+        name = data[pos:pos + ln].decode()
+        pos += ln
+        out[name] = struct.unpack_from(">h", data, pos)[0]
+        pos += 2
+    return out
+
+
+def _bson(doc):
+    """Enough BSON for a command: str, int32 values."""
+    out = b""
+    for k, v in doc.items():
+        kb = k.encode() + b"\x00"
+        if isinstance(v, str):
+            vb = v.encode() + b"\x00"
+            out += b"\x02" + kb + struct.pack("<i", len(vb)) + vb
+        else:
+            out += b"\x10" + kb + struct.pack("<i", v)
+    return struct.pack("<i", len(out) + 5) + out + b"\x00"
+
+
+def drop_databases(names, uri_host="127.0.0.1", port=27017):
+    """dropDatabase for each name over OP_MSG (no mongo client here)."""
+    for i, name in enumerate(names):
+        doc = _bson({"dropDatabase": 1, "$db": name})
+        msg = struct.pack("<i", 0) + b"\x00" + doc
+        header = struct.pack("<iiii", 16 + len(msg), i + 1, 0, 2013)
+        with socket.create_connection((uri_host, port), timeout=30) as s:
+            s.sendall(header + msg)
+            length = struct.unpack("<i", _recv_exact(s, 4))[0]
+            _recv_exact(s, length - 4)
+
+
 def infra_pids():
     """{kafka: pid, store: pid} as compose/local/infra recorded them: a
     change means the component was restarted (by us, or by someone else)."""
@@ -372,12 +444,14 @@ class Load:
         self.http_attempts = 0
         self.retries = 0
         self.done = threading.Event()
+        self.aborted = threading.Event()  # stop sending and retrying
+        self.statuses = {}       # status of every POST answer -> count
         self.progress = 0        # requests finished (accepted or given up)
 
     # -- scheduling: request i may start at t0 + i / rate --------------------
     def _take(self):
         with self._lock:
-            if self._next >= len(self.requests):
+            if self._next >= len(self.requests) or self.aborted.is_set():
                 return None
             req = self.requests[self._next]
             self._next += 1
@@ -385,7 +459,7 @@ class Load:
         if self.rate:
             delay = self._t0 + req.i / self.rate - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                self.aborted.wait(delay)
         return req
 
     def start(self):
@@ -453,6 +527,8 @@ class Load:
                 conn = self._conn()
                 status = "conn"
             req.statuses[status] = req.statuses.get(status, 0) + 1
+            with self._lock:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
             if status == 202 and isinstance(data, dict) and data.get("operation_id"):
                 req.all_ops.append(data["operation_id"])
                 if req.op_id is None:
@@ -460,7 +536,7 @@ class Load:
                     req.accepted_at = time.monotonic()
                 return conn
             if status == "conn" or status in self.RETRY_STATUSES:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.aborted.is_set():
                     req.gave_up = True
                     return conn
                 wait = backoff
