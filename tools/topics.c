@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus.h"
 #include "config.h"
@@ -130,6 +131,63 @@ static int topics__wait(rd_kafka_queue_t *q, int create) {
         return failed ? -1 : 0;
 }
 
+/*
+ * `omnify topics delete PREFIX`: delete every declared topic under the
+ * configured prefix. PREFIX must repeat the configured prefix, so a slip of
+ * the environment cannot delete another deployment's topics. For test runs
+ * and teardown; their data is gone for good.
+ */
+static int topics__delete(const config_t *cfg, int argc, char **argv) {
+        char errstr[512];
+        topic_decl_t *decls = NULL;
+        rd_kafka_DeleteTopic_t **del = NULL;
+        rd_kafka_queue_t *q = NULL;
+        rd_kafka_event_t *ev = NULL;
+        bus_t *bus = NULL;
+        int n, status = 1;
+
+        if (argc != 2 || strcmp(argv[1], cfg->topic_prefix) != 0 ||
+            strcmp(cfg->topic_prefix, "omnify.") == 0) {
+                fprintf(stderr, "omnify topics delete: give the configured prefix "
+                                "(OMNIFY_TOPIC_PREFIX) to confirm; the default "
+                                "prefix is never deleted\n");
+                return 2;
+        }
+        n = topics__load(cfg, &decls, errstr, sizeof(errstr));
+        if (n < 0)
+                goto fail;
+        bus = bus_new(cfg, "omnify-topics", errstr, sizeof(errstr));
+        if (!bus)
+                goto fail;
+        del = calloc((size_t)n, sizeof(*del));
+        for (int i = 0; i < n; i++)
+                del[i] = rd_kafka_DeleteTopic_new(decls[i].name);
+        q = rd_kafka_queue_new(bus_handle(bus));
+        rd_kafka_DeleteTopics(bus_handle(bus), del, (size_t)n, NULL, q);
+        ev = rd_kafka_queue_poll(q, 30000);
+        if (!ev || rd_kafka_event_error(ev)) {
+                snprintf(errstr, sizeof(errstr), "delete failed: %s",
+                         ev ? rd_kafka_event_error_string(ev) : "no answer");
+                goto fail;
+        }
+        printf("deleted %d topic(s) under %s\n", n, cfg->topic_prefix);
+        status = 0;
+        goto out;
+fail:
+        fprintf(stderr, "omnify topics: %s\n", errstr);
+out:
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        if (q)
+                rd_kafka_queue_destroy(q);
+        if (del)
+                rd_kafka_DeleteTopic_destroy_array(del, (size_t)n);
+        free(del);
+        bus_destroy(bus);
+        free(decls);
+        return status;
+}
+
 int topics_main(int argc, char **argv) {
         config_t cfg;
         char errstr[512];
@@ -145,10 +203,16 @@ int topics_main(int argc, char **argv) {
         config_load_or_exit(&cfg, CONFIG_SCOPE_TOOL, "omnify topics", argc,
                             argv, &argi);
         log_init((log_level_t)cfg.log_level, "omnify-topics");
+        if (argi < argc && strcmp(argv[argi], "delete") == 0) {
+                status = topics__delete(&cfg, argc - argi, argv + argi);
+                config_deinit(&cfg);
+                return status;
+        }
         if (argi >= argc ||
             (strcmp(argv[argi], "plan") && strcmp(argv[argi], "apply"))) {
                 fprintf(stderr, "Usage: omnify topics plan|apply "
-                                "[--SETTING=VALUE ...]\n");
+                                "[--SETTING=VALUE ...]\n"
+                                "       omnify topics delete PREFIX\n");
                 config_deinit(&cfg);
                 return 2;
         }
@@ -222,6 +286,25 @@ int topics_main(int argc, char **argv) {
                                           q);
                 if (topics__wait(q, 0))
                         goto out;
+        }
+        /* The controller answers before every broker lists the new topics:
+         * wait until they show, so what starts next finds them. */
+        for (int attempt = 0; attempt < 120; attempt++) {
+                const char **names = calloc((size_t)n, sizeof(char *));
+                bus_err_t berr;
+                for (int i = 0; i < n; i++)
+                        names[i] = decls[i].name;
+                berr = bus_check_topics(bus, names, (size_t)n, NULL, errstr,
+                                        sizeof(errstr));
+                free(names);
+                if (berr == BUS_OK)
+                        break;
+                if (attempt == 119) {
+                        fprintf(stderr, "omnify topics: created, but %s\n", errstr);
+                        goto out;
+                }
+                struct timespec ts = {0, 250 * 1000000L};
+                nanosleep(&ts, NULL);
         }
         printf("applied: %zu created, %zu grown\n", n_create, n_grow);
         status = 0;

@@ -86,7 +86,7 @@ def parse_h2load(text):
 
 def parse(mid, r):
     text = read(f"{mid}.{r}.txt")
-    if mid in ("a", "b", "c"):
+    if mid in ("a", "b", "c", "b_linger5"):
         out = parse_wrk(text)
     elif mid == "a_h2load":
         out = parse_h2load(text)
@@ -191,6 +191,12 @@ for mid, bench in (("a", "edge GET /health (wrk)"),
     if mid != "a":
         row(mid, "", "broker CPU µs per request", cpu_per_req(mid, ("broker",)))
 row("a'", "edge GET /health (h2load --h1, cross-check)", "req/s", series("a_h2load", "rps"))
+if rounds("b_linger5"):
+    row("b5", "(b) with OMNIFY_KAFKA_LINGER_MS=5 (variant)", "req/s", series("b_linger5", "rps"),
+        note=cpu_note("b_linger5"))
+    row("b5", "", "p50 ms (closed loop)", series("b_linger5", "p50_ms"))
+    row("b5", "", "p99 ms (closed loop)", series("b_linger5", "p99_ms"))
+    row("b5", "", "broker CPU µs per request", cpu_per_req("b_linger5", ("broker",)))
 row("b/a", "async publish vs HTTP ceiling", "ratio of req/s", paired("b", "rps", "a", "rps", lambda x, y: x / y),
     "≥ 0.50", lambda v: v >= 0.5)
 row("b/c", "edge vs Python peer", "ratio of req/s", paired("b", "rps", "c", "rps", lambda x, y: x / y),
@@ -203,10 +209,17 @@ row("c/b", "Python peer vs edge", "ratio of server CPU per request",
 # ---------------------------------------------------------------------------
 
 max_rate = int(float(META.get("max_rate", "0") or 0))
+overloaded = {int(float(v)) for k, v in (l.split("=", 1) for l in read("meta.txt").splitlines() if "=" in l)
+              if k == "overloaded"}
 rates = sorted({int(os.path.basename(p).split("@")[1].split(".")[0])
                 for p in glob.glob(os.path.join(RAW, "e@*.txt"))})
+if not max_rate:
+    ROWS.append("| d/e | highest rate with edge p99 < 20 ms | – | none | – | – |  |  | "
+                "not even the ladder's lowest rate (see the ladder below) |")
 for rate in rates:
-    tag = f" (highest with p99 < 20 ms)" if rate == max_rate else (" (past the edge's limit: 1 short round)" if rate > max_rate else "")
+    tag = " (highest with p99 < 20 ms)" if rate == max_rate else ""
+    if rate in overloaded:
+        tag += " (the edge fell behind in round 1: that round only)"
     d, e = f"d@{rate}", f"e@{rate}"
     row(d, f"raw ping-pong at {rate}/s{tag}", "achieved /s", series(d, "rps"), note=cpu_note(d, ("sut", "gen", "broker")))
     row(d, "", "p50 ms", series(d, "p50_ms"))
@@ -221,6 +234,13 @@ for rate in rates:
         "≤ 1.5", lambda v: v <= 1.5)
     row(f"e/d@{rate}", "edge vs raw, p99", "ratio", paired(e, "p99_ms", d, "p99_ms", lambda x, y: x / y),
         "≤ 2", lambda v: v <= 2)
+
+if rounds("d0@500") or rounds("e0@500"):
+    row("d0", "raw ping-pong at 500/s, linger.ms=0 (variant)", "p50 ms", series("d0@500", "p50_ms"))
+    row("d0", "", "p99 ms", series("d0@500", "p99_ms"))
+    row("e0", "edge at 500/s, OMNIFY_KAFKA_LINGER_MS=0 for edge and ml (variant)", "p50 ms",
+        series("e0@500", "p50_ms"))
+    row("e0", "", "p99 ms", series("e0@500", "p99_ms"), note=cpu_note("e0@500"))
 
 # ---------------------------------------------------------------------------
 # 3. Consumer throughput
@@ -264,19 +284,22 @@ for line in read("mem.txt").splitlines():
     if len(parts) >= 3:
         name, vals = parts[0], [int(x) for x in parts[1:]] + [0, 0]
         old = MEM.get(name)
+        vals += [0, 0, 0]
+        if name.startswith(("edge_load_e@", "ml_load_e@")):
+            name = name.split("@")[0]
         if old is None or vals[0] > old[0]:  # the largest sample of a name
-            MEM[name] = (vals[0], max(vals[1], old[1] if old else 0), vals[2], vals[3])
+            MEM[name] = (vals[0], max(vals[1], old[1] if old else 0), vals[2], vals[3], vals[4])
 for r in rounds("g"):
     p = parse("g", r)
     if p.get("rss_kib"):
-        old = MEM.get("ml_load_g", (0, 0, 0, 0))
-        MEM["ml_load_g"] = (max(old[0], int(p["rss_kib"])), max(old[1], int(p["hwm_kib"])), 0, 0)
+        old = MEM.get("ml_load_g", (0, 0, 0, 0, 0))
+        MEM["ml_load_g"] = (max(old[0], int(p["rss_kib"])), max(old[1], int(p["hwm_kib"])), 0, 0, 0)
 
 
 def mem_row(ident, bench, name, limit=None):
     if name not in MEM:
         return
-    rss, hwm, anon, filed = MEM[name]
+    rss, hwm, anon, filed, pss = MEM[name]
     rss_mib, hwm_mib = rss / 1024, hwm / 1024
     target = f"≤ {limit} MiB" if limit else ""
     met = ""
@@ -284,6 +307,7 @@ def mem_row(ident, bench, name, limit=None):
         met = "**yes**" if rss_mib <= limit else "**no**"
         VERDICTS.append((ident, bench, target, met, rss_mib))
     split = f", RssAnon {anon / 1024:.1f}, RssFile {filed / 1024:.1f}" if anon or filed else ""
+    split += f", Pss {pss / 1024:.1f}" if pss else ""
     ROWS.append(f"| {ident} | {bench} | VmRSS MiB | {rss_mib:.1f} | – | – | {target} | {met} | "
                 f"VmHWM {hwm_mib:.1f} MiB{split} |")
 
@@ -335,7 +359,11 @@ print(f"- Rounds: {META.get('rounds', '?')} (median, min, max). HTTP ceiling run
       f"{META.get('http_seconds', '?')} s each, {conns} keep-alive connections, 1 wrk thread, after "
       f"a 2 s warm-up. Fixed-rate runs: bench-openloop / bench-pingpong, {META.get('rate_seconds', '?')} s "
       "measured after 1 s, latency from each request's scheduled send time (no coordinated "
-      "omission), 64 connections. CPU columns: cores used during the run.\n")
+      "omission), 64 connections. (b) and (c) send the same signup JSON with a new email each "
+      "time; the edge's signup rate limits are lifted for the run (OMNIFY_RATE_IP_PER_MIN, "
+      "OMNIFY_RATE_ACCOUNT_PER_MIN = 1000000), the limiter itself still runs. No group consumes "
+      "auth.commands during (a)-(c). CPU: cores used during the run (sut = the process under "
+      "test, gen = the load generator).\n")
 
 print("| # | benchmark | figure | median | min | max | target | met | notes |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -572,6 +572,9 @@ def session():
     print(f"\nintegration session {s.tag}: topics {s.topic_prefix}*, databases "
           f"{s.db_prefix}*, logs in {s.tmpdir}")
     yield s
+    # The broker is shared and every partition costs it open files: take
+    # this session's topics away again.
+    s.run([bin_path("omnify"), "topics", "delete", s.topic_prefix], timeout=60)
     if os.environ.get("OMNIFY_IT_KEEP_LOGS") != "1" and not _failures:
         shutil.rmtree(s.tmpdir, ignore_errors=True)
     elif _failures:

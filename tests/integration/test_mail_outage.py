@@ -40,7 +40,7 @@ def test_signup_works_while_the_mail_api_is_down_and_mail_goes_out_after(procs):
         refused = timed_signup(mono.url)
         time.sleep(1.5)
         # Now it listens but answers 503.
-        mail.mode = "down"
+        mail.set_mode("down")
         mail.start()
         unavailable = timed_signup(mono.url)
         deadline = time.monotonic() + 15
@@ -52,7 +52,7 @@ def test_signup_works_while_the_mail_api_is_down_and_mail_goes_out_after(procs):
         assert not mail.mails
 
         # Back: both mails arrive, each once, with their links.
-        mail.mode = "ok"
+        mail.set_mode("ok")
         for email in (refused, unavailable):
             [m] = mail.wait_mail(email, timeout=30)
             assert link_token(m, "/verify-email")
@@ -89,4 +89,27 @@ def test_without_a_key_mails_wait_in_the_outbox_until_a_sender_has_one(procs):
         [m] = mail.wait_mail(email, timeout=30)
         assert link_token(m, "/verify-email")
     finally:
+        mail.stop()
+
+
+def test_stopping_interrupts_a_send_in_flight(procs):
+    """A mail API that holds the request: SIGTERM still ends the process at
+    once (the sender's transfer is interrupted, not waited out for curl's
+    10 s), and the mail is sent later by the next process."""
+    mail = MailServer().start()
+    mail.set_mode("hang")
+    try:
+        mono = start_monolith(procs, mail.url, name="hung")
+        email = timed_signup(mono.url)
+        deadline = time.monotonic() + 15
+        while mail.attempts_to(email) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mail.attempts_to(email) == 1
+        t0 = time.monotonic()
+        assert stop_all([mono])["hung"] == 0
+        took = time.monotonic() - t0
+        assert took < 8, f"shutdown took {took:.1f}s with a send in flight"
+        assert "mail is disabled" not in mono.log_text()
+    finally:
+        mail.set_mode("ok")
         mail.stop()
