@@ -1161,9 +1161,13 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
         (void)version;
 
         if (!req) {
-                /* Answering on this first call would make MHD close the
-                 * connection (it cannot know no body follows): only note the
-                 * request, and look at it on the next call. */
+                /* MHD takes an answer only on this first call or once the
+                 * whole body is in. A request with a body is looked at now,
+                 * so a refusal (401, 404, 413, 415...) needs no reading of
+                 * the body; MHD then closes the connection. A request
+                 * without one waits for the final call, so the connection
+                 * stays open for the next request. */
+                const char *clen, *te;
                 arena_t *arena = arena_new(2048);
                 req = arena_alloc(arena, sizeof(*req));
                 memset(req, 0, sizeof(*req));
@@ -1172,7 +1176,14 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
                 req->conn = conn;
                 req->t0_us = edge__now_us();
                 *con_cls = req;
-                return MHD_YES;
+                clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_LENGTH);
+                te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+                if (!te && (!clen || strcmp(clen, "0") == 0))
+                        return MHD_YES;
+                req->begun = true;
+                return edge__begin(req, url, method);
         }
         if (!req->begun) {
                 enum MHD_Result r;
