@@ -103,8 +103,8 @@ handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
  * keyed by `key`. */
 void auth_emit(rt_ctx_t *ctx, const char *type, const char *key, size_t n, ...);
 
-/* The user document of id (and, if tenant is not NULL, only when the user is
- * a member of that org). STORE_NOT_FOUND otherwise. */
+/* The user document of id, or by email; STORE_NOT_FOUND when there is
+ * none. Tenant checks are the caller's (auth_member_role). */
 store_err_t auth_find_user(auth_state_t *st, slice_t id, bson_t *out,
                            char *errstr, size_t errlen);
 store_err_t auth_find_user_by_email(auth_state_t *st, const char *email,
