@@ -87,6 +87,7 @@ typedef struct req {
         char *reply_mp; /* malloc'd msgpack */
         size_t reply_mp_len;
         char op_tenant[64];
+        char op_user[64];
         struct req *next_job; /* lookup queue */
 } req_t;
 
@@ -389,9 +390,14 @@ static enum MHD_Result edge__finish(req_t *req) {
                 return edge__unavailable(
                         req, "the message bus did not accept the command");
         case OUT_OPERATION:
-                if (req->op_tenant[0] &&
-                    (!req->authed ||
-                     strcmp(req->op_tenant, req->claims.tid) != 0))
+                /* A tenant's operation is its user's: other tenants and
+                 * other members of the same one see nothing. */
+                if ((req->op_tenant[0] &&
+                     (!req->authed ||
+                      strcmp(req->op_tenant, req->claims.tid) != 0)) ||
+                    (req->op_user[0] &&
+                     (!req->authed ||
+                      strcmp(req->op_user, req->claims.sub) != 0)))
                         return edge__problem(req, 404, "Not Found",
                                              "no such operation", NULL, NULL);
                 return edge__send_operation(req, "completed", req->reply_status,
@@ -629,6 +635,7 @@ static void edge__lookup(edge_t *edge, req_t *req) {
                 req->reply_mp_len = entry.body_len;
                 snprintf(req->op_tenant, sizeof(req->op_tenant), "%s",
                          entry.tenant);
+                snprintf(req->op_user, sizeof(req->op_user), "%s", entry.user);
                 edge__complete(req, OUT_OPERATION);
                 return;
         }
@@ -1176,10 +1183,11 @@ static enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
                 req->conn = conn;
                 req->t0_us = edge__now_us();
                 *con_cls = req;
-                clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_CONTENT_LENGTH);
-                te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+                clen = MHD_lookup_connection_value(
+                        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                te = MHD_lookup_connection_value(
+                        conn, MHD_HEADER_KIND,
+                        MHD_HTTP_HEADER_TRANSFER_ENCODING);
                 if (!te && (!clen || strcmp(clen, "0") == 0))
                         return MHD_YES;
                 req->begun = true;
@@ -1564,6 +1572,10 @@ int edge_main(int argc, char **argv) {
 out:
         if (status && errstr[0])
                 log_error("%s", errstr);
+        /* An error naming a setting is a configuration error (exit 2), even
+         * when only the cluster showed it (a reply partition past the end). */
+        if (status && strncmp(errstr, "OMNIFY_", 7) == 0)
+                status = 2;
         edge_destroy(edge);
         schema_set_destroy(schemas);
         config_deinit(&cfg);

@@ -426,9 +426,14 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_info("kafka: revoking %d partition(s)", parts->cnt);
         if (c->on_revoke)
                 c->on_revoke(c->on_revoke_arg);
-        rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
-        if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                log_warn("kafka: commit on revoke: %s", rd_kafka_err2str(cerr));
+        /* Partitions lost (session timed out) are someone else's already:
+         * a commit would fail and only delay the rejoin. */
+        if (!rd_kafka_assignment_lost(rk)) {
+                rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+                if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        log_warn("kafka: commit on revoke: %s",
+                                 rd_kafka_err2str(cerr));
+        }
         if (cooperative) {
                 rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
                 if (e) {

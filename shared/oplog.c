@@ -137,6 +137,7 @@ store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
         }
         oplog__copy_str(&doc, "tenant", entry->tenant, sizeof(entry->tenant));
         oplog__copy_str(&doc, "group", entry->group, sizeof(entry->group));
+        oplog__copy_str(&doc, "user", entry->user, sizeof(entry->user));
         bson_destroy(&doc);
         if (err && errstr && errlen)
                 snprintf(errstr, errlen,
@@ -155,9 +156,9 @@ void oplog_entry_deinit(oplog_entry_t *entry) {
 }
 
 store_err_t oplog_record(store_t *store, slice_t id, const char *group,
-                         slice_t type, slice_t tenant, int status, slice_t body,
-                         const bson_t *events, int retention_s, char *errstr,
-                         size_t errlen) {
+                         slice_t type, slice_t tenant, slice_t user, int status,
+                         slice_t body, const bson_t *events, int retention_s,
+                         char *errstr, size_t errlen) {
         bson_t doc = BSON_INITIALIZER;
         store_err_t err;
         int64_t now = (int64_t)clock_wall_ms();
@@ -167,6 +168,8 @@ store_err_t oplog_record(store_t *store, slice_t id, const char *group,
         bson_append_utf8(&doc, "type", 4, type.ptr, (int)type.len);
         bson_append_utf8(&doc, "tenant", 6, tenant.ptr ? tenant.ptr : "",
                          (int)tenant.len);
+        bson_append_utf8(&doc, "user", 4, user.ptr ? user.ptr : "",
+                         (int)user.len);
         BSON_APPEND_INT32(&doc, "status", status);
         BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY,
                            (const uint8_t *)body.ptr, (uint32_t)body.len);

@@ -22,6 +22,7 @@ typedef struct oplog_entry {
         char *body; /* msgpack bytes, owned; free() */
         size_t body_len;
         char tenant[64]; /* "" when the command had no tenant */
+        char user[64];   /* "" when it had no user */
         char group[32];
         bson_t *events; /* the events it published, or NULL:
                          * [{id, type, key, body}] */
@@ -41,9 +42,9 @@ void oplog_entry_deinit(oplog_entry_t *entry);
  * {id, type, key, body}; may be NULL) so a redelivery can publish them again
  * with the same ids. A record that already exists counts as written. */
 store_err_t oplog_record(store_t *store, slice_t id, const char *group,
-                         slice_t type, slice_t tenant, int status, slice_t body,
-                         const bson_t *events, int retention_s, char *errstr,
-                         size_t errlen);
+                         slice_t type, slice_t tenant, slice_t user, int status,
+                         slice_t body, const bson_t *events, int retention_s,
+                         char *errstr, size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * Idempotency keys: <prefix>ops.idempotency holds {_id: "<group>|<tenant>|

@@ -68,6 +68,7 @@ struct runtime {
         atomic_bool initialised;
         rt_type_metrics_t *type_metrics; /* one per handler */
         rt_tracker_t *cur;               /* the command being handled */
+        bool cur_withhold;               /* its answer must not be kept */
         rt_fifo_t *fifos;                /* per partition of commands */
         int n_fifos;
         metrics_counter_t *dlq_total, *retries_total, *duplicates_total;
@@ -568,6 +569,14 @@ static bool rt__finish(runtime_t *rt, const env_t *env, int status,
                        slice_t body, const rt_ctx_t *ctx, const char *idem_id,
                        const char *hash, const atomic_bool *stop) {
         bson_t events;
+        /* An answer with secrets (tokens, keys) is given once: the log keeps
+         * only that there was one. */
+        static const char withheld_mp[] =
+                "\x82\xa8"
+                "withheld\xc3\xa6"
+                "detail\xd9\x3b"
+                "this answer held secrets: it was given once and is not kept";
+        const slice_t withheld = {withheld_mp, sizeof(withheld_mp) - 1};
         rt__events_bson(ctx, &events);
         /* The events go into the record first: if they are then lost on the
          * way to Kafka, the redelivery publishes them again from here. */
@@ -575,8 +584,10 @@ static bool rt__finish(runtime_t *rt, const env_t *env, int status,
                 char errstr[256];
                 store_err_t err = oplog_record(
                         rt->store, env->id, rt->def->name, env->type,
-                        env->tenant, status, body, &events,
-                        rt->cfg->operation_retention_s, errstr, sizeof(errstr));
+                        env->tenant, env->user, status,
+                        rt->cur_withhold && status < 400 ? withheld : body,
+                        &events, rt->cfg->operation_retention_s, errstr,
+                        sizeof(errstr));
                 if (err == STORE_OK)
                         break;
                 log_warn("operation log write: %s", errstr);
@@ -711,6 +722,7 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
         uint64_t t0;
         char idem_id[400] = "", hash[OPLOG_HASH_SIZE] = "";
 
+        rt->cur_withhold = false;
         if (env_decode(msg, &env, err, sizeof(err)) != ENV_OK) {
                 /* Without a valid envelope there is no id to record and no
                  * trusted reply-to: straight to the DLQ. */
@@ -733,6 +745,7 @@ static bool rt__handle(runtime_t *rt, const rd_kafka_message_t *msg,
                 return rt__reject(rt, msg, &env, 400, "Unknown message type",
                                   err, NULL, stop);
         }
+        rt->cur_withhold = sm->route.secret_reply;
         if (env.schema_version != sm->version) {
                 snprintf(err, sizeof(err),
                          "schema version %d of %s is not supported (expected "

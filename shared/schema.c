@@ -688,9 +688,9 @@ static schema_err_t load_path(loader_t *ld, const char *path_str, const char *p,
 
 static schema_err_t load_route(loader_t *ld, json_t *def, const char *path,
                                schema_route_t *route) {
-        static const char *const keys[] = {"method",     "path",     "auth",
-                                           "mode",       "role",     "terms",
-                                           "rate_limit", "rate_key", NULL};
+        static const char *const keys[] = {
+                "method", "path",       "auth",     "mode",         "role",
+                "terms",  "rate_limit", "rate_key", "secret_reply", NULL};
         char p[SCHEMA_PATH_SIZE];
         schema_err_t err;
         json_t *v;
@@ -771,6 +771,14 @@ static schema_err_t load_route(loader_t *ld, json_t *def, const char *path,
                         return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
                                          "must be a bucket name of a-z and _");
                 route->rate_limit = xstrdup(b);
+        }
+        v = json_object_get(def, "secret_reply");
+        if (v) {
+                path_join(p, path, "secret_reply");
+                if (!json_is_boolean(v))
+                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
+                                         "must be true or false");
+                route->secret_reply = json_is_true(v);
         }
         v = json_object_get(def, "rate_key");
         if (v) {

@@ -26,7 +26,8 @@
  *                                         //   member, admin, owner); needs
  * auth "terms": true,                  // optional: current terms accepted
  *         "rate_limit": "login",          // optional: rate-limit bucket
- *         "rate_key": "email"             // optional: field for per-account
+ *         "rate_key": "email",            // optional: field for per-account
+ *         "secret_reply": true            // optional: answer not kept
  *       },
  *       "fields": {
  *         "email": {"type": "string", "required": true, "format": "email",
@@ -134,6 +135,8 @@ typedef struct schema_route {
         bool terms;         /* the current terms must have been accepted */
         char *rate_limit;   /* bucket name ("login"...), or NULL */
         char *rate_key;     /* body field keying the per-account limit */
+        bool secret_reply;  /* the answer holds secrets (tokens, keys): given
+                             * once, never kept for /api/operations */
 } schema_route_t;
 
 typedef struct schema_msg {

@@ -113,7 +113,7 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_destroy(&user);
                 return auth_store_failed(ctx, err, errstr);
         }
-        auth_pack_user(rt_reply(ctx, 201), &user);
+        auth_pack_user(rt_reply(ctx, 201), &user, "owner");
         bson_destroy(&user);
         {
                 char when[24];
@@ -297,7 +297,7 @@ static handler_result_t auth_me(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         if (err)
                 return auth_store_failed(ctx, err, errstr);
-        auth_pack_user(rt_reply(ctx, 200), &user);
+        auth_pack_user(rt_reply(ctx, 200), &user, schema_role_name(role));
         bson_destroy(&user);
         return HANDLER_OK;
 }

@@ -90,9 +90,10 @@ bool auth_bson_bool(const bson_t *doc, const char *key);
 /* ISO 8601 UTC with milliseconds. */
 void auth_iso_time(int64_t ms, char buf[32]);
 
-/* Pack {id, email, name, tenant_id, email_verified, mfa_enabled, created_at}
- * of a user document. */
-void auth_pack_user(msgpack_packer *pk, const bson_t *user);
+/* Pack {id, email, name, tenant_id, roles, email_verified, mfa_enabled,
+ * created_at} of a user document; roles holds role (the caller's role in the
+ * current org) or nothing when role is NULL. */
+void auth_pack_user(msgpack_packer *pk, const bson_t *user, const char *role);
 
 /* A store failure as the handler's result: transient errors retry, the
  * others answer 500 without details. */

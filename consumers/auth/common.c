@@ -209,13 +209,17 @@ void auth_iso_time(int64_t ms, char buf[32]) {
         snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000) % 1000u);
 }
 
-void auth_pack_user(msgpack_packer *pk, const bson_t *user) {
+void auth_pack_user(msgpack_packer *pk, const bson_t *user, const char *role) {
         const char *fields[][2] = {{"id", "_id"},
                                    {"email", "email"},
                                    {"name", "name"},
                                    {"tenant_id", "tenant_id"}};
         char when[32];
-        msgpack_pack_map(pk, 7);
+        msgpack_pack_map(pk, 8);
+        codec_pack_str(pk, "roles");
+        msgpack_pack_array(pk, role ? 1 : 0);
+        if (role)
+                codec_pack_str(pk, role);
         for (size_t i = 0; i < 4; i++) {
                 const char *v = auth_bson_str(user, fields[i][1]);
                 codec_pack_str(pk, fields[i][0]);

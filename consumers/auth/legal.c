@@ -258,7 +258,8 @@ handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body) {
         return HANDLER_OK;
 }
 
-handler_result_t auth_legal_versions(rt_ctx_t *ctx, const msgpack_object *body) {
+handler_result_t auth_legal_versions(rt_ctx_t *ctx,
+                                     const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         int64_t v[sizeof(legal__types) / sizeof(*legal__types)];
         char errstr[256];
@@ -292,8 +293,7 @@ handler_result_t auth_legal_current(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!type)
                 return legal__refuse(ctx, 404, "Not Found",
                                      "no such document type");
-        err = legal__current(st, type, &doc, &version, errstr,
-                             sizeof(errstr));
+        err = legal__current(st, type, &doc, &version, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND)
                 return legal__refuse(ctx, 404, "Not Found",
                                      "no version of this document is "
@@ -329,8 +329,8 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         const char *type = legal__type(body);
         int64_t version = legal__int(body, "version"), current, at;
         char user[AUTH_ID_TEXT], org[AUTH_ID_TEXT], sid[AUTH_ID_TEXT],
-                cmd[AUTH_ID_TEXT], id[LEGAL_ID_SIZE], errstr[256],
-                detail[200], num[24], when[32];
+                cmd[AUTH_ID_TEXT], id[LEGAL_ID_SIZE], errstr[256], detail[200],
+                num[24], when[32];
         bson_t doc, filter;
         auth_tokens_t tokens;
         handler_result_t res;
@@ -375,8 +375,8 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         legal__bson_slice(&doc, "user_agent", env->user_agent, 256);
         BSON_APPEND_UTF8(&doc, "org_id", org);
         BSON_APPEND_UTF8(&doc, "command", cmd);
-        err = store_insert(st->store, "auth", "legal_acceptances", &doc,
-                           errstr, sizeof(errstr));
+        err = store_insert(st->store, "auth", "legal_acceptances", &doc, errstr,
+                           sizeof(errstr));
         bson_destroy(&doc);
         if (err == STORE_DUPLICATE) {
                 /* Accepted before: the first record stands. Its event went
@@ -388,8 +388,7 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
                                      sizeof(errstr));
                 bson_destroy(&filter);
                 if (err == STORE_OK) {
-                        tell = legal__same(auth_bson_str(&doc, "command"),
-                                           cmd);
+                        tell = legal__same(auth_bson_str(&doc, "command"), cmd);
                         at = auth_bson_date(&doc, "accepted_at");
                         bson_destroy(&doc);
                 }
@@ -468,9 +467,8 @@ handler_result_t auth_legal_acceptances(rt_ctx_t *ctx,
         msgpack_sbuffer_init(&l.sb);
         msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
         l.n = 0;
-        err = store_find(st->store, "auth", "legal_acceptances", &filter,
-                         &opts, legal__pack_acceptance, &l, errstr,
-                         sizeof(errstr));
+        err = store_find(st->store, "auth", "legal_acceptances", &filter, &opts,
+                         legal__pack_acceptance, &l, errstr, sizeof(errstr));
         bson_destroy(&opts);
         bson_destroy(&filter);
         if (err) {
@@ -507,9 +505,9 @@ store_err_t auth_legal_indexes(auth_state_t *st, char *errstr, size_t errlen) {
         BSON_APPEND_INT32(&keys, "user_id", 1);
         BSON_APPEND_INT32(&keys, "accepted_at", -1);
         if (!err)
-                err = store_ensure_index(st->store, "auth",
-                                         "legal_acceptances", "user_accepted",
-                                         &keys, false, -1, errstr, errlen);
+                err = store_ensure_index(st->store, "auth", "legal_acceptances",
+                                         "user_accepted", &keys, false, -1,
+                                         errstr, errlen);
         bson_destroy(&keys);
         return err;
 }

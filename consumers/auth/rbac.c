@@ -310,8 +310,8 @@ static store_err_t rbac__entries(auth_state_t *st, const char *key,
         BSON_APPEND_INT32(&proj, "name", 1);
         BSON_APPEND_INT32(&proj, "email", 1);
         bson_append_document_end(&opts, &proj);
-        err = store_find(st->store, "auth", coll, &filter, &opts, rbac__fill,
-                         l, errstr, errlen);
+        err = store_find(st->store, "auth", coll, &filter, &opts, rbac__fill, l,
+                         errstr, errlen);
         bson_destroy(&opts);
         bson_destroy(&filter);
         return err;
@@ -617,7 +617,7 @@ static handler_result_t rbac__end_sessions(rt_ctx_t *ctx, const char *org,
                                            const char *user) {
         auth_state_t *st = rt_state(ctx);
         rbac_sids_t l = {NULL, 0, 0};
-        bson_t filter = BSON_INITIALIZER, gt, or, alt;
+        bson_t filter = BSON_INITIALIZER, gt, alts, alt;
         handler_result_t res = HANDLER_OK;
         char errstr[256];
         store_err_t err;
@@ -627,14 +627,14 @@ static handler_result_t rbac__end_sessions(rt_ctx_t *ctx, const char *org,
         BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
         BSON_APPEND_DATE_TIME(&gt, "$gt", (int64_t)clock_wall_ms());
         bson_append_document_end(&filter, &gt);
-        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &or);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &alt);
+        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &alts);
+        BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &alt);
         BSON_APPEND_NULL(&alt, "revoked_at");
-        bson_append_document_end(&or, &alt);
-        BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &alt);
+        bson_append_document_end(&alts, &alt);
+        BSON_APPEND_DOCUMENT_BEGIN(&alts, "1", &alt);
         BSON_APPEND_UTF8(&alt, "revoked_reason", RBAC_REMOVED_REASON);
-        bson_append_document_end(&or, &alt);
-        bson_append_array_end(&filter, &or);
+        bson_append_document_end(&alts, &alt);
+        bson_append_array_end(&filter, &alts);
         err = store_find(st->store, "auth", "sessions", &filter, NULL,
                          rbac__collect_sid, &l, errstr, sizeof(errstr));
         bson_destroy(&filter);
@@ -786,7 +786,8 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         if (mine < SCHEMA_ROLE_ADMIN)
                 return rbac__refuse(ctx, 403, "inviting needs the admin role");
         if (want == SCHEMA_ROLE_OWNER && mine != SCHEMA_ROLE_OWNER)
-                return rbac__refuse(ctx, 403, "only an owner may invite owners");
+                return rbac__refuse(ctx, 403,
+                                    "only an owner may invite owners");
         auth_email_normalize(codec_map_str(body, "email"), email);
 
         /* Someone who is a member already needs a role change, not an
@@ -826,8 +827,8 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_UTF8(&extra, "role", schema_role_name(want));
         BSON_APPEND_UTF8(&extra, "email", email);
         BSON_APPEND_UTF8(&extra, "invited_by", c.user);
-        err = auth_token_create(st, "invite", c.user, cfg->invite_ttl_s,
-                                &extra, secret, errstr, sizeof(errstr));
+        err = auth_token_create(st, "invite", c.user, cfg->invite_ttl_s, &extra,
+                                secret, errstr, sizeof(errstr));
         bson_destroy(&extra);
         if (err) {
                 bson_destroy(&org);
@@ -870,9 +871,9 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         rbac__pack_kv(pk, "role", schema_role_name(want));
         rbac__pack_time(pk, "expires_at",
                         now + (int64_t)cfg->invite_ttl_s * 1000);
-        auth_emit(ctx, "auth.org.invitation_created", c.org, 4, "org_id",
-                  c.org, "invitation_id", inv_id, "role",
-                  schema_role_name(want), "invited_by", c.user);
+        auth_emit(ctx, "auth.org.invitation_created", c.org, 4, "org_id", c.org,
+                  "invitation_id", inv_id, "role", schema_role_name(want),
+                  "invited_by", c.user);
         log_info("org %s: invitation %s created", c.org, inv_id);
         return HANDLER_OK;
 }
@@ -890,8 +891,10 @@ static bool rbac__pack_invite(const bson_t *doc, void *arg) {
         rbac__pack_kv(&l->pk, "email", auth_bson_str(doc, "email"));
         rbac__pack_kv(&l->pk, "role", auth_bson_str(doc, "role"));
         rbac__pack_kv(&l->pk, "invited_by", auth_bson_str(doc, "invited_by"));
-        rbac__pack_time(&l->pk, "created_at", auth_bson_date(doc, "created_at"));
-        rbac__pack_time(&l->pk, "expires_at", auth_bson_date(doc, "expires_at"));
+        rbac__pack_time(&l->pk, "created_at",
+                        auth_bson_date(doc, "created_at"));
+        rbac__pack_time(&l->pk, "expires_at",
+                        auth_bson_date(doc, "expires_at"));
         l->n++;
         return l->n < RBAC_LIST_MAX;
 }
@@ -986,10 +989,14 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         slice_t secret = codec_map_str(body, "token");
         rbac_caller_t c;
         char org[AUTH_ID_TEXT], cmd[AUTH_ID_TEXT], mid[RBAC_MEMBER_ID],
-                role[16], inv_id[AUTH_ID_TEXT], by[AUTH_ID_TEXT],
-                errstr[256];
+                role[16], inv_id[AUTH_ID_TEXT], by[AUTH_ID_TEXT], errstr[256];
         const char *inv_email, *inv_role, *my_email;
-        bson_t inv, user, member, filter, update, set, used;
+        /* What a removal or an earlier role change left on the document. */
+        static const char *const stale[] = {
+                "removed_at",     "removed_by",   "removed_command",
+                "previous_role",  "role_command", "role_changed_by",
+                "role_changed_at"};
+        bson_t inv, user, member, filter, update, set, unset, used;
         schema_role_t theirs;
         msgpack_packer *pk;
         store_err_t err;
@@ -1070,6 +1077,10 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_UTF8(&set, "invitation_id", inv_id);
         BSON_APPEND_UTF8(&set, "joined_command", cmd);
         bson_append_document_end(&update, &set);
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
+        for (size_t i = 0; i < sizeof(stale) / sizeof(*stale); i++)
+                BSON_APPEND_UTF8(&unset, stale[i], "");
+        bson_append_document_end(&update, &unset);
         err = store_update_one(st->store, "auth", "memberships", &filter,
                                &update, true, errstr, sizeof(errstr));
         bson_destroy(&update);

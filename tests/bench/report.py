@@ -197,6 +197,27 @@ if rounds("b_linger5"):
     row("b5", "", "p50 ms (closed loop)", series("b_linger5", "p50_ms"))
     row("b5", "", "p99 ms (closed loop)", series("b_linger5", "p99_ms"))
     row("b5", "", "broker CPU µs per request", cpu_per_req("b_linger5", ("broker",)))
+def cs_per_req(which):
+    """Context switches and CPU µs of the edge per request, from perf stat over
+    5 s in the middle of a 7 s wrk run."""
+    rps = parse_wrk(read(f"cs_{which}.wrk")).get("rps")
+    cs = clock = None
+    for line in read(f"cs_{which}.txt").splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[2] == "context-switches":
+            cs = float(parts[0])
+        if len(parts) > 2 and parts[2] == "task-clock":
+            clock = float(parts[0])
+    if not rps or cs is None:
+        return None
+    return cs / (rps * 5), (clock or 0) * 1000 / (rps * 5)
+
+
+for which in ("a", "b"):
+    v = cs_per_req(which)
+    if v:
+        ROWS.append(f"| {which} | edge under perf stat (one extra run) | context switches per request | "
+                    f"{v[0]:.2f} | – | – |  |  | edge CPU {v[1]:.1f} µs per request |")
 row("b/a", "async publish vs HTTP ceiling", "ratio of req/s", paired("b", "rps", "a", "rps", lambda x, y: x / y),
     "≥ 0.50", lambda v: v >= 0.5)
 row("b/c", "edge vs Python peer", "ratio of req/s", paired("b", "rps", "c", "rps", lambda x, y: x / y),

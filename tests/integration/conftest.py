@@ -11,6 +11,7 @@ fails, the tails of the logs of the processes it used are attached to the
 failure report.
 """
 
+import atexit
 import base64
 import hashlib
 import hmac
@@ -231,6 +232,14 @@ def decode_jwt(token):
 # ---------------------------------------------------------------------------
 
 _open_groups = []  # ProcessGroups whose fixtures are still active
+
+
+@atexit.register
+def _kill_leftovers():
+    # Fixture teardown normally does this; this covers an interrupted run.
+    for g in list(_open_groups):
+        g.cleanup()
+
 _failures = []  # node ids of failed tests: keep the logs then
 
 

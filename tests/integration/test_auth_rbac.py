@@ -10,6 +10,7 @@ The helpers at the top (MailServer, Account, msgpack and kcat) are used by
 test_auth_legal.py and test_cross_tenant.py too.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -548,6 +549,11 @@ def test_invitation_flow(mono, owner, mail):
     pending = owner.call("GET", "/api/rbac/invitations").body["invitations"]
     assert inv["id"] not in [i["id"] for i in pending]
     assert_problem(bob.call("POST", "/api/rbac/invitations/accept", {"token": token}), 404)
+
+    # The secret went by mail only: neither it nor its hash is in a log.
+    log = mono.log_text()
+    assert token not in log
+    assert hashlib.sha256(token.encode()).hexdigest() not in log
 
     orgs = {o["id"]: o for o in bob.call("GET", "/api/rbac/orgs").body["orgs"]}
     assert orgs[owner.org]["role"] == "member" and orgs[owner.org]["current"] is False

@@ -3,6 +3,7 @@ threads of one process. Default argon2 parameters here (the real cost)."""
 
 import hashlib
 import hmac
+import http.client as httpclient
 import re
 import socket
 import threading
@@ -37,7 +38,7 @@ def account(mono):
 def test_signup_creates_account(mono, account):
     u = account["user"]
     # The contract's fields (more are allowed); never anything secret.
-    missing = {"id", "email", "name", "tenant_id", "roles", "created_at"} - set(u)
+    missing = {"id", "email", "name", "tenant_id", "created_at"} - set(u)
     assert not missing, f"signup answer lacks {sorted(missing)}: {u}"
     assert not any("password" in k or "hash" in k for k in u), u
     assert u["email"] == account["email"]
@@ -45,8 +46,10 @@ def test_signup_creates_account(mono, account):
     assert UUID_RE.match(u["id"]), u
     assert UUID_RE.match(u["tenant_id"]), u
     assert u["id"] != u["tenant_id"]
-    assert isinstance(u["roles"], list) and u["roles"], u
     assert ISO_RE.match(u["created_at"]), u
+    # Last, so the checks above run whatever happens here.
+    assert "roles" in u, f"signup answer lacks roles (contract: id,email,name,tenant_id,roles,created_at): {u}"
+    assert isinstance(u["roles"], list) and u["roles"], u
 
 
 def test_signup_answer_is_json_with_request_id(mono):
@@ -82,7 +85,7 @@ def test_login_and_me_round_trip(mono, account, session):
 
     me = http("GET", mono.url + "/api/auth/me", headers={"Authorization": "Bearer " + token})
     assert me.status == 200, me
-    for k in ("id", "email", "name", "tenant_id", "roles", "created_at"):
+    for k in ("id", "email", "name", "tenant_id", "created_at", "roles"):
         assert k in me.body, f"/api/auth/me lacks {k}: {me.body}"
         assert me.body[k] == account["user"].get(k), (k, me.body, account["user"])
     assert not any("password" in k or "hash" in k for k in me.body), me.body
@@ -187,6 +190,21 @@ def test_health_ready_metrics_openapi(mono):
         assert p in paths, (p, sorted(paths))
     assert "post" in paths["/api/auth/signup"], paths["/api/auth/signup"]
     assert "get" in paths["/api/auth/me"], paths["/api/auth/me"]
+
+
+def test_keep_alive_connection_serves_several_requests(mono):
+    # Answers that need no body (built-ins, refusals of GETs, group replies)
+    # leave the connection open for the next request.
+    conn = httpclient.HTTPConnection("127.0.0.1", mono.port, timeout=30)
+    try:
+        for path, status in [("/health", 200), ("/nope", 404), ("/api/auth/status", 200),
+                             ("/api/auth/me", 401), ("/ready", 200)]:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == status, (path, r.status)
+    finally:
+        conn.close()
 
 
 def test_idempotency_key_gives_same_result_once(mono):
