@@ -150,6 +150,9 @@ typedef struct auth_tokens {
 void auth_tokens_free(auth_tokens_t *t);
 
 /*
+ * Both return HANDLER_OK with out->access NULL when they answered the client
+ * already (404 not a member, 401 session ended): callers check both.
+ *
  * Start a session for user in org (its role looked up), bound to the
  * command's client ip and user agent, and issue its first access and
  * refresh tokens. Emits auth.session.started.

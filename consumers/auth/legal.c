@@ -406,7 +406,7 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         /* New tokens carry the accepted terms (tv) at once. */
         if (strcmp(type, "terms") == 0 && sid[0] && org[0]) {
                 res = auth_session_reissue(ctx, sid, org, &tokens);
-                if (res != HANDLER_OK)
+                if (res != HANDLER_OK || !tokens.access)
                         return res;
                 auth_pack_tokens(rt_reply(ctx, 200), &tokens);
                 auth_tokens_free(&tokens);

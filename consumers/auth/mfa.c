@@ -707,7 +707,7 @@ handler_result_t auth_mfa_verify(rt_ctx_t *ctx, const msgpack_object *body) {
 
         res = auth_session_start(ctx, &user, org_id, &tokens);
         bson_destroy(&user);
-        if (res != HANDLER_OK)
+        if (res != HANDLER_OK || !tokens.access)
                 return res;
         auth_pack_tokens(rt_reply(ctx, 200), &tokens);
         auth_tokens_free(&tokens);

@@ -420,7 +420,7 @@ handler_result_t auth_org_switch(rt_ctx_t *ctx, const msgpack_object *body) {
                                     "the token belongs to no session; sign "
                                     "in again");
         res = auth_session_reissue(ctx, c.sid, org, &tokens);
-        if (res != HANDLER_OK)
+        if (res != HANDLER_OK || !tokens.access)
                 return res;
         auth_pack_tokens(rt_reply(ctx, 200), &tokens);
         auth_tokens_free(&tokens);
@@ -669,6 +669,12 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!rbac__id(codec_map_str(body, "user_id"), target))
                 return rbac__refuse(ctx, 404, "no such member");
         self = strcmp(target, c.user) == 0;
+        /* Before looking at the target: an outsider learns nothing of who
+         * is a member. */
+        if (mine == SCHEMA_ROLE_NONE && !self)
+                return rbac__refuse(ctx, 403,
+                                    "you are not a member of this "
+                                    "organisation");
         err = rbac__membership(st, c.org, target, &doc, &theirs, errstr,
                                sizeof(errstr));
         if (err == STORE_NOT_FOUND)
@@ -681,10 +687,6 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&doc);
 
         if (!retry) {
-                if (mine == SCHEMA_ROLE_NONE && !self)
-                        return rbac__refuse(ctx, 403,
-                                            "you are not a member of this "
-                                            "organisation");
                 if (theirs == SCHEMA_ROLE_NONE)
                         return rbac__refuse(ctx, 404, "no such member");
                 if (!self && mine < SCHEMA_ROLE_ADMIN)

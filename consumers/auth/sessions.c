@@ -79,12 +79,15 @@ static handler_result_t auth__access(rt_ctx_t *ctx, const char *user_id,
         auth_state_t *st = rt_state(ctx);
         token_claims_t claims;
         store_err_t err;
-        schema_role_t role = auth_member_role(st, org_id, user_id, &err);
+        schema_role_t role;
+
+        out->access = NULL;
+        role = auth_member_role(st, org_id, user_id, &err);
         if (err)
                 return auth_store_failed(ctx, err, "membership lookup failed");
         if (role == SCHEMA_ROLE_NONE) {
                 rt_reply_problem(ctx, 404, "Not Found", "no such organisation");
-                return HANDLER_PERMANENT;
+                return HANDLER_OK; /* answered; out->access stays NULL */
         }
         memset(&claims, 0, sizeof(claims));
         snprintf(claims.sub, sizeof(claims.sub), "%s", user_id);
@@ -141,7 +144,7 @@ handler_result_t auth_session_start(rt_ctx_t *ctx, const bson_t *user,
         msgid_new(&id);
         msgid_format(&id, sid);
         res = auth__access(ctx, user_id, org_id, sid, out);
-        if (res != HANDLER_OK)
+        if (res != HANDLER_OK || !out->access)
                 return res;
         auth__new_refresh(sid, out, hash);
         BSON_APPEND_UTF8(&doc, "_id", sid);
@@ -212,7 +215,7 @@ handler_result_t auth_session_reissue(rt_ctx_t *ctx, const char *session_id,
                 return auth_store_failed(ctx, err, errstr);
         bson_destroy(&sess);
         res = auth__access(ctx, user_id, org_id, session_id, out);
-        if (res != HANDLER_OK)
+        if (res != HANDLER_OK || !out->access)
                 return res;
         BSON_APPEND_UTF8(&filter, "_id", session_id);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -385,7 +388,7 @@ handler_result_t auth_refresh(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&sess);
 
         res = auth__access(ctx, user_id, org_id, sid, &tokens);
-        if (res != HANDLER_OK)
+        if (res != HANDLER_OK || !tokens.access)
                 return res;
         auth__new_refresh(sid, &tokens, new_hash);
         /* Rotate only if nobody rotated first: the filter is the check. */

@@ -43,7 +43,13 @@ def legal(module_procs, session, mail):
     wait_status(p.url, "auth")
     p.prefix = prefix
     p.env = env
-    return p
+    yield p
+    # Like the session's own topics, these go again: every partition costs
+    # the shared broker open files.
+    for proc in module_procs.procs:
+        proc.stop()
+    session.run([bin_path("omnify"), "topics", "delete", prefix], timeout=60,
+                OMNIFY_TOPIC_PREFIX=prefix)
 
 
 def command(session, legal, type_, body):
