@@ -37,9 +37,9 @@
 #include "token.h"
 
 #define AUTH_EMAIL_MAX 254
-#define AUTH_SECRET_TEXT 44   /* 32 random bytes, base64url, NUL */
-#define AUTH_HASH_HEX 65      /* sha256 hex, NUL */
-#define AUTH_ID_TEXT 37       /* UUID text, NUL */
+#define AUTH_SECRET_TEXT 44 /* 32 random bytes, base64url, NUL */
+#define AUTH_HASH_HEX 65    /* sha256 hex, NUL */
+#define AUTH_ID_TEXT 37     /* UUID text, NUL */
 
 typedef struct auth_mailer auth_mailer_t;
 
@@ -47,8 +47,8 @@ typedef struct auth_state {
         const config_t *cfg;
         store_t *store;
         token_keys_t keys;
-        char *dummy_hash;       /* argon2 work for unknown emails */
-        auth_mailer_t *mailer;  /* mailer.c */
+        char *dummy_hash;      /* argon2 work for unknown emails */
+        auth_mailer_t *mailer; /* mailer.c */
 } auth_state_t;
 
 /* ---------------------------------------------------------------------------
@@ -66,7 +66,8 @@ bool auth_password_verify(const char *encoded, slice_t pwd);
  * shorter than 16, not containing the email's local part, not a well-known
  * password. 0, or -1 with a reason (never quoting the password) in why.
  */
-int auth_password_policy(slice_t pwd, const char *email, char *why, size_t size);
+int auth_password_policy(slice_t pwd, const char *email, char *why,
+                         size_t size);
 
 /* A new random secret (32 bytes from OpenSSL, base64url) for emails, refresh
  * tokens, challenges and invitations. */
@@ -129,10 +130,11 @@ store_err_t auth_token_create(auth_state_t *st, const char *kind,
                               char secret[AUTH_SECRET_TEXT], char *errstr,
                               size_t errlen);
 
-/* Use a single-use secret: atomically mark it used if it is of kind, unused
- * and not expired, and copy its record into out. STORE_NOT_FOUND when it is
- * not usable (unknown, used, expired, other kind). */
-store_err_t auth_token_consume(auth_state_t *st, const char *kind,
+/* Use a single-use secret: atomically mark it used by message `by` if it is
+ * of kind, unused (or used by this same message: a redelivery) and not
+ * expired, and copy its record into out. STORE_NOT_FOUND when it is not
+ * usable (unknown, used by another, expired, other kind). */
+store_err_t auth_token_consume(auth_state_t *st, slice_t by, const char *kind,
                                slice_t secret, bson_t *out, char *errstr,
                                size_t errlen);
 
@@ -141,8 +143,8 @@ store_err_t auth_token_consume(auth_state_t *st, const char *kind,
  * ------------------------------------------------------------------------ */
 
 typedef struct auth_tokens {
-        char *access;                 /* signed JWT, free() */
-        char refresh[128];            /* "<sid>.<secret>" */
+        char *access;      /* signed JWT, free() */
+        char refresh[128]; /* "<sid>.<secret>" */
         char session_id[AUTH_ID_TEXT];
         int expires_in;
 } auth_tokens_t;
@@ -181,7 +183,8 @@ int64_t auth_terms_accepted(auth_state_t *st, const char *user_id);
 handler_result_t auth_refresh(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_logout(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_sessions_list(rt_ctx_t *ctx, const msgpack_object *body);
-handler_result_t auth_sessions_revoke(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_sessions_revoke(rt_ctx_t *ctx,
+                                      const msgpack_object *body);
 handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
                                              const msgpack_object *body);
 
@@ -202,10 +205,13 @@ void auth_mailer_stop(auth_mailer_t *m);
 
 /* recovery.c */
 handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body);
-handler_result_t auth_resend_verification(rt_ctx_t *ctx, const msgpack_object *body);
-handler_result_t auth_password_forgot(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_resend_verification(rt_ctx_t *ctx,
+                                          const msgpack_object *body);
+handler_result_t auth_password_forgot(rt_ctx_t *ctx,
+                                      const msgpack_object *body);
 handler_result_t auth_password_reset(rt_ctx_t *ctx, const msgpack_object *body);
-handler_result_t auth_password_change(rt_ctx_t *ctx, const msgpack_object *body);
+handler_result_t auth_password_change(rt_ctx_t *ctx,
+                                      const msgpack_object *body);
 /* Send the verification mail for user (used by signup too). */
 store_err_t auth_send_verification(auth_state_t *st, const bson_t *user,
                                    char *errstr, size_t errlen);
@@ -241,7 +247,8 @@ handler_result_t auth_legal_versions(rt_ctx_t *ctx, const msgpack_object *body);
 
 /* Indexes of each file, created at start-up. */
 store_err_t auth_common_indexes(auth_state_t *st, char *errstr, size_t errlen);
-store_err_t auth_sessions_indexes(auth_state_t *st, char *errstr, size_t errlen);
+store_err_t auth_sessions_indexes(auth_state_t *st, char *errstr,
+                                  size_t errlen);
 store_err_t auth_rbac_indexes(auth_state_t *st, char *errstr, size_t errlen);
 store_err_t auth_legal_indexes(auth_state_t *st, char *errstr, size_t errlen);
 

@@ -372,11 +372,12 @@ store_err_t auth_token_create(auth_state_t *st, const char *kind,
         return err;
 }
 
-store_err_t auth_token_consume(auth_state_t *st, const char *kind,
+store_err_t auth_token_consume(auth_state_t *st, slice_t by, const char *kind,
                                slice_t secret, bson_t *out, char *errstr,
                                size_t errlen) {
         char hash[AUTH_HASH_HEX];
-        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, gt;
+        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, gt,
+               or, unused, mine;
         store_err_t err;
         int64_t now = (int64_t)clock_wall_ms();
 
@@ -384,15 +385,25 @@ store_err_t auth_token_consume(auth_state_t *st, const char *kind,
                 return STORE_NOT_FOUND;
         auth_sha256_hex(secret, hash);
         /* Mark it used only if it is usable: the update is the atomic test,
-         * so two concurrent uses cannot both succeed. */
+         * so two uses cannot both succeed; the same command, delivered
+         * again after a crash, may use it again. */
         BSON_APPEND_UTF8(&filter, "_id", hash);
         BSON_APPEND_UTF8(&filter, "kind", kind);
-        BSON_APPEND_NULL(&filter, "used_at");
         BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
         BSON_APPEND_DATE_TIME(&gt, "$gt", now);
         bson_append_document_end(&filter, &gt);
+        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &unused);
+        BSON_APPEND_NULL(&unused, "used_at");
+        bson_append_document_end(& or, &unused);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &mine);
+        bson_append_utf8(&mine, "used_by", 7, by.ptr ? by.ptr : "",
+                         (int)by.len);
+        bson_append_document_end(& or, &mine);
+        bson_append_array_end(&filter, & or);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
         BSON_APPEND_DATE_TIME(&set, "used_at", now);
+        bson_append_utf8(&set, "used_by", 7, by.ptr ? by.ptr : "", (int)by.len);
         bson_append_document_end(&update, &set);
         err = store_update_one(st->store, "auth", "tokens", &filter, &update,
                                false, errstr, errlen);

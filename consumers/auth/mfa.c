@@ -623,8 +623,8 @@ handler_result_t auth_mfa_verify(rt_ctx_t *ctx, const msgpack_object *body) {
          * point, the retry finds the challenge used and answers 401; the
          * user logs in again.)
          */
-        err = auth_token_consume(st, MFA_CHALLENGE_KIND, challenge, &rec,
-                                 errstr, sizeof(errstr));
+        err = auth_token_consume(st, rt_env(ctx)->id, MFA_CHALLENGE_KIND,
+                                 challenge, &rec, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND) {
                 rt_reply_problem(ctx, 401, "Unauthorized",
                                  "the challenge is unknown, expired or "

@@ -1093,8 +1093,8 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         /* Used up last: if this fails, the retry finds the membership ours
          * and tries again. Someone else using it first can only be the
          * same person (the email matched), whom the membership serves. */
-        err = auth_token_consume(st, "invite", secret, &used, errstr,
-                                 sizeof(errstr));
+        err = auth_token_consume(st, rt_env(ctx)->id, "invite", secret, &used,
+                                 errstr, sizeof(errstr));
         if (err == STORE_OK)
                 bson_destroy(&used);
         else if (err != STORE_NOT_FOUND)

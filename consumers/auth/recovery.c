@@ -205,8 +205,8 @@ handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body) {
         store_err_t err;
         handler_result_t res = HANDLER_OK;
 
-        err = auth_token_consume(st, "verify", token, &tok, errstr,
-                                 sizeof(errstr));
+        err = auth_token_consume(st, rt_env(ctx)->id, "verify", token, &tok,
+                                 errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND) {
                 err = recovery__own_work(ctx, "email_verified_by", &user,
                                          errstr, sizeof(errstr));
@@ -479,8 +479,8 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
                 res = HANDLER_PERMANENT;
                 goto done;
         }
-        err = auth_token_consume(st, "reset", token, &tok, errstr,
-                                 sizeof(errstr));
+        err = auth_token_consume(st, rt_env(ctx)->id, "reset", token, &tok,
+                                 errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND) {
                 /* Spent by a concurrent request since the peek. */
                 res = recovery__bad(ctx, recovery__bad_reset);
