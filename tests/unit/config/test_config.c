@@ -123,7 +123,7 @@ static void test_defaults_edge(void **state) {
         assert_string_equal(cfg.mongo_uri, "mongodb://127.0.0.1:27017");
         assert_string_equal(cfg.mongo_db_prefix, "omnify_");
         assert_string_equal(cfg.instance_id, "");
-        assert_int_equal(cfg.kafka_linger_ms, 1);
+        assert_int_equal(cfg.kafka_linger_ms, 0);
         assert_int_equal(cfg.kafka_message_timeout_ms, 10000);
         assert_int_equal(cfg.shutdown_timeout_ms, 10000);
         assert_int_equal(cfg.operation_retention_s, 86400);
