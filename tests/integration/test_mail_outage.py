@@ -10,16 +10,35 @@ a process with a key sends them.
 import re
 import time
 
-from conftest import LOW_ARGON2, signup, stop_all, unique_email, wait_status
+import pytest
+
+from conftest import LOW_ARGON2, bin_path, signup, stop_all, unique_email, wait_status
 from test_auth_recovery import MAIL_KEY, PUBLIC_URL, MailServer, link_token
 
 PASSWORD = "Outage-test-pw 1"
+
+# This module's own topics and databases: no auth process of another module
+# (with another mail set-up) may take its commands or send its outbox.
+_PRIVATE = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_prefix(session):
+    prefix = f"it{session.tag}mo."
+    r = session.run([bin_path("omnify"), "topics", "apply"], timeout=120,
+                    OMNIFY_TOPIC_PREFIX=prefix)
+    assert r.returncode == 0, r.stderr
+    _PRIVATE.update(OMNIFY_TOPIC_PREFIX=prefix,
+                    OMNIFY_MONGO_DB_PREFIX=f"it{session.tag}mo_")
+    yield
+    session.run([bin_path("omnify"), "topics", "delete", prefix], timeout=60,
+                OMNIFY_TOPIC_PREFIX=prefix)
 
 
 def start_monolith(procs, mail_url, key=MAIL_KEY, name="monolith"):
     p = procs.start_monolith(name=name, OMNIFY_MAIL_BASE_URL=mail_url,
                              OMNIFY_MAIL_API_KEY=key, OMNIFY_PUBLIC_URL=PUBLIC_URL,
-                             **LOW_ARGON2)
+                             **LOW_ARGON2, **_PRIVATE)
     wait_status(p.url, "auth")
     return p
 
