@@ -18,7 +18,9 @@ What is here:
   and its user has exactly one auth.user.registered event.
 """
 
+import hashlib
 import http.client
+import http.server
 import json
 import os
 import random
@@ -74,8 +76,9 @@ def free_port():
 class Env:
     """A scenario's settings: its own topic and database prefixes."""
 
-    def __init__(self, tag, logdir):
+    def __init__(self, tag, logdir, extra=None):
         self.tag = tag
+        self.extra = dict(extra or {})
         self.topic_prefix = f"{tag}."
         self.db_prefix = f"{tag}_"
         self.jwt_secret = secrets.token_urlsafe(48)
@@ -92,6 +95,11 @@ class Env:
             "OMNIFY_KAFKA_BROKERS": KAFKA,
         })
         env.update(LOW_ARGON2)
+        # The edge limits signups per client address and per account; all
+        # of this load comes from one address.
+        env.update({"OMNIFY_RATE_IP_PER_MIN": "1000000",
+                    "OMNIFY_RATE_ACCOUNT_PER_MIN": "1000000"})
+        env.update(self.extra)
         for k, v in overrides.items():
             if v is None:
                 env.pop(k, None)
@@ -236,7 +244,7 @@ def http_get(url, timeout=5.0, headers=None):
         conn.close()
 
 
-def wait_ready(proc, path="/ready", timeout=60.0):
+def wait_ready(proc, path="/ready", timeout=120.0):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -261,6 +269,18 @@ def wait_group(edge_url, group="auth", timeout=60.0):
             return last[1]
         time.sleep(0.3)
     raise RuntimeError(f"/api/{group}/status not 200 after {timeout}s: {last}")
+
+
+def wait_kafka(timeout=300.0):
+    """Until the broker answers metadata (others restart it now and then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = subprocess.run(["kcat", "-L", "-b", KAFKA, "-m", "5", "-t", "__omnify_fault_probe"],
+                           capture_output=True, text=True, timeout=60)
+        if "broker 1 at" in r.stdout or " brokers:" in r.stdout:
+            return
+        time.sleep(2.0)
+    raise RuntimeError(f"the broker at {KAFKA} did not answer for {timeout:.0f} s")
 
 
 def topic_names(prefix):
@@ -396,6 +416,71 @@ def infra(*args, timeout=300, tries=3):
             f"{(r.stdout + r.stderr).strip()[-300:]}")
         time.sleep(3)
     raise RuntimeError(f"infra {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+
+# ---------------------------------------------------------------------------
+# A mail provider that answers as SendGrid's v3 mail-send does
+# ---------------------------------------------------------------------------
+
+class FakeMail:
+    """POST /v3/mail/send -> 202, recording every mail: auth's outbox sender
+    posts here (OMNIFY_MAIL_BASE_URL), so mails are counted where a user
+    would receive them. Per recipient: the texts (a text holds its own
+    single-use link, so two different texts are two verification mails)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.mails = {}   # to -> list of sha1(text)
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's name
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n)
+                ok = self.path == "/v3/mail/send" and \
+                    self.headers.get("Authorization") == "Bearer fault-test-key"
+                try:
+                    doc = json.loads(raw)
+                    to = doc["personalizations"][0]["to"][0]["email"]
+                    text = "".join(c.get("value", "") for c in doc.get("content", []))
+                except (ValueError, KeyError, IndexError, TypeError):
+                    ok = False
+                if ok:
+                    digest = hashlib.sha1(text.encode()).hexdigest()
+                    with outer.lock:
+                        outer.requests += 1
+                        outer.mails.setdefault(to.lower(), []).append(digest)
+                self.send_response(202 if ok else 400)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{HOST}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def env(self):
+        return {"OMNIFY_MAIL_BASE_URL": self.url, "OMNIFY_MAIL_API_KEY": "fault-test-key"}
+
+    def count(self, emails):
+        """{email: (distinct texts, mails)} for the given recipients."""
+        with self.lock:
+            out = {}
+            for e in emails:
+                got = self.mails.get(e.lower(), [])
+                out[e] = (len(set(got)), len(got))
+            return out
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------
@@ -797,7 +882,25 @@ def uuid7():
 # The books
 # ---------------------------------------------------------------------------
 
-def verify(load, events_topic, settle_s=3.0):
+def wait_mails(mail, emails, timeout=150.0, quiet_s=75.0):
+    """Wait until every address got a mail, or no new mail came for
+    quiet_s (a sender killed mid-send holds its mail's 60 s lease), or
+    timeout. Returns {email: (distinct texts, mails)}."""
+    deadline = time.monotonic() + timeout
+    last_total, last_change = -1, time.monotonic()
+    while True:
+        counts = mail.count(emails)
+        missing = sum(1 for d, n in counts.values() if d == 0)
+        total = sum(n for d, n in counts.values())
+        if total != last_total:
+            last_total, last_change = total, time.monotonic()
+        if not missing or time.monotonic() > deadline or \
+                time.monotonic() - last_change > quiet_s:
+            return counts
+        time.sleep(2.0)
+
+
+def verify(load, events_topic, mail=None, settle_s=3.0):
     """Count, for every accepted request, whether it completed once.
 
     Returns a dict with the numbers of the table and lists of evidence."""
@@ -812,7 +915,12 @@ def verify(load, events_topic, settle_s=3.0):
             break
         prev = len(records)
         time.sleep(settle_s)
+    # Per user: the distinct event ids (each is one registration: more than
+    # one is the work done twice) and the records (a resend after a lost
+    # delivery keeps the event id: a copy consumers drop by id, counted
+    # apart).
     per_user = {}
+    records_per_user = {}
     per_user_corr = {}
     undecodable = 0
     for part, off, key, headers, value in records:
@@ -824,9 +932,12 @@ def verify(load, events_topic, settle_s=3.0):
             undecodable += 1
             continue
         uid = body.get("user_id") if isinstance(body, dict) else None
-        per_user[uid] = per_user.get(uid, 0) + 1
+        per_user.setdefault(uid, set()).add(headers.get("id"))
+        records_per_user[uid] = records_per_user.get(uid, 0) + 1
         per_user_corr.setdefault(uid, []).append(
-            (headers.get("correlation-id"), part, off))
+            (headers.get("id"), headers.get("correlation-id"), part, off))
+    per_user = {u: len(ids) for u, ids in per_user.items()}
+    copies = sum(n - per_user[u] for u, n in records_per_user.items())
 
     completed = [r for r in accepted if r.final == "completed"]
     unfinished = [r for r in accepted if r.final != "completed"]
@@ -845,8 +956,20 @@ def verify(load, events_topic, settle_s=3.0):
             same_user.setdefault(r.user_id, []).append(r)
     shared_user = [rs for rs in same_user.values() if len(rs) > 1]
     multi_202 = [r for r in accepted if len(r.all_ops) > 1]
-    lost = set(id(r) for r in unfinished + bad_result + no_event + wrong_email)
-    dup = set(id(r) for r in dup_event)
+    # The verification mail, where the user would receive it.
+    ok201 = [r for r in completed if r.result and r.result[0] == 201]
+    no_mail, dup_mail, mail_copies = [], [], 0
+    if mail is not None and ok201:
+        counts = wait_mails(mail, [r.email for r in ok201])
+        for r in ok201:
+            distinct, n = counts[r.email]
+            if distinct == 0:
+                no_mail.append(r)
+            elif distinct > 1:
+                dup_mail.append(r)
+            mail_copies += n - distinct
+    lost = set(id(r) for r in unfinished + bad_result + no_event + wrong_email + no_mail)
+    dup = set(id(r) for r in dup_event + dup_mail)
     for rs in shared_user:
         for r in rs:
             dup.add(id(r))
@@ -862,11 +985,16 @@ def verify(load, events_topic, settle_s=3.0):
         "wrong_email": wrong_email,
         "no_event": no_event,
         "dup_event": dup_event,
+        "no_mail": no_mail,
+        "dup_mail": dup_mail,
+        "mail_copies": mail_copies,
+        "mails_checked": mail is not None,
         "per_user_corr": per_user_corr,
         "orphan_events": orphans,
         "shared_user": shared_user,
         "multi_202": multi_202,
         "events_total": sum(per_user.values()),
+        "event_copies": copies,
         "undecodable_events": undecodable,
         "http_attempts": load.http_attempts,
         "retries": load.retries,

@@ -514,6 +514,10 @@ class Session:
             # limits themselves set them back.
             "OMNIFY_RATE_IP_PER_MIN": "1000000",
             "OMNIFY_RATE_ACCOUNT_PER_MIN": "1000000",
+            # Sanitizer builds on two shared cores can take more than the
+            # default 10 s for a first command while a group joins; tests
+            # of the timeout itself bound it with Prefer: wait=N.
+            "OMNIFY_REPLY_TIMEOUT_MS": "25000",
         })
         for src in (base or {}), overrides:
             for k, v in src.items():
