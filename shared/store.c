@@ -41,7 +41,19 @@ struct store {
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
 
+/* mongoc's own log lines, as our JSON lines; its chatter below warnings
+ * (connection monitoring while the store is away) is dropped. */
+static void store__log(mongoc_log_level_t level, const char *domain,
+                       const char *message, void *arg) {
+        (void)arg;
+        if (level <= MONGOC_LOG_LEVEL_CRITICAL)
+                log_error("mongoc %s: %s", domain, message);
+        else if (level <= MONGOC_LOG_LEVEL_WARNING)
+                log_warn("mongoc %s: %s", domain, message);
+}
+
 static void store__init_driver(void) {
+        mongoc_log_set_handler(store__log, NULL);
         mongoc_init();
 }
 
