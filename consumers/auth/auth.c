@@ -165,25 +165,6 @@ static handler_result_t auth__login_failed(rt_ctx_t *ctx, const bson_t *user) {
         return HANDLER_OK;
 }
 
-/* 429 with the seconds left, which the edge turns into Retry-After. */
-static void auth__locked(rt_ctx_t *ctx, int64_t until_ms) {
-        msgpack_packer *pk = rt_reply(ctx, 429);
-        int64_t left = (until_ms - (int64_t)clock_wall_ms() + 999) / 1000;
-        msgpack_pack_map(pk, 5);
-        codec_pack_str(pk, "type");
-        codec_pack_str(pk, "about:blank");
-        codec_pack_str(pk, "title");
-        codec_pack_str(pk, "Too Many Requests");
-        codec_pack_str(pk, "status");
-        msgpack_pack_int(pk, 429);
-        codec_pack_str(pk, "detail");
-        codec_pack_str(
-                pk,
-                "too many failed logins: the account is locked for a while");
-        codec_pack_str(pk, "retry_after");
-        msgpack_pack_int64(pk, left > 0 ? left : 1);
-}
-
 static handler_result_t auth_login(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         slice_t password = codec_map_str(body, "password");
@@ -205,7 +186,7 @@ static handler_result_t auth_login(rt_ctx_t *ctx, const msgpack_object *body) {
                 locked_until = auth_bson_date(&user, "locked_until");
                 if (locked_until > (int64_t)clock_wall_ms()) {
                         bson_destroy(&user);
-                        auth__locked(ctx, locked_until);
+                        auth_reply_locked(ctx, locked_until);
                         return HANDLER_OK;
                 }
         }

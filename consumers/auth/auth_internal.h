@@ -96,6 +96,10 @@ void auth_iso_time(int64_t ms, char buf[32]);
  * current org) or nothing when role is NULL. */
 void auth_pack_user(msgpack_packer *pk, const bson_t *user, const char *role);
 
+/* The lock-out answer: 429 with the seconds left (retry_after), which the
+ * edge turns into Retry-After. */
+void auth_reply_locked(rt_ctx_t *ctx, int64_t until_ms);
+
 /* A store failure as the handler's result: transient errors retry, the
  * others answer 500 without details. */
 handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,

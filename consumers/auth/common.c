@@ -240,6 +240,24 @@ void auth_pack_user(msgpack_packer *pk, const bson_t *user, const char *role) {
         codec_pack_str(pk, when);
 }
 
+void auth_reply_locked(rt_ctx_t *ctx, int64_t until_ms) {
+        msgpack_packer *pk = rt_reply(ctx, 429);
+        int64_t left = (until_ms - (int64_t)clock_wall_ms() + 999) / 1000;
+        msgpack_pack_map(pk, 5);
+        codec_pack_str(pk, "type");
+        codec_pack_str(pk, "about:blank");
+        codec_pack_str(pk, "title");
+        codec_pack_str(pk, "Too Many Requests");
+        codec_pack_str(pk, "status");
+        msgpack_pack_int(pk, 429);
+        codec_pack_str(pk, "detail");
+        codec_pack_str(
+                pk,
+                "too many failed logins: the account is locked for a while");
+        codec_pack_str(pk, "retry_after");
+        msgpack_pack_int64(pk, left > 0 ? left : 1);
+}
+
 handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
                                    const char *errstr) {
         log_warn("store: %s", errstr);

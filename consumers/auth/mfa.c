@@ -338,31 +338,12 @@ static store_err_t mfa__failed(rt_ctx_t *ctx, const char *user_id, char *errstr,
  * Replies
  * ------------------------------------------------------------------------ */
 
-/* The lock-out answer of login: 429 and the seconds left (retry_after),
- * which the edge turns into Retry-After. */
-static void mfa__reply_locked(rt_ctx_t *ctx, int64_t until_ms) {
-        msgpack_packer *pk = rt_reply(ctx, 429);
-        int64_t left = (until_ms - (int64_t)clock_wall_ms() + 999) / 1000;
-        msgpack_pack_map(pk, 5);
-        codec_pack_str(pk, "type");
-        codec_pack_str(pk, "about:blank");
-        codec_pack_str(pk, "title");
-        codec_pack_str(pk, "Too Many Requests");
-        codec_pack_str(pk, "status");
-        msgpack_pack_int(pk, 429);
-        codec_pack_str(pk, "detail");
-        codec_pack_str(pk, "too many failed logins: the account is locked "
-                           "for a while");
-        codec_pack_str(pk, "retry_after");
-        msgpack_pack_int64(pk, left > 0 ? left : 1);
-}
-
 /* True (and the 429 set) when the account is locked now. */
 static bool mfa__locked(rt_ctx_t *ctx, const bson_t *user) {
         int64_t until = auth_bson_date(user, "locked_until");
         if (until <= (int64_t)clock_wall_ms())
                 return false;
-        mfa__reply_locked(ctx, until);
+        auth_reply_locked(ctx, until);
         return true;
 }
 
