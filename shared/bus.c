@@ -359,6 +359,7 @@ struct bus_consumer {
         metrics_counter_t *assigned, *revoked, *owned;
         void (*on_revoke)(void *arg);
         void *on_revoke_arg;
+        bool ever_assigned; /* consumer thread only */
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -409,6 +410,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                       ? parts->cnt
                                       : -parts->cnt);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                c->ever_assigned = true;
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
                         rd_kafka_error_t *e =
@@ -728,6 +730,19 @@ void bus_consumer_destroy(bus_consumer_t *c) {
         if (!c)
                 return;
         if (c->rk) {
+                if (c->is_group && !c->ever_assigned) {
+                        /* librdkafka 2.0 aborts when a cooperative-sticky
+                         * consumer is closed between joining and its first
+                         * assignment (fixed in 2.3): let the join finish.
+                         * Messages read here are not ours to handle; their
+                         * offsets are never stored, so they come again. */
+                        for (int i = 0; i < 50 && !c->ever_assigned; i++) {
+                                rd_kafka_message_t *m =
+                                        rd_kafka_consumer_poll(c->rk, 100);
+                                if (m)
+                                        rd_kafka_message_destroy(m);
+                        }
+                }
                 if (c->is_group) {
                         rd_kafka_resp_err_t err =
                                 rd_kafka_consumer_close(c->rk);

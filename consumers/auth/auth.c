@@ -30,6 +30,21 @@
  * Signup
  * ------------------------------------------------------------------------ */
 
+/* Did an earlier delivery of this signup queue the verification mail? */
+static bool auth__verification_sent(auth_state_t *st, const char *user_id) {
+        bson_t filter = BSON_INITIALIZER, found;
+        char errstr[256];
+        store_err_t err;
+        BSON_APPEND_UTF8(&filter, "kind", "verify");
+        BSON_APPEND_UTF8(&filter, "user_id", user_id);
+        err = store_find_one(st->store, "auth", "tokens", &filter, NULL, &found,
+                             errstr, sizeof(errstr));
+        bson_destroy(&filter);
+        if (err == STORE_OK)
+                bson_destroy(&found);
+        return err == STORE_OK;
+}
+
 static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         const env_t *env = rt_env(ctx);
@@ -42,6 +57,7 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_t doc = BSON_INITIALIZER, user;
         store_err_t err;
         int64_t now = (int64_t)clock_wall_ms();
+        bool redelivered = false;
 
         auth_email_normalize(codec_map_str(body, "email"), email);
         if (auth_password_policy(password, email, why, sizeof(why))) {
@@ -90,6 +106,7 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
                 /* Finish what the earlier delivery may not have. */
+                redelivered = true;
                 snprintf(user_id, sizeof(user_id), "%s",
                          auth_bson_str(&user, "_id"));
                 snprintf(org_id, sizeof(org_id), "%s",
@@ -107,7 +124,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
                               sizeof(errstr));
         /* The verification mail goes into the outbox with the account: a
          * mail outage delays the mail, never the signup. */
-        if (!err && !auth_bson_bool(&user, "email_verified"))
+        if (!err && !auth_bson_bool(&user, "email_verified") &&
+            !(redelivered && auth__verification_sent(st, user_id)))
                 err = auth_send_verification(st, &user, errstr, sizeof(errstr));
         if (err) {
                 bson_destroy(&user);

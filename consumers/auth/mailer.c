@@ -235,8 +235,13 @@ static mailer_claim_t mailer__claim(auth_mailer_t *m, mailer_mail_t *mail) {
         BSON_APPEND_UTF8(&filter, "_id", mail->id);
         BSON_APPEND_UTF8(&filter, "status", "queued");
         BSON_APPEND_INT64(&filter, "attempts", mail->attempts);
-        BSON_APPEND_DATE_TIME(&filter, "lease_until",
-                              auth_bson_date(&found, "lease_until"));
+        /* The lease must still be free when the update applies, whatever
+         * the find saw: a store may show a document half-way through a
+         * concurrent update, and a compare on the value read would then
+         * steal a live lease. */
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "lease_until", &cond);
+        BSON_APPEND_DATE_TIME(&cond, "$lte", now);
+        bson_append_document_end(&filter, &cond);
         bson_init(&update);
         mail->lease_until = now + MAILER_LEASE_MS;
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);

@@ -391,6 +391,106 @@ def drop_databases(names, uri_host="127.0.0.1", port=27017):
             _recv_exact(s, length - 4)
 
 
+def bson_encode(doc):
+    """Enough BSON for commands: str, int (int64), bool, None, dict, list,
+    ("date", ms)."""
+    out = b""
+    for k, v in doc.items():
+        kb = k.encode() + b"\x00"
+        if isinstance(v, tuple) and v[0] == "date":
+            out += b"\x09" + kb + struct.pack("<q", v[1])
+        elif v is None:
+            out += b"\x0a" + kb
+        elif isinstance(v, bool):
+            out += b"\x08" + kb + (b"\x01" if v else b"\x00")
+        elif isinstance(v, int):
+            out += b"\x12" + kb + struct.pack("<q", v)
+        elif isinstance(v, str):
+            vb = v.encode() + b"\x00"
+            out += b"\x02" + kb + struct.pack("<i", len(vb)) + vb
+        elif isinstance(v, dict):
+            out += b"\x03" + kb + bson_encode(v)
+        elif isinstance(v, list):
+            out += b"\x04" + kb + bson_encode({str(i): x for i, x in enumerate(v)})
+        else:
+            raise TypeError(type(v))
+    return struct.pack("<i", len(out) + 5) + out + b"\x00"
+
+
+def bson_decode(b):
+    """BSON document -> dict (arrays as dicts keyed "0", "1", ...; dates as
+    ("date", ms); binary as bytes; ObjectId as hex)."""
+    out, i = {}, 4
+    while b[i] != 0:
+        t = b[i]
+        e = b.index(b"\x00", i + 1)
+        k = b[i + 1:e].decode("utf-8", "replace")
+        i = e + 1
+        if t == 0x01:
+            out[k] = struct.unpack_from("<d", b, i)[0]; i += 8
+        elif t in (0x02, 0x0D, 0x0E):
+            n = struct.unpack_from("<i", b, i)[0]
+            out[k] = b[i + 4:i + 3 + n].decode("utf-8", "replace"); i += 4 + n
+        elif t in (0x03, 0x04):
+            n = struct.unpack_from("<i", b, i)[0]
+            out[k] = bson_decode(b[i:i + n]); i += n
+        elif t == 0x05:
+            n = struct.unpack_from("<i", b, i)[0]
+            out[k] = bytes(b[i + 5:i + 5 + n]); i += 5 + n
+        elif t == 0x07:
+            out[k] = b[i:i + 12].hex(); i += 12
+        elif t == 0x08:
+            out[k] = b[i] == 1; i += 1
+        elif t == 0x09:
+            out[k] = ("date", struct.unpack_from("<q", b, i)[0]); i += 8
+        elif t in (0x0A, 0x06, 0x7F, 0xFF):
+            out[k] = None
+        elif t == 0x10:
+            out[k] = struct.unpack_from("<i", b, i)[0]; i += 4
+        elif t in (0x11, 0x12):
+            out[k] = struct.unpack_from("<q", b, i)[0]; i += 8
+        elif t == 0x13:
+            out[k] = bytes(b[i:i + 16]); i += 16
+        else:
+            raise ValueError(f"bson type 0x{t:02x}")
+    return out
+
+
+class Store:
+    """A tiny MongoDB wire-protocol client (OP_MSG) for reading what the
+    services stored: no mongo client on this machine."""
+
+    def __init__(self, host="127.0.0.1", port=27017, timeout=60):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.rid = 0
+
+    def close(self):
+        self.sock.close()
+
+    def cmd(self, doc):
+        self.rid += 1
+        msg = struct.pack("<i", 0) + b"\x00" + bson_encode(doc)
+        self.sock.sendall(struct.pack("<iiii", 16 + len(msg), self.rid, 0, 2013) + msg)
+        n = struct.unpack("<i", _recv_exact(self.sock, 4))[0]
+        reply = bson_decode(_recv_exact(self.sock, n - 4)[17:])
+        if reply.get("ok") != 1.0:
+            raise RuntimeError(f"store: {doc.get('find') or list(doc)[0]}: {reply}")
+        return reply
+
+    def find_all(self, db, coll, filt=None, projection=None):
+        q = {"find": coll, "filter": filt or {}, "batchSize": 5000, "$db": db}
+        if projection:
+            q["projection"] = projection
+        r = self.cmd(q)
+        docs = list(r["cursor"]["firstBatch"].values())
+        cursor = r["cursor"].get("id", 0)
+        while cursor:
+            r = self.cmd({"getMore": cursor, "collection": coll, "batchSize": 5000, "$db": db})
+            docs += list(r["cursor"]["nextBatch"].values())
+            cursor = r["cursor"].get("id", 0)
+        return docs
+
+
 def infra_pids():
     """{kafka: pid, store: pid} as compose/local/infra recorded them: a
     change means the component was restarted (by us, or by someone else)."""
@@ -411,6 +511,9 @@ def infra(*args, timeout=300, tries=3):
     for attempt in range(tries if args and args[0] == "up" else 1):
         r = subprocess.run([INFRA, *args], capture_output=True, text=True, timeout=timeout)
         if r.returncode == 0:
+            if attempt:
+                log(f"  infra {' '.join(args)}, attempt {attempt + 1}: "
+                    + " / ".join(ln for ln in r.stdout.splitlines() if "deps:" not in ln))
             return r.stdout
         log(f"  infra {' '.join(args)} failed ({r.returncode}), attempt {attempt + 1}: "
             f"{(r.stdout + r.stderr).strip()[-300:]}")
@@ -512,13 +615,16 @@ class Load:
 
     RETRY_STATUSES = {429, 502, 503, 504}
 
-    def __init__(self, edge_url, tag, n, rate, threads=8, give_up_s=240.0):
+    def __init__(self, edge_url, tag, n, rate, threads=8, give_up_s=240.0, burst=None):
         self.edge_url = edge_url
         hostport = edge_url[len("http://"):]
         self.host, _, port = hostport.partition(":")
         self.port = int(port)
         self.requests = [Request(i, tag) for i in range(n)]
         self.rate = rate
+        # burst=(fraction, seconds): that fraction at once, the rest spread
+        # evenly over the given seconds.
+        self.burst = burst
         self.threads = threads
         self.give_up_s = give_up_s
         self._next = 0
@@ -541,10 +647,17 @@ class Load:
             req = self.requests[self._next]
             self._next += 1
             self.sent += 1
-        if self.rate:
+        delay = 0.0
+        if self.burst:
+            frac, seconds = self.burst
+            k = int(len(self.requests) * frac)
+            if req.i >= k:
+                delay = self._t0 + 1.0 + (req.i - k) * seconds / max(1, len(self.requests) - k) \
+                    - time.monotonic()
+        elif self.rate:
             delay = self._t0 + req.i / self.rate - time.monotonic()
-            if delay > 0:
-                self.aborted.wait(delay)
+        if delay > 0:
+            self.aborted.wait(delay)
         return req
 
     def start(self):
@@ -900,7 +1013,22 @@ def wait_mails(mail, emails, timeout=150.0, quiet_s=75.0):
         time.sleep(2.0)
 
 
-def verify(load, events_topic, mail=None, settle_s=3.0):
+def outbox_counts(db):
+    """{recipient: mail records} in auth's outbox: the mails the handlers
+    queued, whether or not a sender sent them yet."""
+    st = Store()
+    try:
+        docs = st.find_all(db, "mail_outbox", {}, {"to": 1})
+    finally:
+        st.close()
+    out = {}
+    for d in docs:
+        to = str(d.get("to", "")).lower()
+        out[to] = out.get(to, 0) + 1
+    return out
+
+
+def verify(load, events_topic, mail=None, outbox_db=None, settle_s=3.0):
     """Count, for every accepted request, whether it completed once.
 
     Returns a dict with the numbers of the table and lists of evidence."""
@@ -958,7 +1086,7 @@ def verify(load, events_topic, mail=None, settle_s=3.0):
     multi_202 = [r for r in accepted if len(r.all_ops) > 1]
     # The verification mail, where the user would receive it.
     ok201 = [r for r in completed if r.result and r.result[0] == 201]
-    no_mail, dup_mail, mail_copies = [], [], 0
+    no_mail, dup_mail, mail_copies, mail_copy_emails = [], [], 0, []
     if mail is not None and ok201:
         counts = wait_mails(mail, [r.email for r in ok201])
         for r in ok201:
@@ -968,8 +1096,21 @@ def verify(load, events_topic, mail=None, settle_s=3.0):
             elif distinct > 1:
                 dup_mail.append(r)
             mail_copies += n - distinct
-    lost = set(id(r) for r in unfinished + bad_result + no_event + wrong_email + no_mail)
-    dup = set(id(r) for r in dup_event + dup_mail)
+            if n > distinct:
+                mail_copy_emails.append(r.email)
+    # The outbox: one verification mail queued per signup.
+    no_outbox, dup_outbox = [], []
+    if outbox_db:
+        counts = outbox_counts(outbox_db)
+        for r in ok201:
+            n = counts.get(r.email.lower(), 0)
+            if n == 0:
+                no_outbox.append(r)
+            elif n > 1:
+                dup_outbox.append(r)
+    lost = set(id(r) for r in unfinished + bad_result + no_event + wrong_email + no_mail
+               + no_outbox)
+    dup = set(id(r) for r in dup_event + dup_mail + dup_outbox)
     for rs in shared_user:
         for r in rs:
             dup.add(id(r))
@@ -988,7 +1129,10 @@ def verify(load, events_topic, mail=None, settle_s=3.0):
         "no_mail": no_mail,
         "dup_mail": dup_mail,
         "mail_copies": mail_copies,
+        "mail_copy_emails": mail_copy_emails,
         "mails_checked": mail is not None,
+        "no_outbox": no_outbox,
+        "dup_outbox": dup_outbox,
         "per_user_corr": per_user_corr,
         "orphan_events": orphans,
         "shared_user": shared_user,

@@ -42,5 +42,10 @@ try:
             crashes += 1; print(tail)
 finally:
     procs.cleanup()
+    try:
+        fl.delete_topics(fl.topic_names(env.topic_prefix))
+        fl.drop_databases([env.db_prefix + g for g in ("auth", "ops")])
+    except Exception as e:  # noqa: BLE001 - hygiene only
+        print(f"cleanup: {e}")
 print(f"crashes: {crashes}; logs in {env.logdir}")
 sys.exit(1 if crashes else 0)
