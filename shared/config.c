@@ -59,7 +59,8 @@ static const setting_t settings[] = {
          "host-pid."},
         {"OMNIFY_KAFKA_LINGER_MS", SETTING_INT, OFF(kafka_linger_ms), C_ALL, 0,
          1000, "0", NULL, 0,
-         "Producer linger: how long to wait to batch messages (0: send at once; "
+         "Producer linger: how long to wait to batch messages (0: send at "
+         "once; "
          "batches still form while a request is in flight)."},
         {"OMNIFY_KAFKA_MESSAGE_TIMEOUT_MS", SETTING_INT,
          OFF(kafka_message_timeout_ms), C_ALL, 1000, 300000, "10000", NULL, 0,

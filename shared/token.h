@@ -2,10 +2,11 @@
  * token.h - access tokens: HS256 JWTs signed by auth, checked by the edge.
  *
  * Claims: iss, aud, sub (user id), tid (tenant id), roles (array of strings),
- * sid (session id), tv (accepted terms version), iat, nbf, exp, jti; header kid names the signing key so keys can rotate.
- * Verification decodes with the key and then insists on HS256: with libjwt
- * 1.10 a token with alg "none" decodes without error when no key is given,
- * and an RS256/ES256 token must never be checked against our HMAC secret.
+ * sid (session id), tv (accepted terms version), iat, nbf, exp, jti; header kid
+ * names the signing key so keys can rotate. Verification decodes with the key
+ * and then insists on HS256: with libjwt 1.10 a token with alg "none" decodes
+ * without error when no key is given, and an RS256/ES256 token must never be
+ * checked against our HMAC secret.
  */
 #ifndef OMNIFY_TOKEN_H
 #define OMNIFY_TOKEN_H

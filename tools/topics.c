@@ -148,9 +148,10 @@ static int topics__delete(const config_t *cfg, int argc, char **argv) {
 
         if (argc != 2 || strcmp(argv[1], cfg->topic_prefix) != 0 ||
             strcmp(cfg->topic_prefix, "omnify.") == 0) {
-                fprintf(stderr, "omnify topics delete: give the configured prefix "
-                                "(OMNIFY_TOPIC_PREFIX) to confirm; the default "
-                                "prefix is never deleted\n");
+                fprintf(stderr,
+                        "omnify topics delete: give the configured prefix "
+                        "(OMNIFY_TOPIC_PREFIX) to confirm; the default "
+                        "prefix is never deleted\n");
                 return 2;
         }
         n = topics__load(cfg, &decls, errstr, sizeof(errstr));
@@ -220,8 +221,7 @@ int topics_main(int argc, char **argv) {
         n = topics__load(&cfg, &decls, errstr, sizeof(errstr));
         if (n < 0)
                 goto fail;
-        bus = bus_new(&cfg, "omnify-topics", errstr,
-                      sizeof(errstr));
+        bus = bus_new(&cfg, "omnify-topics", errstr, sizeof(errstr));
         if (!bus)
                 goto fail;
         if (rd_kafka_metadata(bus_handle(bus), 1, NULL, &md, 10000)) {
@@ -300,7 +300,8 @@ int topics_main(int argc, char **argv) {
                 if (berr == BUS_OK)
                         break;
                 if (attempt == 119) {
-                        fprintf(stderr, "omnify topics: created, but %s\n", errstr);
+                        fprintf(stderr, "omnify topics: created, but %s\n",
+                                errstr);
                         goto out;
                 }
                 struct timespec ts = {0, 250 * 1000000L};

@@ -12,8 +12,8 @@
  *       does. With -W 1 it also inserts one operation-log-like document per
  *       message into DB.operations; with -W 2 it first looks the id up, as
  *       the runtime's oplog_find + oplog_record do.
- *   bench-consume watch -u METRICS_URL -m SERIES_PREFIX -n N [-x SECS] -- CMD...
- *       exec CMD and poll METRICS_URL every 2 ms until the sum of the series
+ *   bench-consume watch -u METRICS_URL -m SERIES_PREFIX -n N [-x SECS] --
+ * CMD... exec CMD and poll METRICS_URL every 2 ms until the sum of the series
  *       starting with SERIES_PREFIX reaches N; then SIGTERM CMD and wait.
  *   bench-consume first -t TOPIC -T TYPE -R REPLY_TOPIC -P PARTITION -- CMD...
  *       produce one command whose reply-to is REPLY_TOPIC:PARTITION, exec CMD
@@ -49,7 +49,8 @@
 #include "msgid.h"
 
 typedef struct bc_opts {
-        const char *brokers, *topic, *type, *group, *mongo_uri, *db, *url, *series;
+        const char *brokers, *topic, *type, *group, *mongo_uri, *db, *url,
+                *series;
         const char *reply_topic, *prefix;
         long count;
         int store_ops, partition;
@@ -68,14 +69,17 @@ static void bc__fail(const char *what, const char *why) {
         exit(1);
 }
 
-static void bc__set(rd_kafka_conf_t *conf, const char *name, const char *value) {
+static void bc__set(rd_kafka_conf_t *conf, const char *name,
+                    const char *value) {
         char err[512];
-        if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+        if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK)
                 bc__fail(name, err);
 }
 
 static double bc__cpu_s(const struct rusage *ru) {
-        return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+        return (double)ru->ru_utime.tv_sec +
+               (double)ru->ru_utime.tv_usec / 1e6 +
                (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
 }
 
@@ -114,8 +118,8 @@ static rd_kafka_t *bc__producer(const bc_opts_t *o) {
 
 /* One command as the edge would send it (env_headers), without reply-to
  * unless given. */
-static void bc__produce_command(rd_kafka_t *rk, const char *topic, const char *type,
-                                const char *reply_to) {
+static void bc__produce_command(rd_kafka_t *rk, const char *topic,
+                                const char *type, const char *reply_to) {
         static const char empty_map[1] = {(char)0x80};
         char id[MSGID_TEXT_SIZE];
         msgid_t mid;
@@ -131,11 +135,12 @@ static void bc__produce_command(rd_kafka_t *rk, const char *topic, const char *t
         env.reply_to = slice_of(reply_to);
         for (;;) {
                 rd_kafka_headers_t *hdrs = env_headers(&env);
-                err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                        RD_KAFKA_V_KEY(id, MSGID_TEXT_LEN),
-                                        RD_KAFKA_V_VALUE((void *)empty_map, 1),
-                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+                err = rd_kafka_producev(
+                        rk, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_KEY(id, MSGID_TEXT_LEN),
+                        RD_KAFKA_V_VALUE((void *)empty_map, 1),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
                 if (!err)
                         return;
                 rd_kafka_headers_destroy(hdrs);
@@ -159,8 +164,8 @@ static int bc_fill(const bc_opts_t *o) {
         }
         if (rd_kafka_flush(rk, 60000))
                 bc__fail("flush", "messages left undelivered after 60 s");
-        fprintf(stderr, "fill: %ld message(s) to %s in %.0f ms\n", o->count, o->topic,
-                (double)(bc__now() - t0) / 1e6);
+        fprintf(stderr, "fill: %ld message(s) to %s in %.0f ms\n", o->count,
+                o->topic, (double)(bc__now() - t0) / 1e6);
         rd_kafka_destroy(rk);
         return 0;
 }
@@ -170,7 +175,8 @@ static int bc_fill(const bc_opts_t *o) {
  * ------------------------------------------------------------------------ */
 
 static void bc__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
+                          rd_kafka_topic_partition_list_t *parts,
+                          void *opaque) {
         rd_kafka_error_t *e;
         (void)opaque;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -187,8 +193,10 @@ static void bc__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * lookup before it (oplog_find). */
 static long bc_store_errors;
 
-static void bc__store(mongoc_collection_t *coll, const rd_kafka_message_t *m, int ops) {
-        bson_t doc = BSON_INITIALIZER, filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+static void bc__store(mongoc_collection_t *coll, const rd_kafka_message_t *m,
+                      int ops) {
+        bson_t doc = BSON_INITIALIZER, filter = BSON_INITIALIZER,
+               opts = BSON_INITIALIZER;
         bson_error_t e;
         const void *id = "";
         size_t id_len = 0;
@@ -203,7 +211,8 @@ static void bc__store(mongoc_collection_t *coll, const rd_kafka_message_t *m, in
                 mongoc_cursor_t *cur;
                 bson_append_utf8(&filter, "_id", 3, id, (int)id_len);
                 BSON_APPEND_INT64(&opts, "limit", 1);
-                cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+                cur = mongoc_collection_find_with_opts(coll, &filter, &opts,
+                                                       NULL);
                 while (mongoc_cursor_next(cur, &found))
                         ;
                 mongoc_cursor_destroy(cur);
@@ -213,17 +222,20 @@ static void bc__store(mongoc_collection_t *coll, const rd_kafka_message_t *m, in
         BSON_APPEND_UTF8(&doc, "type", "bench.raw");
         BSON_APPEND_UTF8(&doc, "tenant", "");
         BSON_APPEND_INT32(&doc, "status", 200);
-        BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY, body, sizeof(body));
+        BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY, body,
+                           sizeof(body));
         BSON_APPEND_DATE_TIME(&doc, "created_at", now);
         BSON_APPEND_DATE_TIME(&doc, "expires_at", now + 86400000);
-        if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e) && !bc_store_errors++)
+        if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e) &&
+            !bc_store_errors++)
                 fprintf(stderr, "drain: insert: %s\n", e.message);
         bson_destroy(&doc);
         bson_destroy(&filter);
         bson_destroy(&opts);
 }
 
-static mongoc_collection_t *bc__collection(const bc_opts_t *o, mongoc_client_t **client) {
+static mongoc_collection_t *bc__collection(const bc_opts_t *o,
+                                           mongoc_client_t **client) {
         bson_t cmd = BSON_INITIALIZER, indexes, index, keys, reply;
         mongoc_database_t *d;
         bson_error_t e;
@@ -282,7 +294,8 @@ static int bc_drain(const bc_opts_t *o) {
                 bc__fail("consumer", err);
         rd_kafka_poll_set_consumer(rk);
         subs = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(subs, o->topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(subs, o->topic,
+                                          RD_KAFKA_PARTITION_UA);
         if (rd_kafka_subscribe(rk, subs))
                 bc__fail("subscribe", o->topic);
         rd_kafka_topic_partition_list_destroy(subs);
@@ -299,7 +312,8 @@ static int bc_drain(const bc_opts_t *o) {
                 if (coll)
                         bc__store(coll, m, o->store_ops);
                 done = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(done, rd_kafka_topic_name(m->rkt), m->partition)
+                rd_kafka_topic_partition_list_add(
+                        done, rd_kafka_topic_name(m->rkt), m->partition)
                         ->offset = m->offset + 1;
                 rd_kafka_offsets_store(rk, done);
                 rd_kafka_topic_partition_list_destroy(done);
@@ -315,10 +329,14 @@ static int bc_drain(const bc_opts_t *o) {
                 self_cpu = bc__cpu_s(&ru);
                 bc__rss(getpid(), &rss, &hwm);
         }
-        printf("drain count=%ld start_to_first_ms=%.1f start_to_all_ms=%.1f steady_rps=%.0f "
-               "store_ops=%d store_errors=%ld cpu_s=%.3f rss_kib=%ld hwm_kib=%ld\n",
+        printf("drain count=%ld start_to_first_ms=%.1f start_to_all_ms=%.1f "
+               "steady_rps=%.0f "
+               "store_ops=%d store_errors=%ld cpu_s=%.3f rss_kib=%ld "
+               "hwm_kib=%ld\n",
                n, (double)(t_first - t0) / 1e6, (double)(t_last - t0) / 1e6,
-               n > 1 && t_last > t_first ? (double)(n - 1) * 1e9 / (double)(t_last - t_first) : 0.0,
+               n > 1 && t_last > t_first
+                       ? (double)(n - 1) * 1e9 / (double)(t_last - t_first)
+                       : 0.0,
                o->store_ops, bc_store_errors, self_cpu, rss, hwm);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
@@ -362,7 +380,8 @@ static long bc__http_get(const char *url, char *buf, size_t size) {
                 close(fd);
                 return -1;
         }
-        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+        snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
                  slash, host);
         if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
                 close(fd);
@@ -384,7 +403,8 @@ static long bc__http_get(const char *url, char *buf, size_t size) {
 static long bc__series_sum(const char *text, const char *prefix) {
         size_t plen = strlen(prefix);
         long sum = 0;
-        for (const char *line = text; line && *line; line = strchr(line, '\n')) {
+        for (const char *line = text; line && *line;
+             line = strchr(line, '\n')) {
                 if (*line == '\n')
                         line++;
                 if (strncmp(line, prefix, plen) == 0) {
@@ -402,7 +422,8 @@ static pid_t bc__spawn(char **cmd) {
                 bc__fail("fork", strerror(errno));
         if (pid == 0) {
                 execvp(cmd[0], cmd);
-                fprintf(stderr, "bench-consume: exec %s: %s\n", cmd[0], strerror(errno));
+                fprintf(stderr, "bench-consume: exec %s: %s\n", cmd[0],
+                        strerror(errno));
                 _exit(127);
         }
         return pid;
@@ -455,12 +476,14 @@ static int bc_watch(const bc_opts_t *o) {
                 bc__rss(pid, &rss, &hwm);
                 cpu_s = bc__stop(pid);
         }
-        printf("watch count=%ld pid=%ld start_to_first_ms=%.1f start_to_all_ms=%.1f "
+        printf("watch count=%ld pid=%ld start_to_first_ms=%.1f "
+               "start_to_all_ms=%.1f "
                "steady_rps=%.0f cpu_s=%.3f rss_kib=%ld hwm_kib=%ld\n",
                count, (long)pid, t_first ? (double)(t_first - t0) / 1e6 : -1.0,
                t_all ? (double)(t_all - t0) / 1e6 : -1.0,
                t_all > t_first && count > first_count
-                       ? (double)(count - first_count) * 1e9 / (double)(t_all - t_first)
+                       ? (double)(count - first_count) * 1e9 /
+                                 (double)(t_all - t_first)
                        : 0.0,
                cpu_s, rss, hwm);
         return t_all ? 0 : 1;
@@ -487,15 +510,18 @@ static int bc_first(const bc_opts_t *o) {
         if (!lis)
                 bc__fail("listener", err);
         rd_kafka_poll_set_consumer(lis);
-        if (rd_kafka_query_watermark_offsets(lis, o->reply_topic, o->partition, &lo, &hi, 10000))
+        if (rd_kafka_query_watermark_offsets(lis, o->reply_topic, o->partition,
+                                             &lo, &hi, 10000))
                 bc__fail("watermarks", o->reply_topic);
         parts = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(parts, o->reply_topic, o->partition)->offset = hi;
+        rd_kafka_topic_partition_list_add(parts, o->reply_topic, o->partition)
+                ->offset = hi;
         rd_kafka_assign(lis, parts);
         rd_kafka_topic_partition_list_destroy(parts);
 
         /* The command waits in the topic while the group is down. */
-        snprintf(reply_to, sizeof(reply_to), "%s:%d", o->reply_topic, o->partition);
+        snprintf(reply_to, sizeof(reply_to), "%s:%d", o->reply_topic,
+                 o->partition);
         bc__produce_command(prod, o->topic, o->type, reply_to);
         if (rd_kafka_flush(prod, 10000))
                 bc__fail("flush", "the command was not delivered");
@@ -519,7 +545,8 @@ static int bc_first(const bc_opts_t *o) {
                 }
                 rd_kafka_message_destroy(m);
         }
-        printf("first exec_to_reply_ms=%.1f\n", t_reply ? (double)(t_reply - t0) / 1e6 : -1.0);
+        printf("first exec_to_reply_ms=%.1f\n",
+               t_reply ? (double)(t_reply - t0) / 1e6 : -1.0);
         fflush(stdout);
         bc__stop(pid);
         rd_kafka_destroy(lis);
@@ -545,7 +572,8 @@ static void bc__delete_topics(const bc_opts_t *o) {
         del = calloc((size_t)md->topic_cnt + 1, sizeof(*del));
         for (int i = 0; i < md->topic_cnt; i++)
                 if (strncmp(md->topics[i].topic, o->prefix, plen) == 0)
-                        del[n++] = rd_kafka_DeleteTopic_new(md->topics[i].topic);
+                        del[n++] =
+                                rd_kafka_DeleteTopic_new(md->topics[i].topic);
         if (n) {
                 rd_kafka_event_t *ev;
                 q = rd_kafka_queue_new(rk);
@@ -556,7 +584,8 @@ static void bc__delete_topics(const bc_opts_t *o) {
                 rd_kafka_queue_destroy(q);
                 rd_kafka_DeleteTopic_destroy_array(del, n);
         }
-        fprintf(stderr, "cleanup: deleted %zu topic(s) starting with %s\n", n, o->prefix);
+        fprintf(stderr, "cleanup: deleted %zu topic(s) starting with %s\n", n,
+                o->prefix);
         free(del);
         rd_kafka_metadata_destroy(md);
         rd_kafka_destroy(rk);
@@ -574,24 +603,28 @@ static void bc__drop_databases(const bc_opts_t *o) {
         names = mongoc_client_get_database_names_with_opts(client, NULL, &e);
         for (size_t i = 0; names && names[i]; i++) {
                 if (strncmp(names[i], o->db, plen) == 0) {
-                        mongoc_database_t *d = mongoc_client_get_database(client, names[i]);
+                        mongoc_database_t *d =
+                                mongoc_client_get_database(client, names[i]);
                         if (mongoc_database_drop(d, &e))
                                 n++;
                         mongoc_database_destroy(d);
                 }
         }
         bson_strfreev(names);
-        fprintf(stderr, "cleanup: dropped %zu database(s) starting with %s\n", n, o->db);
+        fprintf(stderr, "cleanup: dropped %zu database(s) starting with %s\n",
+                n, o->db);
         mongoc_client_destroy(client);
         mongoc_cleanup();
 }
 
 static void bc__usage(void) {
-        fprintf(stderr,
-                "usage: bench-consume fill|drain|watch|first|cleanup [options] [-- CMD...]\n"
-                "  -b BROKERS -t TOPIC -T TYPE -n N -g GROUP -s MONGO_URI -B DB -W STORE_OPS\n"
-                "  -u METRICS_URL -m SERIES_PREFIX -R REPLY_TOPIC -P PARTITION -p TOPIC_PREFIX\n"
-                "  -x MAX_SECONDS\n");
+        fprintf(stderr, "usage: bench-consume fill|drain|watch|first|cleanup "
+                        "[options] [-- CMD...]\n"
+                        "  -b BROKERS -t TOPIC -T TYPE -n N -g GROUP -s "
+                        "MONGO_URI -B DB -W STORE_OPS\n"
+                        "  -u METRICS_URL -m SERIES_PREFIX -R REPLY_TOPIC -P "
+                        "PARTITION -p TOPIC_PREFIX\n"
+                        "  -x MAX_SECONDS\n");
         exit(2);
 }
 
@@ -608,23 +641,53 @@ int main(int argc, char **argv) {
         o.max_s = 120;
         o.partition = 15;
         optind = 2;
-        while ((opt = getopt(argc, argv, "+b:t:T:n:g:s:B:W:u:m:R:P:p:x:h")) != -1) {
+        while ((opt = getopt(argc, argv, "+b:t:T:n:g:s:B:W:u:m:R:P:p:x:h")) !=
+               -1) {
                 switch (opt) {
-                case 'b': o.brokers = optarg; break;
-                case 't': o.topic = optarg; break;
-                case 'T': o.type = optarg; break;
-                case 'n': o.count = atol(optarg); break;
-                case 'g': o.group = optarg; break;
-                case 's': o.mongo_uri = optarg; break;
-                case 'B': o.db = optarg; break;
-                case 'W': o.store_ops = atoi(optarg); break;
-                case 'u': o.url = optarg; break;
-                case 'm': o.series = optarg; break;
-                case 'R': o.reply_topic = optarg; break;
-                case 'P': o.partition = atoi(optarg); break;
-                case 'p': o.prefix = optarg; break;
-                case 'x': o.max_s = atof(optarg); break;
-                default: bc__usage();
+                case 'b':
+                        o.brokers = optarg;
+                        break;
+                case 't':
+                        o.topic = optarg;
+                        break;
+                case 'T':
+                        o.type = optarg;
+                        break;
+                case 'n':
+                        o.count = atol(optarg);
+                        break;
+                case 'g':
+                        o.group = optarg;
+                        break;
+                case 's':
+                        o.mongo_uri = optarg;
+                        break;
+                case 'B':
+                        o.db = optarg;
+                        break;
+                case 'W':
+                        o.store_ops = atoi(optarg);
+                        break;
+                case 'u':
+                        o.url = optarg;
+                        break;
+                case 'm':
+                        o.series = optarg;
+                        break;
+                case 'R':
+                        o.reply_topic = optarg;
+                        break;
+                case 'P':
+                        o.partition = atoi(optarg);
+                        break;
+                case 'p':
+                        o.prefix = optarg;
+                        break;
+                case 'x':
+                        o.max_s = atof(optarg);
+                        break;
+                default:
+                        bc__usage();
                 }
         }
         if (optind < argc)

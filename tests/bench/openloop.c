@@ -12,7 +12,8 @@
  * nanosecond precision (a millisecond epoll timeout alone would add up to a
  * millisecond of our own lateness to every figure).
  *
- *   bench-openloop -r 2000 -d 10 -w 1 -c 32 [-m POST] [-H 'K: v']... [-b BODY] [-u] URL
+ *   bench-openloop -r 2000 -d 10 -w 1 -c 32 [-m POST] [-H 'K: v']... [-b BODY]
+ * [-u] URL
  *
  * Prints one line of key=value pairs: target and achieved rate, counts, and
  * p50/p90/p99/p99.9/max latency in milliseconds. Only requests scheduled
@@ -45,9 +46,9 @@ typedef enum ol_state { OL_CONNECTING, OL_IDLE, OL_BUSY, OL_CLOSED } ol_state_t;
 typedef struct ol_conn {
         int fd;
         ol_state_t state;
-        uint64_t sched_ns;  /* scheduled send time of the request in flight */
-        size_t woff;        /* bytes of the request written so far */
-        size_t rlen;        /* bytes in rbuf */
+        uint64_t sched_ns; /* scheduled send time of the request in flight */
+        size_t woff;       /* bytes of the request written so far */
+        size_t rlen;       /* bytes in rbuf */
         char rbuf[OL_RBUF];
 } ol_conn_t;
 
@@ -67,9 +68,9 @@ typedef struct ol {
         size_t req_len;
         int ep, tfd;
         ol_conn_t *conns;
-        int *idle;          /* stack of idle connection indexes */
+        int *idle; /* stack of idle connection indexes */
         int n_idle;
-        uint64_t *queue;    /* scheduled times waiting for a connection */
+        uint64_t *queue; /* scheduled times waiting for a connection */
         size_t q_head, q_tail, q_cap;
         uint64_t t0, measure_from, measure_to;
         uint64_t next_i, total;
@@ -102,9 +103,12 @@ static void *ol__alloc(size_t n) {
 
 static void ol__usage(void) {
         fprintf(stderr,
-                "usage: bench-openloop -r RATE [-d SECS] [-w SECS] [-c CONNS] [-m METHOD]\n"
-                "                      [-H 'Name: value']... [-b BODY] [-D DRAIN_SECS] [-u] URL\n"
-                "  Fixed-rate HTTP/1.1 load over keep-alive connections; latency is\n"
+                "usage: bench-openloop -r RATE [-d SECS] [-w SECS] [-c CONNS] "
+                "[-m METHOD]\n"
+                "                      [-H 'Name: value']... [-b BODY] [-D "
+                "DRAIN_SECS] [-u] URL\n"
+                "  Fixed-rate HTTP/1.1 load over keep-alive connections; "
+                "latency is\n"
                 "  measured from each request's scheduled send time.\n");
         exit(2);
 }
@@ -120,11 +124,13 @@ static int ol__parse_url(ol_t *ol, const char *url) {
                 slash = p + strlen(p);
         colon = memchr(p, ':', (size_t)(slash - p));
         if (colon) {
-                snprintf(ol->host, sizeof(ol->host), "%.*s", (int)(colon - p), p);
-                snprintf(ol->port, sizeof(ol->port), "%.*s", (int)(slash - colon - 1),
-                         colon + 1);
+                snprintf(ol->host, sizeof(ol->host), "%.*s", (int)(colon - p),
+                         p);
+                snprintf(ol->port, sizeof(ol->port), "%.*s",
+                         (int)(slash - colon - 1), colon + 1);
         } else {
-                snprintf(ol->host, sizeof(ol->host), "%.*s", (int)(slash - p), p);
+                snprintf(ol->host, sizeof(ol->host), "%.*s", (int)(slash - p),
+                         p);
                 snprintf(ol->port, sizeof(ol->port), "80");
         }
         snprintf(ol->path, sizeof(ol->path), "%s", *slash ? slash : "/");
@@ -132,15 +138,18 @@ static int ol__parse_url(ol_t *ol, const char *url) {
 }
 
 static void ol__build_request(ol_t *ol) {
-        size_t cap = 4096 + strlen(ol->path) + (ol->body ? strlen(ol->body) : 0);
+        size_t cap =
+                4096 + strlen(ol->path) + (ol->body ? strlen(ol->body) : 0);
         size_t n;
         ol->req = ol__alloc(cap);
-        n = (size_t)snprintf(ol->req, cap, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n", ol->method,
-                             ol->path, ol->host, ol->port);
+        n = (size_t)snprintf(ol->req, cap, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n",
+                             ol->method, ol->path, ol->host, ol->port);
         for (int i = 0; i < ol->n_headers; i++)
-                n += (size_t)snprintf(ol->req + n, cap - n, "%s\r\n", ol->headers[i]);
+                n += (size_t)snprintf(ol->req + n, cap - n, "%s\r\n",
+                                      ol->headers[i]);
         if (ol->body)
-                n += (size_t)snprintf(ol->req + n, cap - n, "Content-Length: %zu\r\n\r\n%s",
+                n += (size_t)snprintf(ol->req + n, cap - n,
+                                      "Content-Length: %zu\r\n\r\n%s",
                                       strlen(ol->body), ol->body);
         else
                 n += (size_t)snprintf(ol->req + n, cap - n, "\r\n");
@@ -160,7 +169,8 @@ static void ol__connect(ol_t *ol, int i) {
         ol_conn_t *c = &ol->conns[i];
         struct epoll_event ev = {0};
         int one = 1;
-        c->fd = socket(ol->addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        c->fd = socket(ol->addr->ai_family,
+                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c->fd < 0)
                 ol__die("socket");
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -182,7 +192,8 @@ static void ol__record(ol_t *ol, uint64_t sched_ns, uint64_t now) {
                 return;
         if (ol->n_lat == ol->cap_lat) {
                 ol->cap_lat = ol->cap_lat ? ol->cap_lat * 2 : 65536;
-                ol->lat_us = realloc(ol->lat_us, ol->cap_lat * sizeof(*ol->lat_us));
+                ol->lat_us =
+                        realloc(ol->lat_us, ol->cap_lat * sizeof(*ol->lat_us));
                 if (!ol->lat_us)
                         ol__die("realloc");
         }
@@ -226,7 +237,8 @@ static void ol__send(ol_t *ol, int i, uint64_t sched_ns) {
 
 /* Find the end of one response in rbuf: returns its length, 0 if incomplete,
  * -1 if malformed. Sets *status and *close_after. */
-static long ol__parse_response(const char *buf, size_t len, int *status, int *close_after) {
+static long ol__parse_response(const char *buf, size_t len, int *status,
+                               int *close_after) {
         const char *end = memmem(buf, len, "\r\n\r\n", 4);
         const char *line;
         size_t hlen;
@@ -238,7 +250,8 @@ static long ol__parse_response(const char *buf, size_t len, int *status, int *cl
                 return -1;
         *status = atoi(buf + 9);
         *close_after = strncmp(buf, "HTTP/1.0", 8) == 0;
-        for (line = memchr(buf, '\n', hlen); line && line < end; line = memchr(line, '\n', (size_t)(end - line))) {
+        for (line = memchr(buf, '\n', hlen); line && line < end;
+             line = memchr(line, '\n', (size_t)(end - line))) {
                 line++;
                 if (strncasecmp(line, "content-length:", 15) == 0)
                         clen = strtol(line + 15, NULL, 10);
@@ -265,7 +278,8 @@ static long ol__parse_response(const char *buf, size_t len, int *status, int *cl
 static int ol__on_readable(ol_t *ol, int i, uint64_t now) {
         ol_conn_t *c = &ol->conns[i];
         for (;;) {
-                ssize_t n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+                ssize_t n = recv(c->fd, c->rbuf + c->rlen,
+                                 sizeof(c->rbuf) - c->rlen, 0);
                 int status = 0, close_after = 0;
                 long used;
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -279,7 +293,8 @@ static int ol__on_readable(ol_t *ol, int i, uint64_t now) {
                         ol__reset(ol, i); /* bytes nobody asked for */
                         return 1;
                 }
-                used = ol__parse_response(c->rbuf, c->rlen, &status, &close_after);
+                used = ol__parse_response(c->rbuf, c->rlen, &status,
+                                          &close_after);
                 if (used < 0 || (used == 0 && c->rlen == sizeof(c->rbuf))) {
                         ol__reset(ol, i);
                         return 1;
@@ -331,7 +346,8 @@ static int ol__on_writable(ol_t *ol, int i) {
                 return 0;
         }
         if (c->state == OL_BUSY && c->woff < ol->req_len) {
-                ssize_t n = send(c->fd, ol->req + c->woff, ol->req_len - c->woff, MSG_NOSIGNAL);
+                ssize_t n = send(c->fd, ol->req + c->woff,
+                                 ol->req_len - c->woff, MSG_NOSIGNAL);
                 if (n < 0 && errno != EAGAIN) {
                         ol__reset(ol, i);
                         return 1;
@@ -348,7 +364,8 @@ static int ol__on_writable(ol_t *ol, int i) {
 
 static void ol__enqueue_due(ol_t *ol, uint64_t now) {
         while (ol->next_i < ol->total) {
-                uint64_t t = ol->t0 + (uint64_t)((double)ol->next_i * 1e9 / ol->rate);
+                uint64_t t = ol->t0 +
+                             (uint64_t)((double)ol->next_i * 1e9 / ol->rate);
                 if (t > now)
                         break;
                 if (ol->q_tail == ol->q_cap) {
@@ -359,7 +376,9 @@ static void ol__enqueue_due(ol_t *ol, uint64_t now) {
                         ol->q_head = 0;
                         if (ol->q_tail == ol->q_cap) {
                                 ol->q_cap *= 2;
-                                ol->queue = realloc(ol->queue, ol->q_cap * sizeof(*ol->queue));
+                                ol->queue =
+                                        realloc(ol->queue,
+                                                ol->q_cap * sizeof(*ol->queue));
                                 if (!ol->queue)
                                         ol__die("realloc");
                         }
@@ -411,33 +430,51 @@ int main(int argc, char **argv) {
         ol.method = "GET";
         while ((opt = getopt(argc, argv, "r:d:w:c:m:H:b:D:u:h")) != -1) {
                 switch (opt) {
-                case 'r': ol.rate = atof(optarg); break;
-                case 'd': ol.duration_s = atof(optarg); break;
-                case 'w': ol.warmup_s = atof(optarg); break;
-                case 'c': ol.n_conns = atoi(optarg); break;
-                case 'm': ol.method = optarg; break;
+                case 'r':
+                        ol.rate = atof(optarg);
+                        break;
+                case 'd':
+                        ol.duration_s = atof(optarg);
+                        break;
+                case 'w':
+                        ol.warmup_s = atof(optarg);
+                        break;
+                case 'c':
+                        ol.n_conns = atoi(optarg);
+                        break;
+                case 'm':
+                        ol.method = optarg;
+                        break;
                 case 'H':
                         if (ol.n_headers == OL_MAX_HEADERS)
                                 ol__usage();
                         ol.headers[ol.n_headers++] = optarg;
                         break;
-                case 'b': ol.body = optarg; break;
-                case 'D': ol.drain_s = atof(optarg); break;
-                case 'u': url = optarg; break;
-                default: ol__usage();
+                case 'b':
+                        ol.body = optarg;
+                        break;
+                case 'D':
+                        ol.drain_s = atof(optarg);
+                        break;
+                case 'u':
+                        url = optarg;
+                        break;
+                default:
+                        ol__usage();
                 }
         }
         if (!url && optind == argc - 1)
                 url = argv[optind++];
-        if (!url || optind != argc || ol.rate <= 0 || ol.duration_s <= 0 || ol.warmup_s < 0 ||
-            ol.n_conns < 1 || ol.n_conns > OL_MAX_CONNS)
+        if (!url || optind != argc || ol.rate <= 0 || ol.duration_s <= 0 ||
+            ol.warmup_s < 0 || ol.n_conns < 1 || ol.n_conns > OL_MAX_CONNS)
                 ol__usage();
         if (ol__parse_url(&ol, url))
                 ol__usage();
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         if ((rc = getaddrinfo(ol.host, ol.port, &hints, &ol.addr)) != 0) {
-                fprintf(stderr, "bench-openloop: %s: %s\n", ol.host, gai_strerror(rc));
+                fprintf(stderr, "bench-openloop: %s: %s\n", ol.host,
+                        gai_strerror(rc));
                 return 1;
         }
         ol__build_request(&ol);
@@ -459,7 +496,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < ol.n_conns; i++)
                 ol__connect(&ol, i);
         /* Open every connection before the clock starts. */
-        for (uint64_t until = ol__now() + 5000000000u; ol.n_idle < ol.n_conns && ol__now() < until;) {
+        for (uint64_t until = ol__now() + 5000000000u;
+             ol.n_idle < ol.n_conns && ol__now() < until;) {
                 int n = epoll_wait(ol.ep, events, 256, 10);
                 for (int k = 0; k < n; k++) {
                         uint32_t i = events[k].data.u32;
@@ -470,7 +508,9 @@ int main(int argc, char **argv) {
                 }
         }
         if (ol.n_idle < ol.n_conns) {
-                fprintf(stderr, "bench-openloop: only %d of %d connections opened to %s\n",
+                fprintf(stderr,
+                        "bench-openloop: only %d of %d connections opened to "
+                        "%s\n",
                         ol.n_idle, ol.n_conns, url);
                 return 1;
         }
@@ -486,12 +526,14 @@ int main(int argc, char **argv) {
                 int busy, n;
                 ol__enqueue_due(&ol, now);
                 busy = ol.n_conns - ol.n_idle;
-                if (ol.next_i >= ol.total && ol.q_head == ol.q_tail && busy == 0)
+                if (ol.next_i >= ol.total && ol.q_head == ol.q_tail &&
+                    busy == 0)
                         break;
                 if (now >= hard_end)
                         break;
                 if (ol.next_i < ol.total)
-                        ol__arm(&ol, ol.t0 + (uint64_t)((double)ol.next_i * 1e9 / ol.rate));
+                        ol__arm(&ol, ol.t0 + (uint64_t)((double)ol.next_i *
+                                                        1e9 / ol.rate));
                 else
                         ol__arm(&ol, hard_end);
                 n = epoll_wait(ol.ep, events, 256, -1);
@@ -506,11 +548,14 @@ int main(int argc, char **argv) {
                                 (void)r;
                                 continue;
                         }
-                        if ((events[k].events & EPOLLOUT) && ol__on_writable(&ol, (int)i))
+                        if ((events[k].events & EPOLLOUT) &&
+                            ol__on_writable(&ol, (int)i))
                                 continue;
-                        if ((events[k].events & EPOLLIN) && ol__on_readable(&ol, (int)i, now))
+                        if ((events[k].events & EPOLLIN) &&
+                            ol__on_readable(&ol, (int)i, now))
                                 continue;
-                        if ((events[k].events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) &&
+                        if ((events[k].events &
+                             (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) &&
                             ol.conns[i].state != OL_CONNECTING)
                                 ol__reset(&ol, (int)i);
                 }
@@ -520,7 +565,8 @@ int main(int argc, char **argv) {
         {
                 uint64_t now = ol__now();
                 for (int i = 0; i < ol.n_conns; i++) {
-                        if (ol.conns[i].state == OL_BUSY && ol.conns[i].sched_ns >= ol.measure_from) {
+                        if (ol.conns[i].state == OL_BUSY &&
+                            ol.conns[i].sched_ns >= ol.measure_from) {
                                 ol.timeouts++;
                                 ol__record(&ol, ol.conns[i].sched_ns, now);
                         }
@@ -533,14 +579,17 @@ int main(int argc, char **argv) {
                 }
         }
         qsort(ol.lat_us, ol.n_lat, sizeof(*ol.lat_us), ol__cmp_u32);
-        printf("openloop target_rps=%.0f achieved_rps=%.1f sent=%llu ok=%llu non2xx=%llu "
-               "errors=%llu timeouts=%llu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f "
+        printf("openloop target_rps=%.0f achieved_rps=%.1f sent=%llu ok=%llu "
+               "non2xx=%llu "
+               "errors=%llu timeouts=%llu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
+               "p999_ms=%.3f "
                "max_ms=%.3f conns=%d first_bad_status=%d\n",
                ol.rate, (double)ol.completed_in_window / ol.duration_s,
                (unsigned long long)ol.sent, (unsigned long long)ol.ok,
                (unsigned long long)ol.non2xx, (unsigned long long)ol.errors,
-               (unsigned long long)ol.timeouts, ol__pct_ms(&ol, 0.50), ol__pct_ms(&ol, 0.90),
-               ol__pct_ms(&ol, 0.99), ol__pct_ms(&ol, 0.999),
+               (unsigned long long)ol.timeouts, ol__pct_ms(&ol, 0.50),
+               ol__pct_ms(&ol, 0.90), ol__pct_ms(&ol, 0.99),
+               ol__pct_ms(&ol, 0.999),
                ol.n_lat ? ol.lat_us[ol.n_lat - 1] / 1000.0 : 0.0, ol.n_conns,
                ol.first_bad_status);
         freeaddrinfo(ol.addr);

@@ -6,10 +6,11 @@
  *   bench-pingpong setup -b BROKERS -p PREFIX
  *       create PREFIX bench.ping (8 partitions, as <group>.commands) and
  *       PREFIX bench.pong (16, as edge.replies) when missing.
- *   bench-pingpong pong -b BROKERS -p PREFIX [-g GROUP] [-L LINGER_MS] [-F FETCH_WAIT_MS]
- *       a group consumer of bench.ping that echoes each ping to the bench.pong
- *       partition the ping names; runs until SIGTERM or SIGINT.
- *   bench-pingpong ping -b BROKERS -p PREFIX -r RATE [-d SECS] [-w SECS] [-P PARTITION]
+ *   bench-pingpong pong -b BROKERS -p PREFIX [-g GROUP] [-L LINGER_MS] [-F
+ * FETCH_WAIT_MS] a group consumer of bench.ping that echoes each ping to the
+ * bench.pong partition the ping names; runs until SIGTERM or SIGINT.
+ *   bench-pingpong ping -b BROKERS -p PREFIX -r RATE [-d SECS] [-w SECS] [-P
+ * PARTITION]
  *                       [-L LINGER_MS] [-F FETCH_WAIT_MS]
  *       sends pings at a fixed rate (open loop) and reads the pongs on one
  *       partition of bench.pong; latency runs from each ping's scheduled send
@@ -76,9 +77,11 @@ static void pp__fail(const char *what, const char *why) {
         exit(1);
 }
 
-static void pp__set(rd_kafka_conf_t *conf, const char *name, const char *value) {
+static void pp__set(rd_kafka_conf_t *conf, const char *name,
+                    const char *value) {
         char err[512];
-        if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+        if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK)
                 pp__fail(name, err);
 }
 
@@ -127,8 +130,10 @@ static int pp_setup(const pp_opts_t *o) {
         char err[512];
         int status = 0;
 
-        topics[0] = rd_kafka_NewTopic_new(o->ping_topic, PP_PING_PARTITIONS, 1, err, sizeof(err));
-        topics[1] = rd_kafka_NewTopic_new(o->pong_topic, PP_PONG_PARTITIONS, 1, err, sizeof(err));
+        topics[0] = rd_kafka_NewTopic_new(o->ping_topic, PP_PING_PARTITIONS, 1,
+                                          err, sizeof(err));
+        topics[1] = rd_kafka_NewTopic_new(o->pong_topic, PP_PONG_PARTITIONS, 1,
+                                          err, sizeof(err));
         if (!topics[0] || !topics[1])
                 pp__fail("topic", err);
         rd_kafka_CreateTopics(rk, topics, 2, NULL, q);
@@ -143,7 +148,8 @@ static int pp_setup(const pp_opts_t *o) {
                 rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
                 if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                         fprintf(stderr, "bench-pingpong: %s: %s\n",
-                                rd_kafka_topic_result_name(tr[i]), rd_kafka_err2str(e));
+                                rd_kafka_topic_result_name(tr[i]),
+                                rd_kafka_err2str(e));
                         status = 1;
                 }
         }
@@ -159,7 +165,8 @@ static int pp_setup(const pp_opts_t *o) {
  * ------------------------------------------------------------------------ */
 
 static void pp__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
+                          rd_kafka_topic_partition_list_t *parts,
+                          void *opaque) {
         rd_kafka_error_t *e;
         (void)opaque;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -170,7 +177,8 @@ static void pp__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 e = rd_kafka_incremental_unassign(rk, parts);
         }
         if (e) {
-                fprintf(stderr, "pong: rebalance: %s\n", rd_kafka_error_string(e));
+                fprintf(stderr, "pong: rebalance: %s\n",
+                        rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
         }
 }
@@ -199,7 +207,8 @@ static int pp_pong(const pp_opts_t *o) {
                 pp__fail("consumer", err);
         rd_kafka_poll_set_consumer(cons);
         subs = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(subs, o->ping_topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(subs, o->ping_topic,
+                                          RD_KAFKA_PARTITION_UA);
         if (rd_kafka_subscribe(cons, subs))
                 pp__fail("subscribe", o->ping_topic);
         rd_kafka_topic_partition_list_destroy(subs);
@@ -221,12 +230,15 @@ static int pp_pong(const pp_opts_t *o) {
                                       RD_KAFKA_V_PARTITION(w.partition),
                                       RD_KAFKA_V_KEY(m->key, m->key_len),
                                       RD_KAFKA_V_VALUE(m->payload, m->len),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_END);
                 if (e)
-                        fprintf(stderr, "pong: produce: %s\n", rd_kafka_err2str(e));
+                        fprintf(stderr, "pong: produce: %s\n",
+                                rd_kafka_err2str(e));
                 /* As bus_consumer_done: the offset after this one. */
                 done = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(done, rd_kafka_topic_name(m->rkt), m->partition)
+                rd_kafka_topic_partition_list_add(
+                        done, rd_kafka_topic_name(m->rkt), m->partition)
                         ->offset = m->offset + 1;
                 rd_kafka_offsets_store(cons, done);
                 rd_kafka_topic_partition_list_destroy(done);
@@ -250,7 +262,7 @@ typedef struct pp_run {
         rd_kafka_t *listener;
         uint32_t run;
         uint64_t t0, measure_from, measure_to, total;
-        uint32_t *lat_us;        /* per seq; 0 = no pong (yet) */
+        uint32_t *lat_us; /* per seq; 0 = no pong (yet) */
         _Atomic uint64_t received, in_window, dupes;
         atomic_bool listening;
 } pp_run_t;
@@ -270,14 +282,18 @@ static void *pp__listen(void *arg) {
                 if (!m->err && m->len == sizeof(w)) {
                         memcpy(&w, m->payload, sizeof(w));
                         if (w.run == r->run && w.seq < r->total) {
-                                uint64_t lat = (now - pp__sched(r, w.seq)) / 1000u;
+                                uint64_t lat =
+                                        (now - pp__sched(r, w.seq)) / 1000u;
                                 if (r->lat_us[w.seq]) {
                                         atomic_fetch_add(&r->dupes, 1);
                                 } else {
-                                        r->lat_us[w.seq] = lat ? (uint32_t)lat : 1;
+                                        r->lat_us[w.seq] =
+                                                lat ? (uint32_t)lat : 1;
                                         atomic_fetch_add(&r->received, 1);
-                                        if (now >= r->measure_from && now < r->measure_to)
-                                                atomic_fetch_add(&r->in_window, 1);
+                                        if (now >= r->measure_from &&
+                                            now < r->measure_to)
+                                                atomic_fetch_add(&r->in_window,
+                                                                 1);
                                 }
                         }
                 }
@@ -295,7 +311,8 @@ static rd_kafka_t *pp__listener(const pp_opts_t *o) {
         rd_kafka_resp_err_t e;
 
         /* bus_listener_new's settings. */
-        snprintf(group, sizeof(group), "%s-listener-%d", o->pong_topic, o->partition);
+        snprintf(group, sizeof(group), "%s-listener-%d", o->pong_topic,
+                 o->partition);
         pp__set(conf, "group.id", group);
         pp__set(conf, "enable.auto.commit", "false");
         pp__set(conf, "enable.partition.eof", "false");
@@ -305,11 +322,13 @@ static rd_kafka_t *pp__listener(const pp_opts_t *o) {
         if (!rk)
                 pp__fail("listener", err);
         rd_kafka_poll_set_consumer(rk);
-        e = rd_kafka_query_watermark_offsets(rk, o->pong_topic, o->partition, &lo, &hi, 10000);
+        e = rd_kafka_query_watermark_offsets(rk, o->pong_topic, o->partition,
+                                             &lo, &hi, 10000);
         if (e)
                 pp__fail("watermarks", rd_kafka_err2str(e));
         parts = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(parts, o->pong_topic, o->partition)->offset = hi;
+        rd_kafka_topic_partition_list_add(parts, o->pong_topic, o->partition)
+                ->offset = hi;
         if (rd_kafka_assign(rk, parts))
                 pp__fail("assign", o->pong_topic);
         rd_kafka_topic_partition_list_destroy(parts);
@@ -360,7 +379,8 @@ static int pp_ping(const pp_opts_t *o) {
         r.measure_to = r.measure_from + (uint64_t)(o->duration_s * 1e9);
         for (uint64_t seq = 0; seq < r.total && !atomic_load(&pp_stop); seq++) {
                 uint64_t at = pp__sched(&r, seq);
-                struct timespec ts = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
+                struct timespec ts = {(time_t)(at / 1000000000u),
+                                      (long)(at % 1000000000u)};
                 uint8_t key[16];
                 pp_wire_t w = {r.run, o->partition, seq};
                 rd_kafka_resp_err_t e;
@@ -372,9 +392,11 @@ static int pp_ping(const pp_opts_t *o) {
                 e = rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(o->ping_topic),
                                       RD_KAFKA_V_KEY(key, sizeof(key)),
                                       RD_KAFKA_V_VALUE(&w, sizeof(w)),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_END);
                 if (e)
-                        fprintf(stderr, "ping: produce: %s\n", rd_kafka_err2str(e));
+                        fprintf(stderr, "ping: produce: %s\n",
+                                rd_kafka_err2str(e));
                 else
                         sent++;
                 rd_kafka_poll(prod, 0);
@@ -402,15 +424,20 @@ static int pp_ping(const pp_opts_t *o) {
                 }
         }
         qsort(lat, n_lat, sizeof(*lat), pp__cmp_u32);
-#define PCT(p) (n_lat ? lat[(size_t)((p) * (double)(n_lat - 1) + 0.5)] / 1000.0 : 0.0)
-        printf("pingpong target_rps=%.0f achieved_rps=%.1f sent=%llu ok=%llu non2xx=0 errors=%llu "
-               "timeouts=%llu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+#define PCT(p) \
+        (n_lat ? lat[(size_t)((p) * (double)(n_lat - 1) + 0.5)] / 1000.0 : 0.0)
+        printf("pingpong target_rps=%.0f achieved_rps=%.1f sent=%llu ok=%llu "
+               "non2xx=0 errors=%llu "
+               "timeouts=%llu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f "
+               "max_ms=%.3f "
                "linger_ms=%d fetch_wait_max_ms=%d cpu_s=%.3f\n",
                o->rate, (double)atomic_load(&r.in_window) / o->duration_s,
-               (unsigned long long)sent, (unsigned long long)(measured - timeouts),
-               (unsigned long long)atomic_load(&r.dupes), (unsigned long long)timeouts,
-               PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999), n_lat ? lat[n_lat - 1] / 1000.0 : 0.0,
-               o->linger_ms, o->fetch_wait_ms, pp__cpu_s());
+               (unsigned long long)sent,
+               (unsigned long long)(measured - timeouts),
+               (unsigned long long)atomic_load(&r.dupes),
+               (unsigned long long)timeouts, PCT(0.50), PCT(0.90), PCT(0.99),
+               PCT(0.999), n_lat ? lat[n_lat - 1] / 1000.0 : 0.0, o->linger_ms,
+               o->fetch_wait_ms, pp__cpu_s());
 #undef PCT
         rd_kafka_consumer_close(r.listener);
         rd_kafka_destroy(r.listener);
@@ -422,10 +449,11 @@ static int pp_ping(const pp_opts_t *o) {
 }
 
 static void pp__usage(void) {
-        fprintf(stderr,
-                "usage: bench-pingpong setup|pong|ping -b BROKERS -p PREFIX [-g GROUP]\n"
-                "         [-r RATE] [-d SECS] [-w SECS] [-D DRAIN_SECS] [-P PARTITION]\n"
-                "         [-L LINGER_MS] [-F FETCH_WAIT_MAX_MS]\n");
+        fprintf(stderr, "usage: bench-pingpong setup|pong|ping -b BROKERS -p "
+                        "PREFIX [-g GROUP]\n"
+                        "         [-r RATE] [-d SECS] [-w SECS] [-D "
+                        "DRAIN_SECS] [-P PARTITION]\n"
+                        "         [-L LINGER_MS] [-F FETCH_WAIT_MAX_MS]\n");
         exit(2);
 }
 
@@ -450,17 +478,38 @@ int main(int argc, char **argv) {
         optind = 2;
         while ((opt = getopt(argc, argv, "b:p:g:r:d:w:D:P:L:F:h")) != -1) {
                 switch (opt) {
-                case 'b': o.brokers = optarg; break;
-                case 'p': o.prefix = optarg; break;
-                case 'g': o.group = optarg; break;
-                case 'r': o.rate = atof(optarg); break;
-                case 'd': o.duration_s = atof(optarg); break;
-                case 'w': o.warmup_s = atof(optarg); break;
-                case 'D': o.drain_s = atof(optarg); break;
-                case 'P': o.partition = atoi(optarg); break;
-                case 'L': o.linger_ms = atoi(optarg); break;
-                case 'F': o.fetch_wait_ms = atoi(optarg); break;
-                default: pp__usage();
+                case 'b':
+                        o.brokers = optarg;
+                        break;
+                case 'p':
+                        o.prefix = optarg;
+                        break;
+                case 'g':
+                        o.group = optarg;
+                        break;
+                case 'r':
+                        o.rate = atof(optarg);
+                        break;
+                case 'd':
+                        o.duration_s = atof(optarg);
+                        break;
+                case 'w':
+                        o.warmup_s = atof(optarg);
+                        break;
+                case 'D':
+                        o.drain_s = atof(optarg);
+                        break;
+                case 'P':
+                        o.partition = atoi(optarg);
+                        break;
+                case 'L':
+                        o.linger_ms = atoi(optarg);
+                        break;
+                case 'F':
+                        o.fetch_wait_ms = atoi(optarg);
+                        break;
+                default:
+                        pp__usage();
                 }
         }
         if (o.partition < 0 || o.partition >= PP_PONG_PARTITIONS)

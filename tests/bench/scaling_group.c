@@ -7,9 +7,10 @@
  * and 8 of these processes against an 8-partition commands topic and
  * measures throughput and rebalance time (tests/bench/scaling).
  *
- *   bench-scaling setup PARTITIONS     create <prefix>benchio.{commands,events,dlq}
- *   bench-scaling produce N PARTITIONS put N commands, spread evenly
- *   bench-scaling consume URL          run the group; each command GETs URL
+ *   bench-scaling setup PARTITIONS     create
+ * <prefix>benchio.{commands,events,dlq} bench-scaling produce N PARTITIONS put
+ * N commands, spread evenly bench-scaling consume URL          run the group;
+ * each command GETs URL
  *
  * Settings as for every group (OMNIFY_* variables), e.g. OMNIFY_OPS_PORT.
  */
@@ -28,7 +29,8 @@
 #include "service.h"
 
 static const char benchio_schema[] =
-        "{\"group\":\"benchio\",\"messages\":[{\"type\":\"benchio.call\",\"version\":1,"
+        "{\"group\":\"benchio\",\"messages\":[{\"type\":\"benchio.call\","
+        "\"version\":1,"
         "\"summary\":\"One outbound HTTP call (benchmark only)\","
         "\"fields\":{\"n\":{\"type\":\"integer\",\"required\":true,"
         "\"doc\":\"sequence number\"}}}]}";
@@ -61,7 +63,8 @@ static void benchio_shutdown(void *state) {
         curl_easy_cleanup(state);
 }
 
-static handler_result_t benchio_call(rt_ctx_t *ctx, const msgpack_object *body) {
+static handler_result_t benchio_call(rt_ctx_t *ctx,
+                                     const msgpack_object *body) {
         CURL *curl = rt_state(ctx);
         long code = 0;
         msgpack_packer *pk;
@@ -93,7 +96,8 @@ static const group_def_t group_benchio = {
 
 static int setup(const config_t *cfg, int partitions) {
         char errstr[512], topics[3][256];
-        const char *names[3] = {"benchio.commands", "benchio.events", "benchio.dlq"};
+        const char *names[3] = {"benchio.commands", "benchio.events",
+                                "benchio.dlq"};
         rd_kafka_NewTopic_t *nt[3];
         bus_t *bus = bus_new(cfg, "bench-setup", errstr, sizeof(errstr));
         rd_kafka_queue_t *q;
@@ -105,7 +109,8 @@ static int setup(const config_t *cfg, int partitions) {
         }
         for (int i = 0; i < 3; i++) {
                 bus_topic(cfg, names[i], topics[i], sizeof(topics[i]));
-                nt[i] = rd_kafka_NewTopic_new(topics[i], i == 0 ? partitions : 1, -1,
+                nt[i] = rd_kafka_NewTopic_new(topics[i],
+                                              i == 0 ? partitions : 1, -1,
                                               errstr, sizeof(errstr));
         }
         q = rd_kafka_queue_new(bus_handle(bus));
@@ -147,8 +152,9 @@ static int produce(const config_t *cfg, long n, int partitions) {
                 codec_pack_str(&pk, "n");
                 msgpack_pack_long(&pk, i);
                 snprintf(key, sizeof(key), "%ld", i);
-                while (bus_produce(bus, topic, (int32_t)(i % partitions), slice_of(key),
-                                   env_headers(&env), (slice_t){sb.data, sb.size},
+                while (bus_produce(bus, topic, (int32_t)(i % partitions),
+                                   slice_of(key), env_headers(&env),
+                                   (slice_t){sb.data, sb.size},
                                    NULL) == BUS_QUEUE_FULL)
                         bus_flush(bus, 100);
                 msgpack_sbuffer_destroy(&sb);
@@ -172,7 +178,8 @@ static int consume(const config_t *cfg) {
                 sources[n++] = schemas_embedded[i];
         sources[n++] = (schema_source_t){"benchio.json", benchio_schema,
                                          sizeof(benchio_schema) - 1};
-        if (schema_set_load(&schemas, sources, n, errstr, sizeof(errstr)) != SCHEMA_OK)
+        if (schema_set_load(&schemas, sources, n, errstr, sizeof(errstr)) !=
+            SCHEMA_OK)
                 goto out;
         bus = bus_new(cfg, "bench-consume", errstr, sizeof(errstr));
         if (!bus)
@@ -180,12 +187,13 @@ static int consume(const config_t *cfg) {
         store = store_new(cfg, "bench-consume", errstr, sizeof(errstr));
         if (!store)
                 goto out;
-        rt = runtime_new(&group_benchio, cfg, schemas, bus, store, RUNTIME_STANDALONE,
-                         errstr, sizeof(errstr));
+        rt = runtime_new(&group_benchio, cfg, schemas, bus, store,
+                         RUNTIME_STANDALONE, errstr, sizeof(errstr));
         if (!rt)
                 goto out;
-        ops = ops_server_new(cfg->ops_bind, cfg->ops_port ? cfg->ops_port : 8099, rt,
-                             errstr, sizeof(errstr));
+        ops = ops_server_new(cfg->ops_bind,
+                             cfg->ops_port ? cfg->ops_port : 8099, rt, errstr,
+                             sizeof(errstr));
         if (!ops)
                 goto out;
         status = runtime_run(rt, &service_stop);
@@ -204,18 +212,21 @@ out:
 int main(int argc, char **argv) {
         config_t cfg;
         int argi = 1, status = 2;
-        config_load_or_exit(&cfg, CONFIG_SCOPE_GROUP, "bench-scaling", argc, argv, &argi);
+        config_load_or_exit(&cfg, CONFIG_SCOPE_GROUP, "bench-scaling", argc,
+                            argv, &argi);
         log_init((log_level_t)cfg.log_level, "bench-scaling");
         service_install_signals();
         if (argi + 1 < argc && strcmp(argv[argi], "setup") == 0)
                 status = setup(&cfg, atoi(argv[argi + 1]));
         else if (argi + 2 < argc && strcmp(argv[argi], "produce") == 0)
-                status = produce(&cfg, atol(argv[argi + 1]), atoi(argv[argi + 2]));
+                status = produce(&cfg, atol(argv[argi + 1]),
+                                 atoi(argv[argi + 2]));
         else if (argi + 1 < argc && strcmp(argv[argi], "consume") == 0) {
                 call_url = argv[argi + 1];
                 status = consume(&cfg);
         } else
-                fprintf(stderr, "Usage: bench-scaling setup P | produce N P | consume URL\n");
+                fprintf(stderr, "Usage: bench-scaling setup P | produce N P | "
+                                "consume URL\n");
         config_deinit(&cfg);
         return status;
 }

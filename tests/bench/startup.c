@@ -43,11 +43,14 @@ static int su__probe(int port, const char *path) {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
                 snprintf(req, sizeof(req),
-                         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+                         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+                         "close\r\n\r\n",
+                         path);
                 if (send(fd, req, strlen(req), MSG_NOSIGNAL) > 0 &&
                     (n = recv(fd, buf, sizeof(buf) - 1, 0)) >= 12) {
                         buf[n] = '\0';
-                        ok = strncmp(buf, "HTTP/1.", 7) == 0 && strncmp(buf + 9, "200", 3) == 0;
+                        ok = strncmp(buf, "HTTP/1.", 7) == 0 &&
+                             strncmp(buf + 9, "200", 3) == 0;
                 }
         }
         close(fd);
@@ -63,21 +66,34 @@ int main(int argc, char **argv) {
 
         while ((opt = getopt(argc, argv, "+p:u:x:k")) != -1) {
                 switch (opt) {
-                case 'p': port = atoi(optarg); break;
-                case 'u': path = optarg; break;
-                case 'x': max_s = atof(optarg); break;
-                case 'k': keep = 1; break;
-                default: port = 0; break;
+                case 'p':
+                        port = atoi(optarg);
+                        break;
+                case 'u':
+                        path = optarg;
+                        break;
+                case 'x':
+                        max_s = atof(optarg);
+                        break;
+                case 'k':
+                        keep = 1;
+                        break;
+                default:
+                        port = 0;
+                        break;
                 }
         }
         if (port <= 0 || port > 65535 || optind >= argc) {
-                fprintf(stderr, "usage: bench-startup -p PORT [-u PATH] [-x SECS] [-k] -- CMD...\n");
+                fprintf(stderr, "usage: bench-startup -p PORT [-u PATH] [-x "
+                                "SECS] [-k] -- CMD...\n");
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
         /* Someone already answering would make the figure meaningless. */
         if (su__probe(port, path)) {
-                fprintf(stderr, "bench-startup: port %d answers before the exec\n", port);
+                fprintf(stderr,
+                        "bench-startup: port %d answers before the exec\n",
+                        port);
                 return 1;
         }
         t0 = su__now();
@@ -88,7 +104,8 @@ int main(int argc, char **argv) {
         }
         if (pid == 0) {
                 execvp(argv[optind], argv + optind);
-                fprintf(stderr, "bench-startup: exec %s: %s\n", argv[optind], strerror(errno));
+                fprintf(stderr, "bench-startup: exec %s: %s\n", argv[optind],
+                        strerror(errno));
                 _exit(127);
         }
         while ((double)(su__now() - t0) / 1e9 < max_s) {
@@ -98,17 +115,19 @@ int main(int argc, char **argv) {
                         break;
                 }
                 if (waitpid(pid, &status, WNOHANG) == pid) {
-                        fprintf(stderr, "bench-startup: %s exited early\n", argv[optind]);
+                        fprintf(stderr, "bench-startup: %s exited early\n",
+                                argv[optind]);
                         return 1;
                 }
                 nanosleep(&ts, NULL);
         }
-        printf("startup health_ms=%.1f pid=%ld\n", t_ok ? (double)(t_ok - t0) / 1e6 : -1.0,
-               (long)pid);
+        printf("startup health_ms=%.1f pid=%ld\n",
+               t_ok ? (double)(t_ok - t0) / 1e6 : -1.0, (long)pid);
         fflush(stdout);
         if (!keep) {
                 kill(pid, SIGTERM);
-                for (int i = 0; i < 1500 && waitpid(pid, &status, WNOHANG) != pid; i++)
+                for (int i = 0;
+                     i < 1500 && waitpid(pid, &status, WNOHANG) != pid; i++)
                         usleep(10000);
                 if (kill(pid, 0) == 0) {
                         kill(pid, SIGKILL);

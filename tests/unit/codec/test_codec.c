@@ -545,7 +545,8 @@ static void test_nested_keys_stay_small(void **state) {
         in[n++] = 'a';
         for (int i = 0; i < 24; i++)
                 in[n++] = 0xc0;
-        assert_int_equal(codec_msgpack_to_json((slice_t){(const char *)in, n}, &out, &len),
+        assert_int_equal(codec_msgpack_to_json((slice_t){(const char *)in, n},
+                                               &out, &len),
                          CODEC_OK);
         assert_true(len < 64);
         free(out);
@@ -557,8 +558,9 @@ static void test_empty_string_key_and_value(void **state) {
         char *out = NULL;
         size_t len = 0;
         (void)state;
-        assert_int_equal(codec_msgpack_to_json((slice_t){"\x81\xa0\xa0", 3}, &out, &len),
-                         CODEC_OK);
+        assert_int_equal(
+                codec_msgpack_to_json((slice_t){"\x81\xa0\xa0", 3}, &out, &len),
+                CODEC_OK);
         assert_string_equal(out, "{\"\":\"\"}");
         free(out);
 }

@@ -160,7 +160,6 @@ static void test_real_files(void **state) {
         assert_null(schema_group_at(set, N_GROUPS));
         assert_null(schema_set_at(set, schema_set_count(set)));
 
-
         msg = schema_find(set, slice_of("auth.signup"));
         assert_non_null(msg);
         assert_string_equal(msg->file, "auth.json");

@@ -51,10 +51,12 @@ static void test_expired_and_not_yet(void **state) {
         time_t now = time(NULL);
         char *t = make(now - 1000, 900); /* expired 100 s ago */
         token_claims_t c;
-        assert_int_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_EXPIRED);
+        assert_int_equal(token_verify(&keys, slice_of(t), now, &c),
+                         TOKEN_EXPIRED);
         free(t);
         t = make(now + 600, 900); /* valid only in 10 minutes */
-        assert_int_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_NOT_YET_VALID);
+        assert_int_equal(token_verify(&keys, slice_of(t), now, &c),
+                         TOKEN_NOT_YET_VALID);
         free(t);
 }
 
@@ -66,7 +68,8 @@ static void test_tampered(void **state) {
         char *dot = strchr(t, '.');
         /* Flip a character of the payload. */
         dot[5] = dot[5] == 'A' ? 'B' : 'A';
-        assert_int_not_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_OK);
+        assert_int_not_equal(token_verify(&keys, slice_of(t), now, &c),
+                             TOKEN_OK);
         free(t);
 }
 
@@ -77,13 +80,16 @@ static void test_wrong_key_issuer_audience_kid(void **state) {
         token_claims_t c;
         token_keys_t k = keys;
         k.secret = "another-secret-another-secret-another!!";
-        assert_int_equal(token_verify(&k, slice_of(t), now, &c), TOKEN_BAD_SIGNATURE);
+        assert_int_equal(token_verify(&k, slice_of(t), now, &c),
+                         TOKEN_BAD_SIGNATURE);
         k = keys;
         k.issuer = "someone-else";
-        assert_int_equal(token_verify(&k, slice_of(t), now, &c), TOKEN_BAD_ISSUER);
+        assert_int_equal(token_verify(&k, slice_of(t), now, &c),
+                         TOKEN_BAD_ISSUER);
         k = keys;
         k.audience = "other-api";
-        assert_int_equal(token_verify(&k, slice_of(t), now, &c), TOKEN_BAD_AUDIENCE);
+        assert_int_equal(token_verify(&k, slice_of(t), now, &c),
+                         TOKEN_BAD_AUDIENCE);
         k = keys;
         k.kid = "k2";
         assert_int_equal(token_verify(&k, slice_of(t), now, &c), TOKEN_BAD_KID);
@@ -108,12 +114,14 @@ static void test_alg_none_refused(void **state) {
         jwt_add_grant_int(jwt, "exp", (long)now + 900);
         t = jwt_encode_str(jwt);
         assert_non_null(t);
-        assert_int_not_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_OK);
+        assert_int_not_equal(token_verify(&keys, slice_of(t), now, &c),
+                             TOKEN_OK);
         /* Also with a fake signature part appended. */
         {
                 char buf[4096];
                 snprintf(buf, sizeof(buf), "%sAAAA", t);
-                assert_int_not_equal(token_verify(&keys, slice_of(buf), now, &c), TOKEN_OK);
+                assert_int_not_equal(
+                        token_verify(&keys, slice_of(buf), now, &c), TOKEN_OK);
         }
         free(t);
         jwt_free(jwt);
@@ -136,7 +144,8 @@ static void test_other_hmac_refused(void **state) {
         jwt_add_grant(jwt, "tid", TENANT);
         jwt_add_grant_int(jwt, "exp", (long)now + 900);
         t = jwt_encode_str(jwt);
-        assert_int_not_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_OK);
+        assert_int_not_equal(token_verify(&keys, slice_of(t), now, &c),
+                             TOKEN_OK);
         free(t);
         jwt_free(jwt);
 }
@@ -170,17 +179,24 @@ static void test_malformed(void **state) {
         token_claims_t c;
         char big[TOKEN_MAX_LEN + 10];
         time_t now = time(NULL);
-        assert_int_equal(token_verify(&keys, slice_of(""), now, &c), TOKEN_MALFORMED);
-        assert_int_equal(token_verify(&keys, slice_of("abc"), now, &c), TOKEN_MALFORMED);
-        assert_int_equal(token_verify(&keys, slice_of("a.b"), now, &c), TOKEN_MALFORMED);
-        assert_int_equal(token_verify(&keys, slice_of("a.b.c.d"), now, &c), TOKEN_MALFORMED);
-        assert_int_equal(token_verify(&keys, slice_of("a b.c.d"), now, &c), TOKEN_MALFORMED);
-        assert_int_not_equal(token_verify(&keys, slice_of("a.b.c"), now, &c), TOKEN_OK);
+        assert_int_equal(token_verify(&keys, slice_of(""), now, &c),
+                         TOKEN_MALFORMED);
+        assert_int_equal(token_verify(&keys, slice_of("abc"), now, &c),
+                         TOKEN_MALFORMED);
+        assert_int_equal(token_verify(&keys, slice_of("a.b"), now, &c),
+                         TOKEN_MALFORMED);
+        assert_int_equal(token_verify(&keys, slice_of("a.b.c.d"), now, &c),
+                         TOKEN_MALFORMED);
+        assert_int_equal(token_verify(&keys, slice_of("a b.c.d"), now, &c),
+                         TOKEN_MALFORMED);
+        assert_int_not_equal(token_verify(&keys, slice_of("a.b.c"), now, &c),
+                             TOKEN_OK);
         memset(big, 'a', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
         big[10] = '.';
         big[20] = '.';
-        assert_int_equal(token_verify(&keys, slice_of(big), now, &c), TOKEN_MALFORMED);
+        assert_int_equal(token_verify(&keys, slice_of(big), now, &c),
+                         TOKEN_MALFORMED);
 }
 
 /* Claims that become Kafka headers must be ids, nothing else. */
@@ -193,7 +209,8 @@ static void test_sub_must_be_an_id(void **state) {
         strcpy(in.tid, TENANT);
         t = token_sign(&keys, &in, now, 900);
         assert_non_null(t);
-        assert_int_equal(token_verify(&keys, slice_of(t), now, &c), TOKEN_MISSING_CLAIM);
+        assert_int_equal(token_verify(&keys, slice_of(t), now, &c),
+                         TOKEN_MISSING_CLAIM);
         free(t);
 }
 
