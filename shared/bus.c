@@ -4,9 +4,11 @@
  * Template: librdkafka's examples/producer.c and consumer.c. The producer is
  * idempotent with acks=all; a dedicated thread polls it for delivery reports
  * so no caller ever has to. Consumers store offsets only after the caller
- * says a message is done, and librdkafka's background commit sends them.
+ * says a message is done, and bus_consumer_poll commits them every half
+ * second while the member holds a live assignment.
  */
 #include "bus.h"
+#include "msgid.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -359,7 +361,9 @@ struct bus_consumer {
         metrics_counter_t *assigned, *revoked, *owned;
         void (*on_revoke)(void *arg);
         void *on_revoke_arg;
-        bool ever_assigned; /* consumer thread only */
+        bool ever_assigned;      /* consumer thread only */
+        bool fatal;              /* consumer thread only */
+        uint64_t next_commit_ms; /* consumer thread only */
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -430,7 +434,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 c->on_revoke(c->on_revoke_arg);
         /* Partitions lost (session timed out) are someone else's already:
          * a commit would fail and only delay the rejoin. */
-        if (!rd_kafka_assignment_lost(rk)) {
+        if (!c->fatal && !rd_kafka_assignment_lost(rk)) {
                 rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
                 if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
                         log_warn("kafka: commit on revoke: %s",
@@ -446,6 +450,41 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
                 rd_kafka_assign(rk, NULL);
         }
+}
+
+/* Results of the background commits (served by the consumer's poll). */
+static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *offsets,
+                           void *opaque) {
+        (void)rk;
+        (void)offsets;
+        (void)opaque;
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                log_warn("kafka: offset commit: %s", rd_kafka_err2str(err));
+}
+
+/* Every BUS__COMMIT_MS, commit the stored offsets, but only while this
+ * member holds a live assignment: never with a lost one, never without a
+ * member id (both mean the group has moved on without us). */
+#define BUS__COMMIT_MS 500
+
+static void bus__commit_due(bus_consumer_t *c) {
+        uint64_t now = clock_mono_ms();
+        char *member;
+        if (!c->is_group || c->fatal || now < c->next_commit_ms)
+                return;
+        c->next_commit_ms = now + BUS__COMMIT_MS;
+        if (rd_kafka_assignment_lost(c->rk))
+                return;
+        member = rd_kafka_memberid(c->rk);
+        if (member && member[0]) {
+                rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 1);
+                if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        log_warn("kafka: offset commit: %s",
+                                 rd_kafka_err2str(err));
+        }
+        if (member)
+                rd_kafka_mem_free(c->rk, member);
 }
 
 bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
@@ -464,7 +503,11 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         if (bus__set(conf, "group.id", group_id, errstr, errlen) ||
             bus__set(conf, "partition.assignment.strategy",
                      "cooperative-sticky", errstr, errlen) ||
-            bus__set(conf, "enable.auto.commit", "true", errstr, errlen) ||
+            /* Committed by bus_consumer_poll, not by librdkafka's timer:
+             * librdkafka 2.0 (fixed upstream in 2026) also commits after a
+             * session timeout, with the member id already reset, and a
+             * static member is then fenced for good (a fatal error). */
+            bus__set(conf, "enable.auto.commit", "false", errstr, errlen) ||
             bus__set(conf, "enable.auto.offset.store", "false", errstr,
                      errlen) ||
             bus__set(conf, "auto.offset.reset", "earliest", errstr, errlen) ||
@@ -474,7 +517,6 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
-        bus__set_int(conf, "auto.commit.interval.ms", 500);
         bus__set_int(conf, "session.timeout.ms", 10000);
         bus__set_int(conf, "heartbeat.interval.ms", 1000);
         bus__set_int(conf, "fetch.wait.max.ms", 100);
@@ -500,6 +542,7 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         rd_kafka_conf_set_opaque(conf, c);
         rd_kafka_conf_set_stats_cb(conf, bus__stats_cb);
         rd_kafka_conf_set_rebalance_cb(conf, bus__rebalance_cb);
+        rd_kafka_conf_set_offset_commit_cb(conf, bus__commit_cb);
 
         c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen);
         if (!c->rk) {
@@ -668,16 +711,27 @@ fail:
 
 rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
+        bus__commit_due(c);
         if (!msg)
                 return NULL;
         if (msg->err) {
-                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+                        char why[256];
+                        rd_kafka_fatal_error(c->rk, why, sizeof(why));
+                        log_error("kafka consumer: fatal: %s", why);
+                        c->fatal = true;
+                } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         log_warn("kafka consumer: %s",
                                  rd_kafka_message_errstr(msg));
+                }
                 rd_kafka_message_destroy(msg);
                 return NULL;
         }
         return msg;
+}
+
+bool bus_consumer_failed(const bus_consumer_t *c) {
+        return c->fatal;
 }
 
 void bus_consumer_store(bus_consumer_t *c, const char *topic, int32_t partition,

@@ -131,11 +131,16 @@ bus_consumer_t *bus_tail_new(const config_t *cfg, const char *topic,
                              int64_t since_ms, char *errstr, size_t errlen);
 
 /*
- * The next message or NULL after timeout_ms. Consumer errors are logged and
- * swallowed (librdkafka recovers on its own); the caller destroys a returned
- * message with rd_kafka_message_destroy.
+ * The next message or NULL after timeout_ms; also commits the stored offsets
+ * every half second. Consumer errors are logged and swallowed (librdkafka
+ * recovers on its own) except a fatal one (see bus_consumer_failed); the
+ * caller destroys a returned message with rd_kafka_message_destroy.
  */
 rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms);
+
+/* The consumer hit a fatal error (a static member fenced by the broker) and
+ * will never read again: destroy it and create a new one. */
+bool bus_consumer_failed(const bus_consumer_t *c);
 
 /* The message's effects are durable: its offset may be committed. */
 void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg);

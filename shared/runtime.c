@@ -58,6 +58,7 @@ struct runtime {
         store_t *store;
         runtime_mode_t mode;
         bus_consumer_t *consumer;
+        char group_id[256]; /* the consumer group: prefix + group name */
         void *state;
         char commands_topic[256];
         char events_topic[256];
@@ -72,6 +73,9 @@ struct runtime {
         rt_fifo_t *fifos;                /* per partition of commands */
         int n_fifos;
         metrics_counter_t *dlq_total, *retries_total, *duplicates_total;
+        metrics_counter_t *rejoins_total;
+        uint64_t last_rejoin_ms; /* consumer thread only */
+        int quick_rejoins;       /* fenced again within a minute, in a row */
 };
 
 typedef struct rt_event {
@@ -188,8 +192,14 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
 
         /* The consumer group carries the topic prefix, so deployments that
          * share a cluster under different prefixes never share a group. */
-        snprintf(name, sizeof(name), "%s%s", cfg->topic_prefix, def->name);
-        rt->consumer = bus_consumer_new(cfg, name, def->name,
+        snprintf(rt->group_id, sizeof(rt->group_id), "%s%s", cfg->topic_prefix,
+                 def->name);
+        rt->rejoins_total = metrics_counter(
+                "omnify_consumer_rejoins_total",
+                "Consumers replaced after a fatal error (fenced by the "
+                "group).",
+                labels);
+        rt->consumer = bus_consumer_new(cfg, rt->group_id, def->name,
                                         rt->commands_topic, errstr, errlen);
         if (!rt->consumer)
                 goto fail;
@@ -942,6 +952,55 @@ static void rt__on_revoke(void *arg) {
         rt__drain(arg, 2000);
 }
 
+/* The consumer can never read again (fenced by the group): forget what is
+ * in hand, since its offsets can no longer be committed by this member and
+ * the group hands the partitions out again from the last commit, and join
+ * with a new consumer. Nothing is lost: every command not committed is read
+ * again and answered from the operation log. False if stopped meanwhile. */
+static bool rt__rejoin(runtime_t *rt, const atomic_bool *stop) {
+        char errstr[512];
+        uint64_t now = clock_mono_ms();
+        /* Fenced again soon after the last time: most likely another process
+         * runs with the same OMNIFY_INSTANCE_ID, and each join fences the
+         * other. Back off (1 s doubling to 32 s) rather than fight. */
+        if (rt->last_rejoin_ms && now - rt->last_rejoin_ms < 60000)
+                rt->quick_rejoins++;
+        else
+                rt->quick_rejoins = 0;
+        log_error("the consumer of %s was fenced out of group %s; joining "
+                  "again with a new one (unfinished commands are read again)%s",
+                  rt->commands_topic, rt->group_id,
+                  rt->quick_rejoins ? "; fenced again within a minute: is "
+                                      "another process running with the same "
+                                      "OMNIFY_INSTANCE_ID?"
+                                    : "");
+        metrics_add(rt->rejoins_total, 1);
+        for (int p = 0; p < rt->n_fifos; p++)
+                for (rt_tracker_t *t = rt->fifos[p].head; t; t = t->next)
+                        t->discard = true;
+        bus_consumer_destroy(rt->consumer);
+        rt->consumer = NULL;
+        if (rt->quick_rejoins &&
+            rt__sleep(stop,
+                      1000 << (rt->quick_rejoins < 6 ? rt->quick_rejoins - 1
+                                                     : 5)))
+                return false;
+        for (int attempt = 0;; attempt++) {
+                rt->consumer = bus_consumer_new(
+                        rt->cfg, rt->group_id, rt->def->name,
+                        rt->commands_topic, errstr, sizeof(errstr));
+                if (rt->consumer)
+                        break;
+                log_warn("new consumer for %s: %s; retrying", rt->group_id,
+                         errstr);
+                if (rt__sleep(stop, rt__backoff(attempt)))
+                        return false;
+        }
+        bus_consumer_on_revoke(rt->consumer, rt__on_revoke, rt);
+        rt->last_rejoin_ms = clock_mono_ms();
+        return true;
+}
+
 /* ---------------------------------------------------------------------------
  * The loop
  * ------------------------------------------------------------------------ */
@@ -978,9 +1037,12 @@ int runtime_run(runtime_t *rt, const atomic_bool *stop) {
 
         bus_consumer_on_revoke(rt->consumer, rt__on_revoke, rt);
         while (!atomic_load(stop)) {
-                rd_kafka_message_t *msg = bus_consumer_poll(rt->consumer, 20);
+                rd_kafka_message_t *msg;
                 rt_fifo_t *f;
                 rt_tracker_t *t;
+                if (bus_consumer_failed(rt->consumer) && !rt__rejoin(rt, stop))
+                        break;
+                msg = bus_consumer_poll(rt->consumer, 20);
                 if (!msg) {
                         rt__settle(rt);
                         continue;

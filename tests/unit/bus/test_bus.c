@@ -1,0 +1,206 @@
+/*
+ * test_bus.c - unit tests of the group consumer (shared/bus.c) against
+ * librdkafka's in-process mock cluster: offsets stored by the caller are
+ * committed by the poll loop itself, and a consumer fenced by its group
+ * says so instead of going on silently with nothing to read.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "config.h"
+#include "msgid.h"
+
+#define TOPIC "unit.commands"
+#define PARTITIONS 2
+#define API_HEARTBEAT 12 /* Kafka protocol ApiKey of Heartbeat */
+
+typedef struct {
+        rd_kafka_t *producer; /* owns the mock cluster */
+        rd_kafka_mock_cluster_t *mock;
+        config_t cfg;
+} fixture_t;
+
+static const char *no_env(const char *name) {
+        (void)name;
+        return NULL;
+}
+
+static int setup(void **state) {
+        static fixture_t fx;
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char *argv[] = {"test_bus", NULL};
+
+        memset(&fx, 0, sizeof(fx));
+        assert_int_equal(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1",
+                                           err, sizeof(err)),
+                         RD_KAFKA_CONF_OK);
+        fx.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        assert_non_null(fx.producer);
+        fx.mock = rd_kafka_handle_mock_cluster(fx.producer);
+        assert_non_null(fx.mock);
+        assert_int_equal(
+                rd_kafka_mock_topic_create(fx.mock, TOPIC, PARTITIONS, 1),
+                RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(config_load(&fx.cfg,
+                                     CONFIG_SCOPE_COMMON | CONFIG_SCOPE_GROUP,
+                                     "test_bus", 1, argv, NULL, no_env, NULL,
+                                     err, sizeof(err)),
+                         CONFIG_OK);
+        free(fx.cfg.kafka_brokers);
+        fx.cfg.kafka_brokers =
+                strdup(rd_kafka_mock_cluster_bootstraps(fx.mock));
+        *state = &fx;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture_t *fx = *state;
+        config_deinit(&fx->cfg);
+        rd_kafka_destroy(fx->producer);
+        return 0;
+}
+
+static void produce(fixture_t *fx, int n) {
+        for (int i = 0; i < n; i++) {
+                char v[32];
+                snprintf(v, sizeof(v), "m%d", i);
+                assert_int_equal(
+                        rd_kafka_producev(
+                                fx->producer, RD_KAFKA_V_TOPIC(TOPIC),
+                                RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_VALUE(v, strlen(v)),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_END),
+                        RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        assert_int_equal(rd_kafka_flush(fx->producer, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* The offset committed for partition 0 of TOPIC in `group`, read with a
+ * handle of its own (it never joins). */
+static int64_t committed(fixture_t *fx, const char *group) {
+        char err[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+        rd_kafka_topic_partition_list_t *parts;
+        int64_t off;
+        rd_kafka_conf_set(conf, "bootstrap.servers", fx->cfg.kafka_brokers, err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        parts = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, TOPIC, 0);
+        assert_int_equal(rd_kafka_committed(rk, parts, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        off = parts->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(parts);
+        rd_kafka_destroy(rk);
+        return off;
+}
+
+/* Poll until `want` messages were read (each marked done) or `ms` passed. */
+static int consume(bus_consumer_t *c, int want, int ms) {
+        int got = 0;
+        uint64_t end = clock_mono_ms() + (uint64_t)ms;
+        while (got < want && clock_mono_ms() < end) {
+                rd_kafka_message_t *m = bus_consumer_poll(c, 100);
+                if (!m)
+                        continue;
+                bus_consumer_done(c, m);
+                rd_kafka_message_destroy(m);
+                got++;
+        }
+        return got;
+}
+
+/* Poll for `ms` without expecting anything. */
+static void idle(bus_consumer_t *c, int ms) {
+        uint64_t end = clock_mono_ms() + (uint64_t)ms;
+        while (clock_mono_ms() < end) {
+                rd_kafka_message_t *m = bus_consumer_poll(c, 50);
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+}
+
+static void test_poll_commits_what_is_done(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        bus_consumer_t *c;
+
+        produce(fx, 5);
+        c = bus_consumer_new(&fx->cfg, "unit-commit", "unit", TOPIC, err,
+                             sizeof(err));
+        assert_non_null(c);
+        assert_int_equal(consume(c, 5, 20000), 5);
+        /* No commit by librdkafka's timer any more: the poll loop sends the
+         * stored offsets within a second, while the consumer still runs. */
+        idle(c, 1500);
+        assert_int_equal(committed(fx, "unit-commit"), 5);
+        assert_false(bus_consumer_failed(c));
+        bus_consumer_destroy(c);
+}
+
+static void test_nothing_done_nothing_committed(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        bus_consumer_t *c = bus_consumer_new(&fx->cfg, "unit-nothing", "unit",
+                                             TOPIC, err, sizeof(err));
+        assert_non_null(c);
+        /* Read, but never marked done: the offsets must not move. */
+        for (int i = 0; i < 30; i++) {
+                rd_kafka_message_t *m = bus_consumer_poll(c, 100);
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+        idle(c, 1000);
+        assert_true(committed(fx, "unit-nothing") < 0);
+        bus_consumer_destroy(c);
+}
+
+static void test_fenced_member_reports_failure(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        bus_consumer_t *c;
+
+        free(fx->cfg.instance_id);
+        fx->cfg.instance_id = strdup("unit-static-0");
+        c = bus_consumer_new(&fx->cfg, "unit-fenced", "unit", TOPIC, err,
+                             sizeof(err));
+        assert_non_null(c);
+        produce(fx, 1);
+        assert_true(consume(c, 1, 20000) >= 1);
+        assert_false(bus_consumer_failed(c));
+        /* The broker fences this static member (another process took its
+         * group.instance.id): librdkafka's consumer is then unusable. */
+        rd_kafka_mock_push_request_errors(fx->mock, API_HEARTBEAT, 1,
+                                          RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+        for (int i = 0; i < 100 && !bus_consumer_failed(c); i++)
+                idle(c, 100);
+        assert_true(bus_consumer_failed(c));
+        bus_consumer_destroy(c);
+        free(fx->cfg.instance_id);
+        fx->cfg.instance_id = strdup("");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_poll_commits_what_is_done),
+                cmocka_unit_test(test_nothing_done_nothing_committed),
+                cmocka_unit_test(test_fenced_member_reports_failure),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
