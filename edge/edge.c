@@ -904,9 +904,16 @@ static enum MHD_Result edge__dispatch(req_t *req) {
 static enum MHD_Result edge__builtin(req_t *req, const char *url) {
         edge_t *edge = req->edge;
         if (strcmp(url, "/health") == 0) {
+                static const char ok[] = "{\"status\":\"ok\"}",
+                                  failed[] = "{\"status\":\"failed\","
+                                             "\"reason\":\"the Kafka producer "
+                                             "hit a fatal error\"}";
                 req->label = "health";
-                return edge__answer(req, 200, "application/json",
-                                    "{\"status\":\"ok\"}", 15, NULL);
+                if (bus_failed(edge->bus))
+                        return edge__answer(req, 503, "application/json",
+                                            failed, sizeof(failed) - 1, NULL);
+                return edge__answer(req, 200, "application/json", ok,
+                                    sizeof(ok) - 1, NULL);
         }
         if (strcmp(url, "/ready") == 0) {
                 char body[160];

@@ -99,6 +99,7 @@ struct bus {
         const config_t *cfg;
         atomic_bool up;
         atomic_bool stopping;
+        atomic_bool failed; /* fatal producer error: never sends again */
         pthread_t poller, watcher;
         int poller_started, watcher_started;
         pthread_mutex_t lock; /* guards the watcher's sleep */
@@ -121,6 +122,10 @@ static void bus__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                           rd_kafka_err2str(msg->err));
 }
 
+/* Any producer of the process: in a monolith the edge and the groups have
+ * producers of their own, and one broken producer is a broken process. */
+static atomic_bool bus__process_failed;
+
 static void bus__error_cb(rd_kafka_t *rk, int err, const char *reason,
                           void *opaque) {
         bus_t *bus = opaque;
@@ -132,7 +137,10 @@ static void bus__error_cb(rd_kafka_t *rk, int err, const char *reason,
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
                 char fatal[256];
                 rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-                log_error("kafka fatal error: %s", fatal);
+                log_error("kafka producer: fatal error, restart needed: %s",
+                          fatal);
+                atomic_store(&bus->failed, true);
+                atomic_store(&bus__process_failed, true);
                 return;
         }
         log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
@@ -202,6 +210,7 @@ bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
         bus->cfg = cfg;
         atomic_init(&bus->up, false);
         atomic_init(&bus->stopping, false);
+        atomic_init(&bus->failed, false);
         pthread_mutex_init(&bus->lock, NULL);
         pthread_cond_init(&bus->wake, NULL);
 
@@ -279,6 +288,11 @@ void bus_destroy(bus_t *bus) {
 
 bool bus_is_up(const bus_t *bus) {
         return atomic_load(&((bus_t *)bus)->up);
+}
+
+bool bus_failed(const bus_t *bus) {
+        return atomic_load(&((bus_t *)bus)->failed) ||
+               atomic_load(&bus__process_failed);
 }
 
 rd_kafka_t *bus_handle(bus_t *bus) {
@@ -364,6 +378,8 @@ struct bus_consumer {
         bool ever_assigned;      /* consumer thread only */
         bool fatal;              /* consumer thread only */
         uint64_t next_commit_ms; /* consumer thread only */
+        int n_owned;             /* partitions assigned now (poll thread) */
+        bool commit_inflight;    /* a background commit awaits its result */
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -415,6 +431,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                       : -parts->cnt);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 c->ever_assigned = true;
+                c->n_owned = cooperative ? c->n_owned + parts->cnt : parts->cnt;
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
                         rd_kafka_error_t *e =
@@ -430,6 +447,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
+        c->n_owned = cooperative ? c->n_owned - parts->cnt : 0;
         if (c->on_revoke)
                 c->on_revoke(c->on_revoke_arg);
         /* Partitions lost (session timed out) are someone else's already:
@@ -456,30 +474,36 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t *offsets,
                            void *opaque) {
+        bus_consumer_t *c = opaque;
         (void)rk;
         (void)offsets;
-        (void)opaque;
+        c->commit_inflight = false;
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 log_warn("kafka: offset commit: %s", rd_kafka_err2str(err));
 }
 
 /* Every BUS__COMMIT_MS, commit the stored offsets, but only while this
- * member holds a live assignment: never with a lost one, never without a
- * member id (both mean the group has moved on without us). */
+ * member holds a live assignment (never with a lost or an empty one, never
+ * without a member id: the group has moved on without us) and only one
+ * commit at a time: commits queued while the coordinator is away would all
+ * be sent when it returns, with a member id the group may have replaced. */
 #define BUS__COMMIT_MS 500
 
 static void bus__commit_due(bus_consumer_t *c) {
         uint64_t now = clock_mono_ms();
         char *member;
-        if (!c->is_group || c->fatal || now < c->next_commit_ms)
+        if (!c->is_group || c->fatal || c->commit_inflight ||
+            now < c->next_commit_ms)
                 return;
         c->next_commit_ms = now + BUS__COMMIT_MS;
-        if (rd_kafka_assignment_lost(c->rk))
+        if (c->n_owned <= 0 || rd_kafka_assignment_lost(c->rk))
                 return;
         member = rd_kafka_memberid(c->rk);
         if (member && member[0]) {
                 rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 1);
-                if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                if (!err)
+                        c->commit_inflight = true;
+                else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                         log_warn("kafka: offset commit: %s",
                                  rd_kafka_err2str(err));
         }

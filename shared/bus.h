@@ -65,6 +65,12 @@ void bus_destroy(bus_t *bus);
 /* False once the watcher saw every broker fail; true again when one answers. */
 bool bus_is_up(const bus_t *bus);
 
+/* This producer, or another of the process, hit a fatal error (librdkafka:
+ * it can never send again). Health endpoints answer 503 so the supervisor
+ * restarts the process; nothing accepted is lost, since a command counts as
+ * accepted only after the broker's ack. */
+bool bus_failed(const bus_t *bus);
+
 /*
  * Queue a message. Takes ownership of hdrs in every case. partition may be
  * RD_KAFKA_PARTITION_UA (partitioned by key). d (may be NULL) hears how the

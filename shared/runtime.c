@@ -1088,9 +1088,14 @@ void runtime_ops_answer(runtime_t *rt, const char *what, int *status,
         char buf[256];
         *content_type = "application/json";
         if (strcmp(what, "health") == 0) {
-                *status = 200;
+                bool failed = bus_failed(rt->bus);
+                *status = failed ? 503 : 200;
                 snprintf(buf, sizeof(buf),
-                         "{\"status\":\"ok\",\"group\":\"%s\"}", rt->def->name);
+                         "{\"status\":\"%s\",\"group\":\"%s\"%s}",
+                         failed ? "failed" : "ok", rt->def->name,
+                         failed ? ",\"reason\":\"the Kafka producer hit a "
+                                  "fatal error\""
+                                : "");
         } else if (strcmp(what, "ready") == 0) {
                 bool kafka = bus_is_up(rt->bus), store = store_is_up(rt->store);
                 bool init = atomic_load(&rt->initialised);

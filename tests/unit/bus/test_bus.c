@@ -2,7 +2,7 @@
  * test_bus.c - unit tests of the group consumer (shared/bus.c) against
  * librdkafka's in-process mock cluster: offsets stored by the caller are
  * committed by the poll loop itself, and a consumer fenced by its group
- * says so instead of going on silently with nothing to read.
+ * (or a producer broken for good) says so instead of going on silently.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus.h"
 #include "config.h"
@@ -196,11 +197,33 @@ static void test_fenced_member_reports_failure(void **state) {
         fx->cfg.instance_id = strdup("");
 }
 
+static void test_fatal_producer_error_is_reported(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        bus_t *bus = bus_new(&fx->cfg, "unit-producer", err, sizeof(err));
+        assert_non_null(bus);
+        assert_false(bus_failed(bus));
+        /* What librdkafka raises when the idempotent producer's sequence
+         * can no longer be trusted: it never sends again. */
+        assert_int_equal(rd_kafka_test_fatal_error(
+                                 bus_handle(bus),
+                                 RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                 "unit test"),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        for (int i = 0; i < 100 && !bus_failed(bus); i++) {
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        assert_true(bus_failed(bus));
+        bus_destroy(bus);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_poll_commits_what_is_done),
                 cmocka_unit_test(test_nothing_done_nothing_committed),
                 cmocka_unit_test(test_fenced_member_reports_failure),
+                cmocka_unit_test(test_fatal_producer_error_is_reported),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
