@@ -30,21 +30,6 @@
  * Signup
  * ------------------------------------------------------------------------ */
 
-/* Did an earlier delivery of this signup queue the verification mail? */
-static bool auth__verification_sent(auth_state_t *st, const char *user_id) {
-        bson_t filter = BSON_INITIALIZER, found;
-        char errstr[256];
-        store_err_t err;
-        BSON_APPEND_UTF8(&filter, "kind", "verify");
-        BSON_APPEND_UTF8(&filter, "user_id", user_id);
-        err = store_find_one(st->store, "auth", "tokens", &filter, NULL, &found,
-                             errstr, sizeof(errstr));
-        bson_destroy(&filter);
-        if (err == STORE_OK)
-                bson_destroy(&found);
-        return err == STORE_OK;
-}
-
 static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         const env_t *env = rt_env(ctx);
@@ -57,7 +42,7 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_t doc = BSON_INITIALIZER, user;
         store_err_t err;
         int64_t now = (int64_t)clock_wall_ms();
-        bool redelivered = false;
+        bool redelivered = false, skip_mail = false;
 
         auth_email_normalize(codec_map_str(body, "email"), email);
         if (auth_password_policy(password, email, why, sizeof(why))) {
@@ -123,10 +108,21 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         err = auth_org_insert(st, org_id, org_name, user_id, errstr,
                               sizeof(errstr));
         /* The verification mail goes into the outbox with the account: a
-         * mail outage delays the mail, never the signup. */
-        if (!err && !auth_bson_bool(&user, "email_verified") &&
-            !(redelivered && auth__verification_sent(st, user_id)))
-                err = auth_send_verification(st, &user, errstr, sizeof(errstr));
+         * mail outage delays the mail, never the signup. A redelivered
+         * signup looks for the mail its earlier run queued (by its outbox
+         * id, not by the token: a run may have died between the two). */
+        if (!err && redelivered) {
+                char mail_id[AUTH_MAIL_ID_MAX];
+                auth_mail_id(env->id, "verify", mail_id);
+                err = auth_mail_queued(st, mail_id, errstr, sizeof(errstr));
+                if (err == STORE_OK)
+                        skip_mail = true;
+                else if (err == STORE_NOT_FOUND)
+                        err = STORE_OK;
+        }
+        if (!err && !skip_mail && !auth_bson_bool(&user, "email_verified"))
+                err = auth_send_verification(st, env->id, &user, errstr,
+                                             sizeof(errstr));
         if (err) {
                 bson_destroy(&user);
                 return auth_store_failed(ctx, err, errstr);

@@ -197,9 +197,21 @@ handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
  * never fails the request that wanted a mail; sending retries with backoff.
  * ------------------------------------------------------------------------ */
 
-store_err_t auth_mail_enqueue(auth_state_t *st, const char *to,
-                              const char *subject, const char *text,
-                              char *errstr, size_t errlen);
+/* The outbox id of the mail of `kind` that command `cmd_id` sends: one
+ * command queues at most one mail of a kind, so a redelivered command finds
+ * the mail its earlier run queued instead of queueing a second one. */
+#define AUTH_MAIL_ID_MAX 96
+void auth_mail_id(slice_t cmd_id, const char *kind, char out[AUTH_MAIL_ID_MAX]);
+
+/* Queue a mail under mail_id (auth_mail_id); a mail already queued under
+ * that id is kept as it is and counts as queued. */
+store_err_t auth_mail_enqueue(auth_state_t *st, const char *mail_id,
+                              const char *to, const char *subject,
+                              const char *text, char *errstr, size_t errlen);
+
+/* STORE_OK when the mail mail_id is in the outbox, STORE_NOT_FOUND if not. */
+store_err_t auth_mail_queued(auth_state_t *st, const char *mail_id,
+                             char *errstr, size_t errlen);
 auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr, size_t errlen);
 void auth_mailer_stop(auth_mailer_t *m);
 
@@ -216,9 +228,11 @@ handler_result_t auth_password_forgot(rt_ctx_t *ctx,
 handler_result_t auth_password_reset(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_password_change(rt_ctx_t *ctx,
                                       const msgpack_object *body);
-/* Send the verification mail for user (used by signup too). */
-store_err_t auth_send_verification(auth_state_t *st, const bson_t *user,
-                                   char *errstr, size_t errlen);
+/* Send the verification mail for user on behalf of command cmd_id (used by
+ * signup too); nothing new if that command queued it already. */
+store_err_t auth_send_verification(auth_state_t *st, slice_t cmd_id,
+                                   const bson_t *user, char *errstr,
+                                   size_t errlen);
 
 /* mfa.c */
 handler_result_t auth_mfa_enroll(rt_ctx_t *ctx, const msgpack_object *body);

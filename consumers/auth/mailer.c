@@ -107,19 +107,34 @@ static void mailer__curl_init(void) {
  * The outbox
  * ------------------------------------------------------------------------ */
 
-store_err_t auth_mail_enqueue(auth_state_t *st, const char *to,
+void auth_mail_id(slice_t cmd_id, const char *kind,
+                  char out[AUTH_MAIL_ID_MAX]) {
+        snprintf(out, AUTH_MAIL_ID_MAX, "%.*s.%s",
+                 (int)(cmd_id.len > 64 ? 64 : cmd_id.len), cmd_id.ptr, kind);
+}
+
+store_err_t auth_mail_queued(auth_state_t *st, const char *mail_id,
+                             char *errstr, size_t errlen) {
+        bson_t filter = BSON_INITIALIZER, found;
+        store_err_t err;
+        BSON_APPEND_UTF8(&filter, "_id", mail_id);
+        err = store_find_one(st->store, "auth", MAILER_COLL, &filter, NULL,
+                             &found, errstr, errlen);
+        bson_destroy(&filter);
+        if (err == STORE_OK)
+                bson_destroy(&found);
+        return err;
+}
+
+store_err_t auth_mail_enqueue(auth_state_t *st, const char *id, const char *to,
                               const char *subject, const char *text,
                               char *errstr, size_t errlen) {
-        char id[MSGID_TEXT_SIZE];
-        msgid_t mid;
         bson_t doc = BSON_INITIALIZER;
         int64_t now = (int64_t)clock_wall_ms();
         store_err_t err;
 
-        assert(st && to && subject && text);
+        assert(st && id && to && subject && text);
         mailer__metrics();
-        msgid_new(&mid);
-        msgid_format(&mid, id);
         BSON_APPEND_UTF8(&doc, "_id", id);
         BSON_APPEND_UTF8(&doc, "to", to);
         BSON_APPEND_UTF8(&doc, "subject", subject);
@@ -132,6 +147,11 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *to,
         err = store_insert(st->store, "auth", MAILER_COLL, &doc, errstr,
                            errlen);
         bson_destroy(&doc);
+        if (err == STORE_DUPLICATE) {
+                /* An earlier run of the same command queued it. */
+                log_info("mail %s was queued already", id);
+                return STORE_OK;
+        }
         if (err)
                 return err;
         metrics_add(mailer__queued, 1);
@@ -172,7 +192,7 @@ static bool mailer__indexes(auth_mailer_t *m) {
 
 /* A claimed mail: what the sender needs, copied out of the document. */
 typedef struct mailer_mail {
-        char id[AUTH_ID_TEXT];
+        char id[AUTH_MAIL_ID_MAX];
         bson_t doc;
         int64_t attempts; /* including this one */
         int64_t lease_until;

@@ -768,7 +768,8 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         schema_role_t mine, theirs = SCHEMA_ROLE_NONE;
         rbac_caller_t c;
         char email[AUTH_EMAIL_MAX + 1], inv_id[AUTH_ID_TEXT],
-                secret[AUTH_SECRET_TEXT], errstr[256], subject[256];
+                secret[AUTH_SECRET_TEXT], errstr[256], subject[256],
+                mail_id[AUTH_MAIL_ID_MAX];
         char *text;
         const char *org_name;
         size_t url_len, text_size;
@@ -857,7 +858,8 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
                  schema_role_name(want), (int)url_len, cfg->public_url, secret,
                  (cfg->invite_ttl_s + 3599) / 3600);
         bson_destroy(&org);
-        err = auth_mail_enqueue(st, email, subject, text, errstr,
+        auth_mail_id(rt_env(ctx)->id, "invite", mail_id);
+        err = auth_mail_enqueue(st, mail_id, email, subject, text, errstr,
                                 sizeof(errstr));
         explicit_bzero(text, text_size);
         explicit_bzero(secret, sizeof(secret));

@@ -67,13 +67,15 @@ static void recovery__lifetime(int ttl_s, char out[32]) {
  * fmt takes the link and the lifetime (two %s). Secrets are wiped from the
  * stack afterwards.
  */
-static store_err_t recovery__mail_token(auth_state_t *st, const char *kind,
-                                        const char *user_id, const char *email,
-                                        int ttl_s, const char *path,
-                                        const char *subject, const char *fmt,
-                                        char *errstr, size_t errlen) {
+static store_err_t recovery__mail_token(auth_state_t *st, slice_t cmd_id,
+                                        const char *kind, const char *user_id,
+                                        const char *email, int ttl_s,
+                                        const char *path, const char *subject,
+                                        const char *fmt, char *errstr,
+                                        size_t errlen) {
         char secret[AUTH_SECRET_TEXT], link[RECOVERY_LINK_MAX],
-                text[RECOVERY_TEXT_MAX], lifetime[32];
+                text[RECOVERY_TEXT_MAX], lifetime[32],
+                mail_id[AUTH_MAIL_ID_MAX];
         bson_t extra = BSON_INITIALIZER;
         store_err_t err;
 
@@ -86,15 +88,20 @@ static store_err_t recovery__mail_token(auth_state_t *st, const char *kind,
         recovery__link(st->cfg, path, secret, link);
         recovery__lifetime(ttl_s, lifetime);
         snprintf(text, sizeof(text), fmt, link, lifetime);
-        err = auth_mail_enqueue(st, email, subject, text, errstr, errlen);
+        auth_mail_id(cmd_id, kind, mail_id);
+        /* Redelivered after its mail was queued: the token made just now is
+         * never sent and expires unused; the queued mail's token stands. */
+        err = auth_mail_enqueue(st, mail_id, email, subject, text, errstr,
+                                errlen);
         OPENSSL_cleanse(secret, sizeof(secret));
         OPENSSL_cleanse(link, sizeof(link));
         OPENSSL_cleanse(text, sizeof(text));
         return err;
 }
 
-store_err_t auth_send_verification(auth_state_t *st, const bson_t *user,
-                                   char *errstr, size_t errlen) {
+store_err_t auth_send_verification(auth_state_t *st, slice_t cmd_id,
+                                   const bson_t *user, char *errstr,
+                                   size_t errlen) {
         const char *user_id = auth_bson_str(user, "_id");
         const char *email = auth_bson_str(user, "email");
 
@@ -103,7 +110,7 @@ store_err_t auth_send_verification(auth_state_t *st, const bson_t *user,
                 return STORE_BAD_REPLY;
         }
         return recovery__mail_token(
-                st, "verify", user_id, email, st->cfg->verify_ttl_s,
+                st, cmd_id, "verify", user_id, email, st->cfg->verify_ttl_s,
                 "/verify-email", "Confirm your email address",
                 "Welcome to Omnify.\n\n"
                 "Please confirm your email address by opening this link:\n\n"
@@ -308,7 +315,8 @@ handler_result_t auth_resend_verification(rt_ctx_t *ctx,
                 recovery__reply_bool(ctx, "sent", false);
                 return HANDLER_OK;
         }
-        err = auth_send_verification(st, &user, errstr, sizeof(errstr));
+        err = auth_send_verification(st, env->id, &user, errstr,
+                                     sizeof(errstr));
         bson_destroy(&user);
         if (err)
                 return auth_store_failed(ctx, err, errstr);
@@ -321,9 +329,9 @@ handler_result_t auth_resend_verification(rt_ctx_t *ctx,
  * ------------------------------------------------------------------------ */
 
 /* Queue the reset mail for user. */
-static store_err_t recovery__send_reset(auth_state_t *st, const bson_t *user,
-                                        const char *email, char *errstr,
-                                        size_t errlen) {
+static store_err_t recovery__send_reset(auth_state_t *st, slice_t cmd_id,
+                                        const bson_t *user, const char *email,
+                                        char *errstr, size_t errlen) {
         const char *user_id = auth_bson_str(user, "_id");
         store_err_t err;
 
@@ -332,7 +340,7 @@ static store_err_t recovery__send_reset(auth_state_t *st, const bson_t *user,
                 return STORE_BAD_REPLY;
         }
         err = recovery__mail_token(
-                st, "reset", user_id, email, st->cfg->reset_ttl_s,
+                st, cmd_id, "reset", user_id, email, st->cfg->reset_ttl_s,
                 "/reset-password", "Reset your password",
                 "Someone asked to reset the password of your Omnify "
                 "account.\n\n"
@@ -356,8 +364,8 @@ handler_result_t auth_password_forgot(rt_ctx_t *ctx,
         auth_email_normalize(codec_map_str(body, "email"), email);
         err = auth_find_user_by_email(st, email, &user, errstr, sizeof(errstr));
         if (err == STORE_OK) {
-                err = recovery__send_reset(st, &user, email, errstr,
-                                           sizeof(errstr));
+                err = recovery__send_reset(st, rt_env(ctx)->id, &user, email,
+                                           errstr, sizeof(errstr));
                 bson_destroy(&user);
         } else if (err == STORE_NOT_FOUND) {
                 log_info("password reset asked for an unknown email");

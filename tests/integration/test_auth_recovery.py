@@ -543,4 +543,4 @@ def test_zz_mails_were_well_formed_and_no_secret_was_logged(mono, mail):
     for pw in (PASSWORD, NEW_PASSWORD):
         assert pw not in text
     # The mailer logs outbox ids and statuses.
-    assert re.search(r"mail [0-9a-f-]{36} sent \(HTTP 202", text), text[-2000:]
+    assert re.search(r"mail [0-9a-f-]{36}\.[a-z]+ sent \(HTTP 202", text), text[-2000:]
