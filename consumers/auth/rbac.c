@@ -778,7 +778,6 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         int64_t now = (int64_t)clock_wall_ms();
         msgpack_packer *pk;
         store_err_t err;
-        msgid_t id;
 
         if (!rbac__caller(ctx, &c))
                 return HANDLER_OK;
@@ -822,8 +821,14 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         if (err)
                 return auth_store_failed(ctx, err, errstr);
 
-        msgid_new(&id);
-        msgid_format(&id, inv_id);
+        /* The invitation is named by the command that made it: a
+         * redelivered command answers the same id as its first run did
+         * (and its mail, queued under the same command, is not sent
+         * twice). */
+        if (!rbac__id(rt_env(ctx)->id, inv_id)) {
+                bson_destroy(&org);
+                return rbac__refuse(ctx, 400, "the command id is not a UUID");
+        }
         bson_init(&extra);
         BSON_APPEND_UTF8(&extra, "invitation_id", inv_id);
         BSON_APPEND_UTF8(&extra, "org_id", c.org);

@@ -13,10 +13,13 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A MongoDB-wire-protocol server for local development: mongo-java-server
@@ -31,8 +34,12 @@ import java.util.concurrent.TimeUnit;
  *   ttl-interval  60                 (seconds between TTL sweeps; 0 = off)
  *
  * Beyond plain mongo-java-server it answers "hello" (drivers send it instead
- * of isMaster when a stable server API is requested) and deletes expired
- * documents of TTL indexes (expireAfterSeconds), like mongod's TTL monitor.
+ * of isMaster when a stable server API is requested), deletes expired
+ * documents of TTL indexes (expireAfterSeconds), like mongod's TTL monitor,
+ * and commits the MVStore before it answers a write, so an acknowledged
+ * write is in the file (what a journaled write promises): on its own the
+ * MVStore commits once a second, and the fault scenarios once found the
+ * last second of acknowledged writes missing after a stop under load.
  *
  * Prints one "ready" line to stdout once listening; SIGTERM/SIGINT close the
  * listener and the MVStore cleanly via a shutdown hook.
@@ -49,6 +56,11 @@ public final class StoreMain {
             super(file);
         }
 
+        /** Commands that change data: committed before they are answered. */
+        private static final Set<String> WRITES = Set.of("insert", "update", "delete",
+                "findandmodify", "create", "createindexes", "drop", "dropdatabase",
+                "dropindexes", "renamecollection");
+
         @Override
         public Document handleCommand(Channel channel, String database, String command, Document query) {
             if (command.equalsIgnoreCase("hello")) {
@@ -57,7 +69,32 @@ public final class StoreMain {
                 reply.remove("ismaster");
                 return reply;
             }
-            return super.handleCommand(channel, database, command, query);
+            Document reply = super.handleCommand(channel, database, command, query);
+            if (WRITES.contains(command.toLowerCase(Locale.ROOT))) {
+                commitThrough(writeSeq.incrementAndGet());
+            }
+            return reply;
+        }
+
+        /** Writes finished so far, and the last of them known committed. */
+        private final AtomicLong writeSeq = new AtomicLong();
+        private long committedSeq; // guarded by commitLock
+        private final Object commitLock = new Object();
+
+        /**
+         * Group commit: returns once write `seq` is committed. One commit at a
+         * time; a writer that waited for the lock usually finds its write
+         * committed by the commit it waited for.
+         */
+        private void commitThrough(long seq) {
+            synchronized (commitLock) {
+                if (committedSeq >= seq) {
+                    return;
+                }
+                long upTo = writeSeq.get(); // every write up to here has finished
+                commit();
+                committedSeq = upTo;
+            }
         }
 
         /**
