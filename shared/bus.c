@@ -379,7 +379,8 @@ struct bus_consumer {
         bool fatal;              /* consumer thread only */
         uint64_t next_commit_ms; /* consumer thread only */
         int n_owned;             /* partitions assigned now (poll thread) */
-        bool commit_inflight;    /* a background commit awaits its result */
+        uint64_t commit_sent_ms; /* a background commit awaits its result
+                                    since then (0: none) */
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -477,7 +478,7 @@ static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         bus_consumer_t *c = opaque;
         (void)rk;
         (void)offsets;
-        c->commit_inflight = false;
+        c->commit_sent_ms = 0;
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 log_warn("kafka: offset commit: %s", rd_kafka_err2str(err));
 }
@@ -492,8 +493,10 @@ static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void bus__commit_due(bus_consumer_t *c) {
         uint64_t now = clock_mono_ms();
         char *member;
-        if (!c->is_group || c->fatal || c->commit_inflight ||
-            now < c->next_commit_ms)
+        /* A result never comes only if librdkafka lost it: after 30 s,
+         * commit again rather than never. */
+        if (!c->is_group || c->fatal || now < c->next_commit_ms ||
+            (c->commit_sent_ms && now - c->commit_sent_ms < 30000))
                 return;
         c->next_commit_ms = now + BUS__COMMIT_MS;
         if (c->n_owned <= 0 || rd_kafka_assignment_lost(c->rk))
@@ -502,7 +505,7 @@ static void bus__commit_due(bus_consumer_t *c) {
         if (member && member[0]) {
                 rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 1);
                 if (!err)
-                        c->commit_inflight = true;
+                        c->commit_sent_ms = now;
                 else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                         log_warn("kafka: offset commit: %s",
                                  rd_kafka_err2str(err));
