@@ -368,6 +368,14 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
  * Consumers
  * ------------------------------------------------------------------------ */
 
+/* A cooperative rebalance takes more than one round, and this member is not
+ * told when the next round starts: a commit sent then carries the old
+ * generation, the broker refuses it and librdkafka drops the whole
+ * assignment (what was handled since the last commit is read again). So no
+ * background commit this long after a rebalance callback; partitions given
+ * away are committed in the callback itself. */
+#define BUS__REBALANCE_QUIET_MS 5000
+
 struct bus_consumer {
         rd_kafka_t *rk;
         int is_group;
@@ -378,6 +386,7 @@ struct bus_consumer {
         bool ever_assigned;      /* consumer thread only */
         bool fatal;              /* consumer thread only */
         uint64_t next_commit_ms; /* consumer thread only */
+        uint64_t quiet_until_ms; /* no background commit before (rebalance) */
         int n_owned;             /* partitions assigned now (poll thread) */
         uint64_t commit_sent_ms; /* a background commit awaits its result
                                     since then (0: none) */
@@ -427,6 +436,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         metrics_add(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? c->assigned
                                                                 : c->revoked,
                     1);
+        c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
         metrics_add(c->owned, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
                                       ? parts->cnt
                                       : -parts->cnt);
@@ -488,7 +498,7 @@ static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * without a member id: the group has moved on without us) and only one
  * commit at a time: commits queued while the coordinator is away would all
  * be sent when it returns, with a member id the group may have replaced. */
-#define BUS__COMMIT_MS 500
+#define BUS__COMMIT_MS 1000
 
 static void bus__commit_due(bus_consumer_t *c) {
         uint64_t now = clock_mono_ms();
@@ -496,6 +506,7 @@ static void bus__commit_due(bus_consumer_t *c) {
         /* A result never comes only if librdkafka lost it: after 30 s,
          * commit again rather than never. */
         if (!c->is_group || c->fatal || now < c->next_commit_ms ||
+            now < c->quiet_until_ms ||
             (c->commit_sent_ms && now - c->commit_sent_ms < 30000))
                 return;
         c->next_commit_ms = now + BUS__COMMIT_MS;
