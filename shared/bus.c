@@ -368,12 +368,12 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
  * Consumers
  * ------------------------------------------------------------------------ */
 
-/* A cooperative rebalance takes more than one round, and this member is not
- * told when the next round starts: a commit sent then carries the old
- * generation, the broker refuses it and librdkafka drops the whole
+/* A cooperative rebalance that takes partitions away has a second round,
+ * and this member is not told when it starts: a commit sent then carries the
+ * old generation, the broker refuses it and librdkafka drops the whole
  * assignment (what was handled since the last commit is read again). So no
- * background commit this long after a rebalance callback; partitions given
- * away are committed in the callback itself. */
+ * background commit this long after a revoke; the revoke callback itself
+ * commits. */
 #define BUS__REBALANCE_QUIET_MS 5000
 
 struct bus_consumer {
@@ -436,7 +436,6 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         metrics_add(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? c->assigned
                                                                 : c->revoked,
                     1);
-        c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
         metrics_add(c->owned, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
                                       ? parts->cnt
                                       : -parts->cnt);
@@ -458,6 +457,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
+        c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
         c->n_owned = cooperative ? c->n_owned - parts->cnt : 0;
         if (c->on_revoke)
                 c->on_revoke(c->on_revoke_arg);
