@@ -113,9 +113,13 @@ def test_consumer_group_rule_is_the_codes():
     follow."""
     with open(os.path.join(REPO, "shared", "runtime.c")) as f:
         code = f.read()
-    m = re.search(r'snprintf\(name, sizeof\(name\), "%s%s", cfg->topic_prefix, def->name\);'
-                  r'\s*rt->consumer = bus_consumer_new\(cfg, name,', code)
-    assert m, "shared/runtime.c no longer names consumer groups <prefix><group>"
+    named = re.search(r'snprintf\(rt->group_id, sizeof\(rt->group_id\), "%s%s", '
+                      r'cfg->topic_prefix,\s*def->name\);', code)
+    assert named, "shared/runtime.c no longer names consumer groups <prefix><group>"
+    # Every consumer the runtime makes (at start and when it joins again
+    # after being fenced) uses that name.
+    uses = re.findall(r'bus_consumer_new\(\s*(?:rt->)?cfg,\s*([\w>-]+),', code)
+    assert uses and set(uses) == {"rt->group_id"}, uses
 
 
 def test_edge_hpa_on_cpu_capped_at_reply_partitions():
