@@ -760,6 +760,28 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
  * Invitations
  * ------------------------------------------------------------------------ */
 
+/* An invitation token whose secret was never mailed (its run died between
+ * the token and the mail) is retired before the redelivered command makes
+ * the one that goes out: nobody has its secret, and it would be listed. */
+static store_err_t rbac__retire_unsent(auth_state_t *st, const char *inv_id,
+                                       int64_t now, char *errstr,
+                                       size_t errlen) {
+        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+        store_err_t err;
+        BSON_APPEND_UTF8(&filter, "kind", "invite");
+        BSON_APPEND_UTF8(&filter, "invitation_id", inv_id);
+        BSON_APPEND_NULL(&filter, "used_at");
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+        BSON_APPEND_DATE_TIME(&set, "used_at", now);
+        BSON_APPEND_UTF8(&set, "retired", "never mailed");
+        bson_append_document_end(&update, &set);
+        err = store_update_one(st->store, "auth", "tokens", &filter, &update,
+                               false, errstr, errlen);
+        bson_destroy(&filter);
+        bson_destroy(&update);
+        return err == STORE_NOT_FOUND ? STORE_OK : err;
+}
+
 handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         const config_t *cfg = st->cfg;
@@ -829,6 +851,20 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_destroy(&org);
                 return rbac__refuse(ctx, 400, "the command id is not a UUID");
         }
+        auth_mail_id(rt_env(ctx)->id, "invite", mail_id);
+        err = auth_mail_queued(st, mail_id, errstr, sizeof(errstr));
+        if (err == STORE_OK) {
+                /* Redelivered after an earlier run queued the mail. */
+                bson_destroy(&org);
+                goto answer;
+        }
+        if (err == STORE_NOT_FOUND)
+                err = rbac__retire_unsent(st, inv_id, now, errstr,
+                                          sizeof(errstr));
+        if (err) {
+                bson_destroy(&org);
+                return auth_store_failed(ctx, err, errstr);
+        }
         bson_init(&extra);
         BSON_APPEND_UTF8(&extra, "invitation_id", inv_id);
         BSON_APPEND_UTF8(&extra, "org_id", c.org);
@@ -863,7 +899,6 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
                  schema_role_name(want), (int)url_len, cfg->public_url, secret,
                  (cfg->invite_ttl_s + 3599) / 3600);
         bson_destroy(&org);
-        auth_mail_id(rt_env(ctx)->id, "invite", mail_id);
         err = auth_mail_enqueue(st, mail_id, email, subject, text, errstr,
                                 sizeof(errstr));
         explicit_bzero(text, text_size);
@@ -872,6 +907,7 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         if (err)
                 return auth_store_failed(ctx, err, errstr);
 
+answer:
         pk = rt_reply(ctx, 201);
         msgpack_pack_map(pk, 5);
         rbac__pack_kv(pk, "id", inv_id);
