@@ -250,35 +250,58 @@ def produce_command(session, topic, type_, body, reply_to=None, version=1, mid=N
     is given), type, schema-version, created-at (and reply-to), value
     msgpack. Returns the message id."""
     mid = mid or uuid7()
+    headers = [("id", mid), ("type", type_), ("schema-version", version),
+               ("created-at", int(time.time() * 1000))]
+    if reply_to:
+        headers.append(("reply-to", reply_to))
+    kcat_produce(session, topic, msgpack(body), key=mid, headers=headers)
+    return mid
+
+
+def kcat_produce(session, topic, payload, key=None, headers=(), partition=None):
+    """Produce one record with kcat: payload bytes, key, headers as
+    (name, value) pairs in order, to a partition or by key."""
     fd, path = tempfile.mkstemp(prefix="omnify-cmd-", suffix=".mp")
     with os.fdopen(fd, "wb") as f:
-        f.write(msgpack(body))
-    argv = ["kcat", "-P", "-b", brokers(session), "-t", topic, "-k", mid,
-            "-H", f"id={mid}", "-H", f"type={type_}", "-H", f"schema-version={version}",
-            "-H", f"created-at={int(time.time() * 1000)}"]
-    if reply_to:
-        argv += ["-H", f"reply-to={reply_to}"]
+        f.write(payload)
+    argv = ["kcat", "-P", "-b", brokers(session), "-t", topic]
+    if partition is not None:
+        argv += ["-p", str(partition)]
+    if key is not None:
+        argv += ["-k", key]
+    for name, value in headers:
+        argv += ["-H", f"{name}={value}"]
     try:
         r = subprocess.run(argv + [path], capture_output=True, text=True, timeout=60)
     finally:
         os.unlink(path)
     assert r.returncode == 0, f"kcat failed: {r.stderr}"
-    return mid
 
 
-def read_records(session, topic, partition):
-    """Every record of one partition as (headers dict, payload bytes), read
-    with kcat."""
-    r = subprocess.run(["kcat", "-C", "-b", brokers(session), "-t", topic, "-p", str(partition),
-                        "-o", "beginning", "-e", "-q", "-J"],
-                       capture_output=True, text=True, errors="surrogateescape", timeout=60)
+def kcat_records(session, topic, partition=None):
+    """Every record of topic (or of one partition) from the beginning, as
+    kcat -J describes them (dicts: partition, offset, key, headers as a flat
+    [name, value, ...] list, payload)."""
+    argv = ["kcat", "-C", "-b", brokers(session), "-t", topic, "-o", "beginning",
+            "-e", "-q", "-J"]
+    if partition is not None:
+        argv += ["-p", str(partition)]
+    r = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape",
+                       timeout=60)
     assert r.returncode == 0, r.stderr
     out = []
     for line in r.stdout.splitlines():
         try:
-            rec = json.loads(line)
+            out.append(json.loads(line))
         except ValueError:
             continue
+    return out
+
+
+def read_records(session, topic, partition):
+    """Every record of one partition as (headers dict, payload bytes)."""
+    out = []
+    for rec in kcat_records(session, topic, partition):
         h = rec.get("headers") or []
         payload = (rec.get("payload") or "").encode("utf-8", "surrogateescape")
         out.append(({h[i]: h[i + 1] for i in range(0, len(h) - 1, 2)}, payload))
