@@ -17,87 +17,19 @@ future, attempts + 1), the compare-and-set on those values then matches,
 and the mail is claimed (sent) twice. Exit 1 when that happened.
 """
 import os
-import socket
-import struct
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import faultlib as fl  # noqa: E402  (the tiny OP_MSG client)
+
 HOST, PORT = "127.0.0.1", 27017
 
 
-def enc(doc):
-    out = b""
-    for k, v in doc.items():
-        kb = k.encode() + b"\x00"
-        if isinstance(v, tuple) and v[0] == "date":
-            out += b"\x09" + kb + struct.pack("<q", v[1])
-        elif isinstance(v, bool):
-            out += b"\x08" + kb + (b"\x01" if v else b"\x00")
-        elif isinstance(v, int):
-            out += b"\x12" + kb + struct.pack("<q", v)
-        elif isinstance(v, str):
-            vb = v.encode() + b"\x00"
-            out += b"\x02" + kb + struct.pack("<i", len(vb)) + vb
-        elif isinstance(v, dict):
-            out += b"\x03" + kb + enc(v)
-        elif isinstance(v, list):
-            out += b"\x04" + kb + enc({str(i): x for i, x in enumerate(v)})
-        else:
-            raise TypeError(type(v))
-    return struct.pack("<i", len(out) + 5) + out + b"\x00"
-
-
-def dec(b):
-    out, i = {}, 4
-    while b[i] != 0:
-        t = b[i]
-        e = b.index(b"\x00", i + 1)
-        k = b[i + 1:e].decode()
-        i = e + 1
-        if t == 0x09:
-            out[k] = ("date", struct.unpack_from("<q", b, i)[0]); i += 8
-        elif t == 0x10:
-            out[k] = struct.unpack_from("<i", b, i)[0]; i += 4
-        elif t == 0x12:
-            out[k] = struct.unpack_from("<q", b, i)[0]; i += 8
-        elif t == 0x01:
-            out[k] = struct.unpack_from("<d", b, i)[0]; i += 8
-        elif t == 0x08:
-            out[k] = b[i] == 1; i += 1
-        elif t == 0x02:
-            n = struct.unpack_from("<i", b, i)[0]
-            out[k] = b[i + 4:i + 3 + n].decode(); i += 4 + n
-        elif t in (0x03, 0x04):
-            n = struct.unpack_from("<i", b, i)[0]
-            out[k] = dec(b[i:i + n]); i += n
-        elif t == 0x0A:
-            out[k] = None
-        else:
-            raise ValueError(f"bson type 0x{t:02x}")
-    return out
-
-
-class Conn:
-    def __init__(self):
-        self.s = socket.create_connection((HOST, PORT), timeout=30)
-        self.rid = 0
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.s.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return buf
-
-    def cmd(self, doc):
-        self.rid += 1
-        msg = struct.pack("<i", 0) + b"\x00" + enc(doc)
-        self.s.sendall(struct.pack("<iiii", 16 + len(msg), self.rid, 0, 2013) + msg)
-        n = struct.unpack("<i", self._recv(4))[0]
-        return dec(self._recv(n - 4)[17:])
+def Conn():
+    """A store connection: faultlib's OP_MSG client."""
+    return fl.Store(HOST, PORT, timeout=30)
 
 
 def date(ms):
