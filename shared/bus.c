@@ -4,8 +4,9 @@
  * Template: librdkafka's examples/producer.c and consumer.c. The producer is
  * idempotent with acks=all; a dedicated thread polls it for delivery reports
  * so no caller ever has to. Consumers store offsets only after the caller
- * says a message is done, and bus_consumer_poll commits them every half
- * second while the member holds a live assignment.
+ * says a message is done, and bus_consumer_poll commits them every second
+ * while the member holds a live assignment and the group is not
+ * rebalancing.
  */
 #include "bus.h"
 #include "msgid.h"
@@ -368,28 +369,41 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
  * Consumers
  * ------------------------------------------------------------------------ */
 
-/* A cooperative rebalance that takes partitions away has a second round,
- * and this member is not told when it starts: a commit sent then carries the
- * old generation, the broker refuses it and librdkafka drops the whole
- * assignment (what was handled since the last commit is read again). So no
- * background commit this long after a revoke; the revoke callback itself
- * commits. */
+/* A commit carries the member's generation. One sent while the group is
+ * rebalancing can reach the broker after the generation moved on (the
+ * JoinGroup of this member or of the second round of a cooperative
+ * rebalance); the broker refuses it (ILLEGAL_GENERATION) and librdkafka 2.0
+ * then drops the whole assignment, so what was handled since the last commit
+ * is read again (fixed in later librdkafka). librdkafka does not tell the
+ * application its join state, but it logs every change at debug level in the
+ * cgrp context: consumers turn that on and follow it (bus__consumer_log_cb),
+ * and commit in the background only while the state is "steady". A revoke is
+ * followed by a second round: after one, wait until that round has started
+ * (and ended) or, should it never come, BUS__REBALANCE_QUIET_MS. If the join
+ * state is never logged (another librdkafka), the quiet time alone applies.
+ * The revoke callback itself commits. */
 #define BUS__REBALANCE_QUIET_MS 5000
+
+enum { BUS__JOIN_UNKNOWN, BUS__JOIN_STEADY, BUS__JOIN_REBALANCING };
 
 struct bus_consumer {
         rd_kafka_t *rk;
         int is_group;
         char group[128];
-        metrics_counter_t *assigned, *revoked, *owned;
+        metrics_counter_t *assigned, *revoked, *owned, *commit_failed;
         void (*on_revoke)(void *arg);
         void *on_revoke_arg;
-        bool ever_assigned;      /* consumer thread only */
-        bool fatal;              /* consumer thread only */
-        uint64_t next_commit_ms; /* consumer thread only */
-        uint64_t quiet_until_ms; /* no background commit before (rebalance) */
-        int n_owned;             /* partitions assigned now (poll thread) */
-        uint64_t commit_sent_ms; /* a background commit awaits its result
-                                    since then (0: none) */
+        bool ever_assigned;        /* consumer thread only */
+        bool fatal;                /* consumer thread only */
+        uint64_t next_commit_ms;   /* consumer thread only */
+        uint64_t quiet_until_ms;   /* after a revoke: no background commit
+                                      before, unless a new round ended */
+        unsigned rounds_at_revoke; /* join_rounds when last revoked */
+        atomic_int join_state;     /* BUS__JOIN_*, librdkafka's thread */
+        atomic_uint join_rounds;   /* JoinGroups started, same */
+        int n_owned;               /* partitions assigned now (poll thread) */
+        uint64_t commit_sent_ms;   /* a background commit awaits its result
+                                      since then (0: none) */
 };
 
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
@@ -422,6 +436,28 @@ static int bus__stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         }
         json_decref(doc);
         return 0; /* librdkafka frees json */
+}
+
+/* A consumer's librdkafka log: follows the group's join state (see
+ * BUS__REBALANCE_QUIET_MS) from lines such as
+ *   Group "auth" changed join state wait-join -> wait-metadata (state up)
+ * Runs on librdkafka's threads. */
+static void bus__consumer_log_cb(const rd_kafka_t *rk, int level,
+                                 const char *fac, const char *buf) {
+        if (level >= LOG_DEBUG && strcmp(fac, "CGRPJOINSTATE") == 0) {
+                bus_consumer_t *c = rd_kafka_opaque(rk);
+                const char *to = strstr(buf, " -> ");
+                if (c && to) {
+                        to += 4;
+                        if (strncmp(to, "wait-join ", 10) == 0)
+                                atomic_fetch_add(&c->join_rounds, 1);
+                        atomic_store(&c->join_state,
+                                     strncmp(to, "steady ", 7) == 0
+                                             ? BUS__JOIN_STEADY
+                                             : BUS__JOIN_REBALANCING);
+                }
+        }
+        bus__log_cb(rk, level, fac, buf);
 }
 
 /* Cooperative-sticky: add and remove partitions incrementally; before giving
@@ -458,6 +494,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
         c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
+        c->rounds_at_revoke = atomic_load(&c->join_rounds);
         c->n_owned = cooperative ? c->n_owned - parts->cnt : 0;
         if (c->on_revoke)
                 c->on_revoke(c->on_revoke_arg);
@@ -465,9 +502,11 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * a commit would fail and only delay the rejoin. */
         if (!c->fatal && !rd_kafka_assignment_lost(rk)) {
                 rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
-                if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+                        metrics_add(c->commit_failed, 1);
                         log_warn("kafka: commit on revoke: %s",
                                  rd_kafka_err2str(cerr));
+                }
         }
         if (cooperative) {
                 rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
@@ -489,8 +528,10 @@ static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         (void)rk;
         (void)offsets;
         c->commit_sent_ms = 0;
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+                metrics_add(c->commit_failed, 1);
                 log_warn("kafka: offset commit: %s", rd_kafka_err2str(err));
+        }
 }
 
 /* Every BUS__COMMIT_MS, commit the stored offsets, but only while this
@@ -500,13 +541,27 @@ static void bus__commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * be sent when it returns, with a member id the group may have replaced. */
 #define BUS__COMMIT_MS 1000
 
+/* Whether the group lets this member commit now (see
+ * BUS__REBALANCE_QUIET_MS). */
+static bool bus__group_settled(const bus_consumer_t *c, uint64_t now) {
+        switch (atomic_load(&c->join_state)) {
+        case BUS__JOIN_STEADY:
+                return now >= c->quiet_until_ms ||
+                       atomic_load(&c->join_rounds) != c->rounds_at_revoke;
+        case BUS__JOIN_REBALANCING:
+                return false;
+        default:
+                return now >= c->quiet_until_ms;
+        }
+}
+
 static void bus__commit_due(bus_consumer_t *c) {
         uint64_t now = clock_mono_ms();
         char *member;
         /* A result never comes only if librdkafka lost it: after 30 s,
          * commit again rather than never. */
         if (!c->is_group || c->fatal || now < c->next_commit_ms ||
-            now < c->quiet_until_ms ||
+            !bus__group_settled(c, now) ||
             (c->commit_sent_ms && now - c->commit_sent_ms < 30000))
                 return;
         c->next_commit_ms = now + BUS__COMMIT_MS;
@@ -549,6 +604,8 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
             bus__set(conf, "enable.auto.offset.store", "false", errstr,
                      errlen) ||
             bus__set(conf, "auto.offset.reset", "earliest", errstr, errlen) ||
+            /* For the join state, see BUS__REBALANCE_QUIET_MS. */
+            bus__set(conf, "debug", "cgrp", errstr, errlen) ||
             (cfg->instance_id[0] &&
              bus__set(conf, "group.instance.id", cfg->instance_id, errstr,
                       errlen))) {
@@ -573,11 +630,17 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
                         "omnify_rebalances_total",
                         "Partition assignments and revocations.", labels);
                 snprintf(labels, sizeof(labels), "group=\"%s\"", c->group);
+                c->commit_failed = metrics_counter(
+                        "omnify_commit_failures_total",
+                        "Offset commits that failed (refused by the group "
+                        "coordinator or never sent).",
+                        labels);
                 c->owned = metrics_gauge(
                         "omnify_assigned_partitions",
                         "Partitions this process consumes now.", labels);
         }
         rd_kafka_conf_set_opaque(conf, c);
+        rd_kafka_conf_set_log_cb(conf, bus__consumer_log_cb);
         rd_kafka_conf_set_stats_cb(conf, bus__stats_cb);
         rd_kafka_conf_set_rebalance_cb(conf, bus__rebalance_cb);
         rd_kafka_conf_set_offset_commit_cb(conf, bus__commit_cb);

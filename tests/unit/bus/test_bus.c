@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -19,9 +20,11 @@
 
 #include "bus.h"
 #include "config.h"
+#include "metrics.h"
 #include "msgid.h"
 
 #define TOPIC "unit.commands"
+#define RB_TOPIC "unit.rebalance"
 #define PARTITIONS 2
 #define API_HEARTBEAT 12 /* Kafka protocol ApiKey of Heartbeat */
 
@@ -72,14 +75,15 @@ static int teardown(void **state) {
         return 0;
 }
 
-static void produce(fixture_t *fx, int n) {
+static void produce_to(fixture_t *fx, const char *topic, int32_t partition,
+                       int n) {
         for (int i = 0; i < n; i++) {
                 char v[32];
                 snprintf(v, sizeof(v), "m%d", i);
                 assert_int_equal(
                         rd_kafka_producev(
-                                fx->producer, RD_KAFKA_V_TOPIC(TOPIC),
-                                RD_KAFKA_V_PARTITION(0),
+                                fx->producer, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_PARTITION(partition),
                                 RD_KAFKA_V_VALUE(v, strlen(v)),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_END),
@@ -89,9 +93,14 @@ static void produce(fixture_t *fx, int n) {
                          RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-/* The offset committed for partition 0 of TOPIC in `group`, read with a
+static void produce(fixture_t *fx, int n) {
+        produce_to(fx, TOPIC, 0, n);
+}
+
+/* The offset committed for `partition` of `topic` in `group`, read with a
  * handle of its own (it never joins). */
-static int64_t committed(fixture_t *fx, const char *group) {
+static int64_t committed_at(fixture_t *fx, const char *group, const char *topic,
+                            int32_t partition) {
         char err[256];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_t *rk;
@@ -103,13 +112,17 @@ static int64_t committed(fixture_t *fx, const char *group) {
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
         assert_non_null(rk);
         parts = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(parts, TOPIC, 0);
+        rd_kafka_topic_partition_list_add(parts, topic, partition);
         assert_int_equal(rd_kafka_committed(rk, parts, 10000),
                          RD_KAFKA_RESP_ERR_NO_ERROR);
         off = parts->elems[0].offset;
         rd_kafka_topic_partition_list_destroy(parts);
         rd_kafka_destroy(rk);
         return off;
+}
+
+static int64_t committed(fixture_t *fx, const char *group) {
+        return committed_at(fx, group, TOPIC, 0);
 }
 
 /* Poll until `want` messages were read (each marked done) or `ms` passed. */
@@ -148,13 +161,75 @@ static void test_poll_commits_what_is_done(void **state) {
         assert_non_null(c);
         assert_int_equal(consume(c, 5, 20000), 5);
         /* No commit by librdkafka's timer any more: the poll loop sends the
-         * stored offsets while the consumer still runs (once the quiet time
-         * after the assignment, 5 s, is over). */
+         * stored offsets while the consumer still runs (once a second, when
+         * the group is steady). */
         for (int i = 0; i < 30 && committed(fx, "unit-commit") != 5; i++)
                 idle(c, 500);
         assert_int_equal(committed(fx, "unit-commit"), 5);
         assert_false(bus_consumer_failed(c));
         bus_consumer_destroy(c);
+}
+
+/* Read with whichever of a and b gets it, marking each done, until `want`
+ * messages were read or `ms` passed. */
+static int consume_two(bus_consumer_t *a, bus_consumer_t *b, int want, int ms) {
+        int got = 0;
+        uint64_t end = clock_mono_ms() + (uint64_t)ms;
+        while (got < want && clock_mono_ms() < end) {
+                bus_consumer_t *cs[2] = {a, b};
+                for (int i = 0; i < 2; i++) {
+                        rd_kafka_message_t *m = bus_consumer_poll(cs[i], 50);
+                        if (!m)
+                                continue;
+                        bus_consumer_done(cs[i], m);
+                        rd_kafka_message_destroy(m);
+                        got++;
+                }
+        }
+        return got;
+}
+
+/* Both partitions of RB_TOPIC committed up to `n` in group unit-rb. */
+static bool rb_committed(fixture_t *fx, int64_t n) {
+        return committed_at(fx, "unit-rb", RB_TOPIC, 0) == n &&
+               committed_at(fx, "unit-rb", RB_TOPIC, 1) == n;
+}
+
+/* A second member joins: the group rebalances (cooperatively, in two
+ * rounds), commits are held while it does and resume after it, and none of
+ * them is refused. */
+static void test_commits_resume_after_a_rebalance(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        bus_consumer_t *a, *b;
+        metrics_counter_t *failed = metrics_counter(
+                "omnify_commit_failures_total", "", "group=\"unit-rb\"");
+
+        assert_int_equal(rd_kafka_mock_topic_create(fx->mock, RB_TOPIC, 2, 1),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        a = bus_consumer_new(&fx->cfg, "unit-rb", "unit-rb", RB_TOPIC, err,
+                             sizeof(err));
+        assert_non_null(a);
+        produce_to(fx, RB_TOPIC, 0, 3);
+        produce_to(fx, RB_TOPIC, 1, 3);
+        assert_int_equal(consume(a, 6, 20000), 6);
+        for (int i = 0; i < 30 && !rb_committed(fx, 3); i++)
+                idle(a, 500);
+        assert_true(rb_committed(fx, 3));
+
+        b = bus_consumer_new(&fx->cfg, "unit-rb", "unit-rb", RB_TOPIC, err,
+                             sizeof(err));
+        assert_non_null(b);
+        assert_int_equal(consume_two(a, b, 1, 8000), 0); /* the rebalance */
+        produce_to(fx, RB_TOPIC, 0, 3);
+        produce_to(fx, RB_TOPIC, 1, 3);
+        assert_int_equal(consume_two(a, b, 6, 20000), 6);
+        for (int i = 0; i < 30 && !rb_committed(fx, 6); i++)
+                consume_two(a, b, 1, 500);
+        assert_true(rb_committed(fx, 6));
+        assert_int_equal(metrics_value(failed), 0);
+        bus_consumer_destroy(b);
+        bus_consumer_destroy(a);
 }
 
 static void test_nothing_done_nothing_committed(void **state) {
@@ -223,6 +298,7 @@ static void test_fatal_producer_error_is_reported(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_poll_commits_what_is_done),
+                cmocka_unit_test(test_commits_resume_after_a_rebalance),
                 cmocka_unit_test(test_nothing_done_nothing_committed),
                 cmocka_unit_test(test_fenced_member_reports_failure),
                 cmocka_unit_test(test_fatal_producer_error_is_reported),
