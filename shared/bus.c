@@ -406,8 +406,24 @@ struct bus_consumer {
                                       since then (0: none) */
 };
 
+/* The gauge of a partition's consumer lag in this process. */
+static metrics_counter_t *bus__lag_gauge(const bus_consumer_t *c,
+                                         const char *topic,
+                                         const char *partition) {
+        char labels[512];
+        snprintf(labels, sizeof(labels),
+                 "group=\"%s\",topic=\"%s\",partition=\"%s\"", c->group, topic,
+                 partition);
+        return metrics_gauge("omnify_consumer_lag",
+                             "Messages behind the partition's end, per "
+                             "partition (0 where this process does not "
+                             "consume it).",
+                             labels);
+}
+
 /* Consumer lag per partition, from librdkafka's own statistics (every 5 s):
- * {"topics": {"<t>": {"partitions": {"<p>": {"consumer_lag": N}}}}}. */
+ * {"topics": {"<t>": {"partitions": {"<p>": {"desired": true,
+ * "consumer_lag": N}}}}}. */
 static int bus__stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         bus_consumer_t *c = opaque;
         json_t *doc = json_loadb(json, len, 0, NULL), *topics, *t;
@@ -419,19 +435,17 @@ static int bus__stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
                 const char *pname;
                 json_object_foreach(parts, pname, p) {
                         json_t *lag = json_object_get(p, "consumer_lag");
-                        char labels[512];
-                        if (strcmp(pname, "-1") == 0 || !json_is_integer(lag) ||
-                            json_integer_value(lag) < 0)
+                        if (strcmp(pname, "-1") == 0)
                                 continue;
-                        snprintf(labels, sizeof(labels),
-                                 "group=\"%s\",topic=\"%s\",partition=\"%s\"",
-                                 c->group, tname, pname);
-                        metrics_set(
-                                metrics_gauge("omnify_consumer_lag",
-                                              "Messages behind the partition's "
-                                              "end, per partition.",
-                                              labels),
-                                json_integer_value(lag));
+                        /* Not (or no longer) assigned here: 0, its owner
+                         * reports it (this also mends a report taken just
+                         * before a revoke and served after it). */
+                        if (!json_is_true(json_object_get(p, "desired")))
+                                metrics_set(bus__lag_gauge(c, tname, pname), 0);
+                        else if (json_is_integer(lag) &&
+                                 json_integer_value(lag) >= 0)
+                                metrics_set(bus__lag_gauge(c, tname, pname),
+                                            json_integer_value(lag));
                 }
         }
         json_decref(doc);
@@ -493,6 +507,13 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
+        /* Their lag is the next owner's to report now. */
+        for (int i = 0; i < parts->cnt; i++) {
+                char pname[16];
+                snprintf(pname, sizeof(pname), "%d",
+                         (int)parts->elems[i].partition);
+                metrics_set(bus__lag_gauge(c, parts->elems[i].topic, pname), 0);
+        }
         c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
         c->rounds_at_revoke = atomic_load(&c->join_rounds);
         c->n_owned = cooperative ? c->n_owned - parts->cnt : 0;

@@ -25,6 +25,7 @@
 
 #define TOPIC "unit.commands"
 #define RB_TOPIC "unit.rebalance"
+#define LAG_TOPIC "unit.lag"
 #define PARTITIONS 2
 #define API_HEARTBEAT 12 /* Kafka protocol ApiKey of Heartbeat */
 
@@ -232,6 +233,66 @@ static void test_commits_resume_after_a_rebalance(void **state) {
         bus_consumer_destroy(a);
 }
 
+/* The lag a process reports for a partition of LAG_TOPIC, consumed under
+ * `label`. */
+static int64_t lag_of(const char *label, int partition) {
+        char labels[200];
+        snprintf(labels, sizeof(labels),
+                 "group=\"%s\",topic=\"%s\",partition=\"%d\"", label, LAG_TOPIC,
+                 partition);
+        return metrics_value(metrics_gauge("omnify_consumer_lag", "", labels));
+}
+
+/* Poll both (nothing marked done) until `ok` holds or `ms` passed. */
+static bool idle_until(bus_consumer_t *a, bus_consumer_t *b, bool (*ok)(void),
+                       int ms) {
+        uint64_t end = clock_mono_ms() + (uint64_t)ms;
+        while (!ok() && clock_mono_ms() < end) {
+                idle(a, 100);
+                if (b)
+                        idle(b, 100);
+        }
+        return ok();
+}
+
+static bool a_lags_on_both(void) {
+        return lag_of("lag-a", 0) == 5 && lag_of("lag-a", 1) == 5;
+}
+
+static bool b_lags_on_one(void) {
+        return lag_of("lag-b", 0) + lag_of("lag-b", 1) == 5;
+}
+
+/* A partition's lag is reported by its owner only: the member that gave it
+ * away reports 0 for it, so a sum over processes stays true. */
+static void test_lag_follows_the_partition(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        bus_consumer_t *a, *b;
+
+        assert_int_equal(rd_kafka_mock_topic_create(fx->mock, LAG_TOPIC, 2, 1),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        a = bus_consumer_new(&fx->cfg, "unit-lag", "lag-a", LAG_TOPIC, err,
+                             sizeof(err));
+        assert_non_null(a);
+        produce_to(fx, LAG_TOPIC, 0, 1);
+        produce_to(fx, LAG_TOPIC, 1, 1);
+        assert_int_equal(consume(a, 2, 20000), 2);
+        /* Five more on each partition, read but never done: 5 behind. */
+        produce_to(fx, LAG_TOPIC, 0, 5);
+        produce_to(fx, LAG_TOPIC, 1, 5);
+        assert_true(idle_until(a, NULL, a_lags_on_both, 20000));
+
+        b = bus_consumer_new(&fx->cfg, "unit-lag", "lag-b", LAG_TOPIC, err,
+                             sizeof(err));
+        assert_non_null(b);
+        assert_true(idle_until(a, b, b_lags_on_one, 30000));
+        for (int p = 0; p < 2; p++)
+                assert_int_equal(lag_of("lag-a", p) + lag_of("lag-b", p), 5);
+        bus_consumer_destroy(b);
+        bus_consumer_destroy(a);
+}
+
 static void test_nothing_done_nothing_committed(void **state) {
         fixture_t *fx = *state;
         char err[256];
@@ -299,6 +360,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_poll_commits_what_is_done),
                 cmocka_unit_test(test_commits_resume_after_a_rebalance),
+                cmocka_unit_test(test_lag_follows_the_partition),
                 cmocka_unit_test(test_nothing_done_nothing_committed),
                 cmocka_unit_test(test_fenced_member_reports_failure),
                 cmocka_unit_test(test_fatal_producer_error_is_reported),
