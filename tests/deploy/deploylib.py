@@ -298,6 +298,17 @@ def render_overlay(mode):
     return _rendered[mode]
 
 
+def validate_rendered(tools, text, docs, path):
+    """Write rendered manifests to path and validate them with k8s/tools:
+    every document counted, no error. Returns the validator's report."""
+    path.write_text(text)
+    r = subprocess.run([tools, "validate", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert f"validated {len(docs)} documents" in r.stdout
+    assert ": 0 errors" in r.stdout
+    return r.stdout
+
+
 def docs_of(mode, kind=None):
     docs = render_overlay(mode)[1]
     return [d for d in docs if kind is None or d["kind"] == kind]

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from deploylib import K8S_TOOLS, MODES, REPO, render_overlay
+from deploylib import K8S_TOOLS, MODES, REPO, render_overlay, validate_rendered
 from deploylib import k8s_tools  # noqa: F401  (fixture)
 
 
@@ -16,12 +16,7 @@ from deploylib import k8s_tools  # noqa: F401  (fixture)
 def test_overlay_renders_and_validates(k8s_tools, mode, tmp_path):
     text, docs = render_overlay(mode)
     assert docs, mode
-    path = tmp_path / f"{mode}.yaml"
-    path.write_text(text)
-    r = subprocess.run([k8s_tools, "validate", str(path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr + r.stdout
-    assert f"validated {len(docs)} documents" in r.stdout
-    assert ": 0 errors" in r.stdout
+    validate_rendered(k8s_tools, text, docs, tmp_path / f"{mode}.yaml")
 
 
 def test_secret_template_validates(k8s_tools):
