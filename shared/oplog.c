@@ -17,18 +17,14 @@
 #define OPLOG_IDEM_COLL "idempotency"
 
 store_err_t oplog_init(store_t *store, char *errstr, size_t errlen) {
-        bson_t keys = BSON_INITIALIZER;
-        store_err_t err;
-        BSON_APPEND_INT32(&keys, "expires_at", 1);
         /* expireAfterSeconds 0: each record carries its own expiry time. */
-        err = store_ensure_index(store, OPLOG_DB, OPLOG_COLL, "expires_at_ttl",
-                                 &keys, false, 0, errstr, errlen);
-        if (err == STORE_OK)
-                err = store_ensure_index(store, OPLOG_DB, OPLOG_IDEM_COLL,
-                                         "expires_at_ttl", &keys, false, 0,
-                                         errstr, errlen);
-        bson_destroy(&keys);
-        return err;
+        static const store_index_t indexes[] = {
+                {OPLOG_COLL, "expires_at_ttl", "expires_at", false, 0},
+                {OPLOG_IDEM_COLL, "expires_at_ttl", "expires_at", false, 0},
+        };
+        return store_ensure_indexes(store, OPLOG_DB, indexes,
+                                    sizeof(indexes) / sizeof(indexes[0]),
+                                    errstr, errlen);
 }
 
 static void oplog__copy_str(const bson_t *doc, const char *key, char *out,

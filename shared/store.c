@@ -4,6 +4,7 @@
  */
 #include "store.h"
 
+#include <assert.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -323,5 +324,47 @@ store_err_t store_ensure_index(store_t *store, const char *db, const char *coll,
         bson_destroy(&cmd);
         mongoc_database_destroy(d);
         mongoc_client_pool_push(store->pool, client);
+        return err;
+}
+
+/* keys as a bson document of field: 1 or -1 (see store_index_t). */
+static void store__index_keys(const char *spec, bson_t *keys) {
+        char field[128];
+        const char *p = spec;
+
+        while (*p) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+                int32_t order = 1;
+                if (*p == '-') {
+                        order = -1;
+                        p++;
+                        len--;
+                }
+                assert(len > 0 && len < sizeof(field));
+                memcpy(field, p, len);
+                field[len] = '\0';
+                BSON_APPEND_INT32(keys, field, order);
+                p += len;
+                if (*p == ',')
+                        p++;
+        }
+        assert(!bson_empty(keys));
+}
+
+store_err_t store_ensure_indexes(store_t *store, const char *db,
+                                 const store_index_t *indexes, size_t n,
+                                 char *errstr, size_t errlen) {
+        store_err_t err = STORE_OK;
+
+        for (size_t i = 0; i < n && err == STORE_OK; i++) {
+                bson_t keys = BSON_INITIALIZER;
+                store__index_keys(indexes[i].keys, &keys);
+                err = store_ensure_index(
+                        store, db, indexes[i].coll, indexes[i].name, &keys,
+                        indexes[i].unique, indexes[i].expire_after_s, errstr,
+                        errlen);
+                bson_destroy(&keys);
+        }
         return err;
 }

@@ -100,4 +100,21 @@ store_err_t store_ensure_index(store_t *store, const char *db, const char *coll,
                                bool unique, int64_t expire_after_s,
                                char *errstr, size_t errlen);
 
+/* One index, as a line of a table: keys lists the fields, comma-separated,
+ * each ascending or, after a '-', descending ("user_id,-accepted_at"). */
+typedef struct store_index {
+        const char *coll;
+        const char *name;
+        const char *keys;
+        bool unique;
+        int64_t expire_after_s; /* as for store_ensure_index */
+} store_index_t;
+
+/* store_ensure_index for each of the n indexes of db, in order; stops at the
+ * first error. The tables are ours: a malformed keys string is a bug and
+ * asserts. */
+store_err_t store_ensure_indexes(store_t *store, const char *db,
+                                 const store_index_t *indexes, size_t n,
+                                 char *errstr, size_t errlen);
+
 #endif

@@ -105,6 +105,20 @@ void auth_reply_locked(rt_ctx_t *ctx, int64_t until_ms);
 handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
                                    const char *errstr);
 
+/* Lists answer at most this many items (no pagination yet). */
+#define AUTH_LIST_MAX 500
+
+/* Packs one document of a list answer as one item. */
+typedef void (*auth_pack_fn)(msgpack_packer *pk, const bson_t *doc, void *arg);
+
+/* Answer 200 {key: [items]}: the documents of coll matching filter, in the
+ * order opts says (no "limit" there: AUTH_LIST_MAX applies), each packed by
+ * pack with arg. A store error answers as auth_store_failed. */
+handler_result_t auth_reply_list(rt_ctx_t *ctx, const char *key,
+                                 const char *coll, const bson_t *filter,
+                                 const bson_t *opts, auth_pack_fn pack,
+                                 void *arg);
+
 /* Emit event `type` with a map of n string pairs (key, value, key, value...),
  * keyed by `key`. */
 void auth_emit(rt_ctx_t *ctx, const char *type, const char *key, size_t n, ...);

@@ -33,8 +33,6 @@
 #include "log.h"
 #include "msgid.h"
 
-/* Most acceptances one answer lists. */
-#define LEGAL_LIST_MAX 500
 /* "terms" or "privacy", and room to spare. */
 #define LEGAL_TYPE_SIZE 16
 /* "<user>|<type>|<version>" */
@@ -423,34 +421,23 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         return HANDLER_OK;
 }
 
-typedef struct legal_list {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        size_t n;
-} legal_list_t;
-
-static bool legal__pack_acceptance(const bson_t *doc, void *arg) {
-        legal_list_t *l = arg;
-        msgpack_pack_map(&l->pk, 5);
-        legal__pack_kv(&l->pk, "type", auth_bson_str(doc, "type"));
-        codec_pack_str(&l->pk, "version");
-        msgpack_pack_int64(&l->pk, auth_bson_int(doc, "version", 0));
-        legal__pack_time(&l->pk, "accepted_at",
-                         auth_bson_date(doc, "accepted_at"));
-        legal__pack_kv(&l->pk, "ip", auth_bson_str(doc, "ip"));
-        legal__pack_kv(&l->pk, "user_agent", auth_bson_str(doc, "user_agent"));
-        l->n++;
-        return l->n < LEGAL_LIST_MAX;
+static void legal__pack_acceptance(msgpack_packer *pk, const bson_t *doc,
+                                   void *arg) {
+        (void)arg;
+        msgpack_pack_map(pk, 5);
+        legal__pack_kv(pk, "type", auth_bson_str(doc, "type"));
+        codec_pack_str(pk, "version");
+        msgpack_pack_int64(pk, auth_bson_int(doc, "version", 0));
+        legal__pack_time(pk, "accepted_at", auth_bson_date(doc, "accepted_at"));
+        legal__pack_kv(pk, "ip", auth_bson_str(doc, "ip"));
+        legal__pack_kv(pk, "user_agent", auth_bson_str(doc, "user_agent"));
 }
 
 handler_result_t auth_legal_acceptances(rt_ctx_t *ctx,
                                         const msgpack_object *body) {
-        auth_state_t *st = rt_state(ctx);
-        char user[AUTH_ID_TEXT], errstr[256];
+        char user[AUTH_ID_TEXT];
         bson_t filter, opts, sort;
-        legal_list_t l;
-        msgpack_packer *pk;
-        store_err_t err;
+        handler_result_t res;
         (void)body;
 
         legal__header_id(rt_env(ctx)->user, user);
@@ -463,51 +450,28 @@ handler_result_t auth_legal_acceptances(rt_ctx_t *ctx,
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
         BSON_APPEND_INT32(&sort, "accepted_at", -1);
         bson_append_document_end(&opts, &sort);
-        BSON_APPEND_INT64(&opts, "limit", LEGAL_LIST_MAX);
-        msgpack_sbuffer_init(&l.sb);
-        msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
-        l.n = 0;
-        err = store_find(st->store, "auth", "legal_acceptances", &filter, &opts,
-                         legal__pack_acceptance, &l, errstr, sizeof(errstr));
+        res = auth_reply_list(ctx, "acceptances", "legal_acceptances", &filter,
+                              &opts, legal__pack_acceptance, NULL);
         bson_destroy(&opts);
         bson_destroy(&filter);
-        if (err) {
-                msgpack_sbuffer_destroy(&l.sb);
-                return auth_store_failed(ctx, err, errstr);
-        }
-        pk = rt_reply(ctx, 200);
-        msgpack_pack_map(pk, 1);
-        codec_pack_str(pk, "acceptances");
-        msgpack_pack_array(pk, l.n);
-        /* The items were packed on their own: their bytes follow the array
-         * header as they are. */
-        pk->callback(pk->data, l.sb.data, l.sb.size);
-        msgpack_sbuffer_destroy(&l.sb);
-        return HANDLER_OK;
+        return res;
 }
 
 /* ---------------------------------------------------------------------------
  * Indexes
  * ------------------------------------------------------------------------ */
 
-store_err_t auth_legal_indexes(auth_state_t *st, char *errstr, size_t errlen) {
-        bson_t keys = BSON_INITIALIZER;
-        store_err_t err;
-
+static const store_index_t legal_indexes[] = {
         /* The current version of a type. */
-        BSON_APPEND_INT32(&keys, "type", 1);
-        BSON_APPEND_INT32(&keys, "version", -1);
-        err = store_ensure_index(st->store, "auth", "legal_documents",
-                                 "type_version", &keys, false, -1, errstr,
-                                 errlen);
+        {"legal_documents", "type_version", "type,-version", false, -1},
         /* A user's acceptances (the audit trail, and the terms check). */
-        bson_reinit(&keys);
-        BSON_APPEND_INT32(&keys, "user_id", 1);
-        BSON_APPEND_INT32(&keys, "accepted_at", -1);
-        if (!err)
-                err = store_ensure_index(st->store, "auth", "legal_acceptances",
-                                         "user_accepted", &keys, false, -1,
-                                         errstr, errlen);
-        bson_destroy(&keys);
-        return err;
+        {"legal_acceptances", "user_accepted", "user_id,-accepted_at", false,
+         -1},
+};
+
+store_err_t auth_legal_indexes(auth_state_t *st, char *errstr, size_t errlen) {
+        return store_ensure_indexes(st->store, "auth", legal_indexes,
+                                    sizeof(legal_indexes) /
+                                            sizeof(legal_indexes[0]),
+                                    errstr, errlen);
 }

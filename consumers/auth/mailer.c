@@ -168,21 +168,15 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *id, const char *to,
 
 /* Create the outbox's indexes; true when done (or not worth retrying). */
 static bool mailer__indexes(auth_mailer_t *m) {
+        static const store_index_t indexes[] = {
+                {MAILER_COLL, "mail_due", "status,next_attempt_at", false, -1},
+                {MAILER_COLL, "mail_expiry", "expires_at", false, 0},
+        };
         char errstr[256];
-        bson_t due = BSON_INITIALIZER, ttl = BSON_INITIALIZER;
-        store_err_t err;
+        store_err_t err = store_ensure_indexes(
+                m->st->store, "auth", indexes,
+                sizeof(indexes) / sizeof(indexes[0]), errstr, sizeof(errstr));
 
-        BSON_APPEND_INT32(&due, "status", 1);
-        BSON_APPEND_INT32(&due, "next_attempt_at", 1);
-        BSON_APPEND_INT32(&ttl, "expires_at", 1);
-        err = store_ensure_index(m->st->store, "auth", MAILER_COLL, "mail_due",
-                                 &due, false, -1, errstr, sizeof(errstr));
-        if (!err)
-                err = store_ensure_index(m->st->store, "auth", MAILER_COLL,
-                                         "mail_expiry", &ttl, false, 0, errstr,
-                                         sizeof(errstr));
-        bson_destroy(&due);
-        bson_destroy(&ttl);
         if (err && store_err_transient(err))
                 return false;
         if (err)

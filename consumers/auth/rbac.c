@@ -41,8 +41,6 @@
 #include "log.h"
 #include "msgid.h"
 
-/* Most entries one list answer holds. */
-#define RBAC_LIST_MAX 500
 /* "<org>|<user>" */
 #define RBAC_MEMBER_ID (2 * AUTH_ID_TEXT + 2)
 /* The role of a removed membership; schema_role_parse gives NONE for it. */
@@ -253,7 +251,7 @@ static bool rbac__collect(const bson_t *doc, void *arg) {
         snprintf(e->id, sizeof(e->id), "%s", id);
         snprintf(e->role, sizeof(e->role), "%s", role);
         e->since = auth_bson_date(doc, "created_at");
-        return l->n < RBAC_LIST_MAX;
+        return l->n < AUTH_LIST_MAX;
 }
 
 static bool rbac__fill(const bson_t *doc, void *arg) {
@@ -286,7 +284,7 @@ static store_err_t rbac__entries(auth_state_t *st, const char *key,
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
         BSON_APPEND_INT32(&sort, "created_at", 1);
         bson_append_document_end(&opts, &sort);
-        BSON_APPEND_INT64(&opts, "limit", RBAC_LIST_MAX);
+        BSON_APPEND_INT64(&opts, "limit", AUTH_LIST_MAX);
         err = store_find(st->store, "auth", "memberships", &filter, &opts,
                          rbac__collect, l, errstr, errlen);
         bson_destroy(&opts);
@@ -923,37 +921,23 @@ answer:
         return HANDLER_OK;
 }
 
-typedef struct rbac_invites {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        size_t n;
-} rbac_invites_t;
-
-static bool rbac__pack_invite(const bson_t *doc, void *arg) {
-        rbac_invites_t *l = arg;
-        msgpack_pack_map(&l->pk, 6);
-        rbac__pack_kv(&l->pk, "id", auth_bson_str(doc, "invitation_id"));
-        rbac__pack_kv(&l->pk, "email", auth_bson_str(doc, "email"));
-        rbac__pack_kv(&l->pk, "role", auth_bson_str(doc, "role"));
-        rbac__pack_kv(&l->pk, "invited_by", auth_bson_str(doc, "invited_by"));
-        rbac__pack_time(&l->pk, "created_at",
-                        auth_bson_date(doc, "created_at"));
-        rbac__pack_time(&l->pk, "expires_at",
-                        auth_bson_date(doc, "expires_at"));
-        l->n++;
-        return l->n < RBAC_LIST_MAX;
+static void rbac__pack_invite(msgpack_packer *pk, const bson_t *doc,
+                              void *arg) {
+        (void)arg;
+        msgpack_pack_map(pk, 6);
+        rbac__pack_kv(pk, "id", auth_bson_str(doc, "invitation_id"));
+        rbac__pack_kv(pk, "email", auth_bson_str(doc, "email"));
+        rbac__pack_kv(pk, "role", auth_bson_str(doc, "role"));
+        rbac__pack_kv(pk, "invited_by", auth_bson_str(doc, "invited_by"));
+        rbac__pack_time(pk, "created_at", auth_bson_date(doc, "created_at"));
+        rbac__pack_time(pk, "expires_at", auth_bson_date(doc, "expires_at"));
 }
 
 handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body) {
-        auth_state_t *st = rt_state(ctx);
         bson_t filter, opts, gt, sort, proj;
         schema_role_t mine;
         rbac_caller_t c;
-        rbac_invites_t l;
         handler_result_t res = HANDLER_OK;
-        char errstr[256];
-        msgpack_packer *pk;
-        store_err_t err;
         (void)body;
 
         if (!rbac__caller(ctx, &c))
@@ -975,7 +959,6 @@ handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
         BSON_APPEND_INT32(&sort, "created_at", -1);
         bson_append_document_end(&opts, &sort);
-        BSON_APPEND_INT64(&opts, "limit", RBAC_LIST_MAX);
         /* Never the hash (_id) nor anything else that is not listed. */
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
         BSON_APPEND_INT32(&proj, "_id", 0);
@@ -987,26 +970,11 @@ handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_INT32(&proj, "expires_at", 1);
         bson_append_document_end(&opts, &proj);
 
-        msgpack_sbuffer_init(&l.sb);
-        msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
-        l.n = 0;
-        err = store_find(st->store, "auth", "tokens", &filter, &opts,
-                         rbac__pack_invite, &l, errstr, sizeof(errstr));
+        res = auth_reply_list(ctx, "invitations", "tokens", &filter, &opts,
+                              rbac__pack_invite, NULL);
         bson_destroy(&opts);
         bson_destroy(&filter);
-        if (err) {
-                msgpack_sbuffer_destroy(&l.sb);
-                return auth_store_failed(ctx, err, errstr);
-        }
-        pk = rt_reply(ctx, 200);
-        msgpack_pack_map(pk, 1);
-        codec_pack_str(pk, "invitations");
-        msgpack_pack_array(pk, l.n);
-        /* The items were packed on their own: their bytes follow the array
-         * header as they are. */
-        pk->callback(pk->data, l.sb.data, l.sb.size);
-        msgpack_sbuffer_destroy(&l.sb);
-        return HANDLER_OK;
+        return res;
 }
 
 /* The usable invitation of secret (unused, unexpired), or STORE_NOT_FOUND. */
@@ -1157,40 +1125,19 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
  * Indexes
  * ------------------------------------------------------------------------ */
 
-store_err_t auth_rbac_indexes(auth_state_t *st, char *errstr, size_t errlen) {
-        bson_t keys = BSON_INITIALIZER;
-        store_err_t err;
-
+static const store_index_t rbac_indexes[] = {
         /* My orgs. */
-        BSON_APPEND_INT32(&keys, "user_id", 1);
-        BSON_APPEND_INT32(&keys, "created_at", 1);
-        err = store_ensure_index(st->store, "auth", "memberships",
-                                 "user_created", &keys, false, -1, errstr,
-                                 errlen);
+        {"memberships", "user_created", "user_id,created_at", false, -1},
         /* An org's members and its owner count. */
-        bson_reinit(&keys);
-        BSON_APPEND_INT32(&keys, "org_id", 1);
-        BSON_APPEND_INT32(&keys, "role", 1);
-        if (!err)
-                err = store_ensure_index(st->store, "auth", "memberships",
-                                         "org_role", &keys, false, -1, errstr,
-                                         errlen);
+        {"memberships", "org_role", "org_id,role", false, -1},
         /* An org's pending invitations. */
-        bson_reinit(&keys);
-        BSON_APPEND_INT32(&keys, "org_id", 1);
-        BSON_APPEND_INT32(&keys, "kind", 1);
-        if (!err)
-                err = store_ensure_index(st->store, "auth", "tokens",
-                                         "org_kind", &keys, false, -1, errstr,
-                                         errlen);
+        {"tokens", "org_kind", "org_id,kind", false, -1},
         /* A user's sessions in one org, ended when they leave it. */
-        bson_reinit(&keys);
-        BSON_APPEND_INT32(&keys, "user_id", 1);
-        BSON_APPEND_INT32(&keys, "org_id", 1);
-        if (!err)
-                err = store_ensure_index(st->store, "auth", "sessions",
-                                         "user_org", &keys, false, -1, errstr,
-                                         errlen);
-        bson_destroy(&keys);
-        return err;
+        {"sessions", "user_org", "user_id,org_id", false, -1},
+};
+
+store_err_t auth_rbac_indexes(auth_state_t *st, char *errstr, size_t errlen) {
+        return store_ensure_indexes(
+                st->store, "auth", rbac_indexes,
+                sizeof(rbac_indexes) / sizeof(rbac_indexes[0]), errstr, errlen);
 }

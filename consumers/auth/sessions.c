@@ -468,56 +468,42 @@ handler_result_t auth_logout(rt_ctx_t *ctx, const msgpack_object *body) {
         return HANDLER_OK;
 }
 
-typedef struct auth_session_list {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        size_t n;
-        const char *current;
-} auth_session_list_t;
-
-static bool auth__pack_session(const bson_t *doc, void *arg) {
-        auth_session_list_t *l = arg;
+/* arg: the caller's session id. */
+static void auth__pack_session(msgpack_packer *pk, const bson_t *doc,
+                               void *arg) {
+        const char *current = arg;
         const char *id = auth_bson_str(doc, "_id");
         const char *ip = auth_bson_str(doc, "ip");
         const char *ua = auth_bson_str(doc, "user_agent");
         char created[32], used[32];
         auth_iso_time(auth_bson_date(doc, "created_at"), created);
         auth_iso_time(auth_bson_date(doc, "last_used_at"), used);
-        msgpack_pack_map(&l->pk, 6);
-        codec_pack_str(&l->pk, "id");
-        codec_pack_str(&l->pk, id ? id : "");
-        codec_pack_str(&l->pk, "created_at");
-        codec_pack_str(&l->pk, created);
-        codec_pack_str(&l->pk, "last_used_at");
-        codec_pack_str(&l->pk, used);
-        codec_pack_str(&l->pk, "ip");
-        codec_pack_str(&l->pk, ip ? ip : "");
-        codec_pack_str(&l->pk, "device");
-        codec_pack_str(&l->pk, ua ? ua : "");
-        codec_pack_str(&l->pk, "current");
-        if (id && l->current && strcmp(id, l->current) == 0)
-                msgpack_pack_true(&l->pk);
+        msgpack_pack_map(pk, 6);
+        codec_pack_str(pk, "id");
+        codec_pack_str(pk, id ? id : "");
+        codec_pack_str(pk, "created_at");
+        codec_pack_str(pk, created);
+        codec_pack_str(pk, "last_used_at");
+        codec_pack_str(pk, used);
+        codec_pack_str(pk, "ip");
+        codec_pack_str(pk, ip ? ip : "");
+        codec_pack_str(pk, "device");
+        codec_pack_str(pk, ua ? ua : "");
+        codec_pack_str(pk, "current");
+        if (id && current && strcmp(id, current) == 0)
+                msgpack_pack_true(pk);
         else
-                msgpack_pack_false(&l->pk);
-        l->n++;
-        return l->n < 500;
+                msgpack_pack_false(pk);
 }
 
 handler_result_t auth_sessions_list(rt_ctx_t *ctx, const msgpack_object *body) {
-        auth_state_t *st = rt_state(ctx);
-        char user[AUTH_ID_TEXT], sid[AUTH_ID_TEXT], errstr[256];
+        char user[AUTH_ID_TEXT], sid[AUTH_ID_TEXT];
         bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort, gt;
-        auth_session_list_t list;
-        msgpack_packer *pk;
-        store_err_t err;
+        handler_result_t res;
         (void)body;
 
         if (!auth__caller(ctx, user, sid))
                 return HANDLER_OK;
-        msgpack_sbuffer_init(&list.sb);
-        msgpack_packer_init(&list.pk, &list.sb, msgpack_sbuffer_write);
-        list.n = 0;
-        list.current = sid;
         BSON_APPEND_UTF8(&filter, "user_id", user);
         BSON_APPEND_NULL(&filter, "revoked_at");
         BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
@@ -526,23 +512,11 @@ handler_result_t auth_sessions_list(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
         BSON_APPEND_INT32(&sort, "last_used_at", -1);
         bson_append_document_end(&opts, &sort);
-        err = store_find(st->store, "auth", "sessions", &filter, &opts,
-                         auth__pack_session, &list, errstr, sizeof(errstr));
+        res = auth_reply_list(ctx, "sessions", "sessions", &filter, &opts,
+                              auth__pack_session, sid);
         bson_destroy(&opts);
         bson_destroy(&filter);
-        if (err) {
-                msgpack_sbuffer_destroy(&list.sb);
-                return auth_store_failed(ctx, err, errstr);
-        }
-        pk = rt_reply(ctx, 200);
-        msgpack_pack_map(pk, 1);
-        codec_pack_str(pk, "sessions");
-        msgpack_pack_array(pk, list.n);
-        /* The items were packed on their own; append their bytes as they
-         * are after the array header. */
-        pk->callback(pk->data, list.sb.data, list.sb.size);
-        msgpack_sbuffer_destroy(&list.sb);
-        return HANDLER_OK;
+        return res;
 }
 
 handler_result_t auth_sessions_revoke(rt_ctx_t *ctx,
@@ -598,19 +572,15 @@ handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
         return HANDLER_OK;
 }
 
+static const store_index_t sessions_indexes[] = {
+        {"sessions", "user_id", "user_id", false, -1},
+        {"sessions", "expires_at_ttl", "expires_at", false, 0},
+};
+
 store_err_t auth_sessions_indexes(auth_state_t *st, char *errstr,
                                   size_t errlen) {
-        bson_t keys = BSON_INITIALIZER;
-        store_err_t err;
-        BSON_APPEND_INT32(&keys, "user_id", 1);
-        err = store_ensure_index(st->store, "auth", "sessions", "user_id",
-                                 &keys, false, -1, errstr, errlen);
-        bson_reinit(&keys);
-        BSON_APPEND_INT32(&keys, "expires_at", 1);
-        if (!err)
-                err = store_ensure_index(st->store, "auth", "sessions",
-                                         "expires_at_ttl", &keys, false, 0,
-                                         errstr, errlen);
-        bson_destroy(&keys);
-        return err;
+        return store_ensure_indexes(st->store, "auth", sessions_indexes,
+                                    sizeof(sessions_indexes) /
+                                            sizeof(sessions_indexes[0]),
+                                    errstr, errlen);
 }
