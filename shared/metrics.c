@@ -1,9 +1,12 @@
 /*
  * metrics.c - the process-wide metrics registry (see metrics.h).
  *
- * Series live in a singly linked list that only grows; updates are relaxed
- * atomics so the hot path never locks. The number of series is bounded by
- * routes x statuses and groups x types, so a list is enough.
+ * Series live in a singly linked list that only grows, kept in rendering
+ * order, and in a hash table by name and labels for lookups: the edge looks
+ * its series up by label at the end of every request, and a monolith holds
+ * hundreds of series (routes x statuses, groups x types, partitions), so a
+ * walk of the list would cost microseconds under the lock. Updates are
+ * relaxed atomics and never lock.
  */
 #include "metrics.h"
 
@@ -25,7 +28,8 @@ static const double bucket_s[] = {0.0005, 0.001, 0.002, 0.005, 0.01,
 enum series_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
 typedef struct series {
-        struct series *next;
+        struct series *next;  /* rendering order */
+        struct series *hnext; /* same hash bucket */
         enum series_kind kind;
         char *name, *help, *labels;
 } series_t;
@@ -42,24 +46,43 @@ struct metrics_histogram {
         _Atomic uint64_t sum_us;
 };
 
+#define N_HASH 1024 /* a power of two */
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static series_t *registry_head, *registry_tail;
+static series_t *registry_hash[N_HASH];
+
+/* FNV-1a over name, a separator and labels. */
+static size_t series_hash(const char *name, const char *labels) {
+        uint32_t h = 2166136261u;
+        for (const char *p = name; *p; p++)
+                h = (h ^ (uint8_t)*p) * 16777619u;
+        h = (h ^ 0xffu) * 16777619u;
+        for (const char *p = labels; *p; p++)
+                h = (h ^ (uint8_t)*p) * 16777619u;
+        return h & (N_HASH - 1);
+}
 
 static series_t *find(const char *name, const char *labels) {
-        for (series_t *s = registry_head; s; s = s->next)
-                if (strcmp(s->name, name) == 0 &&
-                    strcmp(s->labels, labels) == 0)
+        for (series_t *s = registry_hash[series_hash(name, labels)]; s;
+             s = s->hnext)
+                if (strcmp(s->labels, labels) == 0 &&
+                    strcmp(s->name, name) == 0)
                         return s;
         return NULL;
 }
 
 static void append(series_t *s, enum series_kind kind, const char *name,
                    const char *help, const char *labels) {
+        size_t h;
         s->kind = kind;
         s->name = xstrdup(name);
         s->help = xstrdup(help);
         s->labels = xstrdup(labels ? labels : "");
         s->next = NULL;
+        h = series_hash(s->name, s->labels);
+        s->hnext = registry_hash[h];
+        registry_hash[h] = s;
         /* Keep families together when rendering: insert after the last
          * series of the same name if there is one. */
         for (series_t *p = registry_head; p; p = p->next) {

@@ -161,6 +161,33 @@ static void test_same_name_and_labels_same_pointer(void **state) {
         free(text);
 }
 
+/* More series than hash buckets: each found again as itself, none mixed up,
+ * and a name/labels split is part of the identity. */
+static void test_many_series_found_again(void **state) {
+        enum { N = 5000 };
+        static metrics_counter_t *kept[N];
+        char labels[64];
+        char *text;
+        (void)state;
+        for (int i = 0; i < N; i++) {
+                snprintf(labels, sizeof(labels), "i=\"%d\"", i);
+                kept[i] = metrics_counter("tm_total", "Many.", labels);
+                metrics_add(kept[i], i);
+        }
+        for (int i = N - 1; i >= 0; i--) {
+                snprintf(labels, sizeof(labels), "i=\"%d\"", i);
+                assert_ptr_equal(metrics_counter("tm_total", "Many.", labels),
+                                 kept[i]);
+                assert_int_equal(metrics_value(kept[i]), i);
+        }
+        assert_true(metrics_counter("tm_ab", "S.", "x=\"1\"") !=
+                    metrics_counter("tm_a", "S.", "bx=\"1\""));
+        text = render();
+        assert_line(text, "tm_total{i=\"4999\"} 4999");
+        assert_int_equal(count(text, "# TYPE tm_total counter\n"), 1);
+        free(text);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Histograms                                                                */
 /* ------------------------------------------------------------------------ */
@@ -332,6 +359,7 @@ int main(void) {
                 cmocka_unit_test(test_family_grouped_when_created_interleaved),
                 cmocka_unit_test(test_gauge),
                 cmocka_unit_test(test_same_name_and_labels_same_pointer),
+                cmocka_unit_test(test_many_series_found_again),
                 cmocka_unit_test(test_histogram_buckets),
                 cmocka_unit_test(test_histogram_without_labels),
                 cmocka_unit_test(test_histogram_buckets_cumulative),
