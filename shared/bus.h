@@ -148,6 +148,12 @@ rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms);
  * will never read again: destroy it and create a new one. */
 bool bus_consumer_failed(const bus_consumer_t *c);
 
+/* The group is steady as librdkafka's cgrp log tells it (joined, assigned,
+ * no rebalance running): when background commits are safe. False while a
+ * rebalance runs, for consumers without a group, and when the log never
+ * said (then commits fall back to a quiet time after each revoke). */
+bool bus_consumer_steady(const bus_consumer_t *c);
+
 /* The message's effects are durable: its offset may be committed. */
 void bus_consumer_done(bus_consumer_t *c, const rd_kafka_message_t *msg);
 
@@ -165,7 +171,10 @@ void bus_consumer_seek(bus_consumer_t *c, const char *topic, int32_t partition,
 void bus_consumer_on_revoke(bus_consumer_t *c, void (*fn)(void *arg),
                             void *arg);
 
-/* Commit what is done, leave the group, free. NULL ok. */
+/* Commit what is done, leave the group, free. NULL ok. A join or rebalance
+ * round under way is let finish first (at most 5 s); a consumer that never
+ * got an assignment is closed but its librdkafka handle is kept until the
+ * process ends (librdkafka 2.0 aborts destroying it). */
 void bus_consumer_destroy(bus_consumer_t *c);
 
 #endif
