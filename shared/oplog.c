@@ -21,10 +21,9 @@ store_err_t oplog_init(store_t *store, char *errstr, size_t errlen) {
         static const store_index_t indexes[] = {
                 {OPLOG_COLL, "expires_at_ttl", "expires_at", false, 0},
                 {OPLOG_IDEM_COLL, "expires_at_ttl", "expires_at", false, 0},
+                {NULL},
         };
-        return store_ensure_indexes(store, OPLOG_DB, indexes,
-                                    sizeof(indexes) / sizeof(indexes[0]),
-                                    errstr, errlen);
+        return store_ensure_indexes(store, OPLOG_DB, indexes, errstr, errlen);
 }
 
 static void oplog__copy_str(const bson_t *doc, const char *key, char *out,

@@ -353,11 +353,11 @@ static void store__index_keys(const char *spec, bson_t *keys) {
 }
 
 store_err_t store_ensure_indexes(store_t *store, const char *db,
-                                 const store_index_t *indexes, size_t n,
-                                 char *errstr, size_t errlen) {
+                                 const store_index_t *indexes, char *errstr,
+                                 size_t errlen) {
         store_err_t err = STORE_OK;
 
-        for (size_t i = 0; i < n && err == STORE_OK; i++) {
+        for (size_t i = 0; indexes[i].coll && err == STORE_OK; i++) {
                 bson_t keys = BSON_INITIALIZER;
                 store__index_keys(indexes[i].keys, &keys);
                 err = store_ensure_index(

@@ -110,11 +110,11 @@ typedef struct store_index {
         int64_t expire_after_s; /* as for store_ensure_index */
 } store_index_t;
 
-/* store_ensure_index for each of the n indexes of db, in order; stops at the
- * first error. The tables are ours: a malformed keys string is a bug and
- * asserts. */
+/* store_ensure_index for each index of db, in order, up to the entry whose
+ * coll is NULL; stops at the first error. The tables are ours: a malformed
+ * keys string is a bug and asserts. */
 store_err_t store_ensure_indexes(store_t *store, const char *db,
-                                 const store_index_t *indexes, size_t n,
-                                 char *errstr, size_t errlen);
+                                 const store_index_t *indexes, char *errstr,
+                                 size_t errlen);
 
 #endif

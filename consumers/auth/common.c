@@ -490,11 +490,10 @@ store_err_t auth_token_consume(auth_state_t *st, slice_t by, const char *kind,
 static const store_index_t common_indexes[] = {
         {"users", "email_unique", "email", true, -1},
         {"tokens", "expires_at_ttl", "expires_at", false, 0},
+        {NULL},
 };
 
 store_err_t auth_common_indexes(auth_state_t *st, char *errstr, size_t errlen) {
-        return store_ensure_indexes(st->store, "auth", common_indexes,
-                                    sizeof(common_indexes) /
-                                            sizeof(common_indexes[0]),
-                                    errstr, errlen);
+        return store_ensure_indexes(st->store, "auth", common_indexes, errstr,
+                                    errlen);
 }

@@ -467,11 +467,10 @@ static const store_index_t legal_indexes[] = {
         /* A user's acceptances (the audit trail, and the terms check). */
         {"legal_acceptances", "user_accepted", "user_id,-accepted_at", false,
          -1},
+        {NULL},
 };
 
 store_err_t auth_legal_indexes(auth_state_t *st, char *errstr, size_t errlen) {
-        return store_ensure_indexes(st->store, "auth", legal_indexes,
-                                    sizeof(legal_indexes) /
-                                            sizeof(legal_indexes[0]),
-                                    errstr, errlen);
+        return store_ensure_indexes(st->store, "auth", legal_indexes, errstr,
+                                    errlen);
 }

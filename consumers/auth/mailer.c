@@ -171,11 +171,11 @@ static bool mailer__indexes(auth_mailer_t *m) {
         static const store_index_t indexes[] = {
                 {MAILER_COLL, "mail_due", "status,next_attempt_at", false, -1},
                 {MAILER_COLL, "mail_expiry", "expires_at", false, 0},
+                {NULL},
         };
         char errstr[256];
-        store_err_t err = store_ensure_indexes(
-                m->st->store, "auth", indexes,
-                sizeof(indexes) / sizeof(indexes[0]), errstr, sizeof(errstr));
+        store_err_t err = store_ensure_indexes(m->st->store, "auth", indexes,
+                                               errstr, sizeof(errstr));
 
         if (err && store_err_transient(err))
                 return false;

@@ -1134,10 +1134,10 @@ static const store_index_t rbac_indexes[] = {
         {"tokens", "org_kind", "org_id,kind", false, -1},
         /* A user's sessions in one org, ended when they leave it. */
         {"sessions", "user_org", "user_id,org_id", false, -1},
+        {NULL},
 };
 
 store_err_t auth_rbac_indexes(auth_state_t *st, char *errstr, size_t errlen) {
-        return store_ensure_indexes(
-                st->store, "auth", rbac_indexes,
-                sizeof(rbac_indexes) / sizeof(rbac_indexes[0]), errstr, errlen);
+        return store_ensure_indexes(st->store, "auth", rbac_indexes, errstr,
+                                    errlen);
 }

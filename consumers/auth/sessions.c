@@ -575,12 +575,11 @@ handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
 static const store_index_t sessions_indexes[] = {
         {"sessions", "user_id", "user_id", false, -1},
         {"sessions", "expires_at_ttl", "expires_at", false, 0},
+        {NULL},
 };
 
 store_err_t auth_sessions_indexes(auth_state_t *st, char *errstr,
                                   size_t errlen) {
-        return store_ensure_indexes(st->store, "auth", sessions_indexes,
-                                    sizeof(sessions_indexes) /
-                                            sizeof(sessions_indexes[0]),
-                                    errstr, errlen);
+        return store_ensure_indexes(st->store, "auth", sessions_indexes, errstr,
+                                    errlen);
 }
