@@ -208,6 +208,10 @@ enum MHD_Result edge__dispatch(req_t *req) {
                                              NULL, hdr);
                 }
         }
+        if (!atomic_load(&edge->started)) {
+                msgpack_sbuffer_destroy(&mp);
+                return edge__starting(req);
+        }
         if (!bus_is_up(edge->bus)) {
                 msgpack_sbuffer_destroy(&mp);
                 return edge__unavailable(req, "the message bus is unreachable");

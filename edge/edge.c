@@ -27,23 +27,45 @@
 #include "ops.h"
 #include "service.h"
 
+/* Allowed CORS origins from the comma-separated setting. */
+static void edge__parse_cors(edge_t *edge, const char *list) {
+        for (const char *p = list; *p;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                while (len && p[0] == ' ') {
+                        p++;
+                        len--;
+                }
+                while (len && p[len - 1] == ' ')
+                        len--;
+                if (len) {
+                        edge->cors = xrealloc(edge->cors, (edge->n_cors +
+                                                           1) * sizeof(char *));
+                        edge->cors[edge->n_cors++] = xstrndup(p, len);
+                }
+                p = comma ? comma + 1 : p + strlen(p);
+        }
+}
+
 edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                  size_t errlen) {
         edge_t *edge = xcalloc(1, sizeof(*edge));
-        const char *topics[1 + 7];
-        char cmd_topics[7][256];
-        size_t n_topics = 0;
-        int partitions = 0;
-        char client_id[64];
-        bus_err_t berr;
+        (void)errstr;
+        (void)errlen;
 
         edge->cfg = cfg;
         edge->schemas = schemas;
         atomic_init(&edge->stopping, false);
+        atomic_init(&edge->started, false);
+        atomic_init(&edge->failed, false);
+        atomic_init(&edge->ready_holds, 0);
+        atomic_init(&edge->n_ops, 0);
         atomic_init(&edge->inflight, 0);
         atomic_init(&edge->buffered, 0);
         pthread_mutex_init(&edge->jobs_lock, NULL);
         pthread_cond_init(&edge->jobs_cond, NULL);
+        pthread_mutex_init(&edge->start_lock, NULL);
+        pthread_cond_init(&edge->start_cond, NULL);
         edge->keys.secret = cfg->jwt_secret;
         edge->keys.issuer = cfg->jwt_issuer;
         edge->keys.audience = cfg->jwt_audience;
@@ -61,46 +83,32 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         edge->guard =
                 guard_new(cfg->rate_ip_per_min, cfg->rate_account_per_min);
         atomic_init(&edge->versions_known, false);
-        for (const char *p = cfg->cors_origins; *p;) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                while (len && p[0] == ' ') {
-                        p++;
-                        len--;
-                }
-                while (len && p[len - 1] == ' ')
-                        len--;
-                if (len) {
-                        edge->cors = xrealloc(edge->cors, (edge->n_cors +
-                                                           1) * sizeof(char *));
-                        edge->cors[edge->n_cors++] = xstrndup(p, len);
-                }
-                p = comma ? comma + 1 : p + strlen(p);
-        }
-        edge->openapi = schema_openapi(schemas, OMNIFY_VERSION);
-        edge->openapi_len = edge->openapi ? strlen(edge->openapi) : 0;
-        if (!edge->openapi) {
-                snprintf(errstr, errlen,
-                         "cannot generate the OpenAPI document");
-                goto fail;
-        }
+        edge__parse_cors(edge, cfg->cors_origins);
+        snprintf(edge->reply_to, sizeof(edge->reply_to), "(not yet)");
+        return edge;
+}
 
-        snprintf(client_id, sizeof(client_id), "omnify-edge-%d",
-                 cfg->edge_reply_partition);
-        edge->bus = bus_new(cfg, client_id, errstr, errlen);
-        if (!edge->bus)
-                goto fail;
-        edge->store = store_new(cfg, "omnify-edge", errstr, errlen);
-        if (!edge->store)
-                goto fail;
+/* ---------------------------------------------------------------------------
+ * Warm-up: what needs the network, after the edge listens
+ * ------------------------------------------------------------------------ */
+
+/* The topics the edge writes to and reads from exist, and this replica's
+ * reply partition is one of edge.replies'. */
+static int edge__check_topics(edge_t *edge, char *errstr, size_t errlen) {
+        const config_t *cfg = edge->cfg;
+        size_t n_groups = schema_group_count(edge->schemas), n_topics = 0;
+        const char **topics = xcalloc(n_groups + 1, sizeof(char *));
+        char(*cmd_topics)[256] = xcalloc(n_groups + 1, sizeof(*cmd_topics));
+        int partitions = 0, ret = -1;
+        bus_err_t berr;
 
         bus_topic(cfg, "edge.replies", edge->replies_topic,
                   sizeof(edge->replies_topic));
         topics[n_topics++] = edge->replies_topic;
-        for (size_t g = 0; g < schema_group_count(schemas) && g < 7; g++) {
+        for (size_t g = 0; g < n_groups; g++) {
                 char name[128];
                 snprintf(name, sizeof(name), "%s.commands",
-                         schema_group_at(schemas, g));
+                         schema_group_at(edge->schemas, g));
                 bus_topic(cfg, name, cmd_topics[g], sizeof(cmd_topics[g]));
                 topics[n_topics++] = cmd_topics[g];
         }
@@ -111,7 +119,7 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                 if (berr == BUS_UNKNOWN_TOPIC)
                         snprintf(errstr + n, errlen - n,
                                  " (create them with: omnify topics apply)");
-                goto fail;
+                goto out;
         }
         if (cfg->edge_reply_partition >= partitions) {
                 snprintf(errstr, errlen,
@@ -119,45 +127,112 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                          "partitions",
                          cfg->edge_reply_partition, edge->replies_topic,
                          partitions);
-                goto fail;
+                goto out;
         }
+        ret = 0;
+out:
+        free(cmd_topics);
+        free(topics);
+        return ret;
+}
+
+/* Connect the producer and the store, check the topics, start the reply,
+ * lookup and follower threads. 0, or -1 and errstr. */
+static int edge__connect(edge_t *edge, char *errstr, size_t errlen) {
+        const config_t *cfg = edge->cfg;
+        char client_id[64];
+
+        edge->openapi = schema_openapi(edge->schemas, OMNIFY_VERSION);
+        if (!edge->openapi) {
+                snprintf(errstr, errlen,
+                         "cannot generate the OpenAPI document");
+                return -1;
+        }
+        edge->openapi_len = strlen(edge->openapi);
+        snprintf(client_id, sizeof(client_id), "omnify-edge-%d",
+                 cfg->edge_reply_partition);
+        edge->bus = bus_new(cfg, client_id, errstr, errlen);
+        if (!edge->bus)
+                return -1;
+        edge->store = store_new(cfg, "omnify-edge", errstr, errlen);
+        if (!edge->store || atomic_load(&edge->stopping) ||
+            edge__check_topics(edge, errstr, errlen))
+                return -1;
         snprintf(edge->reply_to, sizeof(edge->reply_to), "%s:%d",
                  edge->replies_topic, cfg->edge_reply_partition);
         edge->listener =
                 bus_listener_new(cfg, edge->replies_topic,
                                  cfg->edge_reply_partition, errstr, errlen);
-        if (!edge->listener)
-                goto fail;
-        {
-                /* Revocations of the last token lifetime still matter. */
-                char events[256];
-                bus_topic(cfg, "auth.events", events, sizeof(events));
-                edge->events = bus_tail_new(
-                        cfg, events,
-                        (int64_t)clock_wall_ms() -
-                                ((int64_t)cfg->jwt_ttl_s + 120) * 1000,
-                        errstr, errlen);
-                if (!edge->events)
-                        goto fail;
-        }
-        return edge;
+        if (!edge->listener || atomic_load(&edge->stopping) ||
+            edge__follower_open(edge, errstr, errlen))
+                return -1;
+        if (pthread_create(&edge->reply_thread, NULL, edge__reply_loop, edge))
+                goto no_thread;
+        edge->reply_started = true;
+        if (pthread_create(&edge->lookup_thread, NULL, edge__lookup_loop, edge))
+                goto no_thread;
+        edge->lookup_started = true;
+        if (pthread_create(&edge->events_thread, NULL, edge__events_loop, edge))
+                goto no_thread;
+        edge->events_started = true;
+        return 0;
+no_thread:
+        snprintf(errstr, errlen, "cannot start the edge threads");
+        return -1;
+}
 
-fail:
-        edge_destroy(edge);
+static void *edge__warmup(void *arg) {
+        edge_t *edge = arg;
+        char errstr[sizeof(edge->fatal)] = "";
+        uint64_t t0 = clock_mono_ms();
+        int ret;
+        log_set_group("edge");
+        ret = edge__connect(edge, errstr, sizeof(errstr));
+        pthread_mutex_lock(&edge->start_lock);
+        if (ret) {
+                snprintf(edge->fatal, sizeof(edge->fatal), "%s",
+                         errstr[0] ? errstr : "the edge could not start");
+                atomic_store(&edge->failed, true);
+        } else {
+                atomic_store(&edge->started, true);
+        }
+        pthread_cond_broadcast(&edge->start_cond);
+        pthread_mutex_unlock(&edge->start_lock);
+        if (!ret)
+                log_info("edge connected in %llu ms, replies on %s",
+                         (unsigned long long)(clock_mono_ms() - t0),
+                         edge->reply_to);
         return NULL;
 }
 
+/* ---------------------------------------------------------------------------
+ * Public life
+ * ------------------------------------------------------------------------ */
+
 bus_t *edge_bus(edge_t *edge) {
-        return edge->bus;
+        return atomic_load(&edge->started) ? edge->bus : NULL;
 }
 
 store_t *edge_store(edge_t *edge) {
-        return edge->store;
+        return atomic_load(&edge->started) ? edge->store : NULL;
 }
 
 void edge_add_ops(edge_t *edge, runtime_t *rt) {
-        if (edge->n_ops < EDGE_MAX_OPS)
-                edge->ops[edge->n_ops++] = rt;
+        /* One caller (the monolith's main thread); readers see the slot
+         * before the count that covers it. */
+        size_t n = atomic_load(&edge->n_ops);
+        if (n < EDGE_MAX_OPS) {
+                edge->ops[n] = rt;
+                atomic_store(&edge->n_ops, n + 1);
+        }
+}
+
+void edge_hold_ready(edge_t *edge) {
+        atomic_fetch_add(&edge->ready_holds, 1);
+}
+
+void edge_release_ready(edge_t *edge) {
+        atomic_fetch_sub(&edge->ready_holds, 1);
 }
 
 int edge_start(edge_t *edge, char *errstr, size_t errlen) {
@@ -174,20 +249,6 @@ int edge_start(edge_t *edge, char *errstr, size_t errlen) {
         }
         if (addr.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        if (pthread_create(&edge->reply_thread, NULL, edge__reply_loop, edge) ||
-            (edge->reply_started = true,
-             pthread_create(&edge->lookup_thread, NULL, edge__lookup_loop,
-                            edge))) {
-                snprintf(errstr, errlen, "cannot start the edge threads");
-                return -1;
-        }
-        edge->lookup_started = true;
-        if (pthread_create(&edge->events_thread, NULL, edge__events_loop,
-                           edge)) {
-                snprintf(errstr, errlen, "cannot start the edge threads");
-                return -1;
-        }
-        edge->events_started = true;
         edge->daemon = MHD_start_daemon(
                 flags, (uint16_t)cfg->http_port, NULL, NULL, edge__handler,
                 edge, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -202,9 +263,48 @@ int edge_start(edge_t *edge, char *errstr, size_t errlen) {
                          cfg->http_bind, cfg->http_port);
                 return -1;
         }
-        log_info("edge listening on %s:%d, replies on %s", cfg->http_bind,
-                 cfg->http_port, edge->reply_to);
+        if (pthread_create(&edge->warmup_thread, NULL, edge__warmup, edge)) {
+                snprintf(errstr, errlen, "cannot start the edge threads");
+                return -1;
+        }
+        edge->warmup_started = true;
+        log_info("edge listening on %s:%d", cfg->http_bind, cfg->http_port);
         return 0;
+}
+
+int edge_wait_started(edge_t *edge, char *errstr, size_t errlen) {
+        pthread_mutex_lock(&edge->start_lock);
+        while (!atomic_load(&edge->started) && !atomic_load(&edge->failed))
+                pthread_cond_wait(&edge->start_cond, &edge->start_lock);
+        pthread_mutex_unlock(&edge->start_lock);
+        return edge_failed(edge, errstr, errlen) ? -1 : 0;
+}
+
+bool edge_failed(edge_t *edge, char *errstr, size_t errlen) {
+        if (!atomic_load(&edge->failed))
+                return false;
+        pthread_mutex_lock(&edge->start_lock);
+        snprintf(errstr, errlen, "%s", edge->fatal);
+        pthread_mutex_unlock(&edge->start_lock);
+        return true;
+}
+
+/* Join every thread the edge started; stopping is set. */
+static void edge__join(edge_t *edge) {
+        if (edge->warmup_started)
+                pthread_join(edge->warmup_thread, NULL);
+        edge->warmup_started = false;
+        pthread_mutex_lock(&edge->jobs_lock);
+        pthread_cond_broadcast(&edge->jobs_cond);
+        pthread_mutex_unlock(&edge->jobs_lock);
+        if (edge->lookup_started)
+                pthread_join(edge->lookup_thread, NULL);
+        if (edge->reply_started)
+                pthread_join(edge->reply_thread, NULL);
+        if (edge->events_started)
+                pthread_join(edge->events_thread, NULL);
+        edge->lookup_started = edge->reply_started = edge->events_started =
+                false;
 }
 
 void edge_stop(edge_t *edge) {
@@ -227,16 +327,8 @@ void edge_stop(edge_t *edge) {
         /* Let the lookup thread drain its queue, then stop the threads. */
         pthread_mutex_lock(&edge->jobs_lock);
         atomic_store(&edge->stopping, true);
-        pthread_cond_broadcast(&edge->jobs_cond);
         pthread_mutex_unlock(&edge->jobs_lock);
-        if (edge->lookup_started)
-                pthread_join(edge->lookup_thread, NULL);
-        if (edge->reply_started)
-                pthread_join(edge->reply_thread, NULL);
-        if (edge->events_started)
-                pthread_join(edge->events_thread, NULL);
-        edge->lookup_started = edge->reply_started = edge->events_started =
-                false;
+        edge__join(edge);
         /* Answers resumed above still need a moment to be written. */
         deadline = clock_mono_ms() + 1000;
         while (atomic_load(&edge->inflight) > 0 && clock_mono_ms() < deadline) {
@@ -253,16 +345,7 @@ void edge_destroy(edge_t *edge) {
         if (edge->daemon)
                 edge_stop(edge);
         atomic_store(&edge->stopping, true);
-        if (edge->reply_started)
-                pthread_join(edge->reply_thread, NULL);
-        if (edge->events_started)
-                pthread_join(edge->events_thread, NULL);
-        if (edge->lookup_started) {
-                pthread_mutex_lock(&edge->jobs_lock);
-                pthread_cond_broadcast(&edge->jobs_cond);
-                pthread_mutex_unlock(&edge->jobs_lock);
-                pthread_join(edge->lookup_thread, NULL);
-        }
+        edge__join(edge);
         bus_consumer_destroy(edge->listener);
         bus_consumer_destroy(edge->events);
         bus_destroy(edge->bus);
@@ -273,6 +356,8 @@ void edge_destroy(edge_t *edge) {
         store_destroy(edge->store);
         pending_destroy(edge->pending);
         free(edge->openapi);
+        pthread_cond_destroy(&edge->start_cond);
+        pthread_mutex_destroy(&edge->start_lock);
         pthread_cond_destroy(&edge->jobs_cond);
         pthread_mutex_destroy(&edge->jobs_lock);
         free(edge);
@@ -299,7 +384,9 @@ int edge_main(int argc, char **argv) {
         log_info("omnify-edge %s started (pid %ld)", OMNIFY_VERSION,
                  (long)getpid());
         while (!atomic_load(&service_stop)) {
-                struct timespec ts = {0, 100 * 1000000L};
+                struct timespec ts = {0, 50 * 1000000L};
+                if (edge_failed(edge, errstr, sizeof(errstr)))
+                        goto out;
                 nanosleep(&ts, NULL);
         }
         log_info("stopping: draining requests in flight");

@@ -89,23 +89,31 @@ typedef struct req {
 struct edge {
         const config_t *cfg;
         const schema_set_t *schemas;
+        /* Set once by the warm-up thread before it stores started (and
+         * read by others only after they load started as true). */
         bus_t *bus;
         store_t *store;
         bus_consumer_t *listener;
-        pending_t *pending;
-        struct MHD_Daemon *daemon;
-        token_keys_t keys;
         char reply_to[300];
         char replies_topic[256];
         char *openapi;
         size_t openapi_len;
+        pending_t *pending;
+        struct MHD_Daemon *daemon;
+        token_keys_t keys;
         runtime_t *ops[EDGE_MAX_OPS];
-        size_t n_ops;
+        atomic_size_t n_ops; /* slots of ops filled */
         atomic_bool stopping;
+        atomic_bool started; /* connected: Kafka, the store, the threads */
+        atomic_bool failed;  /* the warm-up failed for good (fatal says why) */
+        atomic_int ready_holds;     /* /ready says 503 while > 0 (monolith) */
+        pthread_mutex_t start_lock; /* guards fatal; start_cond's mutex */
+        pthread_cond_t start_cond;
+        char fatal[512];
         atomic_int inflight;
         atomic_llong buffered; /* body bytes held by requests, all threads */
-        pthread_t reply_thread, lookup_thread;
-        bool reply_started, lookup_started;
+        pthread_t warmup_thread, reply_thread, lookup_thread;
+        bool warmup_started, reply_started, lookup_started;
         pthread_mutex_t
                 jobs_lock; /* guards jobs_head/tail and lookup wakeups */
         pthread_cond_t jobs_cond;
@@ -156,6 +164,9 @@ enum MHD_Result edge__problem(req_t *req, unsigned status, const char *title,
                               const char *const *extra);
 /* 503 with Retry-After, counted as a produce error. */
 enum MHD_Result edge__unavailable(req_t *req, const char *detail);
+
+/* 503 with Retry-After: the edge has not connected yet. */
+enum MHD_Result edge__starting(req_t *req);
 
 /* The answer of a request that was suspended and is now resumed. */
 enum MHD_Result edge__finish(req_t *req);
@@ -211,6 +222,8 @@ enum MHD_Result edge__ops(req_t *req, const char *url);
  * follower.c: the facts follower
  * ------------------------------------------------------------------------ */
 
+/* Open the follower's consumer (warm-up thread). 0, or -1 and errstr. */
+int edge__follower_open(edge_t *edge, char *errstr, size_t errlen);
 void *edge__events_loop(void *arg);
 /* A reply on our reply partition that answers one of the follower's own
  * queries: consumed (true) or not ours (false). */

@@ -106,6 +106,18 @@ static void edge__ask_versions(edge_t *edge) {
                 log_warn("cannot ask for the document versions yet");
 }
 
+int edge__follower_open(edge_t *edge, char *errstr, size_t errlen) {
+        /* Revocations of the last token lifetime still matter. */
+        char events[256];
+        bus_topic(edge->cfg, "auth.events", events, sizeof(events));
+        edge->events = bus_tail_new(
+                edge->cfg, events,
+                (int64_t)clock_wall_ms() -
+                        ((int64_t)edge->cfg->jwt_ttl_s + 120) * 1000,
+                errstr, errlen);
+        return edge->events ? 0 : -1;
+}
+
 void *edge__events_loop(void *arg) {
         edge_t *edge = arg;
         uint64_t next_ask = 0;

@@ -72,6 +72,12 @@ enum MHD_Result edge__unavailable(req_t *req, const char *detail) {
                              retry);
 }
 
+enum MHD_Result edge__starting(req_t *req) {
+        static const char *const retry[] = {"Retry-After", "1", NULL};
+        return edge__problem(req, 503, "Service Unavailable",
+                             "the edge is starting", NULL, retry);
+}
+
 /* The group's reply, rendered as JSON. */
 static enum MHD_Result edge__send_reply(req_t *req, int status, const char *mp,
                                         size_t mp_len) {

@@ -130,7 +130,8 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
                         return MHD_YES;
                 if (req->answered)
                         return MHD_NO;
-                if (is_get && edge->n_ops && strncmp(url, "/ops/", 5) == 0)
+                if (is_get && atomic_load(&edge->n_ops) &&
+                    strncmp(url, "/ops/", 5) == 0)
                         return edge__ops(req, url);
                 req->label = "unknown";
                 return edge__problem(req, 404, "Not Found", "no such route",
@@ -150,6 +151,8 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
                                              "no such operation", NULL, NULL);
                 if (edge__authenticate(req, false))
                         return edge__unauthorized(req);
+                if (!atomic_load(&edge->started))
+                        return edge__starting(req);
                 msgid_format(&parsed, req->id);
                 return MHD_YES;
         }
