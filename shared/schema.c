@@ -11,17 +11,24 @@
 const char *const schema__methods[5] = {"GET", "POST", "PUT", "PATCH",
                                         "DELETE"};
 
-const char *const schema__type_names[SCHEMA_ARRAY + 1] = {
+const char *const schema__type_names[SCHEMA_BINARY + 1] = {
         [SCHEMA_STRING] = "string", [SCHEMA_INTEGER] = "integer",
         [SCHEMA_NUMBER] = "number", [SCHEMA_BOOLEAN] = "boolean",
         [SCHEMA_OBJECT] = "object", [SCHEMA_ARRAY] = "array",
+        [SCHEMA_BINARY] = "binary",
 };
 
-const char *const schema__format_names[SCHEMA_FORMAT_DATE_TIME + 1] = {
-        [SCHEMA_FORMAT_NONE] = NULL,
-        [SCHEMA_FORMAT_EMAIL] = "email",
-        [SCHEMA_FORMAT_UUID] = "uuid",
-        [SCHEMA_FORMAT_DATE_TIME] = "date-time",
+const char *const schema__format_names[SCHEMA_FORMAT_URI + 1] = {
+        [SCHEMA_FORMAT_NONE] = NULL,   [SCHEMA_FORMAT_EMAIL] = "email",
+        [SCHEMA_FORMAT_UUID] = "uuid", [SCHEMA_FORMAT_DATE_TIME] = "date-time",
+        [SCHEMA_FORMAT_DATE] = "date", [SCHEMA_FORMAT_URI] = "uri",
+};
+
+const char *const schema__in_names[SCHEMA_IN_HEADER + 1] = {
+        [SCHEMA_IN_BODY] = "body",
+        [SCHEMA_IN_PATH] = "path",
+        [SCHEMA_IN_QUERY] = "query",
+        [SCHEMA_IN_HEADER] = "header",
 };
 
 static const char *const schema_err_msgs[] = {
@@ -51,41 +58,79 @@ bool schema__segment_is_param(const char *seg) {
 /* The field a "{name}" segment refers to, or NULL. */
 const schema_field_t *schema__param_field(const schema_msg_t *msg,
                                           const char *seg) {
-        size_t len = strlen(seg) - 2;
-
-        for (size_t i = 0; i < msg->n_fields; i++)
-                if (strlen(msg->fields[i].name) == len &&
-                    memcmp(msg->fields[i].name, seg + 1, len) == 0)
-                        return &msg->fields[i];
-        return NULL;
+        return schema_field_find(msg->fields, msg->n_fields,
+                                 (slice_t){seg + 1, strlen(seg) - 2});
 }
 
 /* ------------------------------------------------------------------------
  * Destruction
  * ------------------------------------------------------------------------ */
 
+void schema__strings_free(char **list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(list[i]);
+        free(list);
+}
+
 static void field_deinit(schema_field_t *field) {
         free(field->name);
-        for (size_t i = 0; i < field->n_enum; i++)
-                free(field->enum_values[i]);
-        free(field->enum_values);
+        free(field->header);
+        schema__strings_free(field->enum_values, field->n_enum);
         free(field->doc);
+        schema__object_free(field->object);
+        if (field->items) {
+                field_deinit(field->items);
+                free(field->items);
+        }
+        free(field->default_json);
+        free(field->default_mp);
+}
+
+void schema__fields_free(schema_field_t *fields, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                field_deinit(&fields[i]);
+        free(fields);
+}
+
+void schema__object_free(schema_object_t *object) {
+        if (!object)
+                return;
+        schema__fields_free(object->fields, object->n_fields);
+        free(object);
+}
+
+void schema__stream_free(schema_stream_t *stream) {
+        if (!stream)
+                return;
+        free(stream->topic);
+        schema__strings_free(stream->match_event, stream->n_match);
+        schema__strings_free(stream->match_field, stream->n_match);
+        schema__strings_free(stream->types, stream->n_types);
+        schema__strings_free(stream->until, stream->n_until);
+        free(stream->history);
+        free(stream);
+}
+
+static void route_deinit(schema_route_t *route) {
+        free(route->method);
+        free(route->path);
+        free(route->rate_limit);
+        free(route->rate_key);
+        free(route->key);
+        free(route->raw_body);
+        schema__strings_free(route->segments, route->n_segments);
+        schema__strings_free(route->produces, route->n_produces);
+        free(route->requires);
+        schema__stream_free(route->stream);
 }
 
 static void msg_deinit(schema_msg_t *msg) {
         free(msg->type);
         free(msg->group);
         free(msg->summary);
-        free(msg->route.method);
-        free(msg->route.path);
-        free(msg->route.rate_limit);
-        free(msg->route.rate_key);
-        for (size_t i = 0; i < msg->route.n_segments; i++)
-                free(msg->route.segments[i]);
-        free(msg->route.segments);
-        for (size_t i = 0; i < msg->n_fields; i++)
-                field_deinit(&msg->fields[i]);
-        free(msg->fields);
+        route_deinit(&msg->route);
+        schema__fields_free(msg->fields, msg->n_fields);
+        schema__object_free(msg->reply);
 }
 
 void schema_set_destroy(schema_set_t *set) {
@@ -94,12 +139,14 @@ void schema_set_destroy(schema_set_t *set) {
         for (size_t i = 0; i < set->n_msgs; i++)
                 msg_deinit(&set->msgs[i]);
         free(set->msgs);
-        for (size_t i = 0; i < set->n_groups; i++)
-                free(set->groups[i]);
-        free(set->groups);
-        for (size_t i = 0; i < set->n_files; i++)
-                free(set->files[i]);
-        free(set->files);
+        for (size_t i = 0; i < set->n_events; i++)
+                schema__event_deinit(&set->events[i]);
+        free(set->events);
+        for (size_t i = 0; i < set->n_facts; i++)
+                schema__fact_deinit(&set->facts[i]);
+        free(set->facts);
+        schema__strings_free(set->groups, set->n_groups);
+        schema__strings_free(set->files, set->n_files);
         free(set);
 }
 
@@ -126,6 +173,54 @@ const schema_msg_t *schema_find(const schema_set_t *set, slice_t type) {
         return NULL;
 }
 
+size_t schema_event_count(const schema_set_t *set) {
+        return set ? set->n_events : 0;
+}
+
+const schema_event_t *schema_event_at(const schema_set_t *set, size_t i) {
+        if (!set || i >= set->n_events)
+                return NULL;
+        return &set->events[i];
+}
+
+const schema_event_t *schema_find_event(const schema_set_t *set, slice_t type) {
+        if (!set || !type.ptr)
+                return NULL;
+        for (size_t i = 0; i < set->n_events; i++)
+                if (slice_eq(type, set->events[i].type))
+                        return &set->events[i];
+        return NULL;
+}
+
+size_t schema_fact_count(const schema_set_t *set) {
+        return set ? set->n_facts : 0;
+}
+
+const schema_fact_t *schema_fact_at(const schema_set_t *set, size_t i) {
+        if (!set || i >= set->n_facts)
+                return NULL;
+        return &set->facts[i];
+}
+
+const schema_fact_t *schema_find_fact(const schema_set_t *set, slice_t name) {
+        if (!set || !name.ptr)
+                return NULL;
+        for (size_t i = 0; i < set->n_facts; i++)
+                if (slice_eq(name, set->facts[i].name))
+                        return &set->facts[i];
+        return NULL;
+}
+
+const schema_field_t *schema_field_find(const schema_field_t *fields,
+                                        size_t n_fields, slice_t name) {
+        if (!name.ptr)
+                return NULL;
+        for (size_t i = 0; i < n_fields; i++)
+                if (slice_eq(name, fields[i].name))
+                        return &fields[i];
+        return NULL;
+}
+
 size_t schema_group_count(const schema_set_t *set) {
         return set ? set->n_groups : 0;
 }
@@ -137,12 +232,12 @@ const char *schema_group_at(const schema_set_t *set, size_t i) {
 }
 
 bool schema_field_is_secret(const schema_msg_t *msg, const char *name) {
+        const schema_field_t *f;
+
         if (!msg || !name)
                 return false;
-        for (size_t i = 0; i < msg->n_fields; i++)
-                if (strcmp(msg->fields[i].name, name) == 0)
-                        return msg->fields[i].secret;
-        return false;
+        f = schema_field_find(msg->fields, msg->n_fields, slice_of(name));
+        return f && f->secret;
 }
 
 schema_role_t schema_role_parse(const char *name, size_t len) {

@@ -148,31 +148,45 @@ static bool digits(const char *s, size_t len, size_t *i, int n, int *out) {
 }
 
 static bool expect(const char *s, size_t len, size_t *i, const char *set) {
-        if (*i >= len || !strchr(set, s[*i]))
+        if (*i >= len || s[*i] == '\0' || !strchr(set, s[*i]))
                 return false;
         (*i)++;
         return true;
 }
 
-/* RFC 3339 date-time: 2024-02-29T13:45:00.123Z or with a +hh:mm offset. */
-bool schema__date_time_valid(const char *s, size_t len) {
+/* YYYY-MM-DD at s[*i], a real calendar date (leap years counted). */
+static bool calendar_date(const char *s, size_t len, size_t *i) {
         static const int mdays[] = {31, 29, 31, 30, 31, 30,
                                     31, 31, 30, 31, 30, 31};
-        size_t i = 0;
-        int y, mo, d, h, mi, sec, oh, om;
+        int y, mo, d;
 
-        if (!digits(s, len, &i, 4, &y) || !expect(s, len, &i, "-") ||
-            !digits(s, len, &i, 2, &mo) || !expect(s, len, &i, "-") ||
-            !digits(s, len, &i, 2, &d) || !expect(s, len, &i, "Tt") ||
+        if (!digits(s, len, i, 4, &y) || !expect(s, len, i, "-") ||
+            !digits(s, len, i, 2, &mo) || !expect(s, len, i, "-") ||
+            !digits(s, len, i, 2, &d))
+                return false;
+        if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+                return false;
+        return !(mo == 2 && d == 29 &&
+                 !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+}
+
+bool schema__date_valid(const char *s, size_t len) {
+        size_t i = 0;
+
+        return calendar_date(s, len, &i) && i == len;
+}
+
+/* RFC 3339 date-time: 2024-02-29T13:45:00.123Z or with a +hh:mm offset. */
+bool schema__date_time_valid(const char *s, size_t len) {
+        size_t i = 0;
+        int h, mi, sec, oh, om;
+
+        if (!calendar_date(s, len, &i) || !expect(s, len, &i, "Tt") ||
             !digits(s, len, &i, 2, &h) || !expect(s, len, &i, ":") ||
             !digits(s, len, &i, 2, &mi) || !expect(s, len, &i, ":") ||
             !digits(s, len, &i, 2, &sec))
                 return false;
-        if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
-            mi > 59 || sec > 60)
-                return false;
-        if (mo == 2 && d == 29 &&
-            !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        if (h > 23 || mi > 59 || sec > 60)
                 return false;
         if (i < len && s[i] == '.') {
                 size_t start = ++i;
@@ -187,4 +201,124 @@ bool schema__date_time_valid(const char *s, size_t len) {
             !expect(s, len, &i, ":") || !digits(s, len, &i, 2, &om))
                 return false;
         return i == len && oh <= 23 && om <= 59;
+}
+
+static bool is_alpha(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool prefix_nocase(const char *s, size_t len, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        if (len < n)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c >= 'A' && c <= 'Z')
+                        c = (char)(c - 'A' + 'a');
+                if (c != prefix[i])
+                        return false;
+        }
+        return true;
+}
+
+/*
+ * An absolute http or https URL (RFC 3986): the scheme, "//", a non-empty
+ * host, then only URI characters (unreserved, reserved and whole %XX
+ * escapes). Whether the host resolves is not ours to say.
+ */
+bool schema__uri_valid(const char *s, size_t len) {
+        static const char extra[] = "-._~:/?#[]@!$&'()*+,;=";
+        size_t i = prefix_nocase(s, len, "https://")  ? 8
+                   : prefix_nocase(s, len, "http://") ? 7
+                                                      : 0;
+        size_t host;
+
+        if (i == 0)
+                return false;
+        host = i;
+        while (i < len && s[i] != '/' && s[i] != '?' && s[i] != '#')
+                i++;
+        /* The authority: no userinfo-only or port-only host. */
+        if (i == host || s[host] == ':' || s[host] == '@' || s[i - 1] == '@')
+                return false;
+        for (i = host; i < len; i++) {
+                char c = s[i];
+                if (c == '%') {
+                        if (len - i < 3 || !is_hex(s[i + 1]) ||
+                            !is_hex(s[i + 2]))
+                                return false;
+                        i += 2;
+                } else if (!is_alpha(c) && !schema__is_digit(c) &&
+                           (c == '\0' || !strchr(extra, c))) {
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* RFC 9110 field names are tokens; we keep to letters, digits and '-'. */
+bool schema__header_name_valid(const char *s, size_t len) {
+        if (len == 0 || len > 64 || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!is_alpha(s[i]) && !schema__is_digit(s[i]) && s[i] != '-')
+                        return false;
+        return true;
+}
+
+/* "type/subtype", each of letters, digits and !#$&-^_.+ (RFC 6838). */
+bool schema__media_type_valid(const char *s) {
+        static const char extra[] = "!#$&-^_.+";
+        const char *slash = strchr(s, '/');
+        size_t n = strlen(s);
+
+        if (!slash || slash == s || slash == s + n - 1 || n > 127)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s + i != slash && !is_alpha(s[i]) &&
+                    !schema__is_digit(s[i]) && !strchr(extra, s[i]))
+                        return false;
+        return true;
+}
+
+/* Past participles not ending in "ed" that event names may end with. */
+static const char *const irregular_verbs[] = {
+        "begun", "bought",  "brought",   "built",      "caught", "chosen",
+        "cut",   "done",    "drawn",     "found",      "frozen", "given",
+        "held",  "hidden",  "kept",      "left",       "lost",   "made",
+        "met",   "paid",    "put",       "quit",       "read",   "rebuilt",
+        "reset", "run",     "sent",      "set",        "shut",   "sold",
+        "spent", "split",   "taken",     "thrown",     "told",   "undone",
+        "won",   "written", "withdrawn", "overridden", NULL};
+
+/*
+ * After "<group>.": at least an entity and a verb, dot-separated names of
+ * lowercase letters, digits and '_', the last a past participle (ends in
+ * "ed", or one of the irregular ones above): "user.registered",
+ * "run.step.completed", "invoice.paid".
+ */
+bool schema__event_name_valid(const char *s) {
+        size_t len = strlen(s), start = 0, parts = 0;
+        const char *verb = s;
+
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && s[i] != '.')
+                        continue;
+                if (!schema__name_valid(s + start, i - start, SCHEMA_MAX_TYPE,
+                                        false))
+                        return false;
+                verb = s + start;
+                parts++;
+                start = i + 1;
+        }
+        if (parts < 2)
+                return false;
+        len = strlen(verb);
+        if (len > 2 && strcmp(verb + len - 2, "ed") == 0)
+                return true;
+        for (size_t i = 0; irregular_verbs[i]; i++)
+                if (strcmp(verb, irregular_verbs[i]) == 0)
+                        return true;
+        return false;
 }

@@ -6,12 +6,15 @@
  * its field type, and every route against the others, and the first problem
  * is reported as "<file>: <json path>: <problem>" so the build points at the
  * line to fix. A loaded set is immutable.
+ *
+ * Two passes: the first reads every file (messages, events, facts) into the
+ * set; the second, once the arrays no longer move, links what refers to
+ * other declarations, possibly of other files (the facts a route requires,
+ * the events a stream or a fact reads), with the same paths in its errors.
  */
 #include "schema_internal.h"
 
 #include <assert.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,32 +22,29 @@
 
 #include "alloc.h"
 
+#define FAIL(p, ...) \
+        schema__load_fail(ld, SCHEMA_BAD_DEFINITION, p, __VA_ARGS__)
+
 /* ------------------------------------------------------------------------
- * Loading
+ * Helpers of every loading file
  * ------------------------------------------------------------------------ */
 
-/* "base.key" into p (SCHEMA_PATH_SIZE bytes), ending in "..." if cut. */
-static void path_join(char *p, const char *base, const char *key) {
+void schema__path_join(char *p, const char *base, const char *key) {
         int n = snprintf(p, SCHEMA_PATH_SIZE, "%s.%s", base, key);
 
         if (n < 0 || n >= SCHEMA_PATH_SIZE)
                 memcpy(p + SCHEMA_PATH_SIZE - 4, "...", 4);
 }
 
-typedef struct loader {
-        schema_set_t *set;
-        const char *file;  /* the source name, owned by set->files */
-        const char *group; /* the file's group, owned by set->groups */
-        char *errstr;
-        size_t errlen;
-} loader_t;
+void schema__path_index(char *p, const char *base, size_t i) {
+        int n = snprintf(p, SCHEMA_PATH_SIZE, "%s[%zu]", base, i);
 
-static schema_err_t load_fail(loader_t *ld, schema_err_t err, const char *path,
-                              const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+        if (n < 0 || n >= SCHEMA_PATH_SIZE)
+                memcpy(p + SCHEMA_PATH_SIZE - 4, "...", 4);
+}
 
-static schema_err_t load_fail(loader_t *ld, schema_err_t err, const char *path,
-                              const char *fmt, ...) {
+schema_err_t schema__load_fail(schema__loader_t *ld, schema_err_t err,
+                               const char *path, const char *fmt, ...) {
         va_list ap;
         int n;
 
@@ -59,9 +59,9 @@ static schema_err_t load_fail(loader_t *ld, schema_err_t err, const char *path,
         return err;
 }
 
-/* Reject any key of obj not in allowed (NULL-terminated). */
-static schema_err_t load_check_keys(loader_t *ld, json_t *obj, const char *path,
-                                    const char *const *allowed) {
+schema_err_t schema__load_check_keys(schema__loader_t *ld, json_t *obj,
+                                     const char *path,
+                                     const char *const *allowed) {
         const char *key;
         json_t *value;
 
@@ -72,466 +72,78 @@ static schema_err_t load_check_keys(loader_t *ld, json_t *obj, const char *path,
                                 known = true;
                 if (!known) {
                         char p[SCHEMA_PATH_SIZE];
-                        path_join(p, path, key);
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "unknown key");
+                        schema__path_join(p, path, key);
+                        return FAIL(p, "unknown key");
                 }
         }
         return SCHEMA_OK;
 }
 
-/* A non-negative integer limit (min_length, max_length). */
-static schema_err_t load_length(loader_t *ld, json_t *def, const char *path,
-                                const char *key, int64_t *out) {
-        json_t *v = json_object_get(def, key);
-        char p[SCHEMA_PATH_SIZE];
-
-        *out = -1;
-        if (!v)
-                return SCHEMA_OK;
-        path_join(p, path, key);
-        if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be an integer >= 0");
-        *out = json_integer_value(v);
-        return SCHEMA_OK;
-}
-
-/* A numeric bound (minimum, maximum); integral for integer fields. */
-static schema_err_t load_bound(loader_t *ld, json_t *def, const char *path,
-                               const char *key, schema_type_t type, bool *has,
-                               double *out) {
-        json_t *v = json_object_get(def, key);
-        char p[SCHEMA_PATH_SIZE];
-        double d;
-
-        *has = false;
-        if (!v)
-                return SCHEMA_OK;
-        path_join(p, path, key);
-        if (!json_is_number(v))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be a number");
-        d = json_number_value(v);
-        if (type == SCHEMA_INTEGER &&
-            (d != floor(d) || fabs(d) > SCHEMA_EXACT_INT))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be an integer between -2^53 and 2^53");
-        *has = true;
-        *out = d;
-        return SCHEMA_OK;
-}
-
-static schema_err_t load_bool(loader_t *ld, json_t *def, const char *path,
-                              const char *key, bool *out) {
+schema_err_t schema__load_bool(schema__loader_t *ld, json_t *def,
+                               const char *path, const char *key, bool *out) {
         json_t *v = json_object_get(def, key);
         char p[SCHEMA_PATH_SIZE];
 
         if (!v)
                 return SCHEMA_OK;
         if (!json_is_boolean(v)) {
-                path_join(p, path, key);
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be true or false");
+                schema__path_join(p, path, key);
+                return FAIL(p, "must be true or false");
         }
         *out = json_is_true(v);
         return SCHEMA_OK;
 }
 
-static schema_err_t load_enum(loader_t *ld, json_t *def, const char *path,
-                              schema_field_t *field) {
-        json_t *v = json_object_get(def, "enum");
+schema_err_t schema__load_string(schema__loader_t *ld, json_t *def,
+                                 const char *path, const char *key,
+                                 bool required, bool as_name, char **out) {
+        json_t *v = json_object_get(def, key);
+        char p[SCHEMA_PATH_SIZE];
+        const char *s;
+
+        if (!v && !required)
+                return SCHEMA_OK;
+        schema__path_join(p, path, key);
+        s = json_string_value(v);
+        if (as_name && (!s || !schema__name_valid(s, json_string_length(v),
+                                                  SCHEMA_MAX_NAME, true)))
+                return FAIL(p, "must be a field name");
+        if (!s || !*s || strlen(s) != json_string_length(v))
+                return FAIL(p, "must be a non-empty string");
+        *out = xstrdup(s);
+        return SCHEMA_OK;
+}
+
+schema_err_t schema__load_strings(schema__loader_t *ld, json_t *def,
+                                  const char *path, const char *key,
+                                  char ***out, size_t *n) {
+        json_t *v = json_object_get(def, key), *item;
         char p[SCHEMA_PATH_SIZE];
         size_t i;
-        json_t *item;
 
         if (!v)
                 return SCHEMA_OK;
-        path_join(p, path, "enum");
-        if (!json_is_array(v) || json_array_size(v) == 0)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be a non-empty array of strings");
-        field->enum_values = xcalloc(json_array_size(v), sizeof(char *));
+        schema__path_join(p, path, key);
+        if (!json_is_array(v) || json_array_size(v) > SCHEMA_MAX_LIST)
+                return FAIL(p, "must be an array of at most %d strings",
+                            SCHEMA_MAX_LIST);
+        *out = xcalloc(json_array_size(v) + 1, sizeof(char *));
         json_array_foreach(v, i, item) {
-                if (!json_is_string(item) ||
-                    strlen(json_string_value(item)) != json_string_length(item))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be a non-empty array of "
-                                         "strings");
-                for (size_t k = 0; k < field->n_enum; k++)
-                        if (strcmp(field->enum_values[k],
-                                   json_string_value(item)) == 0)
-                                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                                 "lists a value twice");
-                field->enum_values[field->n_enum++] =
-                        xstrdup(json_string_value(item));
+                const char *s = json_string_value(item);
+                if (!s || !*s || strlen(s) != json_string_length(item))
+                        return FAIL(p, "must be an array of non-empty "
+                                       "strings");
+                for (size_t k = 0; k < *n; k++)
+                        if (strcmp((*out)[k], s) == 0)
+                                return FAIL(p, "lists %s twice", s);
+                (*out)[(*n)++] = xstrdup(s);
         }
         return SCHEMA_OK;
 }
 
-static schema_err_t load_field(loader_t *ld, const char *name, json_t *def,
-                               const char *path, schema_field_t *field) {
-        static const char *const keys[] = {
-                "type",       "required",   "secret",  "format",
-                "min_length", "max_length", "minimum", "maximum",
-                "enum",       "doc",        NULL};
-        schema_err_t err;
-        json_t *v;
-        char p[SCHEMA_PATH_SIZE];
-        size_t t;
-
-        field->name = xstrdup(name);
-        field->min_length = field->max_length = -1;
-        if (!json_is_object(def))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "must be an object");
-        if ((err = load_check_keys(ld, def, path, keys)) != SCHEMA_OK)
-                return err;
-
-        v = json_object_get(def, "type");
-        path_join(p, path, "type");
-        if (!v)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p, "is required");
-        for (t = 0; t < SCHEMA__ARRAY_LEN(schema__type_names); t++)
-                if (json_is_string(v) &&
-                    strcmp(json_string_value(v), schema__type_names[t]) == 0)
-                        break;
-        if (t == SCHEMA__ARRAY_LEN(schema__type_names))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be one of string, integer, number, "
-                                 "boolean, object, array");
-        field->type = (schema_type_t)t;
-
-        if ((err = load_bool(ld, def, path, "required", &field->required)) ||
-            (err = load_bool(ld, def, path, "secret", &field->secret)))
-                return err;
-
-        v = json_object_get(def, "doc");
-        if (v) {
-                if (!json_is_string(v)) {
-                        path_join(p, path, "doc");
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be a string");
-                }
-                field->doc = xstrdup(json_string_value(v));
-        }
-
-        v = json_object_get(def, "format");
-        if (v) {
-                size_t f;
-                path_join(p, path, "format");
-                if (field->type != SCHEMA_STRING)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "applies only to string fields");
-                for (f = 1; f < SCHEMA__ARRAY_LEN(schema__format_names); f++)
-                        if (json_is_string(v) &&
-                            strcmp(json_string_value(v),
-                                   schema__format_names[f]) == 0)
-                                break;
-                if (f == SCHEMA__ARRAY_LEN(schema__format_names))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be one of email, uuid, "
-                                         "date-time");
-                field->format = (schema_format_t)f;
-        }
-
-        if (json_object_get(def, "enum") && field->type != SCHEMA_STRING) {
-                path_join(p, path, "enum");
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "applies only to string fields");
-        }
-        if ((err = load_enum(ld, def, path, field)) != SCHEMA_OK)
-                return err;
-
-        if (field->type != SCHEMA_STRING && field->type != SCHEMA_ARRAY) {
-                const char *bad =
-                        json_object_get(def, "min_length")   ? "min_length"
-                        : json_object_get(def, "max_length") ? "max_length"
-                                                             : NULL;
-                if (bad) {
-                        path_join(p, path, bad);
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "applies only to string and array "
-                                         "fields");
-                }
-        }
-        if ((err = load_length(ld, def, path, "min_length",
-                               &field->min_length)) ||
-            (err = load_length(ld, def, path, "max_length",
-                               &field->max_length)))
-                return err;
-        if (field->min_length >= 0 && field->max_length >= 0 &&
-            field->min_length > field->max_length)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "min_length is greater than max_length");
-
-        if (field->type != SCHEMA_INTEGER && field->type != SCHEMA_NUMBER) {
-                const char *bad = json_object_get(def, "minimum")   ? "minimum"
-                                  : json_object_get(def, "maximum") ? "maximum"
-                                                                    : NULL;
-                if (bad) {
-                        path_join(p, path, bad);
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "applies only to integer and number "
-                                         "fields");
-                }
-        }
-        if ((err = load_bound(ld, def, path, "minimum", field->type,
-                              &field->has_minimum, &field->minimum)) ||
-            (err = load_bound(ld, def, path, "maximum", field->type,
-                              &field->has_maximum, &field->maximum)))
-                return err;
-        if (field->has_minimum && field->has_maximum &&
-            field->minimum > field->maximum)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "minimum is greater than maximum");
-        return SCHEMA_OK;
-}
-
-static schema_err_t load_fields(loader_t *ld, json_t *def, const char *path,
-                                schema_msg_t *msg) {
-        const char *name;
-        json_t *value;
-        char p[SCHEMA_PATH_SIZE];
-        schema_err_t err;
-
-        if (!def)
-                return SCHEMA_OK;
-        if (!json_is_object(def))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "must be an object");
-        if (json_object_size(def) > SCHEMA_MAX_FIELDS)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "declares more than %d fields",
-                                 SCHEMA_MAX_FIELDS);
-        msg->fields = xcalloc(json_object_size(def), sizeof(schema_field_t));
-        json_object_foreach(def, name, value) {
-                path_join(p, path, name);
-                if (!schema__name_valid(name, strlen(name), SCHEMA_MAX_NAME,
-                                        true))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "field names are letters, digits "
-                                         "and '_', at most %d bytes",
-                                         SCHEMA_MAX_NAME);
-                err = load_field(ld, name, value, p,
-                                 &msg->fields[msg->n_fields++]);
-                if (err != SCHEMA_OK)
-                        return err;
-        }
-        return SCHEMA_OK;
-}
-
-/* Split and check a route path; fills route->segments. */
-static schema_err_t load_path(loader_t *ld, const char *path_str, const char *p,
-                              schema_route_t *route) {
-        size_t len = strlen(path_str);
-        size_t start = 1, n_params = 0;
-
-        if (strncmp(path_str, "/api/", 5) != 0 || len == 5)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must start with /api/ and name a resource");
-        if (strcmp(path_str, "/api/operations") == 0 ||
-            strncmp(path_str, "/api/operations/", 16) == 0)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "/api/operations is reserved for the edge");
-        route->segments = xcalloc(SCHEMA_MAX_SEGMENTS, sizeof(char *));
-        for (size_t i = 1; i <= len; i++) {
-                if (i < len && path_str[i] != '/')
-                        continue;
-                const char *seg = path_str + start;
-                size_t slen = i - start;
-                start = i + 1;
-                if (slen == 0)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must not have empty segments or "
-                                         "end with '/'");
-                if (route->n_segments == SCHEMA_MAX_SEGMENTS)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "has more than %d segments",
-                                         SCHEMA_MAX_SEGMENTS);
-                if (seg[0] == '{') {
-                        if (slen < 3 || seg[slen - 1] != '}' ||
-                            !schema__name_valid(seg + 1, slen - 2,
-                                                SCHEMA_MAX_NAME, true))
-                                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                                 "parameter segments are "
-                                                 "{name} with a field name");
-                        if (++n_params > SCHEMA_MAX_PARAMS)
-                                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                                 "has more than %d "
-                                                 "parameters",
-                                                 SCHEMA_MAX_PARAMS);
-                        for (size_t k = 0; k < route->n_segments; k++)
-                                if (strlen(route->segments[k]) == slen &&
-                                    memcmp(route->segments[k], seg, slen) == 0)
-                                        return load_fail(
-                                                ld, SCHEMA_BAD_DEFINITION, p,
-                                                "names parameter %.*s twice",
-                                                (int)slen, seg);
-                } else {
-                        for (size_t k = 0; k < slen; k++) {
-                                char c = seg[k];
-                                if (!((c >= 'a' && c <= 'z') ||
-                                      (c >= 'A' && c <= 'Z') ||
-                                      schema__is_digit(c) || c == '-' ||
-                                      c == '.' || c == '_' || c == '~'))
-                                        return load_fail(
-                                                ld, SCHEMA_BAD_DEFINITION, p,
-                                                "literal segments are "
-                                                "letters, digits and -._~");
-                        }
-                }
-                route->segments[route->n_segments++] = xstrndup(seg, slen);
-        }
-        return SCHEMA_OK;
-}
-
-static schema_err_t load_route(loader_t *ld, json_t *def, const char *path,
-                               schema_route_t *route) {
-        static const char *const keys[] = {
-                "method", "path",       "auth",     "mode",         "role",
-                "terms",  "rate_limit", "rate_key", "secret_reply", NULL};
-        char p[SCHEMA_PATH_SIZE];
-        schema_err_t err;
-        json_t *v;
-
-        if (!json_is_object(def))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "must be an object");
-        if ((err = load_check_keys(ld, def, path, keys)) != SCHEMA_OK)
-                return err;
-
-        v = json_object_get(def, "method");
-        path_join(p, path, "method");
-        if (!json_is_string(v) ||
-            schema__method_index(json_string_value(v), json_string_length(v)) <
-                    0)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be one of GET, POST, PUT, PATCH, "
-                                 "DELETE");
-        route->method = xstrdup(json_string_value(v));
-
-        v = json_object_get(def, "path");
-        path_join(p, path, "path");
-        if (!json_is_string(v))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be a string");
-        route->path = xstrdup(json_string_value(v));
-        if ((err = load_path(ld, route->path, p, route)) != SCHEMA_OK)
-                return err;
-
-        v = json_object_get(def, "auth");
-        if (!json_is_boolean(v)) {
-                path_join(p, path, "auth");
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be true or false");
-        }
-        route->auth = json_is_true(v);
-
-        v = json_object_get(def, "mode");
-        path_join(p, path, "mode");
-        if (json_is_string(v) && strcmp(json_string_value(v), "sync") == 0)
-                route->mode = SCHEMA_MODE_SYNC;
-        else if (json_is_string(v) &&
-                 strcmp(json_string_value(v), "async") == 0)
-                route->mode = SCHEMA_MODE_ASYNC;
-        else
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be \"sync\" or \"async\"");
-
-        v = json_object_get(def, "role");
-        if (v) {
-                path_join(p, path, "role");
-                if (!json_is_string(v) ||
-                    !(route->role = schema_role_parse(json_string_value(v),
-                                                      json_string_length(v))))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be one of viewer, member, "
-                                         "admin, owner");
-                if (!route->auth)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "a role needs \"auth\": true");
-        }
-        v = json_object_get(def, "terms");
-        if (v) {
-                path_join(p, path, "terms");
-                if (!json_is_boolean(v))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be true or false");
-                route->terms = json_is_true(v);
-                if (route->terms && !route->auth)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "terms needs \"auth\": true");
-        }
-        v = json_object_get(def, "rate_limit");
-        if (v) {
-                const char *b = json_string_value(v);
-                path_join(p, path, "rate_limit");
-                if (!b || !*b || strlen(b) > 32 ||
-                    strspn(b, "abcdefghijklmnopqrstuvwxyz_") != strlen(b))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be a bucket name of a-z and _");
-                route->rate_limit = xstrdup(b);
-        }
-        v = json_object_get(def, "secret_reply");
-        if (v) {
-                path_join(p, path, "secret_reply");
-                if (!json_is_boolean(v))
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be true or false");
-                route->secret_reply = json_is_true(v);
-        }
-        v = json_object_get(def, "rate_key");
-        if (v) {
-                path_join(p, path, "rate_key");
-                if (!json_is_string(v) || !route->rate_limit)
-                        return load_fail(
-                                ld, SCHEMA_BAD_DEFINITION, p,
-                                "must be a field name, with rate_limit");
-                route->rate_key = xstrdup(json_string_value(v));
-        }
-        return SCHEMA_OK;
-}
-
-/* Every {param} names a declared string field, which becomes in_path. */
-static schema_err_t load_bind_params(loader_t *ld, const char *path,
-                                     schema_msg_t *msg) {
-        char p[SCHEMA_PATH_SIZE];
-
-        path_join(p, path, "route.path");
-        for (size_t i = 0; i < msg->route.n_segments; i++) {
-                const char *seg = msg->route.segments[i];
-                schema_field_t *field;
-                if (!schema__segment_is_param(seg))
-                        continue;
-                field = (schema_field_t *)schema__param_field(msg, seg);
-                if (!field)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "parameter %s is not a declared "
-                                         "field",
-                                         seg);
-                if (field->type != SCHEMA_STRING)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "parameter %s must be declared as a "
-                                         "string field",
-                                         seg);
-                field->in_path = true;
-                field->required = true;
-        }
-        if (msg->route.rate_key) {
-                bool found = false;
-                for (size_t i = 0; i < msg->n_fields; i++)
-                        if (strcmp(msg->fields[i].name, msg->route.rate_key) ==
-                            0)
-                                found = msg->fields[i].type == SCHEMA_STRING;
-                if (!found) {
-                        path_join(p, path, "route.rate_key");
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must name a declared string field");
-                }
-        }
-        return SCHEMA_OK;
-}
+/* ------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------ */
 
 /* Same number of segments, literals equal, parameters where parameters are. */
 static bool route_same_shape(const schema_route_t *a, const schema_route_t *b) {
@@ -548,118 +160,150 @@ static bool route_same_shape(const schema_route_t *a, const schema_route_t *b) {
 }
 
 /* Check the newest message against all earlier ones. */
-static schema_err_t load_check_unique(loader_t *ld, const char *path) {
+static schema_err_t load_check_unique(schema__loader_t *ld, const char *path) {
         schema_set_t *set = ld->set;
         const schema_msg_t *msg = &set->msgs[set->n_msgs - 1];
         char p[SCHEMA_PATH_SIZE];
 
+        if (schema_find_event(set, slice_of(msg->type))) {
+                schema__path_join(p, path, "type");
+                return FAIL(p, "%s is the type of an event", msg->type);
+        }
         for (size_t i = 0; i + 1 < set->n_msgs; i++) {
                 const schema_msg_t *old = &set->msgs[i];
                 if (strcmp(old->type, msg->type) == 0) {
-                        path_join(p, path, "type");
-                        return load_fail(ld, SCHEMA_DUPLICATE, p,
-                                         "%s is already declared in %s",
-                                         msg->type, old->file);
+                        schema__path_join(p, path, "type");
+                        return schema__load_fail(ld, SCHEMA_DUPLICATE, p,
+                                                 "%s is already declared in "
+                                                 "%s",
+                                                 msg->type, old->file);
                 }
                 if (!msg->route.method || !old->route.method ||
                     !route_same_shape(&old->route, &msg->route))
                         continue;
-                path_join(p, path, "route");
+                schema__path_join(p, path, "route");
                 if (strcmp(old->route.method, msg->route.method) == 0)
-                        return load_fail(ld, SCHEMA_DUPLICATE, p,
-                                         "%s %s is already routed to %s in %s",
-                                         msg->route.method, msg->route.path,
-                                         old->type, old->file);
+                        return schema__load_fail(
+                                ld, SCHEMA_DUPLICATE, p,
+                                "%s %s is already routed to %s in %s",
+                                msg->route.method, msg->route.path, old->type,
+                                old->file);
                 /* OpenAPI forbids one path shape under two spellings. */
                 if (strcmp(old->route.path, msg->route.path) != 0)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "path must name its parameters as "
-                                         "%s does (%s in %s)",
-                                         old->route.path, old->type, old->file);
+                        return FAIL(p,
+                                    "path must name its parameters as %s does "
+                                    "(%s in %s)",
+                                    old->route.path, old->type, old->file);
         }
         return SCHEMA_OK;
 }
 
-static schema_err_t load_msg(loader_t *ld, json_t *def, const char *path,
-                             schema_msg_t *msg) {
-        static const char *const keys[] = {"type",  "version", "summary",
-                                           "route", "fields",  "additional",
-                                           NULL};
+static schema_err_t load_type(schema__loader_t *ld, json_t *def,
+                              const char *path, schema_msg_t *msg) {
+        json_t *v = json_object_get(def, "type");
+        size_t glen = strlen(ld->group);
+        char p[SCHEMA_PATH_SIZE];
+        const char *s;
+        size_t len, start = 0;
+
+        schema__path_join(p, path, "type");
+        if (!json_is_string(v))
+                return FAIL(p, "must be a string");
+        msg->type = xstrdup(json_string_value(v));
+        if (strncmp(msg->type, ld->group, glen) != 0 || msg->type[glen] != '.')
+                return FAIL(p, "must start with \"%s.\"", ld->group);
+        if (strlen(msg->type) > SCHEMA_MAX_TYPE)
+                return FAIL(p, "must be at most %d bytes", SCHEMA_MAX_TYPE);
+        /* After the group: dot-separated names. */
+        s = msg->type + glen + 1;
+        len = strlen(s);
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && s[i] != '.')
+                        continue;
+                if (!schema__name_valid(s + start, i - start, SCHEMA_MAX_TYPE,
+                                        false))
+                        return FAIL(p, "must be \"<group>.<name>\" in "
+                                       "lowercase letters, digits and '_'");
+                start = i + 1;
+        }
+        return SCHEMA_OK;
+}
+
+static schema_err_t load_reply(schema__loader_t *ld, json_t *def,
+                               const char *path, schema_msg_t *msg) {
+        static const char *const keys[] = {"fields", "additional", NULL};
+        json_t *v = json_object_get(def, "reply");
+        char p[SCHEMA_PATH_SIZE], q[SCHEMA_PATH_SIZE];
+        schema_err_t err;
+
+        if (!v)
+                return SCHEMA_OK;
+        schema__path_join(p, path, "reply");
+        if (!json_is_object(v) || !json_object_get(v, "fields"))
+                return FAIL(p, "must be {\"fields\": {...}}");
+        msg->reply = xcalloc(1, sizeof(*msg->reply));
+        schema__path_join(q, p, "fields");
+        if ((err = schema__load_check_keys(ld, v, p, keys)) ||
+            (err = schema__load_bool(ld, v, p, "additional",
+                                     &msg->reply->additional)))
+                return err;
+        return schema__load_fields(ld, json_object_get(v, "fields"), q,
+                                   SCHEMA__TOP, 1, &msg->reply->fields,
+                                   &msg->reply->n_fields);
+}
+
+static schema_err_t load_msg(schema__loader_t *ld, json_t *def,
+                             const char *path, schema_msg_t *msg) {
+        static const char *const keys[] = {"type",      "version", "summary",
+                                           "route",     "fields",  "additional",
+                                           "read_only", "reply",   NULL};
         char p[SCHEMA_PATH_SIZE];
         schema_err_t err;
         json_t *v;
-        size_t glen = strlen(ld->group);
 
         msg->file = ld->file;
         msg->group = xstrdup(ld->group);
         if (!json_is_object(def))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, path,
-                                 "must be an object");
-        if ((err = load_check_keys(ld, def, path, keys)) != SCHEMA_OK)
+                return FAIL(path, "must be an object");
+        if ((err = schema__load_check_keys(ld, def, path, keys)) ||
+            (err = load_type(ld, def, path, msg)))
                 return err;
 
-        v = json_object_get(def, "type");
-        path_join(p, path, "type");
-        if (!json_is_string(v))
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be a string");
-        msg->type = xstrdup(json_string_value(v));
-        if (strncmp(msg->type, ld->group, glen) != 0 || msg->type[glen] != '.')
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must start with \"%s.\"", ld->group);
-        {
-                /* After the group: dot-separated names. */
-                const char *s = msg->type + glen + 1;
-                size_t len = strlen(s), start = 0;
-                if (strlen(msg->type) > SCHEMA_MAX_TYPE)
-                        return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                         "must be at most %d bytes",
-                                         SCHEMA_MAX_TYPE);
-                for (size_t i = 0; i <= len; i++) {
-                        if (i < len && s[i] != '.')
-                                continue;
-                        if (!schema__name_valid(s + start, i - start,
-                                                SCHEMA_MAX_TYPE, false))
-                                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                                 "must be \"<group>.<name>\" "
-                                                 "in lowercase letters, "
-                                                 "digits and '_'");
-                        start = i + 1;
-                }
-        }
-
         v = json_object_get(def, "version");
-        path_join(p, path, "version");
+        schema__path_join(p, path, "version");
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > 1000000)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be an integer >= 1");
+                return FAIL(p, "must be an integer >= 1");
         msg->version = (int)json_integer_value(v);
 
-        v = json_object_get(def, "summary");
-        path_join(p, path, "summary");
-        if (!json_is_string(v) || json_string_length(v) == 0)
-                return load_fail(ld, SCHEMA_BAD_DEFINITION, p,
-                                 "must be a non-empty string");
-        msg->summary = xstrdup(json_string_value(v));
-
-        if ((err = load_bool(ld, def, path, "additional", &msg->additional)))
+        if ((err = schema__load_string(ld, def, path, "summary", true, false,
+                                       &msg->summary)) ||
+            (err = schema__load_bool(ld, def, path, "additional",
+                                     &msg->additional)) ||
+            (err = schema__load_bool(ld, def, path, "read_only",
+                                     &msg->read_only)))
                 return err;
 
         v = json_object_get(def, "route");
         if (v) {
-                path_join(p, path, "route");
-                if ((err = load_route(ld, v, p, &msg->route)) != SCHEMA_OK)
+                schema__path_join(p, path, "route");
+                if ((err = schema__load_route(ld, v, p, &msg->route)))
                         return err;
         }
-
-        path_join(p, path, "fields");
-        if ((err = load_fields(ld, json_object_get(def, "fields"), p, msg)))
-                return err;
-        if ((err = load_bind_params(ld, path, msg)) != SCHEMA_OK)
+        schema__path_join(p, path, "fields");
+        if ((err = schema__load_fields(ld, json_object_get(def, "fields"), p,
+                                       msg->route.method ? SCHEMA__TOP_ROUTED
+                                                         : SCHEMA__TOP,
+                                       1, &msg->fields, &msg->n_fields)) ||
+            (err = schema__load_bind_route(ld, path, msg)) ||
+            (err = load_reply(ld, def, path, msg)))
                 return err;
         return load_check_unique(ld, path);
 }
+
+/* ------------------------------------------------------------------------
+ * Files
+ * ------------------------------------------------------------------------ */
 
 static void set_add_group(schema_set_t *set, const char *group) {
         for (size_t i = 0; i < set->n_groups; i++)
@@ -670,71 +314,115 @@ static void set_add_group(schema_set_t *set, const char *group) {
         set->groups[set->n_groups++] = xstrdup(group);
 }
 
-static schema_err_t load_source(loader_t *ld, const schema_source_t *src) {
-        static const char *const keys[] = {"group", "messages", NULL};
+/* Append a zeroed element, so destroy frees a half-loaded one. */
+static void *set_append(void **array, size_t *n, size_t size) {
+        char *grown = xrealloc(*array, (*n + 1) * size);
+
+        memset(grown + *n * size, 0, size);
+        *array = grown;
+        return grown + (*n)++ * size;
+}
+
+/* The optional array root[key] (NULL when absent). */
+static schema_err_t load_list(schema__loader_t *ld, json_t *root,
+                              const char *key, bool required, json_t **out) {
+        *out = json_object_get(root, key);
+        if ((*out || required) && !json_is_array(*out))
+                return FAIL(key, "must be an array");
+        return SCHEMA_OK;
+}
+
+/* First pass over one file: everything it declares, into the set. */
+static schema_err_t load_source(schema__loader_t *ld, json_t *root) {
+        static const char *const keys[] = {"group", "messages", "events",
+                                           "facts", NULL};
         schema_set_t *set = ld->set;
-        schema_err_t err = SCHEMA_OK;
-        json_error_t jerr;
-        json_t *root, *v, *def;
+        schema_err_t err;
+        json_t *v, *def;
+        char p[SCHEMA_PATH_SIZE];
         size_t i;
 
-        root = json_loadb(src->text, src->len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root) {
-                char p[SCHEMA_PATH_SIZE];
-                snprintf(p, sizeof(p), "line %d, column %d", jerr.line,
-                         jerr.column);
-                return load_fail(ld, SCHEMA_BAD_JSON, p, "%s", jerr.text);
-        }
-        if (!json_is_object(root)) {
-                err = load_fail(ld, SCHEMA_BAD_DEFINITION, "(root)",
-                                "must be an object");
-                goto out;
-        }
-        if ((err = load_check_keys(ld, root, "(root)", keys)) != SCHEMA_OK)
-                goto out;
-
+        if (!json_is_object(root))
+                return FAIL("(root)", "must be an object");
+        if ((err = schema__load_check_keys(ld, root, "(root)", keys)))
+                return err;
         v = json_object_get(root, "group");
         if (!json_is_string(v) ||
             !schema__name_valid(json_string_value(v), json_string_length(v),
-                                SCHEMA_MAX_NAME, false)) {
-                err = load_fail(ld, SCHEMA_BAD_DEFINITION, "group",
-                                "must be a name in lowercase letters, digits "
-                                "and '_'");
-                goto out;
-        }
+                                SCHEMA_MAX_NAME, false))
+                return FAIL("group", "must be a name in lowercase letters, "
+                                     "digits and '_'");
         set_add_group(set, json_string_value(v));
         for (i = 0; i < set->n_groups; i++)
                 if (strcmp(set->groups[i], json_string_value(v)) == 0)
                         ld->group = set->groups[i];
 
-        v = json_object_get(root, "messages");
-        if (!json_is_array(v)) {
-                err = load_fail(ld, SCHEMA_BAD_DEFINITION, "messages",
-                                "must be an array");
-                goto out;
-        }
+        if ((err = load_list(ld, root, "messages", true, &v)))
+                return err;
         json_array_foreach(v, i, def) {
-                char p[SCHEMA_PATH_SIZE];
-                snprintf(p, sizeof(p), "messages[%zu]", i);
-                /* Append first, zeroed, so destroy frees a half-loaded one. */
-                set->msgs = xrealloc(set->msgs,
-                                     (set->n_msgs + 1) * sizeof(schema_msg_t));
-                memset(&set->msgs[set->n_msgs], 0, sizeof(schema_msg_t));
-                set->n_msgs++;
-                err = load_msg(ld, def, p, &set->msgs[set->n_msgs - 1]);
-                if (err != SCHEMA_OK)
-                        goto out;
+                schema__path_index(p, "messages", i);
+                if ((err = load_msg(ld, def, p,
+                                    set_append((void **)&set->msgs,
+                                               &set->n_msgs,
+                                               sizeof(schema_msg_t)))))
+                        return err;
         }
-out:
-        json_decref(root);
-        return err;
+        if ((err = load_list(ld, root, "events", false, &v)))
+                return err;
+        json_array_foreach(v, i, def) {
+                schema__path_index(p, "events", i);
+                if ((err = schema__load_event(
+                             ld, def, p,
+                             set_append((void **)&set->events, &set->n_events,
+                                        sizeof(schema_event_t)))))
+                        return err;
+        }
+        if ((err = load_list(ld, root, "facts", false, &v)))
+                return err;
+        json_array_foreach(v, i, def) {
+                schema__path_index(p, "facts", i);
+                if ((err = schema__load_fact(
+                             ld, def, p,
+                             set_append((void **)&set->facts, &set->n_facts,
+                                        sizeof(schema_fact_t)))))
+                        return err;
+        }
+        return SCHEMA_OK;
+}
+
+/* Second pass over one file; *msg and *fact index its first message and
+ * fact in the set, and move past the file's own. */
+static schema_err_t link_source(schema__loader_t *ld, json_t *root, size_t *msg,
+                                size_t *fact) {
+        json_t *list, *def;
+        char p[SCHEMA_PATH_SIZE];
+        schema_err_t err;
+        size_t i;
+
+        list = json_object_get(root, "messages");
+        json_array_foreach(list, i, def) {
+                schema__path_index(p, "messages", i);
+                if ((err = schema__load_link_route(ld, def, p,
+                                                   &ld->set->msgs[(*msg)++])))
+                        return err;
+        }
+        list = json_object_get(root, "facts");
+        json_array_foreach(list, i, def) {
+                schema__path_index(p, "facts", i);
+                if ((err = schema__load_link_fact(ld, p,
+                                                  &ld->set->facts[(*fact)++])))
+                        return err;
+        }
+        return SCHEMA_OK;
 }
 
 schema_err_t schema_set_load(schema_set_t **out, const schema_source_t *sources,
                              size_t n_sources, char *errstr, size_t errlen) {
-        schema_set_t *set;
+        schema__loader_t ld = {.errstr = errstr, .errlen = errlen};
         schema_err_t err = SCHEMA_OK;
-        loader_t ld = {.errstr = errstr, .errlen = errlen};
+        json_t **roots;
+        schema_set_t *set;
+        size_t n_roots = 0, msg = 0, fact = 0;
 
         assert(out);
         *out = NULL;
@@ -742,20 +430,97 @@ schema_err_t schema_set_load(schema_set_t **out, const schema_source_t *sources,
                 errstr[0] = '\0';
         set = xcalloc(1, sizeof(*set));
         set->files = xcalloc(n_sources ? n_sources : 1, sizeof(char *));
+        roots = xcalloc(n_sources ? n_sources : 1, sizeof(json_t *));
         ld.set = set;
         for (size_t i = 0; i < n_sources; i++) {
+                json_error_t jerr;
                 set->files[set->n_files++] = xstrdup(
                         sources[i].name ? sources[i].name : "(unnamed)");
                 ld.file = set->files[i];
                 ld.group = NULL;
-                err = load_source(&ld, &sources[i]);
-                if (err != SCHEMA_OK)
-                        goto fail;
+                roots[i] = json_loadb(sources[i].text, sources[i].len,
+                                      JSON_REJECT_DUPLICATES, &jerr);
+                if (!roots[i]) {
+                        char p[SCHEMA_PATH_SIZE];
+                        snprintf(p, sizeof(p), "line %d, column %d", jerr.line,
+                                 jerr.column);
+                        err = schema__load_fail(&ld, SCHEMA_BAD_JSON, p, "%s",
+                                                jerr.text);
+                        goto out;
+                }
+                n_roots++;
+                if ((err = load_source(&ld, roots[i])))
+                        goto out;
+        }
+        for (size_t i = 0; i < n_sources; i++) {
+                ld.file = set->files[i];
+                if ((err = link_source(&ld, roots[i], &msg, &fact)))
+                        goto out;
         }
         *out = set;
-        return SCHEMA_OK;
-
-fail:
+        set = NULL;
+out:
+        for (size_t i = 0; i < n_roots; i++)
+                json_decref(roots[i]);
+        free(roots);
         schema_set_destroy(set);
         return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Topics
+ * ------------------------------------------------------------------------ */
+
+static bool topic_known(const char *const *topics, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (topics[i] && strcmp(topics[i], name) == 0)
+                        return true;
+        return false;
+}
+
+schema_err_t schema_set_check_topics(const schema_set_t *set,
+                                     const char *const *topics, size_t n_topics,
+                                     char *errstr, size_t errlen) {
+        schema__loader_t loader = {.errstr = errstr, .errlen = errlen};
+        schema__loader_t *ld = &loader;
+        char topic[SCHEMA_MAX_NAME + 16], p[SCHEMA_PATH_SIZE];
+        size_t first = 0; /* index of the first message of msg's file */
+
+        if (errstr && errlen)
+                errstr[0] = '\0';
+        if (!set)
+                return SCHEMA_OK;
+        for (size_t i = 0; i < set->n_msgs; i++) {
+                const schema_msg_t *msg = &set->msgs[i];
+                if (i && msg->file != set->msgs[i - 1].file)
+                        first = i;
+                ld->file = msg->file;
+                snprintf(topic, sizeof(topic), "%s.commands", msg->group);
+                if (!topic_known(topics, n_topics, topic))
+                        return FAIL("group",
+                                    "topic %s is not declared in "
+                                    "topics.json",
+                                    topic);
+                if (!msg->route.stream ||
+                    topic_known(topics, n_topics, msg->route.stream->topic))
+                        continue;
+                snprintf(p, sizeof(p), "messages[%zu].route.stream.topic",
+                         i - first);
+                return FAIL(p, "%s is not declared in topics.json",
+                            msg->route.stream->topic);
+        }
+        for (size_t i = 0; i < set->n_events + set->n_facts; i++) {
+                const char *group =
+                        i < set->n_events ? set->events[i].group
+                                          : set->facts[i - set->n_events].group;
+                ld->file = i < set->n_events
+                                   ? set->events[i].file
+                                   : set->facts[i - set->n_events].file;
+                snprintf(topic, sizeof(topic), "%s.events", group);
+                if (!topic_known(topics, n_topics, topic))
+                        return FAIL(i < set->n_events ? "events" : "facts",
+                                    "topic %s is not declared in topics.json",
+                                    topic);
+        }
+        return SCHEMA_OK;
 }

@@ -1,66 +1,68 @@
 /*
  * schema_openapi.c - the OpenAPI 3.1 document generated from the schemas
  * (see schema_openapi in schema.h).
+ *
+ * The document is the whole truth of the HTTP API: every routed message is
+ * an operation (schema_openapi_op.c), the edge's own routes are added here,
+ * every error status has a response component with the problem+json shape,
+ * and links say which answer feeds which request: a list's items feed the
+ * operations on one item, a creation's id the operations on it, and a 202's
+ * operation id GET /api/operations/{id}.
  */
 #include "schema_internal.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
-/* ------------------------------------------------------------------------
- * OpenAPI
- * ------------------------------------------------------------------------ */
-
-static json_t *openapi_field_schema(const schema_field_t *field) {
-        json_t *s = json_object();
-
-        json_object_set_new(s, "type",
-                            json_string(schema__type_names[field->type]));
-        if (field->format != SCHEMA_FORMAT_NONE)
-                json_object_set_new(
-                        s, "format",
-                        json_string(schema__format_names[field->format]));
-        if (field->type == SCHEMA_STRING) {
-                if (field->min_length >= 0)
-                        json_object_set_new(s, "minLength",
-                                            json_integer(field->min_length));
-                if (field->max_length >= 0)
-                        json_object_set_new(s, "maxLength",
-                                            json_integer(field->max_length));
-        } else if (field->type == SCHEMA_ARRAY) {
-                if (field->min_length >= 0)
-                        json_object_set_new(s, "minItems",
-                                            json_integer(field->min_length));
-                if (field->max_length >= 0)
-                        json_object_set_new(s, "maxItems",
-                                            json_integer(field->max_length));
-        }
-        if (field->has_minimum)
-                json_object_set_new(
-                        s, "minimum",
-                        field->type == SCHEMA_INTEGER
-                                ? json_integer((json_int_t)field->minimum)
-                                : json_real(field->minimum));
-        if (field->has_maximum)
-                json_object_set_new(
-                        s, "maximum",
-                        field->type == SCHEMA_INTEGER
-                                ? json_integer((json_int_t)field->maximum)
-                                : json_real(field->maximum));
-        if (field->n_enum) {
-                json_t *e = json_array();
-                for (size_t i = 0; i < field->n_enum; i++)
-                        json_array_append_new(
-                                e, json_string(field->enum_values[i]));
-                json_object_set_new(s, "enum", e);
-        }
-        if (field->secret)
-                json_object_set_new(s, "writeOnly", json_true());
-        if (field->doc)
-                json_object_set_new(s, "description", json_string(field->doc));
-        return s;
-}
+/* Every status the API answers with a problem (or 202), as components. */
+static const struct {
+        int status;
+        const char *name;
+        const char *description;
+} openapi_statuses[] = {
+        {202, "Accepted",
+         "Accepted (an async route, or Prefer: respond-async): the command is "
+         "queued; its result will be at /api/operations/{id} (see "
+         "Location)."},
+        {301, "MovedPermanently", "Redirected to the Location header."},
+        {302, "Found", "Redirected to the Location header."},
+        {303, "SeeOther", "Redirected to the Location header."},
+        {307, "TemporaryRedirect", "Redirected to the Location header."},
+        {400, "BadRequest",
+         "The body or a parameter is invalid; errors names each field."},
+        {401, "Unauthorized",
+         "Not authenticated: the bearer token, or the credentials or secret "
+         "sent, are missing, wrong or no longer valid."},
+        {403, "Forbidden",
+         "Authenticated but not allowed: a role or a required acceptance is "
+         "missing; detail says which."},
+        {404, "NotFound", "No such resource (or one of another organisation)."},
+        {405, "MethodNotAllowed",
+         "The path exists but not with this method; see Allow."},
+        {409, "Conflict",
+         "The request conflicts with the current state (already done, "
+         "already exists, or the last owner)."},
+        {410, "Gone", "The link or token has expired or was used already."},
+        {413, "ContentTooLarge", "The body is larger than allowed."},
+        {415, "UnsupportedMediaType", "The body must be application/json."},
+        {422, "UnprocessableContent",
+         "Well-formed but refused: the Idempotency-Key was used for another "
+         "request, or a rule (such as the password policy) is not met; detail "
+         "says which."},
+        {423, "Locked", "The resource is locked for now."},
+        {429, "TooManyRequests",
+         "Too many attempts; retry after Retry-After seconds."},
+        {500, "InternalError",
+         "The group failed to handle the command (a bug, logged); the "
+         "command is in its dead-letter queue."},
+        {502, "BadGateway", "The group answered something malformed."},
+        {503, "Unavailable",
+         "The bus is unreachable, the edge is full, or a fact the route "
+         "needs is not known yet; retry after Retry-After seconds."},
+        {504, "Timeout",
+         "No reply in time; the command stays queued and its result will be "
+         "at /api/operations/{id} (see Location)."},
+};
 
 static json_t *openapi_ref(const char *kind, const char *name) {
         char ref[128];
@@ -73,218 +75,313 @@ static json_t *openapi_content(const char *media, json_t *schema) {
         return json_pack("{s:{s:o}}", media, "schema", schema);
 }
 
-/* The error responses every API operation may give, as components. */
-static const struct {
-        const char *status;
-        const char *name;
-        const char *description;
-} openapi_errors[] = {
-        {"400", "BadRequest",
-         "The body or a parameter is invalid; errors names each field."},
-        {"401", "Unauthorized", "A bearer token is missing or invalid."},
-        {"404", "NotFound", "No such route or resource."},
-        {"405", "MethodNotAllowed",
-         "The path exists but not with this method; see Allow."},
-        {"413", "PayloadTooLarge", "The body is larger than allowed."},
-        {"415", "UnsupportedMediaType", "The body must be application/json."},
-        {"503", "Unavailable",
-         "The service is overloaded or not ready; retry later."},
-        {"504", "Timeout",
-         "No reply in time; the result will be at /api/operations/{id}."},
-};
+static json_t *openapi_header(const char *doc) {
+        return json_pack("{s:s, s:{s:s}}", "description", doc, "schema", "type",
+                         "string");
+}
+
+/* The 202 answer, inline so it can carry its link. */
+static json_t *openapi_accepted(void) {
+        return json_pack(
+                "{s:s, s:{s:o}, s:o, s:{s:{s:s, s:s, s:{s:s}}}}", "description",
+                openapi_statuses[0].description, "headers", "Location",
+                openapi_header("/api/operations/{id} of the command."),
+                "content",
+                openapi_content("application/json",
+                                openapi_ref("schemas", "Accepted")),
+                "links", "operation", "operationId", "edge.operation",
+                "description",
+                "The result of the queued command, by its operation id.",
+                "parameters", "id", "$response.body#/operation_id");
+}
+
+json_t *schema__openapi_response(int status) {
+        char description[64];
+
+        if (status == 202)
+                return openapi_accepted();
+        for (size_t i = 0; i < SCHEMA__ARRAY_LEN(openapi_statuses); i++)
+                if (openapi_statuses[i].status == status)
+                        return openapi_ref("responses",
+                                           openapi_statuses[i].name);
+        snprintf(description, sizeof(description), "Refused with status %d.",
+                 status);
+        return json_pack("{s:s, s:o}", "description", description, "content",
+                         openapi_content("application/problem+json",
+                                         openapi_ref("schemas", "Problem")));
+}
+
+/* ------------------------------------------------------------------------
+ * Components
+ * ------------------------------------------------------------------------ */
 
 static json_t *openapi_problem_schema(void) {
         return json_pack(
-                "{s:s, s:s, s:{s:{s:s, s:s}, s:{s:s}, s:{s:s}, s:{s:s}, "
-                "s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}}, s:[s,s]}}}}",
+                "{s:s, s:s, s:[s,s,s], s:{s:{s:s}, s:{s:s}, s:{s:s}, "
+                "s:{s:s}, s:{s:s}, s:{s:s, s:s}, s:{s:s, s:{s:s, s:[s,s], "
+                "s:{s:{s:s}, s:{s:s}}}}}}",
                 "type", "object", "description",
                 "RFC 9457 problem details, with one entry in errors per "
-                "invalid field.",
-                "properties", "type", "type", "string", "format",
-                "uri-reference", "title", "type", "string", "status", "type",
+                "invalid field (its full path, or the parameter or header "
+                "name). Other members may extend it.",
+                "required", "type", "title", "status", "properties", "type",
+                "type", "string", "title", "type", "string", "status", "type",
                 "integer", "detail", "type", "string", "instance", "type",
-                "string", "errors", "type", "array", "items", "type", "object",
-                "properties", "field", "type", "string", "reason", "type",
-                "string", "required", "field", "reason");
+                "string", "retry_after", "type", "integer", "description",
+                "Seconds to wait before trying again.", "errors", "type",
+                "array", "items", "type", "object", "required", "field",
+                "reason", "properties", "field", "type", "string", "reason",
+                "type", "string");
 }
 
 static json_t *openapi_components(void) {
         json_t *responses = json_object();
 
-        for (size_t i = 0; i < SCHEMA__ARRAY_LEN(openapi_errors); i++)
-                json_object_set_new(
-                        responses, openapi_errors[i].name,
-                        json_pack("{s:s, s:o}", "description",
-                                  openapi_errors[i].description, "content",
-                                  openapi_content(
-                                          "application/problem+json",
-                                          openapi_ref("schemas", "Problem"))));
-        return json_pack("{s:{s:o}, s:o, s:{s:{s:s, s:s, s:s}}}", "schemas",
-                         "Problem", openapi_problem_schema(), "responses",
-                         responses, "securitySchemes", "bearerAuth", "type",
-                         "http", "scheme", "bearer", "bearerFormat", "JWT");
+        for (size_t i = 1; i < SCHEMA__ARRAY_LEN(openapi_statuses); i++) {
+                int s = openapi_statuses[i].status;
+                json_t *r = json_pack("{s:s}", "description",
+                                      openapi_statuses[i].description);
+                if (s >= 300 && s < 400) {
+                        json_object_set_new(
+                                r, "headers",
+                                json_pack("{s:o}", "Location",
+                                          openapi_header("Where to go.")));
+                } else {
+                        json_object_set_new(
+                                r, "content",
+                                openapi_content(
+                                        "application/problem+json",
+                                        openapi_ref("schemas", "Problem")));
+                }
+                if (s == 429 || s == 503)
+                        json_object_set_new(
+                                r, "headers",
+                                json_pack("{s:o}", "Retry-After",
+                                          openapi_header("Seconds to wait.")));
+                else if (s == 405)
+                        json_object_set_new(
+                                r, "headers",
+                                json_pack("{s:o}", "Allow",
+                                          openapi_header("The methods of "
+                                                         "this path.")));
+                else if (s == 504)
+                        json_object_set_new(
+                                r, "headers",
+                                json_pack("{s:o}", "Location",
+                                          openapi_header("/api/operations/{id}"
+                                                         " of the "
+                                                         "command.")));
+                json_object_set_new(responses, openapi_statuses[i].name, r);
+        }
+        return json_pack(
+                "{s:{s:o, s:{s:s, s:[s,s], s:{s:{s:s, s:s}, s:{s:s, "
+                "s:[s]}}}, s:{s:s, s:[s,s], s:{s:{s:s, s:s}, s:{s:s, "
+                "s:[s,s]}, s:{s:s, s:{s:{s:s}, s:{}}}}}}, s:o, "
+                "s:{s:{s:s, s:s, s:s}}}",
+                "schemas", "Problem", openapi_problem_schema(), "Accepted",
+                "type", "object", "required", "operation_id", "status",
+                "properties", "operation_id", "type", "string", "format",
+                "uuid", "status", "type", "string", "enum", "accepted",
+                "Operation", "type", "object", "required", "operation_id",
+                "status", "properties", "operation_id", "type", "string",
+                "format", "uuid", "status", "type", "string", "enum", "pending",
+                "completed", "result", "type", "object", "properties", "status",
+                "type", "integer", "body", "responses", responses,
+                "securitySchemes", "bearerAuth", "type", "http", "scheme",
+                "bearer", "bearerFormat", "JWT");
 }
 
-static json_t *openapi_path_param(const char *name, json_t *schema,
-                                  const char *doc) {
-        json_t *p = json_pack("{s:s, s:s, s:b, s:o}", "name", name, "in",
-                              "path", "required", 1, "schema", schema);
-        if (doc)
-                json_object_set_new(p, "description", json_string(doc));
-        return p;
+/* ------------------------------------------------------------------------
+ * The edge's own routes
+ * ------------------------------------------------------------------------ */
+
+static json_t *openapi_builtin(const char *id, const char *summary,
+                               const char *media, const char *ok,
+                               bool can_fail) {
+        json_t *op = json_pack(
+                "{s:s, s:s, s:[s], s:[], s:{s:{s:s, s:o}}}", "operationId", id,
+                "summary", summary, "tags", "edge", "security", "responses",
+                "200", "description", ok, "content",
+                openapi_content(media,
+                                json_pack("{s:s}", "type",
+                                          strcmp(media, "application/json")
+                                                  ? "string"
+                                                  : "object")));
+        if (can_fail)
+                json_object_set_new(json_object_get(op, "responses"), "503",
+                                    openapi_ref("responses", "Unavailable"));
+        return json_pack("{s:o}", "get", op);
 }
 
-static json_t *openapi_operation(const schema_msg_t *msg) {
-        const schema_route_t *route = &msg->route;
-        bool get = strcmp(route->method, "GET") == 0;
-        json_t *op, *params, *props, *required, *responses;
-        size_t n_body = 0;
-
-        op = json_pack("{s:s, s:s, s:[s]}", "operationId", msg->type, "summary",
-                       msg->summary, "tags", msg->group);
-
-        /* Path parameters, in path order. */
-        params = json_array();
-        for (size_t i = 0; i < route->n_segments; i++) {
-                const schema_field_t *f;
-                if (!schema__segment_is_param(route->segments[i]))
-                        continue;
-                f = schema__param_field(msg, route->segments[i]);
-                json_array_append_new(
-                        params,
-                        openapi_path_param(f->name, openapi_field_schema(f),
-                                           f->doc));
-        }
-        if (json_array_size(params))
-                json_object_set_new(op, "parameters", params);
-        else
-                json_decref(params);
-
-        /* The body: every field not in the path. GET has none (the edge
-         * does not read query strings). */
-        props = json_object();
-        required = json_array();
-        for (size_t i = 0; i < msg->n_fields; i++) {
-                const schema_field_t *f = &msg->fields[i];
-                if (f->in_path)
-                        continue;
-                n_body++;
-                json_object_set_new(props, f->name, openapi_field_schema(f));
-                if (f->required)
-                        json_array_append_new(required, json_string(f->name));
-        }
-        if (!get && (n_body || strcmp(route->method, "DELETE") != 0)) {
-                json_t *schema = json_pack(
-                        "{s:s, s:o, s:b}", "type", "object", "properties",
-                        props, "additionalProperties", msg->additional);
-                if (json_array_size(required))
-                        json_object_set(schema, "required", required);
-                json_object_set_new(
-                        op, "requestBody",
-                        json_pack("{s:b, s:o}", "required",
-                                  json_array_size(required) > 0, "content",
-                                  openapi_content("application/json", schema)));
-        } else {
-                json_decref(props);
-        }
-        json_decref(required);
-
-        responses = json_object();
-        if (route->mode == SCHEMA_MODE_SYNC)
-                json_object_set_new(
-                        responses, "200",
-                        json_pack("{s:s, s:o}", "description", "The reply.",
-                                  "content",
-                                  openapi_content("application/json",
-                                                  json_pack("{s:s}", "type",
-                                                            "object"))));
-        else
-                json_object_set_new(
-                        responses, "202",
-                        json_pack("{s:s, s:o}", "description",
-                                  "Accepted; the result will be at "
-                                  "/api/operations/{id}.",
-                                  "content",
-                                  openapi_content("application/json",
-                                                  json_pack("{s:s}", "type",
-                                                            "object"))));
-        for (size_t i = 0; i < SCHEMA__ARRAY_LEN(openapi_errors); i++)
-                json_object_set_new(
-                        responses, openapi_errors[i].status,
-                        openapi_ref("responses", openapi_errors[i].name));
-        json_object_set_new(op, "responses", responses);
-
-        if (route->auth)
-                json_object_set_new(op, "security",
-                                    json_pack("[{s:[]}]", "bearerAuth"));
-        return op;
-}
-
-/* The edge's own routes, which no schema file declares. */
-static void openapi_builtin(json_t *paths) {
-        json_t *text = json_pack("{s:s}", "type", "string");
-        json_t *obj = json_pack("{s:s}", "type", "object");
-
-        json_object_set_new(paths, "/health",
-                            json_pack("{s:{s:s, s:s, s:[s], s:{s:{s:s, s:o}}}}",
-                                      "get", "operationId", "edge.health",
-                                      "summary", "Liveness: the process is up",
-                                      "tags", "edge", "responses", "200",
-                                      "description", "Alive.", "content",
-                                      openapi_content("application/json",
-                                                      json_deep_copy(obj))));
+static void openapi_builtins(json_t *paths) {
+        json_object_set_new(
+                paths, "/health",
+                openapi_builtin("edge.health",
+                                "Liveness: the process is up (503 once a "
+                                "producer hit a fatal error)",
+                                "application/json", "Alive.", true));
         json_object_set_new(
                 paths, "/ready",
-                json_pack("{s:{s:s, s:s, s:[s], s:{s:{s:s, s:o}, s:o}}}", "get",
-                          "operationId", "edge.ready", "summary",
-                          "Readiness: the edge can take requests", "tags",
-                          "edge", "responses", "200", "description", "Ready.",
-                          "content",
-                          openapi_content("application/json",
-                                          json_deep_copy(obj)),
-                          "503", openapi_ref("responses", "Unavailable")));
+                openapi_builtin("edge.ready",
+                                "Readiness: the edge can take requests",
+                                "application/json", "Ready.", true));
         json_object_set_new(
                 paths, "/metrics",
-                json_pack("{s:{s:s, s:s, s:[s], s:{s:{s:s, s:o}}}}", "get",
-                          "operationId", "edge.metrics", "summary",
-                          "Prometheus metrics in the text exposition format",
-                          "tags", "edge", "responses", "200", "description",
-                          "Metrics.", "content",
-                          openapi_content("text/plain", json_deep_copy(text))));
-        json_object_set_new(paths, "/openapi.json",
-                            json_pack("{s:{s:s, s:s, s:[s], s:{s:{s:s, s:o}}}}",
-                                      "get", "operationId", "edge.openapi",
-                                      "summary", "This OpenAPI document",
-                                      "tags", "edge", "responses", "200",
-                                      "description", "The document.", "content",
-                                      openapi_content("application/json",
-                                                      json_deep_copy(obj))));
+                openapi_builtin("edge.metrics",
+                                "Prometheus metrics in the text exposition "
+                                "format",
+                                "text/plain", "Metrics.", false));
+        json_object_set_new(
+                paths, "/openapi.json",
+                openapi_builtin("edge.openapi", "This OpenAPI document",
+                                "application/json", "The document.", false));
+        json_object_set_new(paths, "/asyncapi.json",
+                            openapi_builtin("edge.asyncapi",
+                                            "The AsyncAPI 3.0 document of the "
+                                            "bus: topics, commands, replies "
+                                            "and events",
+                                            "application/json", "The document.",
+                                            false));
         json_object_set_new(
                 paths, "/api/operations/{id}",
-                json_pack("{s:{s:s, s:s, s:[s], s:[o], s:[{}, {s:[]}], "
-                          "s:{s:{s:s, s:o}, s:o, s:o, s:o}}}",
+                json_pack("{s:{s:s, s:s, s:[s], s:[{s:s, s:s, s:b, s:{s:s, "
+                          "s:s}, s:s}], s:[{}, {s:[]}], s:{s:{s:s, s:o}, "
+                          "s:o, s:o, s:o}}}",
                           "get", "operationId", "edge.operation", "summary",
                           "The result of an async or timed-out request: the "
-                          "stored reply, or {\"status\":\"pending\"}",
-                          "tags", "edge", "parameters",
-                          openapi_path_param(
-                                  "id",
-                                  json_pack("{s:s, s:s}", "type", "string",
-                                            "format", "uuid"),
-                                  "The operation id the request was given."),
-                          "security", "bearerAuth", "responses", "200",
-                          "description",
-                          "The stored reply, or {\"status\":\"pending\"} "
-                          "while there is none yet.",
+                          "stored reply, or pending",
+                          "tags", "edge", "parameters", "name", "id", "in",
+                          "path", "required", 1, "schema", "type", "string",
+                          "format", "uuid", "description",
+                          "The operation id the request was given.", "security",
+                          "bearerAuth", "responses", "200", "description",
+                          "The stored reply (its status and body), or "
+                          "pending while there is none yet.",
                           "content",
                           openapi_content("application/json",
-                                          json_deep_copy(obj)),
+                                          openapi_ref("schemas", "Operation")),
                           "401", openapi_ref("responses", "Unauthorized"),
                           "404", openapi_ref("responses", "NotFound"), "503",
                           openapi_ref("responses", "Unavailable")));
-        json_decref(text);
-        json_decref(obj);
 }
+
+/* ------------------------------------------------------------------------
+ * Links
+ * ------------------------------------------------------------------------ */
+
+/* "/a/b/{p}" -> parent "/a/b" (len) and p, when the last segment is a
+ * parameter. */
+static bool openapi_item_path(const schema_msg_t *msg, size_t *parent_len,
+                              const char **param) {
+        const schema_route_t *r = &msg->route;
+        const char *last;
+
+        if (!r->method || r->n_segments < 2)
+                return false;
+        last = r->segments[r->n_segments - 1];
+        if (!schema__segment_is_param(last))
+                return false;
+        *param = last;
+        *parent_len = strlen(r->path) - strlen(last) - 1;
+        return true;
+}
+
+/* Where in A's reply B's {param} is: "/F/0/p" (a list of items with p) or
+ * "/p" (what A created). "" when A's reply does not say. */
+static void openapi_link_pointer(const schema_msg_t *a, const char *param,
+                                 char *out, size_t size) {
+        slice_t p = {param + 1, strlen(param) - 2};
+        const schema_object_t *reply = a->reply;
+
+        out[0] = '\0';
+        if (!reply)
+                return;
+        for (size_t i = 0; i < reply->n_fields; i++) {
+                const schema_field_t *f = &reply->fields[i];
+                if (slice_eq(p, f->name) && strcmp(a->route.method, "GET")) {
+                        snprintf(out, size, "/%s", f->name);
+                        return;
+                }
+                if (f->type == SCHEMA_ARRAY && f->items && f->items->object &&
+                    schema_field_find(f->items->object->fields,
+                                      f->items->object->n_fields, p)) {
+                        snprintf(out, size, "/%s/0/%.*s", f->name, (int)p.len,
+                                 p.ptr);
+                        return;
+                }
+        }
+}
+
+/* Link b from a's success answer, every parameter of b given. */
+static void openapi_link(json_t *paths, const schema_msg_t *a,
+                         const schema_msg_t *b, const char *pointer) {
+        char method[8], key[8], value[160], name[SCHEMA_MAX_NAME + 1];
+        json_t *resp, *links, *params;
+        size_t k;
+
+        for (k = 0; a->route.method[k] && k + 1 < sizeof(method); k++)
+                method[k] = (char)(a->route.method[k] - 'A' + 'a');
+        method[k] = '\0';
+        snprintf(key, sizeof(key), "%d", a->route.success);
+        resp = json_object_get(
+                json_object_get(
+                        json_object_get(json_object_get(paths, a->route.path),
+                                        method),
+                        "responses"),
+                key);
+        if (!resp || json_object_get(resp, "$ref"))
+                return;
+        params = json_object();
+        for (size_t i = 0; i < b->route.n_segments; i++) {
+                const char *seg = b->route.segments[i];
+                if (!schema__segment_is_param(seg))
+                        continue;
+                snprintf(name, sizeof(name), "%.*s", (int)strlen(seg) - 2,
+                         seg + 1);
+                if (i + 1 == b->route.n_segments)
+                        snprintf(value, sizeof(value), "$response.body#%s",
+                                 pointer);
+                else
+                        snprintf(value, sizeof(value), "$request.path.%s",
+                                 name);
+                json_object_set_new(params, name, json_string(value));
+        }
+        links = json_object_get(resp, "links");
+        if (!links) {
+                links = json_object();
+                json_object_set_new(resp, "links", links);
+        }
+        json_object_set_new(links, b->type,
+                            json_pack("{s:s, s:o}", "operationId", b->type,
+                                      "parameters", params));
+}
+
+static void openapi_links(const schema_set_t *set, json_t *paths) {
+        for (size_t i = 0; i < set->n_msgs; i++) {
+                const schema_msg_t *b = &set->msgs[i];
+                const char *param;
+                size_t parent;
+
+                if (!openapi_item_path(b, &parent, &param))
+                        continue;
+                for (size_t j = 0; j < set->n_msgs; j++) {
+                        const schema_msg_t *a = &set->msgs[j];
+                        char pointer[160];
+                        if (!a->route.method || a->route.stream ||
+                            strlen(a->route.path) != parent ||
+                            strncmp(a->route.path, b->route.path, parent) != 0)
+                                continue;
+                        openapi_link_pointer(a, param, pointer,
+                                             sizeof(pointer));
+                        if (pointer[0])
+                                openapi_link(paths, a, b, pointer);
+                }
+        }
+}
+
+/* ------------------------------------------------------------------------
+ * The document
+ * ------------------------------------------------------------------------ */
 
 char *schema_openapi(const schema_set_t *set, const char *version) {
         json_t *doc, *paths, *tags;
@@ -317,14 +414,20 @@ char *schema_openapi(const schema_set_t *set, const char *version) {
                 for (k = 0; msg->route.method[k] && k + 1 < sizeof(method); k++)
                         method[k] = (char)(msg->route.method[k] - 'A' + 'a');
                 method[k] = '\0';
-                json_object_set_new(item, method, openapi_operation(msg));
+                json_object_set_new(item, method,
+                                    schema__openapi_operation(msg));
         }
-        openapi_builtin(paths);
+        openapi_links(set, paths);
+        openapi_builtins(paths);
 
-        doc = json_pack("{s:s, s:{s:s, s:s}, s:o, s:o, s:o}", "openapi",
+        doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:o, s:o}", "openapi",
                         "3.1.0", "info", "title", "Omnify API", "version",
-                        version ? version : "0.0.0", "tags", tags, "paths",
-                        paths, "components", openapi_components());
+                        version ? version : "0.0.0", "description",
+                        "Generated from schemas/: every route, parameter, "
+                        "body, reply and status the edge and the groups "
+                        "answer.",
+                        "tags", tags, "paths", paths, "components",
+                        openapi_components());
         if (doc)
                 out = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);

@@ -65,6 +65,7 @@ schema_match_t schema_route_match(const schema_set_t *set, slice_t method,
         const schema_msg_t *best = NULL;
         uint32_t best_score = 0;
         unsigned allowed = 0;
+        bool found = false;
 
         if (allow && allow_size)
                 allow[0] = '\0';
@@ -75,22 +76,33 @@ schema_match_t schema_route_match(const schema_set_t *set, slice_t method,
         if (!set || !path_split(path, segs, &n))
                 return SCHEMA_MATCH_NOT_FOUND;
 
+        /* The path first: the best-scoring template among all routes. */
         for (size_t i = 0; i < set->n_msgs; i++) {
                 const schema_msg_t *m = &set->msgs[i];
                 uint32_t score;
                 if (!m->route.method ||
                     !route_matches(&m->route, segs, n, &score))
                         continue;
-                if (!slice_eq(method, m->route.method)) {
+                if (!found || score > best_score) {
+                        best_score = score;
+                        found = true;
+                }
+        }
+        /* Then the method, among the routes of that template (two routes
+         * of one shape have one spelling: the score names the template). */
+        for (size_t i = 0; found && i < set->n_msgs; i++) {
+                const schema_msg_t *m = &set->msgs[i];
+                uint32_t score;
+                if (!m->route.method ||
+                    !route_matches(&m->route, segs, n, &score) ||
+                    score != best_score)
+                        continue;
+                if (slice_eq(method, m->route.method))
+                        best = m;
+                else
                         allowed |= 1u << schema__method_index(
                                            m->route.method,
                                            strlen(m->route.method));
-                        continue;
-                }
-                if (!best || score > best_score) {
-                        best = m;
-                        best_score = score;
-                }
         }
 
         if (best) {

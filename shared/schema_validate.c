@@ -1,10 +1,18 @@
 /*
- * schema_validate.c - checking a msgpack body against a message's fields
- * (see schema_validate in schema.h).
+ * schema_validate.c - checking a msgpack body against declared fields (see
+ * schema_validate in schema.h).
  *
- * Validation runs on every body at the edge and again in the consumers; its
- * reasons are fixed sentences that never quote the value, because values may
- * be passwords or tokens.
+ * Validation runs on every body at the edge and again in the consumers, and
+ * on every event the runtime emits. Its reasons are fixed sentences that
+ * never quote the value, because values may be passwords or tokens. Each
+ * violation names the full path of the value ("steps[2].retry.max"), built
+ * in one buffer as the walk goes down and cut back as it comes up; the walk
+ * follows the declarations, which nest at most SCHEMA_MAX_DEPTH deep, and
+ * values declared as any map or any array are bounded separately.
+ *
+ * Lengths of strings count characters (Unicode code points), as JSON Schema
+ * does, so the OpenAPI document says exactly what is checked; binary lengths
+ * count bytes.
  */
 #include "schema_internal.h"
 
@@ -15,17 +23,12 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------
- * Validation
+ * Reports
  * ------------------------------------------------------------------------ */
 
-static void report_add(schema_report_t *report, const char *field,
-                       size_t field_len, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static void report_add(schema_report_t *report, const char *field,
-                       size_t field_len, const char *fmt, ...) {
+void schema_report_add(schema_report_t *report, const char *field,
+                       size_t field_len, const char *reason) {
         schema_violation_t *v;
-        va_list ap;
 
         if (report->n == SCHEMA_MAX_VIOLATIONS) {
                 report->truncated = true;
@@ -42,14 +45,41 @@ static void report_add(schema_report_t *report, const char *field,
         if (field_len)
                 memcpy(v->field, field, field_len);
         v->field[field_len] = '\0';
-        va_start(ap, fmt);
-        vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
-        va_end(ap);
+        snprintf(v->reason, sizeof(v->reason), "%s", reason);
 }
 
-static void report_field(schema_report_t *report, const schema_field_t *field,
-                         const char *reason) {
-        report_add(report, field->name, strlen(field->name), "%s", reason);
+static void report_at(schema_report_t *report, const char *path, size_t len,
+                      const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void report_at(schema_report_t *report, const char *path, size_t len,
+                      const char *fmt, ...) {
+        char reason[sizeof(report->v[0].reason)];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        schema_report_add(report, path, len, reason);
+}
+
+/* Append ".name" (or "name" at the start) or "[i]" to path; the new length.
+ * A path too long for the buffer keeps its start; reports cut it anyway. */
+static size_t path_push(char *path, size_t len, const char *name,
+                        size_t name_len, long index) {
+        int n;
+
+        if (len >= SCHEMA_PATH_SIZE - 1)
+                return len;
+        if (index >= 0)
+                n = snprintf(path + len, SCHEMA_PATH_SIZE - len, "[%ld]",
+                             index);
+        else
+                n = snprintf(path + len, SCHEMA_PATH_SIZE - len, "%s%.*s",
+                             len ? "." : "", (int)name_len, name);
+        if (n < 0 || (size_t)n >= SCHEMA_PATH_SIZE - len)
+                return SCHEMA_PATH_SIZE - 1;
+        return len + (size_t)n;
 }
 
 static const char *type_reason(schema_type_t type) {
@@ -66,9 +96,15 @@ static const char *type_reason(schema_type_t type) {
                 return "must be an object";
         case SCHEMA_ARRAY:
                 return "must be an array";
+        case SCHEMA_BINARY:
+                return "must be binary data";
         }
         return "has the wrong type";
 }
+
+/* ------------------------------------------------------------------------
+ * Values declared as any map or any array
+ * ------------------------------------------------------------------------ */
 
 typedef enum nest_result {
         NEST_OK,
@@ -107,20 +143,24 @@ static nest_result_t nested_check(const msgpack_object *obj, int depth) {
         }
 }
 
-static void check_nested(const schema_field_t *field, const msgpack_object *obj,
-                         schema_report_t *report) {
+static void check_any(const msgpack_object *obj, const char *path,
+                      size_t path_len, schema_report_t *report) {
         switch (nested_check(obj, 1)) {
         case NEST_OK:
                 break;
         case NEST_BAD_UTF8:
-                report_field(report, field,
-                             "contains text that is not valid UTF-8");
+                report_at(report, path, path_len,
+                          "contains text that is not valid UTF-8");
                 break;
         case NEST_TOO_DEEP:
-                report_field(report, field, "nests too deeply");
+                report_at(report, path, path_len, "nests too deeply");
                 break;
         }
 }
+
+/* ------------------------------------------------------------------------
+ * Scalars
+ * ------------------------------------------------------------------------ */
 
 /* Compare an integer object with an exactly representable integral bound. */
 static int int_cmp(const msgpack_object *obj, double bound) {
@@ -138,110 +178,249 @@ static int int_cmp(const msgpack_object *obj, double bound) {
         return obj->via.i64 < b ? -1 : 1;
 }
 
+/* Characters (code points) of valid UTF-8: the bytes that start one. */
+static size_t utf8_count(const char *s, size_t len) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < len; i++)
+                n += ((unsigned char)s[i] & 0xC0) != 0x80;
+        return n;
+}
+
+static void check_enum(const schema_field_t *field, const char *s, size_t len,
+                       const char *path, size_t path_len,
+                       schema_report_t *report) {
+        char list[128];
+        size_t used = 0;
+        bool found = false;
+
+        for (size_t i = 0; i < field->n_enum; i++) {
+                int w;
+                if (strlen(field->enum_values[i]) == len &&
+                    memcmp(field->enum_values[i], s, len) == 0)
+                        found = true;
+                if (used >= sizeof(list))
+                        continue;
+                w = snprintf(list + used, sizeof(list) - used, "%s%s",
+                             i ? ", " : "", field->enum_values[i]);
+                used = w < 0 ? sizeof(list) : used + (size_t)w;
+        }
+        if (!found)
+                report_at(report, path, path_len, "must be one of: %s", list);
+}
+
 static void check_string(const schema_field_t *field, const msgpack_object *obj,
+                         const char *path, size_t path_len,
                          schema_report_t *report) {
         const char *s = obj->via.str.ptr;
-        size_t len = obj->via.str.size;
+        size_t len = obj->via.str.size, chars;
+        static const struct {
+                schema_format_t format;
+                bool (*valid)(const char *, size_t);
+                const char *reason;
+        } formats[] = {
+                {SCHEMA_FORMAT_EMAIL, schema__email_valid,
+                 "must be an email address"},
+                {SCHEMA_FORMAT_UUID, schema__uuid_valid, "must be a UUID"},
+                {SCHEMA_FORMAT_DATE_TIME, schema__date_time_valid,
+                 "must be an RFC 3339 date-time"},
+                {SCHEMA_FORMAT_DATE, schema__date_valid,
+                 "must be a date (YYYY-MM-DD)"},
+                {SCHEMA_FORMAT_URI, schema__uri_valid,
+                 "must be an absolute http or https URL"},
+        };
 
         if (!schema__utf8_valid(s, len)) {
-                report_field(report, field, "must be valid UTF-8 text");
+                report_at(report, path, path_len, "must be valid UTF-8 text");
                 return;
         }
-        if (field->min_length >= 0 && len < (uint64_t)field->min_length) {
-                report_add(report, field->name, strlen(field->name),
-                           "must be at least %lld bytes long",
-                           (long long)field->min_length);
+        if (len && memchr(s, '\0', len)) {
+                report_at(report, path, path_len,
+                          "must not contain NUL characters");
                 return;
         }
-        if (field->max_length >= 0 && len > (uint64_t)field->max_length) {
-                report_add(report, field->name, strlen(field->name),
-                           "must be at most %lld bytes long",
-                           (long long)field->max_length);
+        chars = utf8_count(s, len);
+        if (field->min_length >= 0 && chars < (uint64_t)field->min_length) {
+                report_at(report, path, path_len,
+                          "must be at least %lld characters long",
+                          (long long)field->min_length);
+                return;
+        }
+        if (field->max_length >= 0 && chars > (uint64_t)field->max_length) {
+                report_at(report, path, path_len,
+                          "must be at most %lld characters long",
+                          (long long)field->max_length);
                 return;
         }
         if (field->n_enum) {
-                char list[128];
-                size_t used = 0;
-                bool found = false;
-                for (size_t i = 0; i < field->n_enum; i++) {
-                        int w;
-                        if (strlen(field->enum_values[i]) == len &&
-                            memcmp(field->enum_values[i], s, len) == 0)
-                                found = true;
-                        if (used >= sizeof(list))
-                                continue;
-                        w = snprintf(list + used, sizeof(list) - used, "%s%s",
-                                     i ? ", " : "", field->enum_values[i]);
-                        used = w < 0 ? sizeof(list) : used + (size_t)w;
-                }
-                if (!found) {
-                        report_add(report, field->name, strlen(field->name),
-                                   "must be one of: %s", list);
-                        return;
-                }
+                check_enum(field, s, len, path, path_len, report);
+                return;
         }
-        switch (field->format) {
-        case SCHEMA_FORMAT_NONE:
-                break;
-        case SCHEMA_FORMAT_EMAIL:
-                if (!schema__email_valid(s, len))
-                        report_field(report, field, "must be an email address");
-                break;
-        case SCHEMA_FORMAT_UUID:
-                if (!schema__uuid_valid(s, len))
-                        report_field(report, field, "must be a UUID");
-                break;
-        case SCHEMA_FORMAT_DATE_TIME:
-                if (!schema__date_time_valid(s, len))
-                        report_field(report, field,
-                                     "must be an RFC 3339 date-time");
-                break;
+        for (size_t i = 0; i < SCHEMA__ARRAY_LEN(formats); i++)
+                if (field->format == formats[i].format &&
+                    !formats[i].valid(s, len))
+                        report_at(report, path, path_len, "%s",
+                                  formats[i].reason);
+}
+
+static void check_number(const schema_field_t *field, const msgpack_object *obj,
+                         const char *path, size_t path_len,
+                         schema_report_t *report) {
+        msgpack_object_type t = obj->type;
+        double d = t == MSGPACK_OBJECT_FLOAT32 || t == MSGPACK_OBJECT_FLOAT64
+                           ? obj->via.f64
+                   : t == MSGPACK_OBJECT_POSITIVE_INTEGER
+                           ? (double)obj->via.u64
+                           : (double)obj->via.i64;
+
+        if (field->type == SCHEMA_INTEGER) {
+                if (field->has_minimum && int_cmp(obj, field->minimum) < 0)
+                        report_at(report, path, path_len,
+                                  "must be at least %.0f", field->minimum);
+                else if (field->has_maximum && int_cmp(obj, field->maximum) > 0)
+                        report_at(report, path, path_len,
+                                  "must be at most %.0f", field->maximum);
+        } else if (!isfinite(d)) {
+                report_at(report, path, path_len, "must be a finite number");
+        } else if (field->has_minimum && d < field->minimum) {
+                report_at(report, path, path_len, "must be at least %.15g",
+                          field->minimum);
+        } else if (field->has_maximum && d > field->maximum) {
+                report_at(report, path, path_len, "must be at most %.15g",
+                          field->maximum);
         }
 }
 
-static void check_value(const schema_field_t *field, const msgpack_object *obj,
+/* ------------------------------------------------------------------------
+ * Objects and arrays
+ * ------------------------------------------------------------------------ */
+
+/* Check a map against declared fields; path is the map's own path. owner
+ * names the message or event for undeclared fields at the top. */
+static void check_map(const schema_field_t *fields, size_t n_fields,
+                      bool additional, const char *owner,
+                      const msgpack_object *body, char *path, size_t path_len,
+                      int depth, schema_report_t *report) {
+        uint64_t seen = 0;
+
+        assert(n_fields <= SCHEMA_MAX_FIELDS);
+        for (uint32_t i = 0; i < body->via.map.size; i++) {
+                const msgpack_object *key = &body->via.map.ptr[i].key;
+                const msgpack_object *val = &body->via.map.ptr[i].val;
+                const schema_field_t *field = NULL;
+                size_t k, len;
+
+                if (key->type != MSGPACK_OBJECT_STR) {
+                        report_at(report, path, path_len,
+                                  "field names must be strings");
+                        continue;
+                }
+                if (!schema__utf8_valid(key->via.str.ptr, key->via.str.size)) {
+                        report_at(report, path, path_len,
+                                  "a field name is not valid UTF-8 text");
+                        continue;
+                }
+                for (k = 0; k < n_fields; k++) {
+                        const char *name = fields[k].name;
+                        if (strlen(name) == key->via.str.size &&
+                            memcmp(name, key->via.str.ptr, key->via.str.size) ==
+                                    0) {
+                                field = &fields[k];
+                                break;
+                        }
+                }
+                len = path_push(path, path_len, key->via.str.ptr,
+                                key->via.str.size, -1);
+                if (!field) {
+                        if (!additional)
+                                report_at(report, path, len,
+                                          "is not a field of %s",
+                                          owner ? owner : "this object");
+                        else
+                                check_any(val, path, len, report);
+                } else if (seen & (UINT64_C(1) << k)) {
+                        report_at(report, path, len, "is given more than once");
+                } else {
+                        seen |= UINT64_C(1) << k;
+                        /* A header is named as the client sent it. */
+                        if (field->header)
+                                len = path_push(path, path_len, field->header,
+                                                strlen(field->header), -1);
+                        schema__check_value(field, val, path, len, depth,
+                                            report);
+                }
+                path[path_len] = '\0';
+        }
+
+        for (size_t k = 0; k < n_fields; k++) {
+                const schema_field_t *f = &fields[k];
+                size_t len;
+                if (!f->required || (seen & (UINT64_C(1) << k)))
+                        continue;
+                len = path_push(path, path_len, f->header ? f->header : f->name,
+                                strlen(f->header ? f->header : f->name), -1);
+                report_at(report, path, len, "is required");
+                path[path_len] = '\0';
+        }
+}
+
+static void check_array(const schema_field_t *field, const msgpack_object *obj,
+                        char *path, size_t path_len, int depth,
                         schema_report_t *report) {
+        uint32_t n = obj->via.array.size;
+
+        if (field->min_length >= 0 && n < field->min_length) {
+                report_at(report, path, path_len,
+                          "must have at least %lld items",
+                          (long long)field->min_length);
+                return;
+        }
+        if (field->max_length >= 0 && n > field->max_length) {
+                report_at(report, path, path_len,
+                          "must have at most %lld items",
+                          (long long)field->max_length);
+                return;
+        }
+        if (!field->items) {
+                check_any(obj, path, path_len, report);
+                return;
+        }
+        for (uint32_t i = 0; i < n && !report->truncated; i++) {
+                size_t len = path_push(path, path_len, NULL, 0, (long)i);
+                schema__check_value(field->items, &obj->via.array.ptr[i], path,
+                                    len, depth + 1, report);
+                path[path_len] = '\0';
+        }
+}
+
+void schema__check_value(const schema_field_t *field, const msgpack_object *obj,
+                         char *path, size_t path_len, int depth,
+                         schema_report_t *report) {
         msgpack_object_type t = obj->type;
         bool is_int = t == MSGPACK_OBJECT_POSITIVE_INTEGER ||
                       t == MSGPACK_OBJECT_NEGATIVE_INTEGER;
         bool is_float =
                 t == MSGPACK_OBJECT_FLOAT32 || t == MSGPACK_OBJECT_FLOAT64;
-        const char *name = field->name;
 
+        /* Declarations nest at most SCHEMA_MAX_DEPTH deep (checked when
+         * loading): the walk below follows them, never the value. */
+        assert(depth <= SCHEMA_MAX_DEPTH);
         switch (field->type) {
         case SCHEMA_STRING:
                 if (t != MSGPACK_OBJECT_STR)
                         break;
-                check_string(field, obj, report);
+                check_string(field, obj, path, path_len, report);
                 return;
         case SCHEMA_INTEGER:
                 if (!is_int)
                         break;
-                if (field->has_minimum && int_cmp(obj, field->minimum) < 0)
-                        report_add(report, name, strlen(name),
-                                   "must be at least %.0f", field->minimum);
-                else if (field->has_maximum && int_cmp(obj, field->maximum) > 0)
-                        report_add(report, name, strlen(name),
-                                   "must be at most %.0f", field->maximum);
+                check_number(field, obj, path, path_len, report);
                 return;
-        case SCHEMA_NUMBER: {
-                double d;
+        case SCHEMA_NUMBER:
                 if (!is_int && !is_float)
                         break;
-                d = is_float ? obj->via.f64
-                    : t == MSGPACK_OBJECT_POSITIVE_INTEGER
-                            ? (double)obj->via.u64
-                            : (double)obj->via.i64;
-                if (!isfinite(d))
-                        report_field(report, field, "must be a finite number");
-                else if (field->has_minimum && d < field->minimum)
-                        report_add(report, name, strlen(name),
-                                   "must be at least %.15g", field->minimum);
-                else if (field->has_maximum && d > field->maximum)
-                        report_add(report, name, strlen(name),
-                                   "must be at most %.15g", field->maximum);
+                check_number(field, obj, path, path_len, report);
                 return;
-        }
         case SCHEMA_BOOLEAN:
                 if (t != MSGPACK_OBJECT_BOOLEAN)
                         break;
@@ -249,93 +428,73 @@ static void check_value(const schema_field_t *field, const msgpack_object *obj,
         case SCHEMA_OBJECT:
                 if (t != MSGPACK_OBJECT_MAP)
                         break;
-                check_nested(field, obj, report);
+                if (!field->object)
+                        check_any(obj, path, path_len, report);
+                else
+                        check_map(field->object->fields,
+                                  field->object->n_fields,
+                                  field->object->additional, NULL, obj, path,
+                                  path_len, depth + 1, report);
                 return;
-        case SCHEMA_ARRAY: {
-                uint32_t n;
+        case SCHEMA_ARRAY:
                 if (t != MSGPACK_OBJECT_ARRAY)
                         break;
-                n = obj->via.array.size;
-                if (field->min_length >= 0 && n < field->min_length)
-                        report_add(report, name, strlen(name),
-                                   "must have at least %lld items",
-                                   (long long)field->min_length);
-                else if (field->max_length >= 0 && n > field->max_length)
-                        report_add(report, name, strlen(name),
-                                   "must have at most %lld items",
-                                   (long long)field->max_length);
-                else
-                        check_nested(field, obj, report);
+                check_array(field, obj, path, path_len, depth, report);
+                return;
+        case SCHEMA_BINARY:
+                if (t != MSGPACK_OBJECT_BIN)
+                        break;
+                if (field->min_length >= 0 &&
+                    obj->via.bin.size < field->min_length)
+                        report_at(report, path, path_len,
+                                  "must be at least %lld bytes long",
+                                  (long long)field->min_length);
+                else if (field->max_length >= 0 &&
+                         obj->via.bin.size > field->max_length)
+                        report_at(report, path, path_len,
+                                  "must be at most %lld bytes long",
+                                  (long long)field->max_length);
                 return;
         }
-        }
-        report_field(report, field, type_reason(field->type));
+        report_at(report, path, path_len, "%s", type_reason(field->type));
 }
 
-bool schema_validate(const schema_msg_t *msg, const msgpack_object *body,
-                     schema_report_t *report) {
-        schema_report_t scratch;
-        uint64_t seen = 0;
+/* ------------------------------------------------------------------------
+ * Bodies
+ * ------------------------------------------------------------------------ */
 
-        assert(msg);
+static bool validate_body(const schema_field_t *fields, size_t n_fields,
+                          bool additional, const char *owner,
+                          const msgpack_object *body, schema_report_t *report) {
+        schema_report_t scratch;
+        char path[SCHEMA_PATH_SIZE] = "";
+
         /* Without a caller's report, collect into a scratch one. */
         if (!report)
                 report = &scratch;
         report->n = 0;
         report->truncated = false;
         if (!body || body->type != MSGPACK_OBJECT_MAP) {
-                report_add(report, "", 0, "the body must be a JSON object");
+                schema_report_add(report, "", 0,
+                                  "the body must be a JSON object");
                 return false;
         }
-
-        for (uint32_t i = 0; i < body->via.map.size; i++) {
-                const msgpack_object *key = &body->via.map.ptr[i].key;
-                const msgpack_object *val = &body->via.map.ptr[i].val;
-                const schema_field_t *field = NULL;
-                size_t k;
-
-                if (key->type != MSGPACK_OBJECT_STR) {
-                        report_add(report, "", 0,
-                                   "field names must be strings");
-                        continue;
-                }
-                if (!schema__utf8_valid(key->via.str.ptr, key->via.str.size)) {
-                        report_add(report, "", 0,
-                                   "a field name is not valid UTF-8 text");
-                        continue;
-                }
-                for (k = 0; k < msg->n_fields; k++) {
-                        const char *name = msg->fields[k].name;
-                        if (strlen(name) == key->via.str.size &&
-                            memcmp(name, key->via.str.ptr, key->via.str.size) ==
-                                    0) {
-                                field = &msg->fields[k];
-                                break;
-                        }
-                }
-                if (!field) {
-                        if (!msg->additional)
-                                report_add(report, key->via.str.ptr,
-                                           key->via.str.size,
-                                           "is not a field of %s", msg->type);
-                        else if (nested_check(val, 1) != NEST_OK)
-                                report_add(report, key->via.str.ptr,
-                                           key->via.str.size,
-                                           "must be valid UTF-8 text and "
-                                           "not nest too deeply");
-                        continue;
-                }
-                if (seen & (UINT64_C(1) << k)) {
-                        report_field(report, field, "is given more than once");
-                        continue;
-                }
-                seen |= UINT64_C(1) << k;
-                check_value(field, val, report);
-        }
-
-        for (size_t k = 0; k < msg->n_fields; k++)
-                if (msg->fields[k].required && !(seen & (UINT64_C(1) << k)))
-                        report_field(report, &msg->fields[k], "is required");
-
+        check_map(fields, n_fields, additional, owner, body, path, 0, 1,
+                  report);
         return report->n == 0;
+}
+
+bool schema_validate(const schema_msg_t *msg, const msgpack_object *body,
+                     schema_report_t *report) {
+        assert(msg);
+        return validate_body(msg->fields, msg->n_fields, msg->additional,
+                             msg->type, body, report);
+}
+
+bool schema_event_validate(const schema_event_t *event,
+                           const msgpack_object *body,
+                           schema_report_t *report) {
+        assert(event);
+        return validate_body(event->fields, event->n_fields, event->additional,
+                             event->type, body, report);
 }
