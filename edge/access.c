@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "edge_internal.h"
+#include "facts.h"
 #include "log.h"
 
 /* Check the bearer token when the route needs one (or when one is sent). */
@@ -31,9 +32,11 @@ int edge__authenticate(req_t *req, bool required) {
                 log_info("token refused: %s", token_strerror(err));
                 return -1;
         }
-        if (req->claims.sid[0] &&
-            guard_is_revoked(req->edge->guard, slice_of(req->claims.sid))) {
-                log_info("token of a revoked session refused");
+        /* Deny facts: a claim a group's events put on a deny list. */
+        req->denied =
+                facts_denied(req->edge->facts, &req->claims, clock_wall_ms());
+        if (req->denied) {
+                log_info("token refused by the fact %s", req->denied->name);
                 return -1;
         }
         req->authed = true;
@@ -43,8 +46,10 @@ int edge__authenticate(req_t *req, bool required) {
 enum MHD_Result edge__unauthorized(req_t *req) {
         static const char *const hdr[] = {"WWW-Authenticate",
                                           "Bearer realm=\"omnify\"", NULL};
-        return edge__problem(req, 401, "Unauthorized",
-                             "a valid bearer token is required", NULL, hdr);
+        const char *detail = req->denied && req->denied->detail
+                                     ? req->denied->detail
+                                     : "a valid bearer token is required";
+        return edge__problem(req, 401, "Unauthorized", detail, NULL, hdr);
 }
 
 /* The strongest role in a comma-separated roles claim. */
@@ -62,7 +67,8 @@ static schema_role_t edge__token_role(const char *roles) {
         return best;
 }
 
-/* What the route asks beyond a valid token: a role, accepted terms. */
+/* What the route asks beyond a valid token: a role, and the version facts
+ * it requires (the fact's own words when one does not hold). */
 enum MHD_Result edge__permit(req_t *req) {
         const schema_route_t *route = &req->msg->route;
         if (route->role != SCHEMA_ROLE_NONE &&
@@ -73,25 +79,29 @@ enum MHD_Result edge__permit(req_t *req) {
                          schema_role_name(route->role));
                 return edge__problem(req, 403, "Forbidden", detail, NULL, NULL);
         }
-        if (route->terms) {
-                int64_t current = guard_version(req->edge->guard, "terms");
-                if (current < 0) {
+        for (size_t i = 0; i < route->n_requires; i++) {
+                const schema_fact_t *fact = route->requires[i];
+                int64_t value;
+                char detail[256];
+                switch (facts_check(req->edge->facts, fact, &req->claims,
+                                    &value)) {
+                case FACTS_HOLD:
+                        break;
+                case FACTS_UNKNOWN: {
                         static const char *const retry[] = {"Retry-After", "2",
                                                             NULL};
-                        return edge__problem(
-                                req, 503, "Service Unavailable",
-                                "the current terms are not known yet", NULL,
-                                retry);
-                }
-                if (current > 0 && req->claims.tv < current) {
-                        char detail[200];
                         snprintf(detail, sizeof(detail),
-                                 "accept the current terms (version %lld) with "
-                                 "POST "
-                                 "/api/legal/accept first",
-                                 (long long)current);
-                        return edge__problem(req, 403, "Terms not accepted",
-                                             detail, NULL, NULL);
+                                 "the edge does not know the current %s yet",
+                                 fact->name);
+                        return edge__problem(req, 503, "Service Unavailable",
+                                             detail, NULL, retry);
+                }
+                case FACTS_BELOW:
+                        return edge__problem(req, 403, "Forbidden",
+                                             schema_fact_detail(fact, value,
+                                                                detail,
+                                                                sizeof(detail)),
+                                             NULL, NULL);
                 }
         }
         return MHD_YES;

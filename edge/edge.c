@@ -8,7 +8,7 @@
  *   replies.c   the reply thread and the deadlines (504)
  *   lookup.c    the lookup thread: /api/operations/{id}
  *   builtin.c   /health, /ready, /metrics, /openapi.json, /ops
- *   follower.c  the facts follower thread
+ *   follower.c  the facts follower thread (facts.c: the table)
  *   respond.c   answers, and the answer of a completed request
  * Whoever takes a request's pending entry completes it (pending.h).
  */
@@ -50,8 +50,6 @@ static void edge__parse_cors(edge_t *edge, const char *list) {
 edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                  size_t errlen) {
         edge_t *edge = xcalloc(1, sizeof(*edge));
-        (void)errstr;
-        (void)errlen;
 
         edge->cfg = cfg;
         edge->schemas = schemas;
@@ -82,9 +80,16 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
                                 "Requests refused by a rate limit.", "");
         edge->guard =
                 guard_new(cfg->rate_ip_per_min, cfg->rate_account_per_min);
-        atomic_init(&edge->versions_known, false);
         edge__parse_cors(edge, cfg->cors_origins);
         snprintf(edge->reply_to, sizeof(edge->reply_to), "(not yet)");
+        pthread_mutex_init(&edge->query_lock, NULL);
+        edge->facts = facts_new(schemas, errstr, errlen);
+        if (!edge->facts) {
+                edge_destroy(edge);
+                return NULL;
+        }
+        edge->query_ids =
+                xcalloc(facts_query_count(edge->facts) + 1, sizeof(msgid_t));
         return edge;
 }
 
@@ -347,7 +352,10 @@ void edge_destroy(edge_t *edge) {
         atomic_store(&edge->stopping, true);
         edge__join(edge);
         bus_consumer_destroy(edge->listener);
-        bus_consumer_destroy(edge->events);
+        edge__follower_close(edge);
+        facts_destroy(edge->facts);
+        free(edge->query_ids);
+        pthread_mutex_destroy(&edge->query_lock);
         bus_destroy(edge->bus);
         guard_destroy(edge->guard);
         for (size_t i = 0; i < edge->n_cors; i++)

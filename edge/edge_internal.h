@@ -27,6 +27,7 @@
 #include "config.h"
 #include "edge.h"
 #include "envelope.h"
+#include "facts.h"
 #include "guard.h"
 #include "metrics.h"
 #include "msgid.h"
@@ -74,6 +75,7 @@ typedef struct req {
         char id[MSGID_TEXT_SIZE];
         token_claims_t claims;
         bool authed;
+        const schema_fact_t *denied; /* the deny fact that refused the token */
         uint64_t t0_us;
         unsigned status; /* the answer's status once known */
         /* Set by the completing thread before it resumes the connection. */
@@ -120,12 +122,15 @@ struct edge {
         req_t *jobs_head, *jobs_tail;
         metrics_counter_t *m_inflight, *m_produce_errors, *m_rate_limited;
         guard_t *guard;
-        bus_consumer_t *events; /* auth.events: revocations, documents */
+        facts_t *facts;
+        /* The follower: <group>.events of the groups declaring facts. */
+        bus_consumer_t **followed;
+        size_t n_followed;
         pthread_t events_thread;
         bool events_started;
-        msgid_t versions_id; /* our pending auth.legal.versions query */
-        atomic_bool versions_known;
-        char **cors; /* allowed origins */
+        pthread_mutex_t query_lock; /* guards query_ids */
+        msgid_t *query_ids;         /* our last query per facts_query_at */
+        char **cors;                /* allowed origins */
         size_t n_cors;
 };
 
@@ -180,8 +185,8 @@ enum MHD_Result edge__finish(req_t *req);
 int edge__authenticate(req_t *req, bool required);
 enum MHD_Result edge__unauthorized(req_t *req);
 
-/* What the route asks beyond a valid token: a role, accepted terms.
- * MHD_YES to go on, or the result of a queued refusal. */
+/* What the route asks beyond a valid token: a role, the version facts it
+ * requires. MHD_YES to go on, or the result of a queued refusal. */
 enum MHD_Result edge__permit(req_t *req);
 
 /* ---------------------------------------------------------------------------
@@ -222,8 +227,10 @@ enum MHD_Result edge__ops(req_t *req, const char *url);
  * follower.c: the facts follower
  * ------------------------------------------------------------------------ */
 
-/* Open the follower's consumer (warm-up thread). 0, or -1 and errstr. */
+/* Open the follower's consumers (warm-up thread). 0, or -1 and errstr. */
 int edge__follower_open(edge_t *edge, char *errstr, size_t errlen);
+/* Close them (the thread is joined). */
+void edge__follower_close(edge_t *edge);
 void *edge__events_loop(void *arg);
 /* A reply on our reply partition that answers one of the follower's own
  * queries: consumed (true) or not ours (false). */
