@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "hash.h"
 
 #define FACTS_BUCKETS 4096
 #define FACTS_SWEEP_AT 20000
@@ -76,15 +77,6 @@ static bool facts__known(const char *claim, const char *const *names,
                 if (strcmp(claim, names[i]) == 0)
                         return true;
         return false;
-}
-
-static uint64_t facts__hash(slice_t s) {
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (size_t i = 0; i < s.len; i++) {
-                h ^= (unsigned char)s.ptr[i];
-                h *= 0x100000001b3ull;
-        }
-        return h;
 }
 
 /* ---------------------------------------------------------------------------
@@ -214,7 +206,7 @@ static facts_entry_t *facts__find(facts_slot_t *slot, slice_t key,
 
 static bool facts__deny(facts_slot_t *slot, slice_t key, uint64_t until_ms,
                         uint64_t now_ms) {
-        uint64_t hash = facts__hash(key);
+        uint64_t hash = edge_hash(key);
         facts_entry_t *e;
         bool changed = false;
         if (key.len == 0 || until_ms <= now_ms)
@@ -253,7 +245,7 @@ const schema_fact_t *facts_denied(facts_t *facts, const token_claims_t *claims,
                 if (value.len == 0)
                         continue;
                 pthread_mutex_lock(&slot->lock);
-                e = facts__find(slot, value, facts__hash(value));
+                e = facts__find(slot, value, edge_hash(value));
                 denied = e && e->until_ms > now_ms;
                 pthread_mutex_unlock(&slot->lock);
                 if (denied)

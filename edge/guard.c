@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "hash.h"
 #include "msgid.h"
 
 #define GUARD_BUCKETS 4096
@@ -60,15 +61,6 @@ void guard_destroy(guard_t *g) {
  * Rate limits
  * ------------------------------------------------------------------------ */
 
-static uint64_t guard__hash(const char *s) {
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 0x100000001b3ull;
-        }
-        return h;
-}
-
 /* Drop buckets that have refilled: they hold no information. Lock held. */
 static void guard__sweep_rate(guard_t *g, uint64_t now) {
         for (size_t b = 0; b < GUARD_BUCKETS; b++) {
@@ -92,7 +84,7 @@ static void guard__sweep_rate(guard_t *g, uint64_t now) {
 /* Take a token from key's bucket; 0 or seconds to wait. Lock held. */
 static int guard__take(guard_t *g, const char *key, double per_min,
                        uint64_t now) {
-        uint64_t h = guard__hash(key);
+        uint64_t h = edge_hash(slice_of(key));
         rate_entry_t *e;
         for (e = g->rate[h % GUARD_BUCKETS]; e; e = e->next)
                 if (e->hash == h && strcmp(e->key, key) == 0)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "hash.h"
 #include "codec.h"
 #include "msgid.h"
 
@@ -70,11 +71,7 @@ struct stream_hub {
  * ------------------------------------------------------------------------ */
 
 static uint64_t stream__hash(slice_t s) {
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (size_t i = 0; i < s.len; i++) {
-                h ^= (unsigned char)s.ptr[i];
-                h *= 0x100000001b3ull;
-        }
+        uint64_t h = edge_hash(s);
         return h ? h : 1; /* 0 marks an empty slot */
 }
 
