@@ -1,7 +1,9 @@
 /*
  * builtin.c - the edge's own routes: /health (alive), /ready (Kafka and the
  * store reachable, and the edge connected), /metrics (Prometheus text),
- * /openapi.json (generated from the schemas as the edge connects), and in the
+ * /openapi.json and /asyncapi.json (generated from the schemas as the edge
+ * connects: the HTTP API, and the topics, commands, replies and events),
+ * and in the
  * monolith /ops/<group>/<what>, each group's own ops answers on the edge's
  * port.
  */
@@ -60,6 +62,14 @@ static enum MHD_Result edge__openapi(req_t *req) {
                             edge->openapi_len, NULL);
 }
 
+static enum MHD_Result edge__asyncapi(req_t *req) {
+        edge_t *edge = req->edge;
+        if (!atomic_load(&edge->started))
+                return edge__starting(req);
+        return edge__answer(req, 200, "application/json", edge->asyncapi,
+                            edge->asyncapi_len, NULL);
+}
+
 static const struct {
         const char *path;
         const char *label;
@@ -69,6 +79,7 @@ static const struct {
         {"/ready", "ready", edge__ready},
         {"/metrics", "metrics", edge__metrics},
         {"/openapi.json", "openapi", edge__openapi},
+        {"/asyncapi.json", "asyncapi", edge__asyncapi},
 };
 
 #define EDGE__N_BUILTINS (sizeof(edge__builtins) / sizeof(edge__builtins[0]))

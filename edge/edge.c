@@ -154,6 +154,14 @@ static int edge__connect(edge_t *edge, char *errstr, size_t errlen) {
                 return -1;
         }
         edge->openapi_len = strlen(edge->openapi);
+        edge->asyncapi = schema_asyncapi(edge->schemas, OMNIFY_VERSION,
+                                         cfg->topic_prefix);
+        if (!edge->asyncapi) {
+                snprintf(errstr, errlen,
+                         "cannot generate the AsyncAPI document");
+                return -1;
+        }
+        edge->asyncapi_len = strlen(edge->asyncapi);
         snprintf(client_id, sizeof(client_id), "omnify-edge-%d",
                  cfg->edge_reply_partition);
         edge->bus = bus_new(cfg, client_id, errstr, errlen);
@@ -364,6 +372,7 @@ void edge_destroy(edge_t *edge) {
         store_destroy(edge->store);
         pending_destroy(edge->pending);
         free(edge->openapi);
+        free(edge->asyncapi);
         pthread_cond_destroy(&edge->start_cond);
         pthread_mutex_destroy(&edge->start_lock);
         pthread_cond_destroy(&edge->jobs_cond);

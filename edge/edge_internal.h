@@ -81,8 +81,9 @@ typedef struct req {
         /* Set by the completing thread before it resumes the connection. */
         req_outcome_t outcome;
         int reply_status;
-        char *reply_mp; /* malloc'd msgpack */
+        char *reply_mp; /* malloc'd msgpack, or the bytes of reply_ctype */
         size_t reply_mp_len;
+        char *reply_ctype; /* malloc'd: the reply's own content type */
         char op_tenant[64];
         char op_user[64];
         struct req *next_job; /* lookup queue */
@@ -98,8 +99,8 @@ struct edge {
         bus_consumer_t *listener;
         char reply_to[300];
         char replies_topic[256];
-        char *openapi;
-        size_t openapi_len;
+        char *openapi, *asyncapi;
+        size_t openapi_len, asyncapi_len;
         pending_t *pending;
         struct MHD_Daemon *daemon;
         token_keys_t keys;
@@ -197,6 +198,21 @@ enum MHD_Result edge__permit(req_t *req);
  * completes (or answer at once when it is refused). */
 enum MHD_Result edge__dispatch(req_t *req);
 
+/* The command msg takes from the request (body, path, query, headers),
+ * packed into mp and unpacked into obj (allocated in zone) and validated:
+ * true, or false after answering 400 (*ret: the answer's result). */
+bool edge__command(req_t *req, const schema_msg_t *msg, msgpack_sbuffer *mp,
+                   msgpack_zone *zone, msgpack_object *obj,
+                   enum MHD_Result *ret);
+
+/* Publish msg's command mp (obj: the same, unpacked) for the request, sync
+ * (a reply within wait_ms) or async (req->async), register it and suspend
+ * the request until it completes; answers 503 at once when the edge cannot
+ * take it. */
+enum MHD_Result edge__send(req_t *req, const schema_msg_t *msg,
+                           const msgpack_sbuffer *mp, const msgpack_object *obj,
+                           slice_t idempotency_key, int wait_ms);
+
 /* ---------------------------------------------------------------------------
  * replies.c: the reply listener and deadlines
  * ------------------------------------------------------------------------ */
@@ -215,7 +231,8 @@ void edge__enqueue_lookup(edge_t *edge, req_t *req);
  * builtin.c: the edge's own routes
  * ------------------------------------------------------------------------ */
 
-/* GET /health, /ready, /metrics, /openapi.json: the answer's result, or
+/* GET /health, /ready, /metrics, /openapi.json, /asyncapi.json: the
+ * answer's result, or
  * MHD_NO without answering when url is not one of them. */
 enum MHD_Result edge__builtin(req_t *req, const char *url);
 /* Is url one of the built-in routes (any method)? */

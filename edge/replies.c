@@ -45,6 +45,9 @@ static void edge__on_reply(edge_t *edge, const rd_kafka_message_t *msg) {
         req->reply_mp = xmalloc(env.value.len ? env.value.len : 1);
         memcpy(req->reply_mp, env.value.ptr, env.value.len);
         req->reply_mp_len = env.value.len;
+        if (env.content_type.len)
+                req->reply_ctype =
+                        xstrndup(env.content_type.ptr, env.content_type.len);
         edge__complete(req, OUT_REPLY);
 }
 

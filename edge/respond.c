@@ -7,7 +7,8 @@
  * edge__finish turns a completed request's outcome (a group's reply, an
  * accepted async command, a timeout, an operation lookup...) into its HTTP
  * answer, on the loop thread that resumed it. Replies are msgpack from the
- * groups and go out as JSON.
+ * groups and go out as JSON; a reply with a content type of its own (CSV,
+ * a file) goes out as it is, and a redirect as a Location header.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,47 +79,94 @@ enum MHD_Result edge__starting(req_t *req) {
                              "the edge is starting", NULL, retry);
 }
 
-/* The group's reply, rendered as JSON. */
+static bool edge__is_redirect(int status) {
+        return status == 301 || status == 302 || status == 303 ||
+               status == 307 || status == 308;
+}
+
+/* A Location a client may be sent to: visible ASCII, not empty, bounded. */
+static bool edge__valid_location(slice_t loc) {
+        if (loc.len == 0 || loc.len > 2048)
+                return false;
+        for (size_t i = 0; i < loc.len; i++)
+                if (loc.ptr[i] <= 0x20 || loc.ptr[i] >= 0x7f)
+                        return false;
+        return true;
+}
+
+static bool edge__is_msgpack(const char *ctype) {
+        return !ctype || edge__ieq_prefix(ctype, "application/msgpack") ||
+               edge__ieq_prefix(ctype, "application/x-msgpack");
+}
+
+static enum MHD_Result edge__bad_gateway(req_t *req) {
+        log_error("reply to %s is malformed", req->id);
+        return edge__problem(req, 502, "Bad Gateway",
+                             "the service answered something malformed", NULL,
+                             NULL);
+}
+
+/*
+ * The group's reply: its bytes as they are when it set a content type
+ * (CSV, a file); a redirect (3xx with {"location"}) as a Location header;
+ * otherwise its msgpack body rendered as JSON.
+ */
 static enum MHD_Result edge__send_reply(req_t *req, int status, const char *mp,
-                                        size_t mp_len) {
-        char *json = NULL;
-        size_t json_len = 0;
-        enum MHD_Result ret;
-        char retry[16];
+                                        size_t mp_len, const char *ctype) {
         const char *extra[] = {"X-Request-Id", req->id, NULL, NULL, NULL};
-        if (status == 429 || status == 503) {
-                /* A group says how long to wait in its problem body. */
-                msgpack_zone zone;
-                msgpack_object obj;
-                size_t off = 0;
-                msgpack_zone_init(&zone, 1024);
-                if (msgpack_unpack(mp, mp_len, &off, &zone, &obj) ==
-                    MSGPACK_UNPACK_SUCCESS) {
-                        const msgpack_object *ra =
-                                codec_map_get(&obj, "retry_after");
-                        long long secs = 1;
-                        if (ra && ra->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                            ra->via.u64 < 86400 * 7)
-                                secs = (long long)ra->via.u64;
-                        snprintf(retry, sizeof(retry), "%lld", secs);
-                        extra[2] = "Retry-After";
-                        extra[3] = retry;
-                }
-                msgpack_zone_destroy(&zone);
-        }
-        if (status < 100 || status > 599 ||
+        char *json = NULL, retry[16];
+        size_t json_len = 0, off = 0;
+        msgpack_zone zone;
+        msgpack_object obj;
+        enum MHD_Result ret;
+
+        if (status < 100 || status > 599)
+                return edge__bad_gateway(req);
+        if (!edge__is_msgpack(ctype))
+                return edge__answer(req, (unsigned)status, ctype, mp, mp_len,
+                                    extra);
+        msgpack_zone_init(&zone, 1024);
+        if (msgpack_unpack(mp, mp_len, &off, &zone, &obj) !=
+                    MSGPACK_UNPACK_SUCCESS ||
             codec_msgpack_to_json((slice_t){mp, mp_len}, &json, &json_len) !=
                     CODEC_OK) {
-                log_error("reply to %s is malformed", req->id);
-                return edge__problem(req, 502, "Bad Gateway",
-                                     "the service answered something malformed",
-                                     NULL, NULL);
+                msgpack_zone_destroy(&zone);
+                return edge__bad_gateway(req);
         }
-        ret = edge__answer(req, (unsigned)status,
-                           status >= 400 ? "application/problem+json"
-                                         : "application/json",
-                           json, json_len, extra);
+        if (status == 429 || status == 503) {
+                /* A group says how long to wait in its problem body. */
+                const msgpack_object *ra = codec_map_get(&obj, "retry_after");
+                long long secs = 1;
+                if (ra && ra->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                    ra->via.u64 < 86400 * 7)
+                        secs = (long long)ra->via.u64;
+                snprintf(retry, sizeof(retry), "%lld", secs);
+                extra[2] = "Retry-After";
+                extra[3] = retry;
+        }
+        if (edge__is_redirect(status)) {
+                slice_t loc = codec_map_str(&obj, "location");
+                char *text;
+                if (!edge__valid_location(loc)) {
+                        free(json);
+                        msgpack_zone_destroy(&zone);
+                        return edge__bad_gateway(req);
+                }
+                text = arena_strndup(req->arena, loc.ptr, loc.len);
+                extra[2] = "Location";
+                extra[3] = text;
+                ret = edge__answer(req, (unsigned)status, "text/plain", "", 0,
+                                   extra);
+        } else if (status == 204) {
+                ret = edge__answer(req, 204, "application/json", "", 0, extra);
+        } else {
+                ret = edge__answer(req, (unsigned)status,
+                                   status >= 400 ? "application/problem+json"
+                                                 : "application/json",
+                                   json, json_len, extra);
+        }
         free(json);
+        msgpack_zone_destroy(&zone);
         return ret;
 }
 
@@ -162,7 +210,7 @@ enum MHD_Result edge__finish(req_t *req) {
         switch (req->outcome) {
         case OUT_REPLY:
                 return edge__send_reply(req, req->reply_status, req->reply_mp,
-                                        req->reply_mp_len);
+                                        req->reply_mp_len, req->reply_ctype);
         case OUT_ACCEPTED:
                 snprintf(body, sizeof(body),
                          "{\"operation_id\":\"%s\",\"status\":\"accepted\"}",

@@ -180,7 +180,9 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
                                      NULL, NULL);
         ctype = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                             MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!is_get && ((clen && strcmp(clen, "0") != 0) || ctype) &&
+        /* A raw body is passed as it is, whatever its type. */
+        if (!is_get && !req->msg->route.raw_body &&
+            ((clen && strcmp(clen, "0") != 0) || ctype) &&
             !edge__is_json(ctype))
                 return edge__problem(req, 415, "Unsupported Media Type",
                                      "send the body as application/json", NULL,
@@ -315,6 +317,7 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 atomic_fetch_sub(&edge->buffered, (long long)req->body_len);
         free(req->body);
         free(req->reply_mp);
+        free(req->reply_ctype);
         arena_destroy(req->arena);
         *con_cls = NULL;
 }
