@@ -9,6 +9,8 @@
  *   lookup.c    the lookup thread: /api/operations/{id}
  *   builtin.c   /health, /ready, /metrics, /openapi.json, /ops
  *   follower.c  the facts follower thread (facts.c: the table)
+ *   streams.c   Server-Sent Events routes and their topic readers
+ *               (stream.c: the hub of subscribers)
  *   respond.c   answers, and the answer of a completed request
  * Whoever takes a request's pending entry completes it (pending.h).
  */
@@ -25,7 +27,11 @@
 #include "edge_internal.h"
 #include "log.h"
 #include "ops.h"
+#include "schemas_embedded.h"
 #include "service.h"
+
+/* An idle stream gets a comment this often (SCHEMA-EXT.md: 15 s). */
+#define EDGE_HEARTBEAT_MS 15000
 
 /* Allowed CORS origins from the comma-separated setting. */
 static void edge__parse_cors(edge_t *edge, const char *list) {
@@ -90,6 +96,17 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         }
         edge->query_ids =
                 xcalloc(facts_query_count(edge->facts) + 1, sizeof(msgid_t));
+        {
+                stream_hub_opts_t opts = {
+                        .max_streams = (size_t)cfg->max_streams,
+                        .max_queue_bytes = (size_t)cfg->stream_buffer_bytes,
+                        .heartbeat_ms = EDGE_HEARTBEAT_MS,
+                        .wake = edge__stream_wake,
+                        .sleep = edge__stream_sleep,
+                        .gone = edge__stream_gone,
+                };
+                edge->hub = stream_hub_new(&opts);
+        }
         return edge;
 }
 
@@ -177,7 +194,8 @@ static int edge__connect(edge_t *edge, char *errstr, size_t errlen) {
                 bus_listener_new(cfg, edge->replies_topic,
                                  cfg->edge_reply_partition, errstr, errlen);
         if (!edge->listener || atomic_load(&edge->stopping) ||
-            edge__follower_open(edge, errstr, errlen))
+            edge__follower_open(edge, errstr, errlen) ||
+            edge__streams_open(edge, errstr, errlen))
                 return -1;
         if (pthread_create(&edge->reply_thread, NULL, edge__reply_loop, edge))
                 goto no_thread;
@@ -318,6 +336,7 @@ static void edge__join(edge_t *edge) {
                 pthread_join(edge->events_thread, NULL);
         edge->lookup_started = edge->reply_started = edge->events_started =
                 false;
+        edge__streams_close(edge);
 }
 
 void edge_stop(edge_t *edge) {
@@ -328,6 +347,8 @@ void edge_stop(edge_t *edge) {
         if (!edge->daemon)
                 return;
         MHD_quiesce_daemon(edge->daemon);
+        /* Streams end after what they have queued. */
+        stream_hub_close_all(edge->hub);
         deadline = clock_mono_ms() + (uint64_t)edge->cfg->shutdown_timeout_ms;
         while (atomic_load(&edge->inflight) > 0 && clock_mono_ms() < deadline) {
                 struct timespec ts = {0, 20 * 1000000L};
@@ -371,6 +392,7 @@ void edge_destroy(edge_t *edge) {
         free(edge->cors);
         store_destroy(edge->store);
         pending_destroy(edge->pending);
+        stream_hub_destroy(edge->hub);
         free(edge->openapi);
         free(edge->asyncapi);
         pthread_cond_destroy(&edge->start_cond);
@@ -380,25 +402,42 @@ void edge_destroy(edge_t *edge) {
         free(edge);
 }
 
-int edge_main(int argc, char **argv) {
+/* The embedded schemas plus extra sources (a test fixture's). */
+static schema_set_t *edge__schemas(const schema_source_t *extra, size_t n_extra,
+                                   char *errstr, size_t errlen) {
+        schema_source_t *all;
+        schema_set_t *set = NULL;
+        if (!n_extra)
+                return service_load_schemas(errstr, errlen);
+        all = xcalloc(schemas_embedded_count + n_extra, sizeof(*all));
+        memcpy(all, schemas_embedded, schemas_embedded_count * sizeof(*all));
+        memcpy(all + schemas_embedded_count, extra, n_extra * sizeof(*all));
+        if (schema_set_load(&set, all, schemas_embedded_count + n_extra, errstr,
+                            errlen) != SCHEMA_OK)
+                set = NULL;
+        free(all);
+        return set;
+}
+
+int edge_run(const char *program, int argc, char **argv,
+             const schema_source_t *extra, size_t n_extra) {
         config_t cfg;
         char errstr[512] = "";
         schema_set_t *schemas = NULL;
         edge_t *edge = NULL;
         int status = 1;
 
-        config_load_or_exit(&cfg, CONFIG_SCOPE_EDGE, "omnify-edge", argc, argv,
-                            NULL);
-        log_init((log_level_t)cfg.log_level, "omnify-edge");
+        config_load_or_exit(&cfg, CONFIG_SCOPE_EDGE, program, argc, argv, NULL);
+        log_init((log_level_t)cfg.log_level, program);
         log_set_group("edge");
         service_install_signals();
-        schemas = service_load_schemas(errstr, sizeof(errstr));
+        schemas = edge__schemas(extra, n_extra, errstr, sizeof(errstr));
         if (!schemas)
                 goto out;
         edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
         if (!edge || edge_start(edge, errstr, sizeof(errstr)))
                 goto out;
-        log_info("omnify-edge %s started (pid %ld)", OMNIFY_VERSION,
+        log_info("%s %s started (pid %ld)", program, OMNIFY_VERSION,
                  (long)getpid());
         while (!atomic_load(&service_stop)) {
                 struct timespec ts = {0, 50 * 1000000L};
@@ -420,4 +459,8 @@ out:
         schema_set_destroy(schemas);
         config_deinit(&cfg);
         return status;
+}
+
+int edge_main(int argc, char **argv) {
+        return edge_run("omnify-edge", argc, argv, NULL, 0);
 }

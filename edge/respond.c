@@ -66,6 +66,15 @@ enum MHD_Result edge__problem(req_t *req, unsigned status, const char *title,
                                  edge__headers(req, extra, hdrs));
 }
 
+enum MHD_Result edge__answer_stream(req_t *req, const char *ctype,
+                                    MHD_ContentReaderCallback reader) {
+        const char *hdrs[32];
+        req->status = 200;
+        req->answered = true;
+        return http_send_stream(req->conn, ctype, reader, req,
+                                edge__headers(req, NULL, hdrs));
+}
+
 enum MHD_Result edge__unavailable(req_t *req, const char *detail) {
         static const char *const retry[] = {"Retry-After", "1", NULL};
         metrics_add(req->edge->m_produce_errors, 1);
@@ -209,6 +218,8 @@ enum MHD_Result edge__finish(req_t *req) {
         snprintf(location, sizeof(location), "/api/operations/%s", req->id);
         switch (req->outcome) {
         case OUT_REPLY:
+                if (req->sub && req->reply_status == 200 && !req->reply_ctype)
+                        return edge__stream_history(req);
                 return edge__send_reply(req, req->reply_status, req->reply_mp,
                                         req->reply_mp_len, req->reply_ctype);
         case OUT_ACCEPTED:

@@ -22,6 +22,7 @@
 
 #include "alloc.h"
 #include "edge_internal.h"
+#include "log.h"
 
 static uint64_t edge__now_us(void) {
         struct timespec ts;
@@ -279,6 +280,8 @@ enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
                 edge__enqueue_lookup(edge, req);
                 return MHD_YES;
         }
+        if (req->msg->route.stream)
+                return edge__stream_begin(req);
         return edge__dispatch(req);
 }
 
@@ -294,6 +297,9 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (req->registered)
                 pending_take(edge->pending,
                              &req->pending.id); /* if still there */
+        if (req->sub)
+                log_debug("stream closed (%s)", req->label);
+        stream_sub_close(edge->hub, req->sub);
         if (req->waiting) {
                 atomic_fetch_sub(&edge->inflight, 1);
                 metrics_add(edge->m_inflight, -1);

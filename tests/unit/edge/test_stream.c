@@ -26,6 +26,7 @@
 
 typedef struct client {
         int wakes, sleeps;
+        bool gone; /* the client closed its connection */
 } client_t;
 
 static void on_wake(void *owner) {
@@ -36,9 +37,13 @@ static void on_sleep(void *owner) {
         ((client_t *)owner)->sleeps++;
 }
 
+static bool on_gone(void *owner) {
+        return ((client_t *)owner)->gone;
+}
+
 static stream_hub_t *hub_with(size_t max_streams, size_t max_queue) {
-        stream_hub_opts_t o = {max_streams, max_queue, 15000, on_wake,
-                               on_sleep};
+        stream_hub_opts_t o = {max_streams, max_queue, 15000,
+                               on_wake,     on_sleep,  on_gone};
         return stream_hub_new(&o);
 }
 
@@ -501,6 +506,32 @@ static void test_heartbeat(void **state) {
         stream_hub_destroy(hub);
 }
 
+/* A sleeping stream whose client left ends at the next tick, long before
+ * a heartbeat; one still there is left alone. */
+static void test_gone_client_ends(void **state) {
+        stream_hub_t *hub = hub_with(10, 1 << 16);
+        client_t a = {0}, b = {0};
+        stream_sub_t *sa = open_run(hub, &a, "r1", false, NULL),
+                     *sb = open_run(hub, &b, "r2", false, NULL);
+        char buf[64];
+        bool end;
+        uint64_t now = clock_mono_ms();
+        (void)state;
+        assert_int_equal(stream_sub_read(hub, sa, buf, sizeof(buf), &end), 0);
+        assert_int_equal(stream_sub_read(hub, sb, buf, sizeof(buf), &end), 0);
+        a.gone = true;
+        stream_hub_tick(hub, 0, now + 1000);
+        assert_int_equal(a.wakes, 1);
+        assert_int_equal(b.wakes, 0);
+        assert_int_equal(stream_sub_read(hub, sa, buf, sizeof(buf), &end), 0);
+        assert_true(end);
+        assert_int_equal(stream_sub_read(hub, sb, buf, sizeof(buf), &end), 0);
+        assert_false(end);
+        stream_sub_close(hub, sa);
+        stream_sub_close(hub, sb);
+        stream_hub_destroy(hub);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_frame),
@@ -517,6 +548,7 @@ int main(void) {
                 cmocka_unit_test(test_sleep_and_wake),
                 cmocka_unit_test(test_max_streams),
                 cmocka_unit_test(test_heartbeat),
+                cmocka_unit_test(test_gone_client_ends),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
