@@ -946,7 +946,9 @@ static size_t rt__drain(runtime_t *rt, int ms) {
         return waiting;
 }
 
-static void rt__on_revoke(void *arg) {
+static void rt__on_revoke(void *arg,
+                          const rd_kafka_topic_partition_list_t *parts) {
+        (void)parts;
         /* Store what is finished before the partitions go to another
          * consumer, so it does not redo them. */
         rt__drain(arg, 2000);
