@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 from . import data
-from .core import (CLOCK, COUNTERS, FAULTS, KEYS, LOCK, RETRY_AFTER, TOKENS, Reply,
+from .core import (CLOCK, COUNTERS, FAULTS, KEYS, LOCK, RETRY_AFTER, TOKENS, Grant, Reply,
                    parse_day)
 
 RULE_KINDS = ("5xx", "slow", "malformed", "drop")
@@ -23,6 +23,7 @@ INDEX = {
                                       "count (-1 for ever), match (path part), status, delay_ms, "
                                       "user, key}",
     "GET /_admin/tokens/{provider}": "grants and tokens issued",
+    "POST /_admin/tokens/{provider}": "{user, scope?, extra?, access_ttl?}: mint a token pair",
     "POST /_admin/keys": "{provider, key, account?, shops?}: register an API key",
     "GET /_admin/counters": "?provider=: requests per endpoint, statuses, violations, "
                             "retry_after_ignored, refreshes, refresh_reuse, code_reuse, "
@@ -102,6 +103,8 @@ def handle(app, req):
         return faults(app, req)
     if (mm := re.fullmatch(r"/tokens/([\w-]+)", path)) and m == "GET":
         return tokens(provider_of(app, mm.group(1)))
+    if (mm := re.fullmatch(r"/tokens/([\w-]+)", path)) and m == "POST":
+        return mint(provider_of(app, mm.group(1)), body_of(req))
     if path == "/keys" and m == "POST":
         b = body_of(req)
         p = provider_of(app, b.get("provider", ""))
@@ -181,6 +184,16 @@ def tokens(p):
                         "expires_in": t.expires_in(), "revoked": t.revoked or t.grant.revoked,
                         "rotated": t.rotated_at is not None})
     return Reply(200, {"provider": p.name, "tokens": out})
+
+
+def mint(p, b):
+    """A token pair for a user without the browser dance (for tests of
+    other things than the flow itself)."""
+    grant = Grant(p.name, p.config["client_id"], b.get("user", "demo"), b.get("scope", ""), b.get("extra"))
+    a, r = TOKENS.issue(grant, b.get("access_ttl", p.config["access_ttl"]), p.config["refresh_ttl"],
+                        b.get("refresh", True))
+    return Reply(200, {"access_token": a.value, "refresh_token": r.value if r else None,
+                       "expires_in": a.expires_in()})
 
 
 def send_webhook(app, spec):

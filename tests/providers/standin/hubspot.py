@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.parse
 import uuid
 
 from . import data
@@ -206,7 +207,9 @@ class HubSpot(Provider):
         out = {"results": [self.obj(kind, c, v, props, req.q("associations")) for c, v in chunk]}
         if start + limit < len(rows):
             nxt = str(start + limit)
-            out["paging"] = {"next": {"after": nxt, "link": f"{req.base_url}{req.path}?after={nxt}"}}
+            q = {k: v[0] for k, v in req.query.items() if k != "after"}
+            q["after"] = nxt
+            out["paging"] = {"next": {"after": nxt, "link": f"{req.base_url}{req.path}?{urllib.parse.urlencode(q)}"}}
         return Reply(200, out, headers)
 
     def get_object(self, req):

@@ -44,7 +44,7 @@ class Meta(AdData, Provider):
     ]
 
     def setup(self):
-        self.buc = Sliding(self.config["insights_calls_per_hour"], 3600)
+        self.buc_window = Sliding(self.config["insights_calls_per_hour"], 3600)
 
     def error(self, status, message, code, subcode=None, transient=False, etype="OAuthException"):
         err = {"message": message, "type": etype, "code": code, "fbtrace_id": new_secret("A", 8)}
@@ -180,7 +180,7 @@ class Meta(AdData, Provider):
 
     def buc(self, req, account):
         RETRY_AFTER.check(self.name, account)
-        ok, remaining, reset = self.buc.hit(account)
+        ok, remaining, reset = self.buc_window.hit(account)
         limit = self.config["insights_calls_per_hour"]
         pct = min(100, int(round(100 * (limit - remaining) / limit)))
         regain = 0 if ok else max(1, int(reset // 60) + 1)

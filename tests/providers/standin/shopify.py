@@ -322,6 +322,18 @@ class Shopify(Provider):
             headers.append(("Link", ", ".join(links)))
         return Reply(200, {"orders": [order_rest(shop, o) for o in page]}, headers)
 
+    def truth(self, req):
+        from .admin import day_range
+        shop = (req.q("account") or "").replace(".myshopify.com", "")
+        if not shop:
+            raise Reply(400, {"error": "account (the shop) is required"})
+        since, until = day_range(req)
+        return Reply(200, data.truth_orders("shopify", shop, since, until))
+
+    def accounts_view(self, user):
+        return [{"note": "a shop is any subdomain: its data set is seeded from its name; its orders name "
+                         "campaigns of the ad accounts of the stand-in user with the shop's name"}]
+
     # --- webhooks ---
     def webhook(self, spec):
         shop = spec.get("account") or "demo"
