@@ -246,7 +246,8 @@ class Faults:
         with LOCK:
             keep = []
             for r in self.rules.get(provider, []):
-                if r.get("match") and r["match"] not in path:
+                ended = any(f["kind"] in ("5xx", "drop") for f in fired)
+                if ended or (r.get("match") and r["match"] not in path):
                     keep.append(r)
                     continue
                 fired.append(dict(r))

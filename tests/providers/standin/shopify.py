@@ -271,7 +271,7 @@ class Shopify(Provider):
         RETRY_AFTER.check(self.name, str(key))
         ok, avail = self.rest_bucket.take(key, 1)
         cap = self.config["rest_bucket"]
-        used = f"{int(cap - avail)}/{cap}"
+        used = f"{round(cap - avail)}/{cap}"
         if not ok:
             self.rate_limited(str(key), 1.0 / self.config["rest_leak_per_s"])
             raise Reply(429, {"errors": f"Exceeded {self.config['rest_leak_per_s']} calls per second "
