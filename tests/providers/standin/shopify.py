@@ -273,11 +273,11 @@ class Shopify(Provider):
         cap = self.config["rest_bucket"]
         used = f"{round(cap - avail)}/{cap}"
         if not ok:
-            self.rate_limited(str(key), 1.0 / self.config["rest_leak_per_s"])
+            self.rate_limited(str(key), 2.0)
             raise Reply(429, {"errors": f"Exceeded {self.config['rest_leak_per_s']} calls per second "
                                         "for api client. Reduce request rates to resume "
                                         "uninterrupted service."},
-                        [("Retry-After", "%.1f" % (1.0 / self.config["rest_leak_per_s"])),
+                        [("Retry-After", "2.0"),
                          ("X-Shopify-Shop-Api-Call-Limit", f"{cap}/{cap}")])
         return used
 
