@@ -148,6 +148,7 @@ typedef struct schema_msg {
         schema_field_t *fields;
         size_t n_fields;
         bool additional;  /* undeclared fields accepted ("additional") */
+        bool read_only;   /* changes nothing: a sync one is not recorded */
         const char *file; /* the source name it came from */
 } schema_msg_t;
 
