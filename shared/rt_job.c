@@ -76,6 +76,10 @@ const char *rt_db(const rt_ctx_t *ctx) {
         return runtime_db(ctx->rt);
 }
 
+const void *rt_settings(const rt_ctx_t *ctx, const config_table_t *table) {
+        return runtime_settings(ctx->rt, table);
+}
+
 bool rt_replaying(const rt_ctx_t *ctx) {
         return ctx->job && ctx->job->loop && ctx->job->loop->replaying;
 }

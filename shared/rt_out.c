@@ -109,9 +109,9 @@ static void rt__send_output(runtime_t *rt, rt_tracker_t *t, const env_t *cmd,
                     topic ? "command" : "event");
 }
 
-/* The outputs of ctx as a bson array for the operation log. */
-static void rt__outputs_bson(const rt_ctx_t *ctx, bson_t *out) {
-        bson_init(out);
+/* The outputs of ctx as a new bson array for the operation log. */
+static bson_t *rt__outputs_bson(const rt_ctx_t *ctx) {
+        bson_t *out = bson_new(); /* bson_t wants 128-byte alignment */
         for (size_t i = 0; i < ctx->n_outs; i++) {
                 const rt_output_t *o = &ctx->outs[i];
                 char buf[16];
@@ -131,6 +131,7 @@ static void rt__outputs_bson(const rt_ctx_t *ctx, bson_t *out) {
                                    (uint32_t)o->body_len);
                 bson_append_document_end(out, &doc);
         }
+        return out;
 }
 
 /* Publish again the outputs a command recorded in the operation log. */
@@ -238,7 +239,7 @@ static const char rt__withheld_mp[] =
 static bool rt__record(runtime_t *rt, rt_job_t *list, const atomic_bool *stop) {
         size_t n = 0, i = 0;
         oplog_rec_t *recs;
-        bson_t *outs;
+        bson_t **outs;
         bool ok = true;
         for (rt_job_t *j = list; j; j = j->next)
                 if (j->state == RT_JOB_FINISH && j->record)
@@ -251,7 +252,7 @@ static bool rt__record(runtime_t *rt, rt_job_t *list, const atomic_bool *stop) {
                 const rt_ctx_t *ctx = &j->ctx;
                 if (j->state != RT_JOB_FINISH || !j->record)
                         continue;
-                rt__outputs_bson(ctx, &outs[i]);
+                outs[i] = rt__outputs_bson(ctx);
                 recs[i] = (oplog_rec_t){
                         .id = j->env.id,
                         .group = rt->def->name,
@@ -264,7 +265,7 @@ static bool rt__record(runtime_t *rt, rt_job_t *list, const atomic_bool *stop) {
                                                     sizeof(rt__withheld_mp) - 1}
                                         : (slice_t){ctx->reply.data,
                                                     ctx->reply.size},
-                        .events = &outs[i],
+                        .events = outs[i],
                         .content_type = ctx->content_type,
                 };
                 i++;
@@ -287,7 +288,7 @@ static bool rt__record(runtime_t *rt, rt_job_t *list, const atomic_bool *stop) {
                 }
         }
         for (i = 0; i < n; i++)
-                bson_destroy(&outs[i]);
+                bson_destroy(outs[i]);
         free(outs);
         free(recs);
         return ok;

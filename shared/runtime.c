@@ -5,6 +5,7 @@
  */
 #include "runtime.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,13 @@ const schema_set_t *runtime_schemas(const runtime_t *rt) {
 
 const char *runtime_db(const runtime_t *rt) {
         return rt->def->name;
+}
+
+const void *runtime_settings(const runtime_t *rt, const config_table_t *table) {
+        const void *v = config_values(rt->cfg, table);
+        /* A group reads only tables it declared: the loader saw them. */
+        assert(v);
+        return v;
 }
 
 /* ---------------------------------------------------------------------------

@@ -106,6 +106,10 @@ typedef struct group_def {
         const char *name;
         int ops_port;
         unsigned config_scope; /* extra CONFIG_SCOPE_* rows the group reads */
+        /* The group's own settings tables (and those of parts it uses, e.g.
+         * the mail sender), NULL-terminated; may be NULL. Loaded and
+         * validated at start-up with the shared ones. */
+        const config_table_t *const *settings;
         const group_handler_t *handlers;
         size_t n_handlers;
         const group_subscription_t *subscriptions;
@@ -160,6 +164,8 @@ const schema_set_t *runtime_schemas(const runtime_t *rt);
 /* The group's database name as store calls take it (the group's name; the
  * store adds the configured prefix). */
 const char *runtime_db(const runtime_t *rt);
+/* The values of one of the group's settings tables (its struct). */
+const void *runtime_settings(const runtime_t *rt, const config_table_t *table);
 
 /*
  * Answer an operations probe: what is "health", "ready" or "metrics".
@@ -181,6 +187,8 @@ void *rt_state(const rt_ctx_t *ctx);
  * reaches only its own database. */
 store_t *rt_store(const rt_ctx_t *ctx);
 const char *rt_db(const rt_ctx_t *ctx);
+/* The values of one of the group's settings tables (runtime_settings). */
+const void *rt_settings(const rt_ctx_t *ctx, const config_table_t *table);
 
 /* Who sent the command, as the edge checked it (headers only the edge
  * sets). Empty slices when absent (Kafka-only commands, events). */
