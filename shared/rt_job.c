@@ -221,6 +221,38 @@ static rt_output_t *rt__output_new(rt_ctx_t *ctx, const char *type, slice_t key,
         return o;
 }
 
+/* An event must be declared in schemas/ and its body must match. */
+static bool rt__event_valid(rt_ctx_t *ctx, const char *type,
+                            const msgpack_sbuffer *body) {
+        const schema_event_t *decl =
+                schema_find_event(ctx->rt->schemas, slice_of(type));
+        schema_report_t report;
+        msgpack_zone zone;
+        msgpack_object obj;
+        size_t off = 0;
+        bool ok;
+        if (!decl) {
+                log_error("event %s is not declared in schemas/", type);
+                ctx->bad_output = true;
+                return false;
+        }
+        msgpack_zone_init(&zone, 1024);
+        ok = msgpack_unpack(body->data, body->size, &off, &zone, &obj) ==
+                     MSGPACK_UNPACK_SUCCESS &&
+             off == body->size && schema_event_validate(decl, &obj, &report);
+        msgpack_zone_destroy(&zone);
+        if (!ok) {
+                if (off == body->size && report.n)
+                        log_error("event %s breaks its declaration: %s %s",
+                                  type, report.v[0].field, report.v[0].reason);
+                else
+                        log_error("event %s: the body is not one msgpack map",
+                                  type);
+                ctx->bad_output = true;
+        }
+        return ok;
+}
+
 int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
             const msgpack_sbuffer *body) {
         const char *dot = strchr(type, '.');
@@ -233,7 +265,8 @@ int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
                 ctx->bad_output = true;
                 return -1;
         }
-        if (!rt__outputs_allowed(ctx, type))
+        if (!rt__outputs_allowed(ctx, type) ||
+            !rt__event_valid(ctx, type, body))
                 return -1;
         rt__output_new(ctx, type, key, body);
         return 0;
@@ -400,16 +433,37 @@ static void rt__check_command(rt_job_t *job) {
 }
 
 static void rt__check_event(rt_job_t *job) {
+        const schema_event_t *decl;
+        schema_report_t report;
         size_t hi = 0;
+        char why[512];
         job->h = rt__loop_handler(job->loop, job->env.type, &hi);
         if (!job->h) {
                 job->state = RT_JOB_SKIP; /* not followed here */
                 return;
         }
         job->tm = &job->loop->tm[hi];
+        job->state = RT_JOB_FINISH;
         if (!rt__unpack(job)) {
                 job->dead_why = xstrdup("the value is not a msgpack map");
-                job->state = RT_JOB_FINISH;
+                return;
+        }
+        /* A declared event must match its declaration; one of a newer
+         * version than this build knows waits in the DLQ for an upgrade. */
+        decl = schema_find_event(job->loop->rt->schemas, job->env.type);
+        if (decl && job->env.schema_version > decl->version) {
+                snprintf(why, sizeof(why),
+                         "event version %d is newer than this build's %d",
+                         job->env.schema_version, decl->version);
+                job->dead_why = xstrdup(why);
+                return;
+        }
+        if (decl && !schema_event_validate(decl, &job->body, &report)) {
+                snprintf(why, sizeof(why),
+                         "the event breaks its declaration: %s %s",
+                         report.n ? report.v[0].field : "",
+                         report.n ? report.v[0].reason : "");
+                job->dead_why = xstrdup(why);
                 return;
         }
         job->state = RT_JOB_RUN;

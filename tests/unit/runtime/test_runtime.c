@@ -31,10 +31,20 @@ static const char test_schema[] =
         " {\"type\": \"rtt.put\", \"version\": 1, \"summary\": \"put\","
         "  \"fields\": {\"n\": {\"type\": \"integer\", \"required\": true,"
         "                      \"minimum\": 0, \"maximum\": 100}}},"
-        " {\"type\": \"rtt.get\", \"version\": 1, \"summary\": \"get\"},"
+        " {\"type\": \"rtt.get\", \"version\": 1, \"summary\": \"get\","
+        "  \"read_only\": true},"
         " {\"type\": \"rtt.flaky\", \"version\": 1, \"summary\": \"flaky\"},"
         " {\"type\": \"rtt.bad\", \"version\": 1, \"summary\": \"bad\"},"
-        " {\"type\": \"rtt.admin\", \"version\": 1, \"summary\": \"admin\"}"
+        " {\"type\": \"rtt.admin\", \"version\": 1, \"summary\": \"admin\"},"
+        " {\"type\": \"rtt.undeclared\", \"version\": 1, \"summary\": \"u\"}"
+        "], \"events\": ["
+        " {\"type\": \"rtt.thing.put\", \"version\": 1, \"summary\": \"put\","
+        "  \"key\": \"tenant\","
+        "  \"fields\": {\"n\": {\"type\": \"integer\", \"required\": true}}},"
+        " {\"type\": \"rtt.seen.counted\", \"version\": 1, \"summary\": \"c\","
+        "  \"key\": \"tenant\","
+        "  \"fields\": {\"n\": {\"type\": \"integer\", \"required\": true,"
+        "                      \"maximum\": 100}}}"
         "]}";
 
 static int calls_put, calls_get, calls_flaky, batch_calls, batch_items;
@@ -92,6 +102,19 @@ static handler_result_t on_bad(rt_ctx_t *ctx, const msgpack_object *body) {
         return HANDLER_OK;
 }
 
+/* Publishes an event nobody declared. */
+static handler_result_t on_undeclared(rt_ctx_t *ctx,
+                                      const msgpack_object *body) {
+        msgpack_sbuffer ev;
+        (void)body;
+        pack_n(&ev, 1);
+        assert_int_equal(rt_emit(ctx, "rtt.thing.vanished", SLICE_NULL, &ev),
+                         -1);
+        msgpack_sbuffer_destroy(&ev);
+        msgpack_pack_map(rt_reply(ctx, 200), 0);
+        return HANDLER_OK;
+}
+
 static handler_result_t on_admin(rt_ctx_t *ctx, const msgpack_object *body) {
         rt_caller_t c;
         (void)body;
@@ -125,8 +148,9 @@ static handler_result_t on_events(rt_ctx_t *const *ctxs,
 }
 
 static const group_handler_t rtt_handlers[] = {
-        {"rtt.put", on_put}, {"rtt.get", on_get},     {"rtt.flaky", on_flaky},
-        {"rtt.bad", on_bad}, {"rtt.admin", on_admin},
+        {"rtt.put", on_put},     {"rtt.get", on_get},
+        {"rtt.flaky", on_flaky}, {"rtt.bad", on_bad},
+        {"rtt.admin", on_admin}, {"rtt.undeclared", on_undeclared},
 };
 
 static const group_handler_t rtt_follows[] = {
@@ -165,6 +189,7 @@ static int setup(void **state) {
                                sizeof(test_schema) - 1};
         msgid_t id;
         memset(&fx, 0, sizeof(fx));
+        *state = &fx;
         assert_int_equal(config_load(&fx.cfg, CONFIG_SCOPE_GROUP,
                                      "test_runtime", 1, argv, NULL, env_of,
                                      NULL, err, sizeof(err)),
@@ -174,9 +199,9 @@ static int setup(void **state) {
                  id.b[15]);
         free(fx.cfg.mongo_db_prefix);
         fx.cfg.mongo_db_prefix = strdup(prefix);
-        assert_int_equal(
-                schema_set_load(&fx.schemas, &src, 1, err, sizeof(err)),
-                SCHEMA_OK);
+        if (schema_set_load(&fx.schemas, &src, 1, err, sizeof(err)) !=
+            SCHEMA_OK)
+                fail_msg("schema: %s", err);
         fx.h = harness_new(&group_rtt, &fx.cfg, fx.schemas, err, sizeof(err));
         if (!fx.h)
                 fail_msg("harness: %s", err);
@@ -237,6 +262,21 @@ static void test_redelivery_answered_from_the_log(void **state) {
         assert_string_equal(harness_output(fx->h, 0)->id, first_ev);
 }
 
+/* A read-only command is not recorded: the same id runs it again. */
+static void test_read_only_is_not_recorded(void **state) {
+        fixture_t *fx = *state;
+        char id[MSGID_TEXT_SIZE];
+        msgid_t mid;
+        msgid_new(&mid);
+        msgid_format(&mid, id);
+        calls_get = 0;
+        assert_int_equal(harness_command_id(fx->h, id, "rtt.get", "{}", &ann),
+                         200);
+        assert_int_equal(harness_command_id(fx->h, id, "rtt.get", "{}", &ann),
+                         200);
+        assert_int_equal(calls_get, 2);
+}
+
 static void test_invalid_body_is_refused_and_dead_lettered(void **state) {
         fixture_t *fx = *state;
         calls_put = 0;
@@ -265,6 +305,19 @@ static void test_a_foreign_event_fails_the_command(void **state) {
         assert_int_equal(harness_command(fx->h, "rtt.bad", "{}", &ann), 500);
         /* Nothing published; the message is dead-lettered. */
         assert_int_equal(harness_outputs(fx->h), 1);
+        assert_non_null(strstr(harness_output(fx->h, 0)->topic, "rtt.dlq"));
+}
+
+static void test_undeclared_and_invalid_events_fail(void **state) {
+        fixture_t *fx = *state;
+        assert_int_equal(harness_command(fx->h, "rtt.undeclared", "{}", &ann),
+                         500);
+        assert_int_equal(harness_count(fx->h, "rtt.thing."), 0);
+        /* An event body beyond its declared maximum: the item fails. */
+        assert_int_equal(harness_event(fx->h, "other.thing.happened",
+                                       "{\"n\": 200}", "t1"),
+                         0);
+        assert_int_equal(harness_count(fx->h, "rtt.seen."), 0);
         assert_non_null(strstr(harness_output(fx->h, 0)->topic, "rtt.dlq"));
 }
 
@@ -317,11 +370,13 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_command_replies_and_publishes),
                 cmocka_unit_test(test_redelivery_answered_from_the_log),
+                cmocka_unit_test(test_read_only_is_not_recorded),
                 cmocka_unit_test(
                         test_invalid_body_is_refused_and_dead_lettered),
                 cmocka_unit_test(test_transient_errors_are_retried),
                 cmocka_unit_test(test_a_foreign_event_fails_the_command),
                 cmocka_unit_test(test_roles_are_checked),
+                cmocka_unit_test(test_undeclared_and_invalid_events_fail),
                 cmocka_unit_test(test_batch_subscription),
                 cmocka_unit_test(test_derived_ids),
         };
