@@ -130,8 +130,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_pack_user(rt_reply(ctx, 201), &user, "owner");
         bson_destroy(&user);
         {
-                char when[24];
-                snprintf(when, sizeof(when), "%lld", (long long)now);
+                char when[32];
+                auth_iso_time(now, when);
                 auth_emit(ctx, "auth.user.registered", org_id, 3, "user_id",
                           user_id, "tenant_id", org_id, "registered_at", when);
                 auth_emit(ctx, "auth.org.member_added", org_id, 3, "org_id",
