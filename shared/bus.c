@@ -396,6 +396,7 @@ struct bus_consumer {
         void *on_revoke_arg;
         bool paused;               /* bus_consumer_pause: new partitions are
                                       paused as they come (poll thread) */
+        unsigned revokes;          /* revocations so far (poll thread) */
         bool ever_assigned;        /* consumer thread only */
         bool fatal;                /* consumer thread only */
         uint64_t next_commit_ms;   /* consumer thread only */
@@ -521,6 +522,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          (int)parts->elems[i].partition);
                 metrics_set(bus__lag_gauge(c, parts->elems[i].topic, pname), 0);
         }
+        c->revokes++;
         c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
         c->rounds_at_revoke = atomic_load(&c->join_rounds);
         c->n_owned = cooperative ? c->n_owned - parts->cnt : 0;
@@ -877,9 +879,31 @@ rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
         return bus__checked(c, msg);
 }
 
+/* Drop the messages of msgs[0..n) whose partition is no longer assigned
+ * (revoked while the batch was gathered: the next owner reads them). */
+static size_t bus__keep_assigned(bus_consumer_t *c, rd_kafka_message_t **msgs,
+                                 size_t n) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        size_t kept = 0;
+        if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                parts = NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (parts && rd_kafka_topic_partition_list_find(
+                                     parts, rd_kafka_topic_name(msgs[i]->rkt),
+                                     msgs[i]->partition))
+                        msgs[kept++] = msgs[i];
+                else
+                        rd_kafka_message_destroy(msgs[i]);
+        }
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        return kept;
+}
+
 size_t bus_consumer_poll_batch(bus_consumer_t *c, rd_kafka_message_t **msgs,
                                size_t max, int timeout_ms) {
         size_t n = 0;
+        unsigned revokes = c->revokes;
         /* Wait for the first; take what is already fetched after it. Each
          * poll also serves rebalances, so a batch never spans a revoke
          * without the revoke callback having run in between. */
@@ -891,8 +915,18 @@ size_t bus_consumer_poll_batch(bus_consumer_t *c, rd_kafka_message_t **msgs,
                 if (msg)
                         msgs[n++] = msg;
         }
+        if (c->revokes != revokes)
+                n = bus__keep_assigned(c, msgs, n);
         bus__commit_due(c);
         return n;
+}
+
+void bus_consumer_wake(bus_consumer_t *c) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c->rk);
+        if (q) {
+                rd_kafka_queue_yield(q);
+                rd_kafka_queue_destroy(q);
+        }
 }
 
 void bus_consumer_pause(bus_consumer_t *c, bool pause) {

@@ -155,10 +155,15 @@ rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms);
 /*
  * Up to max messages into msgs: waits up to timeout_ms for the first, then
  * takes only what is already fetched. Returns how many; the caller destroys
- * each. Commits like bus_consumer_poll.
+ * each. Messages of partitions revoked while the batch was gathered are
+ * dropped (their next owner reads them). Commits like bus_consumer_poll.
  */
 size_t bus_consumer_poll_batch(bus_consumer_t *c, rd_kafka_message_t **msgs,
                                size_t max, int timeout_ms);
+
+/* Make a poll waiting on c return now (or the next one, at once). Any
+ * thread, while c exists. */
+void bus_consumer_wake(bus_consumer_t *c);
 
 /* Hold back (pause) or resume fetching every partition assigned now and
  * later, while the owner has too much in hand. Polls still serve

@@ -73,6 +73,7 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
                 {"traceparent", &env->traceparent},
                 {"idempotency-key", &env->idempotency_key},
                 {"error", &env->error},
+                {"content-type", &env->content_type},
         };
         slice_t version = SLICE_NULL, created = SLICE_NULL, status = SLICE_NULL;
         int64_t v;
@@ -209,6 +210,7 @@ rd_kafka_headers_t *env_headers(const env_t *env) {
         if (env->status)
                 add_int(h, "status", env->status);
         add(h, "error", env->error);
+        add(h, "content-type", env->content_type);
         return h;
 }
 

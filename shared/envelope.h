@@ -22,6 +22,8 @@
  * idempotency-key the client's Idempotency-Key
  * status          replies: HTTP-like status 100..599
  * error           dead letters: why the message failed
+ * content-type    replies: the value is these bytes as they are (text/csv,
+ *                 ...), not a msgpack map; absent for msgpack
  */
 #ifndef OMNIFY_ENVELOPE_H
 #define OMNIFY_ENVELOPE_H
@@ -64,8 +66,9 @@ typedef struct env {
         slice_t idempotency_key;
         int status; /* 0 when absent */
         slice_t error;
-        slice_t key;   /* the record key */
-        slice_t value; /* msgpack bytes */
+        slice_t content_type; /* replies: raw bytes of this type */
+        slice_t key;          /* the record key */
+        slice_t value;        /* msgpack bytes */
 } env_t;
 
 /*
