@@ -132,10 +132,19 @@ static int cmd_monolith(int argc, char **argv) {
                         return 2;
                 }
         }
-        for (size_t i = 0; i < registry_count; i++)
-                if ((!use_only || only[i]) && !except[i])
-                        scope |= registry_groups[i]->config_scope;
-        config_load_or_exit(&cfg, scope, "omnify monolith", n_rest, rest, NULL);
+        {
+                bool use[16] = {false};
+                const config_table_t *tables[CONFIG_MAX_TABLES];
+                for (size_t i = 0; i < registry_count; i++) {
+                        use[i] = (!use_only || only[i]) && !except[i];
+                        if (use[i])
+                                scope |= registry_groups[i]->config_scope;
+                }
+                registry_tables(use, tables, CONFIG_MAX_TABLES);
+                config_load_tables_or_exit(&cfg, scope, tables,
+                                           "omnify monolith", n_rest, rest,
+                                           NULL);
+        }
         free(rest);
         log_init((log_level_t)cfg.log_level, "omnify-monolith");
         log_set_group("edge");
@@ -207,7 +216,9 @@ out:
 
 static int cmd_settings(int argc, char **argv) {
         bool markdown = argc > 1 && strcmp(argv[1], "--markdown") == 0;
-        config_print_table(stdout, ~0u, markdown);
+        const config_table_t *tables[CONFIG_MAX_TABLES];
+        registry_tables(NULL, tables, CONFIG_MAX_TABLES);
+        config_print_table(stdout, ~0u, tables, markdown);
         return 0;
 }
 

@@ -26,20 +26,20 @@
  * Passwords
  * ------------------------------------------------------------------------ */
 
-char *auth_password_hash(const config_t *cfg, slice_t pwd) {
+char *auth_password_hash(const auth_settings_t *set, slice_t pwd) {
         uint8_t salt[AUTH_SALT_LEN];
         size_t enc_len;
         char *enc;
         if (RAND_bytes(salt, sizeof(salt)) != 1)
                 return NULL;
-        enc_len = argon2_encodedlen((uint32_t)cfg->argon2_t_cost,
-                                    (uint32_t)cfg->argon2_m_cost_kib,
-                                    (uint32_t)cfg->argon2_parallelism,
+        enc_len = argon2_encodedlen((uint32_t)set->argon2_t_cost,
+                                    (uint32_t)set->argon2_m_cost_kib,
+                                    (uint32_t)set->argon2_parallelism,
                                     AUTH_SALT_LEN, AUTH_HASH_LEN, Argon2_id);
         enc = xmalloc(enc_len);
-        if (argon2id_hash_encoded((uint32_t)cfg->argon2_t_cost,
-                                  (uint32_t)cfg->argon2_m_cost_kib,
-                                  (uint32_t)cfg->argon2_parallelism, pwd.ptr,
+        if (argon2id_hash_encoded((uint32_t)set->argon2_t_cost,
+                                  (uint32_t)set->argon2_m_cost_kib,
+                                  (uint32_t)set->argon2_parallelism, pwd.ptr,
                                   pwd.len, salt, sizeof(salt), AUTH_HASH_LEN,
                                   enc, enc_len) != ARGON2_OK) {
                 free(enc);

@@ -6,7 +6,7 @@
  * the mail is durable, and nothing accepted is lost when the mail provider is
  * down. One sender thread per auth process (auth_mailer_start) claims due
  * mails one at a time and posts them to the mail API in the SendGrid v3
- * mail-send shape, with libcurl, to cfg->mail_base_url.
+ * mail-send shape, with libcurl, to the mail base URL (auth_settings).
  *
  * Collection <prefix>auth.mail_outbox:
  *   {_id (UUIDv7), to, subject, text, status ("queued", "sent", "failed"),
@@ -358,7 +358,7 @@ static char *mailer__body(const auth_mailer_t *m, const bson_t *doc) {
         /* json_pack fails (NULL) on strings that are not UTF-8. */
         root = json_pack("{s:[{s:[{s:s}]}], s:{s:s}, s:s, s:[{s:s, s:s}]}",
                          "personalizations", "to", "email", to, "from", "email",
-                         m->st->cfg->mail_from, "subject", subject, "content",
+                         m->st->set->mail_from, "subject", subject, "content",
                          "type", "text/plain", "value", text);
         if (!root)
                 return NULL;
@@ -391,7 +391,7 @@ static CURLcode mailer__post(auth_mailer_t *m, const char *body, long *status) {
         if (!(curl = curl_easy_init()))
                 return CURLE_FAILED_INIT;
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
-                 m->st->cfg->mail_api_key);
+                 m->st->set->mail_api_key);
         if (!(h = curl_slist_append(headers, auth)))
                 goto done;
         headers = h;
@@ -520,7 +520,7 @@ static void mailer__drain(auth_mailer_t *m) {
 
 static void *mailer__main(void *arg) {
         auth_mailer_t *m = arg;
-        bool disabled = !m->st->cfg->mail_api_key[0];
+        bool disabled = !m->st->set->mail_api_key[0];
 
         log_set_group("auth");
         if (disabled)
@@ -560,7 +560,7 @@ auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr,
                                  size_t errlen) {
         auth_mailer_t *m;
         pthread_condattr_t attr;
-        const char *base = st->cfg->mail_base_url;
+        const char *base = st->set->mail_base_url;
         size_t len = strlen(base);
 
         mailer__metrics();

@@ -43,13 +43,13 @@ static const char recovery__bad_reset[] =
  * ------------------------------------------------------------------------ */
 
 /* "<public_url><path>?token=<secret>"; the secret is base64url already. */
-static void recovery__link(const config_t *cfg, const char *path,
+static void recovery__link(const auth_settings_t *set, const char *path,
                            const char *secret, char out[RECOVERY_LINK_MAX]) {
-        size_t len = strlen(cfg->public_url);
-        while (len && cfg->public_url[len - 1] == '/')
+        size_t len = strlen(set->public_url);
+        while (len && set->public_url[len - 1] == '/')
                 len--;
         snprintf(out, RECOVERY_LINK_MAX, "%.*s%s?token=%s", (int)len,
-                 cfg->public_url, path, secret);
+                 set->public_url, path, secret);
 }
 
 /* A lifetime in words: "24 hours", "1 hour", "30 minutes". */
@@ -85,7 +85,7 @@ static store_err_t recovery__mail_token(auth_state_t *st, slice_t cmd_id,
         bson_destroy(&extra);
         if (err)
                 return err;
-        recovery__link(st->cfg, path, secret, link);
+        recovery__link(st->set, path, secret, link);
         recovery__lifetime(ttl_s, lifetime);
         snprintf(text, sizeof(text), fmt, link, lifetime);
         auth_mail_id(cmd_id, kind, mail_id);
@@ -110,7 +110,7 @@ store_err_t auth_send_verification(auth_state_t *st, slice_t cmd_id,
                 return STORE_BAD_REPLY;
         }
         return recovery__mail_token(
-                st, cmd_id, "verify", user_id, email, st->cfg->verify_ttl_s,
+                st, cmd_id, "verify", user_id, email, st->set->verify_ttl_s,
                 "/verify-email", "Confirm your email address",
                 "Welcome to Omnify.\n\n"
                 "Please confirm your email address by opening this link:\n\n"
@@ -350,7 +350,7 @@ static store_err_t recovery__send_reset(auth_state_t *st, slice_t cmd_id,
                 return STORE_BAD_REPLY;
         }
         err = recovery__mail_token(
-                st, cmd_id, "reset", user_id, email, st->cfg->reset_ttl_s,
+                st, cmd_id, "reset", user_id, email, st->set->reset_ttl_s,
                 "/reset-password", "Reset your password",
                 "Someone asked to reset the password of your Omnify "
                 "account.\n\n"
@@ -491,7 +491,7 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
                 res = recovery__unprocessable(ctx, why);
                 goto done;
         }
-        if (!(hash = auth_password_hash(st->cfg, password))) {
+        if (!(hash = auth_password_hash(st->set, password))) {
                 rt_reply_problem(ctx, 500, "Internal error",
                                  "password hashing failed");
                 res = HANDLER_PERMANENT;
@@ -596,7 +596,7 @@ handler_result_t auth_password_change(rt_ctx_t *ctx,
                 res = recovery__unprocessable(ctx, why);
                 goto done;
         }
-        if (!(hash = auth_password_hash(st->cfg, fresh))) {
+        if (!(hash = auth_password_hash(st->set, fresh))) {
                 rt_reply_problem(ctx, 500, "Internal error",
                                  "password hashing failed");
                 res = HANDLER_PERMANENT;

@@ -153,7 +153,7 @@ handler_result_t auth_session_start(rt_ctx_t *ctx, const bson_t *user,
         BSON_APPEND_DATE_TIME(&doc, "created_at", now);
         BSON_APPEND_DATE_TIME(&doc, "last_used_at", now);
         BSON_APPEND_DATE_TIME(&doc, "expires_at",
-                              now + (int64_t)st->cfg->refresh_ttl_s * 1000);
+                              now + (int64_t)st->set->refresh_ttl_s * 1000);
         auth__bson_slice(&doc, "ip", env->client_ip, 64);
         auth__bson_slice(&doc, "user_agent", env->user_agent, 256);
         BSON_APPEND_UTF8(&doc, "refresh_hash", hash);
@@ -410,7 +410,7 @@ handler_result_t auth_refresh(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_UTF8(&set, "refresh_hash", new_hash);
         BSON_APPEND_DATE_TIME(&set, "last_used_at", now);
         BSON_APPEND_DATE_TIME(&set, "expires_at",
-                              now + (int64_t)st->cfg->refresh_ttl_s * 1000);
+                              now + (int64_t)st->set->refresh_ttl_s * 1000);
         bson_append_document_end(&update, &set);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$push", &push);
         BSON_APPEND_DOCUMENT_BEGIN(&push, "used_hashes", &each);
