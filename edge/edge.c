@@ -120,20 +120,24 @@ static int edge__check_topics(edge_t *edge, char *errstr, size_t errlen) {
         const config_t *cfg = edge->cfg;
         size_t n_groups = schema_group_count(edge->schemas), n_topics = 0;
         const char **topics = xcalloc(n_groups + 1, sizeof(char *));
-        char(*cmd_topics)[256] = xcalloc(n_groups + 1, sizeof(*cmd_topics));
         int partitions = 0, ret = -1;
         bus_err_t berr;
 
         bus_topic(cfg, "edge.replies", edge->replies_topic,
                   sizeof(edge->replies_topic));
         topics[n_topics++] = edge->replies_topic;
+        /* Each group's command topic, named once for every request. */
+        edge->commands = xcalloc(n_groups + 1, sizeof(*edge->commands));
         for (size_t g = 0; g < n_groups; g++) {
                 char name[128];
+                edge->commands[g].group = schema_group_at(edge->schemas, g);
                 snprintf(name, sizeof(name), "%s.commands",
-                         schema_group_at(edge->schemas, g));
-                bus_topic(cfg, name, cmd_topics[g], sizeof(cmd_topics[g]));
-                topics[n_topics++] = cmd_topics[g];
+                         edge->commands[g].group);
+                bus_topic(cfg, name, edge->commands[g].topic,
+                          sizeof(edge->commands[g].topic));
+                topics[n_topics++] = edge->commands[g].topic;
         }
+        edge->n_commands = n_groups;
         berr = bus_check_topics(edge->bus, topics, n_topics, &partitions,
                                 errstr, errlen);
         if (berr != BUS_OK) {
@@ -153,9 +157,15 @@ static int edge__check_topics(edge_t *edge, char *errstr, size_t errlen) {
         }
         ret = 0;
 out:
-        free(cmd_topics);
         free(topics);
         return ret;
+}
+
+const char *edge__commands_topic(const edge_t *edge, const char *group) {
+        for (size_t g = 0; g < edge->n_commands; g++)
+                if (strcmp(edge->commands[g].group, group) == 0)
+                        return edge->commands[g].topic;
+        return NULL;
 }
 
 /* Connect the producer and the store, check the topics, start the reply,
@@ -395,6 +405,7 @@ void edge_destroy(edge_t *edge) {
         stream_hub_destroy(edge->hub);
         free(edge->openapi);
         free(edge->asyncapi);
+        free(edge->commands);
         pthread_cond_destroy(&edge->start_cond);
         pthread_mutex_destroy(&edge->start_lock);
         pthread_cond_destroy(&edge->jobs_cond);

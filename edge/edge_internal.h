@@ -103,6 +103,11 @@ struct edge {
         bus_consumer_t *listener;
         char reply_to[300];
         char replies_topic[256];
+        struct {
+                const char *group;
+                char topic[256]; /* <prefix><group>.commands */
+        } * commands;
+        size_t n_commands;
         char *openapi, *asyncapi;
         size_t openapi_len, asyncapi_len;
         pending_t *pending;
@@ -141,6 +146,9 @@ struct edge {
         edge_stream_topic_t *stream_topics; /* one reader per topic */
         size_t n_stream_topics;
 };
+
+/* The prefixed command topic of a group (edge.c), or NULL. */
+const char *edge__commands_topic(const edge_t *edge, const char *group);
 
 /* ---------------------------------------------------------------------------
  * server.c: HTTP entry and routing
