@@ -165,8 +165,10 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* Case-insensitive: does s start with prefix (given in lower case)? */
 bool edge__ieq_prefix(const char *s, const char *prefix);
 
-/* Suspend the request until another thread completes it. */
+/* Suspend the request until another thread completes it (counted in
+ * flight until edge__done_waiting or its end). */
 void edge__wait(req_t *req);
+void edge__done_waiting(req_t *req);
 
 /* ---------------------------------------------------------------------------
  * respond.c: answers
