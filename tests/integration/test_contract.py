@@ -29,9 +29,11 @@ RUN = os.path.join(REPO, "tests", "contract", "run")
 def mono(module_procs):
     # Limits high enough that the tester reaches the handlers instead of
     # collecting 429s (which it would accept: they are documented).
+    # A long reply timeout: the commands the tester queues with
+    # respond-async are handled before the synchronous ones behind them.
     p = module_procs.start_monolith(
         OMNIFY_RATE_IP_PER_MIN="1000000", OMNIFY_RATE_ACCOUNT_PER_MIN="1000000",
-        **LOW_ARGON2)
+        OMNIFY_REPLY_TIMEOUT_MS="60000", **LOW_ARGON2)
     wait_all_status(p.url)
     return p
 
