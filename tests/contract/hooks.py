@@ -5,6 +5,11 @@ Two things a real client does that generated data would not:
   generated keys repeat ("0"), and the edge rightly answers 422 to a key
   reused for another request. A key given by the generator is replaced by
   a unique one (422 for reuse is tested in tests/integration).
+- Prefer: wait=N bounds the wait for the reply, and behind the commands
+  the tester itself queued with respond-async a short wait ends in a 504
+  (documented, and what such a client should get; the 504 is tested in
+  tests/integration). The tester cannot know the load it made, so wait=N
+  is dropped and respond-async kept.
 - Credentials: every operation runs with account A's bearer token, except
   those that can end the session or the membership they run under: logout
   runs with account B's (it ends B's session at once), and ending a
@@ -39,6 +44,13 @@ def before_call(context, case, kwargs):
     for name in list(headers):
         if name.lower() == "idempotency-key":
             headers[name] = str(uuid.uuid4())
+        elif name.lower() == "prefer":
+            kept = [p.strip() for p in str(headers[name]).split(",")
+                    if not p.strip().lower().startswith("wait")]
+            if kept:
+                headers[name] = ", ".join(kept)
+            else:
+                del headers[name]
     op = (case.operation.method.upper(), case.operation.path)
     token = (TOKEN_B if op == LOGOUT else
              TOKEN_C if op in SESSION_ENDERS else TOKEN_A)

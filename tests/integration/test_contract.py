@@ -29,9 +29,11 @@ RUN = os.path.join(REPO, "tests", "contract", "run")
 def mono(module_procs):
     # Limits high enough that the tester reaches the handlers instead of
     # collecting 429s (which it would accept: they are documented).
+    # A long reply timeout: the commands the tester queues with
+    # respond-async are handled before the synchronous ones behind them.
     p = module_procs.start_monolith(
         OMNIFY_RATE_IP_PER_MIN="1000000", OMNIFY_RATE_ACCOUNT_PER_MIN="1000000",
-        **LOW_ARGON2)
+        OMNIFY_REPLY_TIMEOUT_MS="60000", **LOW_ARGON2)
     wait_all_status(p.url)
     return p
 
@@ -68,3 +70,54 @@ def test_schemathesis_finds_no_failure(mono, session):
     assert figures, out[-4000:]
     assert r.returncode == 0, out[-8000:]
     assert " 0 failures" in figures[-1], figures
+
+
+def test_asyncapi_document_is_valid():
+    """`omnify asyncapi` against the official AsyncAPI 3.0.0 JSON Schema
+    (@asyncapi/specs, fetched by tests/contract/setup where npm is), and
+    every $ref in it resolves."""
+    st = subprocess.run([os.path.join(REPO, "tests", "contract", "setup")],
+                        check=True, capture_output=True, text=True).stdout.strip()
+    venv = os.path.dirname(os.path.dirname(st))
+    schema = os.path.join(venv, "asyncapi-specs-6.11.1", "package", "schemas",
+                          "3.0.0-without-$id.json")
+    if not os.path.exists(schema):
+        pytest.skip("no npm here to fetch @asyncapi/specs: the AsyncAPI "
+                    "document is not checked against its JSON Schema")
+    doc = subprocess.run([bin_path("omnify"), "asyncapi"], check=True,
+                         capture_output=True, text=True).stdout
+    check = subprocess.run(
+        [os.path.join(venv, "bin", "python"), "-c", """
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+doc = json.loads(sys.stdin.read())
+errors = list(jsonschema.Draft7Validator(schema).iter_errors(doc))
+for e in errors[:5]:
+    print(list(e.path), e.message[:200])
+def resolve(ref):
+    o = doc
+    for part in ref[2:].split('/'):
+        o = o[part.replace('~1', '/').replace('~0', '~')]
+bad = []
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == '$ref':
+                try:
+                    resolve(v)
+                except (KeyError, TypeError):
+                    bad.append(v)
+            else:
+                walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+walk(doc)
+print('unresolved', bad[:5])
+sys.exit(1 if errors or bad else 0)
+""", schema], input=doc, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    parsed = json.loads(doc)
+    assert parsed["asyncapi"] == "3.0.0"
+    assert "auth.session.revoked" in parsed["operations"]
+    assert parsed["operations"]["auth.signup"]["reply"]
