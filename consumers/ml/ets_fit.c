@@ -23,6 +23,9 @@
 #define PHI_LO 0.8
 #define PHI_HI 0.98
 #define MAXEVAL 2000
+/* Relative step and absolute -2 log L change that end a search: tighter
+ * moves the sum of AICc over 55 M3 series by 2 and doubles the time. */
+#define TOL 1e-4
 #define DEFAULT_SIM 5000
 #define DEFAULT_SEED 0x5eed5eed5eedULL
 #define MAX_DIM (5 + ETS_PERIOD_MAX)
@@ -240,8 +243,8 @@ static double run_nlopt(nlopt_algorithm alg, fit_ctx_t *c, unsigned dim,
         nlopt_set_upper_bounds(opt, hi);
         nlopt_set_min_objective(opt, objective, c);
         nlopt_set_initial_step(opt, step);
-        nlopt_set_xtol_rel(opt, 1e-8);
-        nlopt_set_ftol_abs(opt, 1e-9);
+        nlopt_set_xtol_rel(opt, TOL);
+        nlopt_set_ftol_abs(opt, TOL);
         nlopt_set_maxeval(opt, MAXEVAL);
         double xs[MAX_DIM], f = best;
         memcpy(xs, x, dim * sizeof(double));
