@@ -40,7 +40,8 @@ static anomaly_err_t fill_defaults(const anomaly_options_t *in, size_t n,
                                    anomaly_options_t *o) {
         *o = *in;
         if (o->period < 2 || o->period > ANOMALY_PERIOD_MAX || o->check < 1 ||
-            o->check >= n || o->threshold < 0 || o->shift_threshold < 0)
+            o->check >= n || o->threshold < 0 || o->shift_threshold < 0 ||
+            o->shift_sigma < 0)
                 return ANOMALY_BAD_OPTIONS;
         if (o->window == 0)
                 o->window = 8 * o->period;
@@ -52,6 +53,8 @@ static anomaly_err_t fill_defaults(const anomaly_options_t *in, size_t n,
                 o->shift_max = 4 * o->period;
         if (o->shift_threshold == 0)
                 o->shift_threshold = 5;
+        if (o->shift_sigma == 0)
+                o->shift_sigma = 3;
         return ANOMALY_OK;
 }
 
@@ -78,10 +81,24 @@ static void build_baseline(const double *z, size_t start, size_t end, size_t m,
         b->level = decompose_median(rest + w - nl, nl, scratch);
         b->centre = (double)end - 0.5 * (double)(nl + 1);
         b->slope = decompose_theil_sen(rest + w - ns, ns, scratch);
+        /* The noise scale of the baseline as a predictor: its errors on
+         * the history's own days, each predicted from the nl days before
+         * it (the remainder of a centred smoother is too small). */
+        double *errs = trend; /* the trend is no longer needed */
+        size_t ne = 0;
+        for (size_t t = nl; t < w; t++) {
+                double pred = decompose_median(rest + t - nl, nl, scratch);
+                if (!isnan(rest[t]) && !isnan(pred))
+                        errs[ne++] = rest[t] - pred;
+        }
+        if (ne >= m) {
+                med = decompose_median(errs, ne, scratch);
+                b->sigma = DECOMPOSE_MAD_SCALE *
+                           decompose_mad(errs, ne, med, scratch);
+        }
         double floor = 1e-9 * fmax(1, fabs(b->level));
         if (!(b->sigma > floor))
                 b->sigma = floor;
-        b->sigma *= sqrt(1 + 1 / (double)nl);
 }
 
 static void check_points(const double *y, const double *z, size_t n,
@@ -114,8 +131,20 @@ static void check_points(const double *y, const double *z, size_t n,
         }
 }
 
-/* The best split of the last shift_max values; adj holds n adjusted
- * values, scratch n. */
+/* Sum of |v - median| over the non-NaN values of v[0..n-1]. */
+static double l1_cost(const double *v, size_t n, double *scratch, double *med) {
+        *med = decompose_median(v, n, scratch);
+        double c = 0;
+        for (size_t i = 0; i < n; i++)
+                if (!isnan(v[i]))
+                        c += fabs(v[i] - *med);
+        return c;
+}
+
+/* The split of the last shift_max values: placed where two medians fit
+ * the adjusted values of [lo - 4 periods, n) best (least absolute
+ * deviations), then judged by the difference of the medians of the days
+ * after it and the 4 periods before it. adj holds n values, scratch n. */
 static void find_shift(const double *z, size_t n, const anomaly_options_t *o,
                        const baseline_t *b, double *adj, double *scratch,
                        anomaly_shift_t *shift) {
@@ -124,40 +153,49 @@ static void find_shift(const double *z, size_t n, const anomaly_options_t *o,
         size_t lo = n > o->shift_max ? n - o->shift_max : 0;
         if (lo < b->start + before)
                 lo = b->start + before;
-        if (n < o->shift_min)
+        if (lo + o->shift_min > n)
                 return;
         for (size_t a = b->start; a < n; a++)
                 adj[a] = z[a] - seasonal_at(b, a);
-        double best = 0;
-        for (size_t tau = lo; tau + o->shift_min <= n; tau++) {
-                size_t na = 0, nb = 0;
-                for (size_t a = tau; a < n; a++)
-                        na += !isnan(adj[a]);
-                for (size_t a = tau - before; a < tau; a++)
-                        nb += !isnan(adj[a]);
-                if (na < o->shift_min || nb < b->m)
+        size_t from = lo - before, tau = n, na = 0, nb = 0;
+        double best_cost = INFINITY, ma = 0, mb = 0;
+        for (size_t t = lo; t + o->shift_min <= n; t++) {
+                size_t ka = 0;
+                for (size_t a = t; a < n; a++)
+                        ka += !isnan(adj[a]);
+                if (ka < o->shift_min)
                         continue;
-                double ma = decompose_median(adj + tau, n - tau, scratch);
-                double mb =
-                        decompose_median(adj + tau - before, before, scratch);
-                double se = MEDIAN_SE * b->sigma *
-                            sqrt(1 / (double)na + 1 / (double)nb);
-                double score = (ma - mb) / se;
-                if (fabs(score) > fabs(best)) {
-                        best = score;
-                        shift->index = tau;
-                        shift->before = mb;
-                        shift->after = ma;
+                double m1, m2;
+                double cost = l1_cost(adj + from, t - from, scratch, &m1) +
+                              l1_cost(adj + t, n - t, scratch, &m2);
+                if (cost < best_cost) {
+                        best_cost = cost;
+                        tau = t;
+                        na = ka;
                 }
         }
-        shift->score = best;
-        if (fabs(best) >= o->shift_threshold) {
+        if (tau == n)
+                return;
+        for (size_t a = tau - before; a < tau; a++)
+                nb += !isnan(adj[a]);
+        if (nb < b->m)
+                return;
+        ma = decompose_median(adj + tau, n - tau, scratch);
+        mb = decompose_median(adj + tau - before, before, scratch);
+        double se =
+                MEDIAN_SE * b->sigma * sqrt(1 / (double)na + 1 / (double)nb);
+        shift->index = tau;
+        shift->before = mb;
+        shift->after = ma;
+        shift->score = (ma - mb) / se;
+        if (fabs(shift->score) >= o->shift_threshold &&
+            fabs(ma - mb) >= o->shift_sigma * b->sigma) {
                 shift->detected = true;
-                shift->direction = best > 0 ? ANOMALY_UP : ANOMALY_DOWN;
-                if (o->multiplicative) {
-                        shift->before = exp(shift->before);
-                        shift->after = exp(shift->after);
-                }
+                shift->direction = ma > mb ? ANOMALY_UP : ANOMALY_DOWN;
+        }
+        if (o->multiplicative) {
+                shift->before = exp(shift->before);
+                shift->after = exp(shift->after);
         }
 }
 

@@ -21,13 +21,14 @@
  * and the range is exp() of theirs: for metrics whose noise grows with
  * their level (revenue, orders), a range that is wider upwards.
  *
- * Level shift: over the last shift_max days (4 periods by default), the
- * split that best separates the median of the seasonally adjusted values
- * after it (at least shift_min days, 3 by default) from the median of the
- * 4 periods before it, in units of the standard error of that difference
- * of medians (1.2533 sigma sqrt(1/n_after + 1/n_before)); a shift when
- * that score reaches shift_threshold (5 by default). A single spike moves
- * no median, so it is never a shift.
+ * Level shift: the split of the last shift_max days (4 periods by
+ * default) where two medians fit the seasonally adjusted values of those
+ * days and the 4 periods before them best (least absolute deviations),
+ * with at least shift_min days (3 by default) after it. It is a shift when
+ * the median after it and the median of the 4 periods before it differ by
+ * at least shift_sigma sigmas (3 by default) and by shift_threshold (5 by
+ * default) standard errors of that difference (1.2533 sigma sqrt(1/n_after
+ * + 1/n_before)). A single spike moves no median, so it is never a shift.
  *
  * Data: y[0..n-1], oldest first, one value per day (or per step of the
  * period's unit); NaN is a missing day (skipped by the medians; a missing
@@ -75,6 +76,7 @@ typedef struct anomaly_options {
         size_t shift_min;       /* days after a shift; 0 = 3 */
         size_t shift_max;       /* days searched for a shift; 0 = 4 periods */
         double shift_threshold; /* score of a level shift; 0 = 5 */
+        double shift_sigma;     /* and its least size in sigmas; 0 = 3 */
 } anomaly_options_t;
 
 #define ANOMALY_OPTIONS_DEFAULT ((anomaly_options_t){.period = 7, .check = 1})
