@@ -52,7 +52,7 @@ typedef enum logreg_err {
 
 const char *logreg_strerror(logreg_err_t err);
 
-#define LOGREG_MIN_PER_CLASS 10
+#define LOGREG_MIN_PER_CLASS 5
 #define LOGREG_FEATURES_MAX 1000
 #define LOGREG_BINS_MAX 20
 

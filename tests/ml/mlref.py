@@ -93,11 +93,11 @@ def candidate_models(y, m: int):
 
 
 def statsmodels_ets(y, m: int, h: int):
-    """Best-AICc statsmodels ETSModel: (name, forecasts, seconds)."""
+    """Best-AICc statsmodels ETSModel: (name, forecasts, CPU seconds)."""
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     y = np.asarray(y, float)
-    start = time.perf_counter()
+    start = time.process_time()
     best = None
     for e, t, s in candidate_models(y, m):
         with warnings.catch_warnings():
@@ -117,4 +117,58 @@ def statsmodels_ets(y, m: int, h: int):
         if best is None or res.aicc < best[0]:
             best = (res.aicc, f"ETS({e},{t},{s})", res)
     fc = np.asarray(best[2].forecast(h), float)
-    return best[1], fc, time.perf_counter() - start
+    return best[1], fc, time.process_time() - start
+
+
+def _reference_job(job):
+    sid, y, m, h = job
+    name, fc, sec = statsmodels_ets(y, m, h)
+    return sid, name, fc.tolist(), sec
+
+
+def full_form() -> bool:
+    return os.environ.get("OMNIFY_ML_FULL", "") not in ("", "0")
+
+
+def compare_forecasts(series, m: int, h: int) -> dict:
+    """Ours (ml-eval, auto selection) against statsmodels on the same
+    series: series is a list of (id, train, test). Returns per-series rows
+    and the overall figures."""
+    from multiprocessing import Pool
+
+    ours = ml_eval("forecast", {
+        "period": m, "horizon": h,
+        "series": [{"id": sid, "y": as_json_series(tr)} for sid, tr, _ in series]})
+    jobs = [(sid, np.asarray(tr, float), m, h) for sid, tr, _ in series]
+    with Pool(min(2, os.cpu_count() or 1)) as pool:
+        refs = pool.map(_reference_job, jobs)
+    rows = []
+    for (sid, tr, te), o, (_, rname, rfc, rsec) in zip(series, ours, refs):
+        assert "error" not in o, (sid, o.get("error"))
+        rows.append({
+            "id": sid, "model": o["model"], "ref_model": rname,
+            "smape": smape(te, o["mean"]), "ref_smape": smape(te, rfc),
+            "mase": mase(tr, te, o["mean"], m), "ref_mase": mase(tr, te, rfc, m),
+            "ms": o["fit_ms"], "ref_ms": rsec * 1e3,
+            "cover95": float(np.mean((np.asarray(te) >= o["lo95"]) &
+                                     (np.asarray(te) <= o["hi95"]))),
+        })
+    mean = lambda k: float(np.mean([r[k] for r in rows]))
+    return {"rows": rows, "n": len(rows),
+            "smape": mean("smape"), "ref_smape": mean("ref_smape"),
+            "mase": mean("mase"), "ref_mase": mean("ref_mase"),
+            "ms": mean("ms"), "ref_ms": mean("ref_ms"),
+            "cover95": mean("cover95"),
+            "same_model": sum(r["model"] == r["ref_model"] for r in rows)}
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    """A plain text table on stdout (pytest -s shows it)."""
+    cells = [header] + [[c if isinstance(c, str) else f"{c:.4g}" if isinstance(c, float) else str(c)
+                         for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for i, r in enumerate(cells):
+        print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
