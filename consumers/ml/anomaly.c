@@ -52,9 +52,9 @@ static anomaly_err_t fill_defaults(const anomaly_options_t *in, size_t n,
         if (o->shift_max == 0)
                 o->shift_max = 4 * o->period;
         if (o->shift_threshold == 0)
-                o->shift_threshold = 5;
+                o->shift_threshold = 6;
         if (o->shift_sigma == 0)
-                o->shift_sigma = 3;
+                o->shift_sigma = 4;
         return ANOMALY_OK;
 }
 

