@@ -12,6 +12,10 @@ static int cmp_double(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
+void decompose_sort(double *x, size_t n) {
+        qsort(x, n, sizeof(double), cmp_double);
+}
+
 /* Copies the non-NaN values of x into scratch, sorted; returns how many. */
 static size_t sorted_values(const double *x, size_t n, double *scratch) {
         size_t k = 0;

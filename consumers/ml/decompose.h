@@ -26,6 +26,9 @@
 /* The MAD of normal data times this estimates its standard deviation. */
 #define DECOMPOSE_MAD_SCALE 1.482602218505602
 
+/* Sorts x[0..n-1] ascending (no NaN). */
+void decompose_sort(double *x, size_t n);
+
 /*
  * The median of the non-NaN values of x[0..n-1] (x is left untouched; a
  * copy is sorted in scratch, which must hold n doubles). NaN when no value.

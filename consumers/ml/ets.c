@@ -13,6 +13,8 @@
  * A missing y moves the states on with a zero error (l' = q, b' = phi b).
  */
 #include "ets_internal.h"
+#include "decompose.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -231,26 +233,6 @@ static void analytic_intervals(const ets_model_t *model, int h,
         }
 }
 
-/* splitmix64: a small, good generator for the simulations. */
-static uint64_t rng_next(uint64_t *state) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-}
-
-/* A standard normal draw (Box-Muller; the second value is dropped). */
-static double rng_normal(uint64_t *state) {
-        double u1 = ((double)(rng_next(state) >> 11) + 0.5) * 0x1.0p-53;
-        double u2 = (double)(rng_next(state) >> 11) * 0x1.0p-53;
-        return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return (x > y) - (x < y);
-}
-
 /* The p-quantile of sorted v[0..n-1] (R's type 7). */
 static double quantile_sorted(const double *v, size_t n, double p) {
         double pos = p * (double)(n - 1);
@@ -309,7 +291,7 @@ static ets_err_t simulated_intervals(const ets_model_t *model, int h,
                         else if (model->spec.season == ETS_S_MUL)
                                 *s += th->gamma * (y / q - *s);
                 }
-                qsort(ys, np, sizeof(double), cmp_double);
+                decompose_sort(ys, np);
                 out[i].lo80 = quantile_sorted(ys, np, 0.10);
                 out[i].hi80 = quantile_sorted(ys, np, 0.90);
                 out[i].lo95 = quantile_sorted(ys, np, 0.025);

@@ -8,6 +8,7 @@
  * the LIBLINEAR model is freed at once.
  */
 #include "logreg.h"
+#include "rng.h"
 
 #include <linear.h>
 #include <math.h>
@@ -200,13 +201,6 @@ logreg_err_t logreg_fit(const double *x, const int *y, size_t n, size_t p,
 /* ------------------------------------------------------------------------
  * The split.
  * --------------------------------------------------------------------- */
-
-static uint64_t rng_next(uint64_t *state) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-}
 
 /* Marks valid[i] for round(fraction * count) random rows of each class. */
 static void stratified_split(const int *y, size_t n, double fraction,

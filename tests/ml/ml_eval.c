@@ -5,11 +5,17 @@
  *
  *   ml-eval forecast  < {"period": 12, "horizon": 18, "model": "auto",
  *                        "series": [{"id": "N1402", "y": [...]}, ...]}
+ *       model: "auto" (AICc selection) or one such as "ANN", "MAdM".
  *   ml-eval anomaly   < {"period": 7, "check": 1, "series": [...]}
+ *       optional: window, threshold, multiplicative, shift_min,
+ *       shift_max, shift_threshold, shift_sigma (anomaly.h).
  *   ml-eval logreg    < {"C": 1.0, "x": [[...], ...], "y": [0, 1, ...],
  *                        "x_valid": [[...]], "y_valid": [...]}
- *   ml-eval response  < {"channels": [{"id": "a", "spend": [...],
- *                        "revenue": [...]}, ...], "budget": ...}
+ *       without x_valid/y_valid: our own stratified split (logreg_train).
+ *   ml-eval response  < {"adstock": true, "channels": [{"id": "a",
+ *                        "spend": [...], "revenue": [...]}, ...],
+ *                        "move": {"from": 0, "to": 1, "amount": 100,
+ *                                 "days": 30, "spend": [...]}}
  *
  * Reads one JSON document on stdin and writes one JSON object per line on
  * stdout: per series for forecast and anomaly, one for logreg and
