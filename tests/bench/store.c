@@ -15,6 +15,7 @@
  *   projection    daily-fact upserts keyed by tenant+provider+account+
  *                 campaign+day (unique compound index), bulks of 1,000,
  *                 each key twice (fact, then correction)
+ *   projection_id the same facts keyed by one composed _id instead
  *   in_lookup     find {_id: {$in: 200 ids}}, a tenth of them missing
  *   find_idx      tenant + day range, sorted, limited, on an index
  *                 {tenant, day}: at N/10 and N documents, then without the
@@ -30,7 +31,7 @@
  *   ttl           documents past a TTL index's date: gone, and when
  *   features      what MongoDB 7 has, probed one by one (store_features.c)
  *
- * Every timed loop stops at the time budget (-b, default 60 s, 20 s with
+ * Every timed loop stops at the time budget (-b, default 45 s, 20 s with
  * -q); the row then says how much it did. tests/bench/store runs this for
  * every candidate and prints the table.
  */
@@ -425,7 +426,10 @@ static int sb__proj_days(const sb_run_t *run) {
         return run->quick ? 5 : 25;
 }
 
-static void sb_projection(sb_run_t *run, mongoc_client_t *client) {
+/* by_id: the same facts keyed by one composed _id
+ * ("t003|meta|acc2|c17|20455") instead of the 5 fields under a unique
+ * compound index; the fields are kept with $setOnInsert. */
+static void sb__projection(sb_run_t *run, mongoc_client_t *client, bool by_id) {
         int days = sb__proj_days(run);
         long keys = (long)SB_TENANTS * SB_PROVIDERS * SB_ACCOUNTS *
                     SB_CAMPAIGNS * days;
@@ -437,8 +441,8 @@ static void sb_projection(sb_run_t *run, mongoc_client_t *client) {
         bson_t *ukeys = BCON_NEW(
                 "tenant", BCON_INT32(1), "provider", BCON_INT32(1), "account",
                 BCON_INT32(1), "campaign", BCON_INT32(1), "day", BCON_INT32(1));
-        bool ok = sb_index(client, run, "daily", "fact_key", ukeys, true, -1,
-                           why, sizeof(why));
+        bool ok = by_id || sb_index(client, run, "daily", "fact_key", ukeys,
+                                    true, -1, why, sizeof(why));
         bson_destroy(ukeys);
         bson_t *uopts = BCON_NEW("upsert", BCON_BOOL(true));
         int64_t want_clicks = 0;
@@ -452,8 +456,18 @@ static void sb_projection(sb_run_t *run, mongoc_client_t *client) {
                          * scattered order (7919 is prime, keys is not a
                          * multiple of it). */
                         long k = j < keys ? j : ((j - keys) * 7919) % keys;
-                        bson_t sel = BSON_INITIALIZER;
-                        sb__key_filter(&sel, sb__key(k, days));
+                        bson_t sel = BSON_INITIALIZER,
+                               fields = BSON_INITIALIZER;
+                        sb_key_t key = sb__key(k, days);
+                        sb__key_filter(by_id ? &fields : &sel, key);
+                        if (by_id) {
+                                char id[64];
+                                snprintf(id, sizeof(id),
+                                         "t%03d|%s|acc%d|c%02d|%d", key.tenant,
+                                         sb_provider[key.provider], key.account,
+                                         key.campaign, SB_DAY0 + key.day);
+                                BSON_APPEND_UTF8(&sel, "_id", id);
+                        }
                         int32_t clicks = 1 + (int32_t)(j % 7);
                         want_clicks += clicks;
                         bson_t *upd = BCON_NEW(
@@ -463,6 +477,11 @@ static void sb_projection(sb_run_t *run, mongoc_client_t *client) {
                                 BCON_INT64((int64_t)(j % 13) * 250000), "}",
                                 "$set", "{", "updated_at",
                                 BCON_DATE_TIME(sb__wall_ms()), "}");
+                        if (by_id) {
+                                BSON_APPEND_DOCUMENT(upd, "$setOnInsert",
+                                                     &fields);
+                        }
+                        bson_destroy(&fields);
                         ok = mongoc_bulk_operation_update_one_with_opts(
                                 bulk, &sel, upd, uopts, &err);
                         bson_destroy(&sel);
@@ -489,12 +508,20 @@ static void sb_projection(sb_run_t *run, mongoc_client_t *client) {
                          (long long)docs, want_docs, (long long)clicks,
                          (long long)want_clicks);
         }
-        sb_row(run, "projection", done, "upserts/s", (double)done / secs, &lat,
-               ok, why);
+        sb_row(run, by_id ? "projection_id" : "projection", done, "upserts/s",
+               (double)done / secs, &lat, ok, why);
         bson_destroy(uopts);
         sb_lat_free(&lat);
         mongoc_collection_destroy(coll);
         /* aggregate reads this collection. */
+}
+
+static void sb_projection(sb_run_t *run, mongoc_client_t *client) {
+        sb__projection(run, client, false);
+}
+
+static void sb_projection_id(sb_run_t *run, mongoc_client_t *client) {
+        sb__projection(run, client, true);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -722,6 +749,7 @@ static void sb_aggregate(sb_run_t *run, mongoc_client_t *client) {
                 return;
         }
         double t0 = sb_now(), agg_secs = 0;
+        char first_wrong[200] = "";
         for (; done < queries && !sb__over(run, t0); done++) {
                 char tenant[16];
                 int t = done % SB_TENANTS;
@@ -784,9 +812,25 @@ static void sb_aggregate(sb_run_t *run, mongoc_client_t *client) {
                         if (bson_iter_init_find(&it, doc, "spend")) {
                                 sp = bson_iter_as_int64(&it);
                         }
-                        right = right && c >= 0 && c < SB_CAMPAIGNS &&
-                                cl == want_clicks[c] && sp == want_spend[c] &&
-                                sp <= prev;
+                        bool this_right = c >= 0 && c < SB_CAMPAIGNS &&
+                                          cl == want_clicks[c] &&
+                                          sp == want_spend[c] && sp <= prev;
+                        if (!this_right && right && !first_wrong[0]) {
+                                snprintf(first_wrong, sizeof(first_wrong),
+                                         "first wrong: campaign %d clicks "
+                                         "%lld (want %lld) spend %lld (want "
+                                         "%lld, previous %lld)",
+                                         c, (long long)cl,
+                                         (long long)(c >= 0 && c < SB_CAMPAIGNS
+                                                             ? want_clicks[c]
+                                                             : -1),
+                                         (long long)sp,
+                                         (long long)(c >= 0 && c < SB_CAMPAIGNS
+                                                             ? want_spend[c]
+                                                             : -1),
+                                         (long long)prev);
+                        }
+                        right = right && this_right;
                         prev = sp;
                         got++;
                 }
@@ -801,6 +845,11 @@ static void sb_aggregate(sb_run_t *run, mongoc_client_t *client) {
                                  err.message);
                         break;
                 }
+                if (right && got != want_groups && !first_wrong[0]) {
+                        snprintf(first_wrong, sizeof(first_wrong),
+                                 "first wrong: %d groups (want %d)", got,
+                                 want_groups);
+                }
                 bad += !(right && got == want_groups && got > 0);
         }
         double secs = agg_secs > 0 ? agg_secs : 1;
@@ -809,9 +858,10 @@ static void sb_aggregate(sb_run_t *run, mongoc_client_t *client) {
                 snprintf(why, sizeof(why),
                          "$match tenant+%d days, $group campaign $sum x2, "
                          "$sort, $limit over %lld docs; %d queries%s; %d "
-                         "wrong (each against its own find's sums)",
+                         "wrong (each against its own find's sums)%s%s",
                          week, (long long)docs, done,
-                         done < queries ? " (budget)" : "", bad);
+                         done < queries ? " (budget)" : "", bad,
+                         first_wrong[0] ? "; " : "", first_wrong);
         }
         sb_row(run, "aggregate", done, "queries/s", done / secs, &lat,
                !why[0] || bad == 0 ? bad == 0 && done > 0 : false, why);
@@ -834,17 +884,12 @@ typedef struct sb_pattern {
 } sb_pattern_t;
 
 static const sb_pattern_t sb_patterns[] = {
-        {"insert_one", sb_insert_one},
-        {"insert_many", sb_insert_many},
-        {"in_lookup", sb_in_lookup},
-        {"upsert_bulk", sb_upsert_bulk},
-        {"projection", sb_projection},
-        {"aggregate", sb_aggregate},
-        {"find_idx", sb_find_idx},
-        {"claims", sb_claims},
-        {"cas", sb_cas},
-        {"unique", sb_unique},
-        {NULL, NULL},
+        {"insert_one", sb_insert_one}, {"insert_many", sb_insert_many},
+        {"in_lookup", sb_in_lookup},   {"upsert_bulk", sb_upsert_bulk},
+        {"projection", sb_projection}, {"projection_id", sb_projection_id},
+        {"aggregate", sb_aggregate},   {"find_idx", sb_find_idx},
+        {"claims", sb_claims},         {"cas", sb_cas},
+        {"unique", sb_unique},         {NULL, NULL},
 };
 
 static bool sb__wanted(const char *list, const char *name) {
@@ -897,7 +942,7 @@ int main(int argc, char **argv) {
                 sb__usage();
         }
         if (run.budget_s <= 0) {
-                run.budget_s = run.quick ? 20 : 60;
+                run.budget_s = run.quick ? 20 : 45;
         }
         snprintf(run.db, sizeof(run.db), "benchstore_%ld_%d", (long)time(NULL),
                  (int)getpid());

@@ -19,6 +19,7 @@ NAMES = {
 # Rows in the order the domains lean on them, with what they stand for.
 PATTERNS = [
     ("projection", "bulk upserts, 5-field key (bulks of 1000, each key twice)"),
+    ("projection_id", "same facts, keyed by one composed _id"),
     ("upsert_bulk", "bulkWrite 2000 upserts over 1000 _ids"),
     ("in_lookup", "$in on _id, 200 ids per query"),
     ("find_idx_small", "tenant + day range, sort, limit 50; index; N/10 docs"),
@@ -73,12 +74,13 @@ def main():
     mf = raw / "meta.txt"
     if mf.exists():
         for line in mf.read_text().splitlines():
-            k, _, v = line.partition("=")
-            meta.setdefault(k, []).append(v)
+            k, eq, v = line.partition("=")
+            if eq and not line.startswith("restart"):
+                meta.setdefault(k, []).append(v)
 
     base = cands[0]
     print("## Store candidates on Omnify's access patterns\n")
-    print(" ".join(f"{k}: {', '.join(v)};" for k, v in meta.items() if k != "restart"))
+    print(" ".join(f"{k}: {', '.join(v)};" for k, v in meta.items()))
     restarts = [l for l in (mf.read_text().splitlines() if mf.exists() else []) if l.startswith("restart")]
     if restarts:
         print(f"\nRestarted after a timed-out request: {', '.join(r[8:] for r in restarts)}.")
