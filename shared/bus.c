@@ -209,10 +209,19 @@ static rd_kafka_conf_t *bus__base_conf(const config_t *cfg,
         return conf;
 }
 
+/* Which librdkafka the process runs (it is linked statically: the build's,
+ * not the system's). */
+static void bus__log_version(void) {
+        log_info("kafka: librdkafka %s", rd_kafka_version_str());
+}
+
 bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
                size_t errlen) {
+        static pthread_once_t version_logged = PTHREAD_ONCE_INIT;
         bus_t *bus = xcalloc(1, sizeof(*bus));
         rd_kafka_conf_t *conf;
+
+        pthread_once(&version_logged, bus__log_version);
 
         bus->cfg = cfg;
         atomic_init(&bus->up, false);

@@ -54,6 +54,7 @@ struct bus_delivery {
 
 /*
  * A new producer for `client_id`. Starts the delivery and watcher threads.
+ * The first call of the process logs librdkafka's version.
  * Fills errstr and returns NULL on failure.
  */
 bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
