@@ -412,7 +412,6 @@ struct bus_consumer {
         bool paused;               /* bus_consumer_pause: new partitions are
                                       paused as they come (poll thread) */
         unsigned revokes;          /* revocations so far (poll thread) */
-        bool ever_assigned;        /* consumer thread only */
         bool fatal;                /* consumer thread only */
         uint64_t next_commit_ms;   /* consumer thread only */
         uint64_t quiet_until_ms;   /* after a revoke: no background commit
@@ -509,7 +508,6 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                       ? parts->cnt
                                       : -parts->cnt);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                c->ever_assigned = true;
                 c->n_owned = cooperative ? c->n_owned + parts->cnt : parts->cnt;
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
@@ -1017,62 +1015,17 @@ void bus_consumer_on_revoke(
         c->on_revoke_arg = arg;
 }
 
-/* A join or rebalance round is under way (as far as we can tell). */
-static bool bus__joining(bus_consumer_t *c) {
-        return !c->ever_assigned ||
-               atomic_load(&c->join_state) == BUS__JOIN_REBALANCING;
-}
-
-/* Consumers closed before their first assignment (bus_consumer_destroy):
- * never destroyed, kept reachable here until the process ends. */
-#define BUS__KEPT_MAX 16
-static pthread_mutex_t bus__kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static rd_kafka_t *bus__kept[BUS__KEPT_MAX];
-static size_t bus__n_kept;
-
-/* Keep rk instead of destroying it; false when there is no room left. */
-static bool bus__keep(rd_kafka_t *rk) {
-        bool kept = false;
-        pthread_mutex_lock(&bus__kept_lock);
-        if (bus__n_kept < BUS__KEPT_MAX) {
-                bus__kept[bus__n_kept++] = rk;
-                kept = true;
-        }
-        pthread_mutex_unlock(&bus__kept_lock);
-        return kept;
-}
-
 void bus_consumer_destroy(bus_consumer_t *c) {
         if (!c)
                 return;
+        /* Leaves the group, a join or rebalance round under way included
+         * (librdkafka 2.0 aborted destroying a consumer between its join
+         * and its first assignment; 2.3 fixed it). */
         if (c->rk && c->is_group) {
-                rd_kafka_resp_err_t err;
-                /* librdkafka 2.0 aborts in rd_kafka_destroy (an assertion
-                 * in the sticky assignor: no state) when the consumer
-                 * joined but never completed a SyncGroup; fixed in 2.3.
-                 * First let a round under way finish, for at most 5 s
-                 * (a fenced consumer never finishes one).
-                 * Messages read here are not ours to handle; their
-                 * offsets are never stored, so they come again. */
-                for (int i = 0; i < 50 && !c->fatal && bus__joining(c); i++) {
-                        rd_kafka_message_t *m =
-                                rd_kafka_consumer_poll(c->rk, 100);
-                        if (m)
-                                rd_kafka_message_destroy(m);
-                }
-                err = rd_kafka_consumer_close(c->rk);
+                rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
                 if (err)
                         log_warn("kafka: consumer close: %s",
                                  rd_kafka_err2str(err));
-                /* Still never assigned (a slow join): closed, it has left
-                 * the group and reads nothing more; destroying it could
-                 * abort the process, so it stays until the process ends. */
-                if (!c->ever_assigned && bus__keep(c->rk)) {
-                        log_warn("kafka: consumer closed before its first "
-                                 "assignment: its handle is kept, not "
-                                 "destroyed (librdkafka 2.0 would abort)");
-                        c->rk = NULL;
-                }
         }
         if (c->rk)
                 rd_kafka_destroy(c->rk);

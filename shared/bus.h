@@ -200,10 +200,8 @@ void bus_consumer_on_revoke(
         void (*fn)(void *arg, const rd_kafka_topic_partition_list_t *parts),
         void *arg);
 
-/* Commit what is done, leave the group, free. NULL ok. A join or rebalance
- * round under way is let finish first (at most 5 s); a consumer that never
- * got an assignment is closed but its librdkafka handle is kept until the
- * process ends (librdkafka 2.0 aborts destroying it). */
+/* Commit what is done, leave the group, free. NULL ok; also in the middle
+ * of a join or rebalance round and before the first assignment. */
 void bus_consumer_destroy(bus_consumer_t *c);
 
 #endif
