@@ -387,9 +387,14 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
 /* A commit carries the member's generation. One sent while the group is
  * rebalancing can reach the broker after the generation moved on (the
  * JoinGroup of this member or of the second round of a cooperative
- * rebalance); the broker refuses it (ILLEGAL_GENERATION) and librdkafka 2.0
- * then drops the whole assignment, so what was handled since the last commit
- * is read again (fixed in later librdkafka). librdkafka does not tell the
+ * rebalance); the broker refuses it (ILLEGAL_GENERATION) and librdkafka
+ * then drops the whole assignment as lost, so what was handled since the
+ * last commit is read again. 2.0 did, and 2.8.0 still does with the classic
+ * protocol (its OffsetCommit handler: revoke_all_rejoin_maybe, assignment
+ * lost); in the cooperative flow its join state also passes through
+ * "steady" between the assign that follows a revoke and the rejoin of the
+ * second round. KIP-848's protocol would only defer such a commit, but
+ * 2.8.0 ships it as early access (see README). librdkafka does not tell the
  * application its join state, but it logs every change at debug level in the
  * cgrp context: consumers turn that on and follow it (bus__consumer_log_cb),
  * and commit in the background only while the state is "steady". A revoke is
@@ -649,9 +654,10 @@ bus_consumer_t *bus_consumer_new_multi(const config_t *cfg,
             bus__set(conf, "partition.assignment.strategy",
                      "cooperative-sticky", errstr, errlen) ||
             /* Committed by bus_consumer_poll, not by librdkafka's timer:
-             * librdkafka 2.0 (fixed upstream in 2026) also commits after a
-             * session timeout, with the member id already reset, and a
-             * static member is then fenced for good (a fatal error). */
+             * librdkafka 2.0 also commits after a session timeout, with the
+             * member id already reset, and a static member is then fenced
+             * for good (a fatal error); not tried again with 2.8.0, whose
+             * session-timeout path still resets the member id first. */
             bus__set(conf, "enable.auto.commit", "false", errstr, errlen) ||
             bus__set(conf, "enable.auto.offset.store", "false", errstr,
                      errlen) ||
