@@ -1024,11 +1024,27 @@ void bus_consumer_on_revoke(
 void bus_consumer_destroy(bus_consumer_t *c) {
         if (!c)
                 return;
-        /* Leaves the group, a join or rebalance round under way included
-         * (librdkafka 2.0 aborted destroying a consumer between its join
-         * and its first assignment; 2.3 fixed it). */
+        /* Leaves the group, also before the first assignment (librdkafka
+         * 2.0 aborted destroying a consumer between its JoinGroup and its
+         * SyncGroup; 2.3 fixed it). */
         if (c->rk && c->is_group) {
-                rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+                rd_kafka_resp_err_t err;
+                /* A member that holds partitions lets a rebalance under way
+                 * finish first (at most 5 s; a fenced one never finishes
+                 * one): its commit on revoke would otherwise carry the old
+                 * generation, be refused (ILLEGAL_GENERATION, 2.8.0 too)
+                 * and the next owner would redo what it finished (fault
+                 * suite, scale). Messages read meanwhile are not handled;
+                 * their offsets are never stored, so they come again. */
+                for (int i = 0; i < 50 && !c->fatal && c->n_owned > 0 &&
+                                !bus__group_settled(c, clock_mono_ms());
+                     i++) {
+                        rd_kafka_message_t *m =
+                                rd_kafka_consumer_poll(c->rk, 100);
+                        if (m)
+                                rd_kafka_message_destroy(m);
+                }
+                err = rd_kafka_consumer_close(c->rk);
                 if (err)
                         log_warn("kafka: consumer close: %s",
                                  rd_kafka_err2str(err));

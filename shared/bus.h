@@ -200,8 +200,10 @@ void bus_consumer_on_revoke(
         void (*fn)(void *arg, const rd_kafka_topic_partition_list_t *parts),
         void *arg);
 
-/* Commit what is done, leave the group, free. NULL ok; also in the middle
- * of a join or rebalance round and before the first assignment. */
+/* Commit what is done, leave the group, free. NULL ok. A member holding
+ * partitions lets a rebalance round under way finish first (at most 5 s),
+ * so its last commit is not refused; one before its first assignment
+ * leaves at once. */
 void bus_consumer_destroy(bus_consumer_t *c);
 
 #endif
