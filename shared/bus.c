@@ -417,6 +417,7 @@ struct bus_consumer {
         bool paused;               /* bus_consumer_pause: new partitions are
                                       paused as they come (poll thread) */
         unsigned revokes;          /* revocations so far (poll thread) */
+        bool ever_assigned;        /* consumer thread only */
         bool fatal;                /* consumer thread only */
         uint64_t next_commit_ms;   /* consumer thread only */
         uint64_t quiet_until_ms;   /* after a revoke: no background commit
@@ -513,6 +514,7 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                       ? parts->cnt
                                       : -parts->cnt);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                c->ever_assigned = true;
                 c->n_owned = cooperative ? c->n_owned + parts->cnt : parts->cnt;
                 log_info("kafka: assigned %d partition(s)", parts->cnt);
                 if (cooperative) {
@@ -1021,6 +1023,12 @@ void bus_consumer_on_revoke(
         c->on_revoke_arg = arg;
 }
 
+/* A join or rebalance round is under way (as far as we can tell). */
+static bool bus__joining(bus_consumer_t *c) {
+        return !c->ever_assigned ||
+               atomic_load(&c->join_state) == BUS__JOIN_REBALANCING;
+}
+
 void bus_consumer_destroy(bus_consumer_t *c) {
         if (!c)
                 return;
@@ -1029,16 +1037,16 @@ void bus_consumer_destroy(bus_consumer_t *c) {
          * SyncGroup; 2.3 fixed it). */
         if (c->rk && c->is_group) {
                 rd_kafka_resp_err_t err;
-                /* A member that holds partitions lets a rebalance under way
-                 * finish first (at most 5 s; a fenced one never finishes
-                 * one): its commit on revoke would otherwise carry the old
-                 * generation, be refused (ILLEGAL_GENERATION, 2.8.0 too)
-                 * and the next owner would redo what it finished (fault
-                 * suite, scale). Messages read meanwhile are not handled;
+                /* A round under way (its first join, or a rebalance) is let
+                 * finish first, for at most 5 s (a fenced consumer never
+                 * finishes one): leaving in the middle of it starts another
+                 * round in which commits carry an old generation and are
+                 * refused (ILLEGAL_GENERATION, 2.8.0 too), and the next
+                 * owners redo what was finished (fault suite, scale: 38 and
+                 * 285 commands read twice without this wait, or with it for
+                 * owners only). Messages read meanwhile are not handled;
                  * their offsets are never stored, so they come again. */
-                for (int i = 0; i < 50 && !c->fatal && c->n_owned > 0 &&
-                                !bus__group_settled(c, clock_mono_ms());
-                     i++) {
+                for (int i = 0; i < 50 && !c->fatal && bus__joining(c); i++) {
                         rd_kafka_message_t *m =
                                 rd_kafka_consumer_poll(c->rk, 100);
                         if (m)

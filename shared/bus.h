@@ -200,10 +200,10 @@ void bus_consumer_on_revoke(
         void (*fn)(void *arg, const rd_kafka_topic_partition_list_t *parts),
         void *arg);
 
-/* Commit what is done, leave the group, free. NULL ok. A member holding
- * partitions lets a rebalance round under way finish first (at most 5 s),
- * so its last commit is not refused; one before its first assignment
- * leaves at once. */
+/* Commit what is done, leave the group, free. NULL ok. A join or rebalance
+ * round under way is let finish first (at most 5 s), so that leaving does
+ * not get commits refused; then the consumer is destroyed, also one that
+ * never got an assignment. */
 void bus_consumer_destroy(bus_consumer_t *c);
 
 #endif
