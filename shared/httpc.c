@@ -577,8 +577,12 @@ static void call_tried(httpc_t *client, httpc_call_t *c, CURLcode rc) {
         r->status = 0;
         if (rc == CURLE_OK)
                 curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r->status);
-        r->body = c->rbody;
-        r->body_len = c->rlen;
+        if (r->err == HTTPC_OK) {
+                r->body = c->rbody;
+                r->body_len = c->rlen;
+        } else {
+                free(c->rbody); /* a part of an answer is no answer */
+        }
         r->headers = c->rhead;
         r->headers_len = c->hlen;
         c->rbody = c->rhead = NULL;

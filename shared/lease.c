@@ -19,8 +19,15 @@ static void lease__filter(const lease_query_t *q, int64_t now, bool due_only,
 
         bson_init(out);
         if (q->filter && bson_iter_init(&it, q->filter))
-                while (bson_iter_next(&it))
-                        bson_append_iter(out, bson_iter_key(&it), -1, &it);
+                while (bson_iter_next(&it)) {
+                        const char *key = bson_iter_key(&it);
+                        /* Ours to get right: a key twice is undefined. */
+                        assert(strcmp(key, "_id") != 0 &&
+                               strcmp(key, "lease_until") != 0 &&
+                               strcmp(key, "lease_owner") != 0 &&
+                               strcmp(key, q->time_field) != 0);
+                        bson_append_iter(out, key, -1, &it);
+                }
         BSON_APPEND_DOCUMENT_BEGIN(out, "lease_until", &cond);
         BSON_APPEND_DATE_TIME(&cond, "$lte", now);
         bson_append_document_end(out, &cond);
@@ -73,7 +80,7 @@ typedef struct lease_won {
 static bool lease__won(const bson_t *doc, void *arg) {
         lease_won_t *w = arg;
         w->n++;
-        if (!w->fn(doc, w->arg)) {
+        if (w->fn && !w->fn(doc, w->arg)) {
                 w->stopped = true;
                 return false;
         }

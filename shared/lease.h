@@ -33,7 +33,8 @@ typedef struct lease_query {
         const char *db;   /* the group's database (the store prefixes it) */
         const char *coll; /* the collection of records */
         /* Which records may be claimed at all, e.g. {status: "armed"}; the
-         * due time and the free lease are added here. May be NULL. */
+         * due time and the free lease are added here, so it names none of
+         * _id, lease_until, lease_owner and time_field. May be NULL. */
         const bson_t *filter;
         const char *time_field; /* a date: due once it is <= now; the order */
         int limit;              /* records per claim, >= 1 */
@@ -50,7 +51,7 @@ typedef bool (*lease_each_fn)(const bson_t *doc, void *arg);
  * token (lease_update needs it). *next_ms (may be NULL) receives the due
  * time of the earliest free record not yet due (INT64_MAX: none known), so
  * that the caller may sleep until then; *claimed (may be NULL) how many were
- * won.
+ * won. fn may be NULL (a claim that only counts: tests).
  */
 store_err_t lease_claim(store_t *store, const lease_query_t *q, int64_t now_ms,
                         char owner[LEASE_OWNER_SIZE], lease_each_fn fn,

@@ -55,6 +55,7 @@ struct outbox_job {
         bus_err_t berr;
         msgpack_sbuffer report;
         char msg_id[MSGID_TEXT_SIZE];
+        bool sent; /* the outcome the report carries */
 };
 
 #define JOB_OF_DELIVERY(dp) \
@@ -219,6 +220,7 @@ static bool job_report(outbox_job_t *job, const outbox_outcome_t *o,
         m.caller.correlation_id =
                 slice_of(lease_doc_str(&report, "correlation_id"));
         m.created_at_ms = (int64_t)clock_wall_ms();
+        job->sent = o->sent;
         job->what = OUTBOX_JOB_REPORT;
         job->d.done = report_done;
         job_out(ob);
@@ -244,7 +246,6 @@ static void job_reported(outbox_job_t *job) {
         outbox_t *ob = job->ob;
         int64_t now = (int64_t)clock_wall_ms();
         bson_t update = BSON_INITIALIZER, set, unset;
-        outbox_outcome_t o;
 
         if (job->berr) {
                 int64_t delay = backoff_delay_ms(
@@ -256,9 +257,8 @@ static void job_reported(outbox_job_t *job) {
                 job_later(job, now + delay, "report_failures", 0, NULL);
                 return;
         }
-        outcome_of(&job->doc, &o);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-        BSON_APPEND_UTF8(&set, "status", o.sent ? "sent" : "failed");
+        BSON_APPEND_UTF8(&set, "status", job->sent ? "sent" : "failed");
         BSON_APPEND_DATE_TIME(&set, "reported_at", now);
         BSON_APPEND_DATE_TIME(&set, "expires_at", now + ob->keep_ms);
         lease_append_free(&set);
