@@ -519,10 +519,13 @@ static void timer__fire(timer_service_t *ts, timer_claim_t *cl,
         char errstr[256];
         store_err_t err;
 
+        uint64_t t0 = clock_mono_ms(), t1;
+
         for (size_t i = 0; i < cl->n; i++)
                 cmdsend_batch_produce(b, i, ts->bus, ts->topic, &cl->v[i].msg);
         cmdsend_batch_wait(b);
         now = (int64_t)clock_wall_ms();
+        t1 = clock_mono_ms();
         for (size_t i = 0; i < cl->n; i++) {
                 timer_firing_t *f = &cl->v[i];
                 bus_err_t berr = cmdsend_batch_result(b, i);
@@ -597,6 +600,9 @@ static void timer__fire(timer_service_t *ts, timer_claim_t *cl,
         } else {
                 ts->produce_failures = 0;
         }
+        log_debug("timers: %zu produced in %llu ms, recorded in %llu ms", cl->n,
+                  (unsigned long long)(t1 - t0),
+                  (unsigned long long)(clock_mono_ms() - t1));
         free(fired);
         cmdsend_batch_destroy(b);
 }
@@ -624,9 +630,13 @@ static int64_t timer__round(void *arg, const atomic_bool *stop) {
         cl.v = xcalloc((size_t)ts->batch, sizeof(*cl.v));
         do {
                 cl.n = 0;
+                uint64_t t0 = clock_mono_ms();
                 cl.now = (int64_t)clock_wall_ms();
                 err = lease_claim(ts->store, &q, cl.now, owner, timer__claimed,
                                   &cl, &claimed, &next, errstr, sizeof(errstr));
+                if (claimed)
+                        log_debug("timers: %d claimed in %llu ms", claimed,
+                                  (unsigned long long)(clock_mono_ms() - t0));
                 if (err) {
                         timer__store_failed(ts, "claiming due timers", errstr);
                         next = INT64_MAX;
