@@ -22,6 +22,7 @@ struct testsrv {
         testsrv_fn fn;
         void *arg;
         int port;
+        bool tls;
         atomic_bool stopping;
         pthread_mutex_t lock; /* guards everything below */
         testsrv_req_t *reqs;
@@ -170,27 +171,44 @@ static void testsrv__connection(void *cls, struct MHD_Connection *c,
         }
 }
 
-testsrv_t *testsrv_start(testsrv_fn fn, void *arg) {
+static testsrv_t *testsrv__start(testsrv_fn fn, void *arg, const char *key,
+                                 const char *cert) {
         testsrv_t *srv = calloc(1, sizeof(*srv));
         struct sockaddr_in addr = {0};
         const union MHD_DaemonInfo *info;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
         srv->fn = fn;
         srv->arg = arg;
+        srv->tls = key != NULL;
         srv->reqs = calloc(TESTSRV_MAX_REQS, sizeof(*srv->reqs));
         atomic_init(&srv->stopping, false);
         pthread_mutex_init(&srv->lock, NULL);
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         addr.sin_port = 0;
-        srv->d = MHD_start_daemon(
-                MHD_USE_INTERNAL_POLLING_THREAD |
-                        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-                0, NULL, NULL, testsrv__handle, srv, MHD_OPTION_SOCK_ADDR,
-                (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                testsrv__done, srv, MHD_OPTION_NOTIFY_CONNECTION,
-                testsrv__connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-                (unsigned)30, MHD_OPTION_END);
+        if (key && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+                testsrv_stop(srv);
+                return NULL;
+        }
+        if (key)
+                srv->d = MHD_start_daemon(
+                        flags | MHD_USE_TLS, 0, NULL, NULL, testsrv__handle,
+                        srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                        MHD_OPTION_NOTIFY_COMPLETED, testsrv__done, srv,
+                        MHD_OPTION_NOTIFY_CONNECTION, testsrv__connection, srv,
+                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                        MHD_OPTION_HTTPS_MEM_KEY, key,
+                        MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
+        else
+                srv->d = MHD_start_daemon(
+                        flags, 0, NULL, NULL, testsrv__handle, srv,
+                        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                        MHD_OPTION_NOTIFY_COMPLETED, testsrv__done, srv,
+                        MHD_OPTION_NOTIFY_CONNECTION, testsrv__connection, srv,
+                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                        MHD_OPTION_END);
         if (!srv->d) {
                 testsrv_stop(srv);
                 return NULL;
@@ -198,6 +216,15 @@ testsrv_t *testsrv_start(testsrv_fn fn, void *arg) {
         info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
         srv->port = info ? info->port : 0;
         return srv;
+}
+
+testsrv_t *testsrv_start(testsrv_fn fn, void *arg) {
+        return testsrv__start(fn, arg, NULL, NULL);
+}
+
+testsrv_t *testsrv_start_tls(testsrv_fn fn, void *arg, const char *key_pem,
+                             const char *cert_pem) {
+        return testsrv__start(fn, arg, key_pem, cert_pem);
 }
 
 void testsrv_stop(testsrv_t *srv) {
@@ -217,7 +244,8 @@ int testsrv_port(const testsrv_t *srv) {
 
 void testsrv_url(const testsrv_t *srv, const char *path, char *buf,
                  size_t size) {
-        snprintf(buf, size, "http://127.0.0.1:%d%s", srv->port, path);
+        snprintf(buf, size, "%s://127.0.0.1:%d%s", srv->tls ? "https" : "http",
+                 srv->port, path);
 }
 
 void testsrv_reset(testsrv_t *srv) {

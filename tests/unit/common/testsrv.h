@@ -47,12 +47,17 @@ typedef struct testsrv testsrv_t;
 /* Listen on 127.0.0.1 (an ephemeral port). NULL on failure. */
 testsrv_t *testsrv_start(testsrv_fn fn, void *arg);
 
+/* The same over TLS with this key and certificate (PEM); the URL scheme
+ * is https. NULL on failure (or when libmicrohttpd has no TLS). */
+testsrv_t *testsrv_start_tls(testsrv_fn fn, void *arg, const char *key_pem,
+                             const char *cert_pem);
+
 /* Stop (delays in progress are cut short) and free. NULL ok. */
 void testsrv_stop(testsrv_t *srv);
 
 int testsrv_port(const testsrv_t *srv);
 
-/* "http://127.0.0.1:<port><path>" into buf. */
+/* "http(s)://127.0.0.1:<port><path>" into buf. */
 void testsrv_url(const testsrv_t *srv, const char *path, char *buf,
                  size_t size);
 

@@ -4,7 +4,8 @@
  * backoff, Retry-After (seconds and dates, capped), 429 pausing a host,
  * which requests are retried, size caps, timeouts, per-host concurrency,
  * rate and budget, cancellation and stopping, redirects, connection reuse,
- * and that no log line holds a header value, a query or a body.
+ * TLS peers verified, and that no log line holds a header value, a query
+ * or a body.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -694,6 +698,96 @@ static void test_url_parts(void **state) {
                                      path, sizeof(path)));
 }
 
+/* A key and a self-signed certificate for 127.0.0.1 (its own CA), PEM. */
+static void make_cert(char **key_pem, char **cert_pem) {
+        EVP_PKEY *pk = EVP_EC_gen("P-256");
+        X509 *x = X509_new();
+        X509_NAME *name;
+        X509V3_CTX ctx;
+        X509_EXTENSION *ext;
+        BIO *bio;
+        char *data;
+        long len;
+
+        assert_non_null(pk);
+        X509_set_version(x, 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+        X509_gmtime_adj(X509_getm_notBefore(x), -60);
+        X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+        X509_set_pubkey(x, pk);
+        name = X509_get_subject_name(x);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   (const unsigned char *)"127.0.0.1", -1, -1,
+                                   0);
+        X509_set_issuer_name(x, name);
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
+                                  "IP:127.0.0.1");
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                                  "critical,CA:TRUE");
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+        assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+        bio = BIO_new(BIO_s_mem());
+        PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL);
+        len = BIO_get_mem_data(bio, &data);
+        *key_pem = strndup(data, (size_t)len);
+        BIO_free(bio);
+        bio = BIO_new(BIO_s_mem());
+        PEM_write_bio_X509(bio, x);
+        len = BIO_get_mem_data(bio, &data);
+        *cert_pem = strndup(data, (size_t)len);
+        BIO_free(bio);
+        X509_free(x);
+        EVP_PKEY_free(pk);
+}
+
+static void test_tls_peers_are_verified(void **state) {
+        char *key, *cert, u[128], errstr[128];
+        char ca[] = "/tmp/test_httpc_ca_XXXXXX";
+        int fd = mkstemp(ca);
+        httpc_opts_t o = {.ca_file = ca};
+        httpc_response_t r;
+        httpc_request_t req;
+        testsrv_t *tls;
+        httpc_t *trusting;
+        (void)state;
+        make_cert(&key, &cert);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, cert, strlen(cert)), (ssize_t)strlen(cert));
+        close(fd);
+        tls = testsrv_start_tls(provider, NULL, key, cert);
+        if (!tls) {
+                free(key);
+                free(cert);
+                unlink(ca);
+                skip(); /* libmicrohttpd without TLS */
+        }
+        testsrv_url(tls, "/ok", u, sizeof(u));
+        assert_int_equal(strncmp(u, "https://", 8), 0);
+        /* An unknown issuer: refused, and not retried. */
+        req = request(u);
+        assert_int_equal(httpc_do(FX.client, &req, &r), HTTPC_TLS);
+        assert_int_equal(r.verdict, HTTPC_VERDICT_FAILED);
+        assert_int_equal(r.attempts, 1);
+        httpc_response_deinit(&r);
+        /* Trusted, the same server answers. */
+        trusting = httpc_new(&o, errstr, sizeof(errstr));
+        assert_non_null(trusting);
+        assert_int_equal(httpc_do(trusting, &req, &r), HTTPC_OK);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "hello");
+        httpc_response_deinit(&r);
+        httpc_destroy(trusting);
+        testsrv_stop(tls);
+        unlink(ca);
+        free(key);
+        free(cert);
+}
+
 /* ---------------------------------------------------------------------------
  * What the logs show
  * ------------------------------------------------------------------------ */
@@ -794,6 +888,7 @@ int main(void) {
                 cmocka_unit_test(test_redirects_are_not_followed_unless_asked),
                 cmocka_unit_test(test_bad_requests_are_refused),
                 cmocka_unit_test(test_url_parts),
+                cmocka_unit_test(test_tls_peers_are_verified),
                 cmocka_unit_test(test_logs_hold_no_secret),
         };
         log_init(LOG_LEVEL_WARN, "test_httpc");
