@@ -339,7 +339,8 @@ static void call_fail(httpc_t *client, httpc_call_t *c, httpc_err_t err) {
         c->resp.err = err;
         c->resp.status = 0;
         c->resp.retry_after_ms = -1;
-        c->resp.verdict = HTTPC_VERDICT_FAILED;
+        c->resp.verdict = err == HTTPC_NOT_STARTED ? HTTPC_VERDICT_RETRY
+                                                   : HTTPC_VERDICT_FAILED;
         call_end(client, c);
 }
 
@@ -686,6 +687,11 @@ static int64_t loop_start(httpc_t *client) {
                 if (c->not_before_ms > now) {
                         in = (int64_t)(c->not_before_ms - now);
                         wait = in < wait ? in : wait;
+                        continue;
+                }
+                if (c->resp.attempts == 0 && c->req.retry.budget_ms > 0 &&
+                    now > c->begin_ms + (uint64_t)c->req.retry.budget_ms) {
+                        call_fail(client, c, HTTPC_NOT_STARTED);
                         continue;
                 }
                 pthread_mutex_lock(&client->lock);

@@ -55,6 +55,7 @@
         X(HTTPC_TOO_LARGE, "the answer is larger than allowed")            \
         X(HTTPC_REDIRECTS, "too many redirects")                           \
         X(HTTPC_QUEUE_FULL, "too many calls are waiting")                  \
+        X(HTTPC_NOT_STARTED, "the call could not start within its budget") \
         X(HTTPC_CANCELLED, "the call was cancelled")                       \
         X(HTTPC_STOPPED, "the HTTP client is stopping")                    \
         X(HTTPC_NO_MEMORY, "out of memory")                                \
@@ -121,8 +122,10 @@ typedef struct httpc_retry {
          * the retries (the answer says when: retry_after_ms), so a durable
          * caller can come back then. 0: 60 s. */
         int64_t retry_after_cap_ms;
-        /* No try starts later than this many ms after the call began.
-         * 0: no bound beyond attempts and timeouts. */
+        /* No try starts later than this many ms after the call began (a
+         * first try still waiting for its host then ends the call with
+         * HTTPC_NOT_STARTED: nothing was sent). 0: no bound beyond attempts
+         * and timeouts. */
         int64_t budget_ms;
         httpc_classify_fn classify; /* may be NULL */
         void *classify_arg;

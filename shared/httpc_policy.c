@@ -246,6 +246,7 @@ httpc_verdict_t httpc_classify(const httpc_request_t *req,
                 break;
         case HTTPC_RESOLVE:
         case HTTPC_CONNECT:
+        case HTTPC_NOT_STARTED:
                 return HTTPC_VERDICT_RETRY; /* nothing was sent */
         case HTTPC_TIMEOUT:
         case HTTPC_SEND:

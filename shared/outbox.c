@@ -246,7 +246,8 @@ static outbox_err_t outbox__check(outbox_t *ob, const outbox_request_t *req,
                 return outbox__bad(errstr, errlen, "bad idempotency key");
         if (p->max_attempts < 0 || p->backoff.base_ms < 0 ||
             p->backoff.cap_ms < 0 || p->give_up_after_ms < 0 ||
-            p->timeout_ms < 0 || p->connect_timeout_ms < 0 ||
+            p->give_up_at_ms < 0 || p->timeout_ms < 0 ||
+            p->connect_timeout_ms < 0 ||
             (p->timeout_ms && p->timeout_ms >= ob->lease_ms - 5000))
                 return outbox__bad(errstr, errlen,
                                    "bad policy (a try must end well within "
@@ -336,10 +337,12 @@ outbox_err_t outbox_enqueue(outbox_t *ob, const outbox_request_t *req,
         BSON_APPEND_INT64(&sub, "max_response_bytes",
                           (int64_t)p->max_response_bytes);
         bson_append_document_end(&doc, &sub);
-        BSON_APPEND_DATE_TIME(&doc, "give_up_at",
-                              now + (p->give_up_after_ms
-                                             ? p->give_up_after_ms
-                                             : OUTBOX_DEFAULT_GIVE_UP_MS));
+        BSON_APPEND_DATE_TIME(
+                &doc, "give_up_at",
+                p->give_up_at_ms ? p->give_up_at_ms
+                                 : now + (p->give_up_after_ms
+                                                  ? p->give_up_after_ms
+                                                  : OUTBOX_DEFAULT_GIVE_UP_MS));
         BSON_APPEND_BOOL(&doc, "drop_body", req->drop_body);
         if (req->report.type)
                 outbox__append_report(&doc, &req->report);

@@ -106,6 +106,7 @@ typedef struct outbox_policy {
         int max_attempts;          /* 0: no bound but give_up_after_ms */
         backoff_policy_t backoff;  /* {0, 0}: 1 s doubling to 5 min */
         int64_t give_up_after_ms;  /* from enqueue; 0: 3 days */
+        int64_t give_up_at_ms;     /* wall clock; overrides the above */
         int timeout_ms;            /* per try; 0: 10 s */
         int connect_timeout_ms;    /* 0: 2 s */
         size_t max_response_bytes; /* 0: 64 KiB (an error beyond) */

@@ -397,9 +397,13 @@ static bool job_tried(outbox_job_t *job) {
         char what[96];
         outbox_outcome_t o = {.status = r->status};
 
-        if (r->err == HTTPC_CANCELLED || r->err == HTTPC_STOPPED) {
-                /* Stopping: the next sender tries it, no attempt counted. */
-                job_later(job, now, NULL, 0, NULL);
+        if (r->err == HTTPC_CANCELLED || r->err == HTTPC_STOPPED ||
+            r->err == HTTPC_NOT_STARTED) {
+                /* Stopping, or the host was too busy to start it within the
+                 * lease: tried again (at once, or in a second for a busy
+                 * host), no attempt counted. */
+                job_later(job, r->err == HTTPC_NOT_STARTED ? now + 1000 : now,
+                          NULL, 0, NULL);
                 return false;
         }
         read_policy(&job->doc, &policy, &backoff, &max_attempts);
@@ -461,6 +465,12 @@ static bool job_send(outbox_job_t *job) {
         req.body = lease_doc_bin(&job->doc, "body");
         req.idempotency_key = lease_doc_str(&job->doc, "idempotency_key");
         req.retry.attempts = 1; /* our retries are durable */
+        /* A try must end within the lease, or another sender could claim
+         * the record and send it too: it starts soon enough or not at all
+         * (the enqueue check keeps timeouts 5 s inside the lease). */
+        req.retry.budget_ms = ob->lease_ms - req.timeout_ms - 5000;
+        if (req.retry.budget_ms < 1000)
+                req.retry.budget_ms = 1000;
         req.retry.classify = job->ks->kind->classify;
         req.retry.classify_arg = job->ks->kind->arg;
         req.cancel = &ob->stopping;

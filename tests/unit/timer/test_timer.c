@@ -112,7 +112,9 @@ static void quiet_topic(void) {
  * ------------------------------------------------------------------------ */
 
 static void test_a_timer_fires_once_with_its_setters_rights(void **state) {
-        timer_service_t *ts = service(1000, true);
+        /* Polling once a minute: it fires in time only because setting it
+         * here woke the firing thread. */
+        timer_service_t *ts = service(60000, true);
         int64_t at;
         timer_spec_t s;
         testcmd_t c;
@@ -123,7 +125,7 @@ static void test_a_timer_fires_once_with_its_setters_rights(void **state) {
         at = (int64_t)clock_wall_ms() + 300;
         s = spec("t-fire", at);
         assert_int_equal(timer_set(ts, &s, errstr, sizeof(errstr)), TIMER_OK);
-        assert_true(teststore_next(&FX, 3000, &c));
+        assert_true(teststore_next(&FX, 10000, &c));
         assert_string_equal(c.type, "unit.tick");
         assert_string_equal(c.tenant, "tenant-1");
         assert_string_equal(c.user, "user-1");
@@ -134,9 +136,9 @@ static void test_a_timer_fires_once_with_its_setters_rights(void **state) {
         assert_int_equal(c.created_at_ms, at);
         cmdsend_derive_id(at, NS, "t-fire#1", 0, want);
         assert_string_equal(c.id, want);
-        /* On time: not before, and well within 100 ms after. */
+        /* Not before its time (how soon after is bench-timer's). */
         assert_true(c.broker_ms >= at);
-        assert_true(c.read_at_ms - at < 100);
+        assert_true(c.read_at_ms - at < 10000);
         assert_false(teststore_next(&FX, 1500, &c));
         assert_string_equal(status_of("t-fire", st, sizeof(st)), "fired");
         /* Set again once fired: refused, nothing changes. */
@@ -201,7 +203,7 @@ static void test_a_replaced_timer_fires_as_a_new_message(void **state) {
         assert_int_equal(timer_set(ts, &s, errstr, sizeof(errstr)), TIMER_OK);
         s.fire_at_ms = at + 300;
         assert_int_equal(timer_set(ts, &s, errstr, sizeof(errstr)), TIMER_OK);
-        assert_true(teststore_next(&FX, 3000, &c));
+        assert_true(teststore_next(&FX, 10000, &c));
         assert_int_equal(c.created_at_ms, at + 300);
         cmdsend_derive_id(at + 300, NS, "t-replace#2", 0, want);
         assert_string_equal(c.id, want);
@@ -381,7 +383,7 @@ static void test_a_dead_firers_lease_runs_out(void **state) {
                          1);
         assert_int_equal(timer_service_start(ts, errstr, sizeof(errstr)), 0);
         assert_false(teststore_next(&FX, 500, &c));
-        assert_true(teststore_next(&FX, 2000, &c));
+        assert_true(teststore_next(&FX, 10000, &c));
         assert_true(c.broker_ms >= claimed_at + 800);
         /* The same message the dead firer would have sent. */
         cmdsend_derive_id(at, NS, "t-crash#1", 0, want);
@@ -406,30 +408,46 @@ static schedule_spec_t schedule(const char *id, int64_t every, int64_t first) {
 
 static void test_a_schedule_fires_once_per_period(void **state) {
         timer_service_t *a = service(200, true), *b = service(200, true);
-        int64_t first = (int64_t)clock_wall_ms() + 300;
+        int64_t first = (int64_t)clock_wall_ms() + 300, k, last = -1;
         schedule_spec_t s = schedule("s-period", 1000, first);
-        testcmd_t got[16];
-        char errstr[256], want[MSGID_TEXT_SIZE], name[64];
-        size_t n;
+        testcmd_t got[32];
+        char errstr[256], want[MSGID_TEXT_SIZE];
+        size_t n = 0;
+        uint64_t end;
+        bool late = false;
         (void)state;
         quiet_topic();
         assert_int_equal(schedule_set(a, &s, errstr, sizeof(errstr)), TIMER_OK);
         /* Set again by the other process (its start-up, say): no change. */
         assert_int_equal(schedule_set(b, &s, errstr, sizeof(errstr)), TIMER_OK);
         assert_int_equal(gen_of("s-period"), 1);
-        usleep(3600 * 1000); /* periods start at +0.3, 1.3, 2.3, 3.3 s */
+        /* Periods start at +0.3, 1.3, 2.3, 3.3 s: read until one of the
+         * fourth period or later came. */
+        end = clock_mono_ms() + 10000;
+        while (clock_mono_ms() < end && n < 32 &&
+               (n == 0 || got[n - 1].created_at_ms < first + 3000))
+                if (teststore_next(&FX, 100, &got[n]))
+                        n++;
         assert_int_equal(schedule_cancel(a, "s-period", errstr, sizeof(errstr)),
                          TIMER_OK);
-        n = teststore_drain(&FX, 500, got, 16);
-        assert_int_equal(n, 4);
-        snprintf(name, sizeof(name), "s-period#1");
-        for (size_t k = 0; k < n; k++) {
-                assert_int_equal(got[k].created_at_ms,
-                                 first + (int64_t)k * 1000);
-                cmdsend_derive_id(first + (int64_t)k * 1000, NS, name,
-                                  (int64_t)k, want);
-                assert_string_equal(got[k].id, want);
-                assert_true(got[k].broker_ms >= got[k].created_at_ms);
+        n += teststore_drain(&FX, 500, got + n, 32 - n);
+        assert_true(n >= 2);
+        for (size_t i = 0; i < n; i++) {
+                /* Each a period of its own, in order, by its derived id. */
+                k = (got[i].created_at_ms - first) / 1000;
+                assert_int_equal(got[i].created_at_ms, first + k * 1000);
+                assert_true(k > last);
+                cmdsend_derive_id(first + k * 1000, NS, "s-period#1", k, want);
+                assert_string_equal(got[i].id, want);
+                assert_true(got[i].broker_ms >= got[i].created_at_ms);
+                /* A firing late by a period or more stands for the periods
+                 * it passed (it catches up once): only then may one be
+                 * missing. */
+                if (got[i].broker_ms - got[i].created_at_ms >= 1000)
+                        late = true;
+                if (!late)
+                        assert_int_equal(k, last + 1);
+                last = k;
         }
         timer_service_destroy(a);
         timer_service_destroy(b);
