@@ -534,16 +534,17 @@ static void collect(outbox_t *ob) {
         }
 }
 
+/* The records a claim won, kept for after it: no store call is made from
+ * inside the claim's read. */
 typedef struct outbox_claim {
         outbox_t *ob;
         const char *owner;
+        outbox_job_t *head, **tail; /* in claim order */
 } outbox_claim_t;
 
 static bool claimed(const bson_t *doc, void *arg) {
         outbox_claim_t *cl = arg;
         outbox_job_t *job = xcalloc(1, sizeof(*job));
-        const char *status;
-        bool out = false;
 
         job->ob = cl->ob;
         bson_copy_to(doc, &job->doc);
@@ -552,17 +553,26 @@ static bool claimed(const bson_t *doc, void *arg) {
         job->kind = lease_doc_str(&job->doc, "kind");
         job->resp.retry_after_ms = -1;
         msgpack_sbuffer_init(&job->report);
-        status = lease_doc_str(&job->doc, "status");
         job->ks = outbox__kind(cl->ob, job->kind);
         job->attempts = lease_doc_int(&job->doc, "attempts", 0) + 1;
+        *cl->tail = job;
+        cl->tail = &job->next;
+        return true;
+}
+
+/* Hand a claimed record out: a try, or the report of its outcome. */
+static void job_start(outbox_job_t *job) {
+        const char *status = lease_doc_str(&job->doc, "status");
+        bool out = false;
+
         if (!job->id || !job->kind || !status) {
                 log_error("outbox %s: a claimed record is malformed; left "
                           "alone",
-                          cl->ob->coll);
+                          job->ob->coll);
         } else if (strcmp(status, "reporting") == 0) {
                 outbox_outcome_t o;
                 outcome_of(&job->doc, &o);
-                if (cl->ob->bus)
+                if (job->ob->bus)
                         out = job_report(job, &o, job->attempts - 1);
                 else
                         log_error("%s %s: its outcome waits for a report and "
@@ -573,7 +583,6 @@ static bool claimed(const bson_t *doc, void *arg) {
         }
         if (!out)
                 job_free(job);
-        return true;
 }
 
 int64_t outbox__round(void *arg, const atomic_bool *stop) {
@@ -584,7 +593,7 @@ int64_t outbox__round(void *arg, const atomic_bool *stop) {
                            .filter = &filter,
                            .time_field = "next_attempt_at",
                            .lease_ms = ob->lease_ms};
-        outbox_claim_t cl = {.ob = ob};
+        outbox_claim_t cl = {.ob = ob, .head = NULL, .tail = &cl.head};
         char owner[LEASE_OWNER_SIZE], errstr[256];
         int64_t next = INT64_MAX;
         int n = 0, free_slots;
@@ -613,6 +622,11 @@ int64_t outbox__round(void *arg, const atomic_bool *stop) {
         err = lease_claim(ob->store, &q, (int64_t)clock_wall_ms(), owner,
                           claimed, &cl, &n, &next, errstr, sizeof(errstr));
         bson_destroy(&filter);
+        for (outbox_job_t *job = cl.head, *after; job; job = after) {
+                after = job->next;
+                job->next = NULL;
+                job_start(job);
+        }
         if (err) {
                 store_failed(ob, "claiming due records", errstr);
                 return INT64_MAX;
