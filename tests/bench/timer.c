@@ -182,7 +182,14 @@ static void set_timer(timer_service_t *ts, const char *id, int64_t at) {
                           .body = {BODY, sizeof(BODY) - 1},
                           .caller = {slice_of("tenant"), slice_of("user"),
                                      slice_of("member"), SLICE_NULL}};
-        timer_err_t err = timer_set(ts, &s, errstr, sizeof(errstr));
+        timer_err_t err;
+        /* As a handler: a stalled store is tried again (the runtime would
+         * redeliver the command). */
+        for (int i = 0; (err = timer_set(ts, &s, errstr, sizeof(errstr))) ==
+                                TIMER_STORE_DOWN &&
+                        i < 10;
+             i++)
+                usleep(200 * 1000);
         if (err)
                 die("timer_set", errstr);
 }
