@@ -22,3 +22,15 @@ const group_def_t *registry_find(const char *name, size_t len) {
         }
         return NULL;
 }
+
+void registry_tables(const bool *use, const config_table_t **out, size_t max) {
+        size_t n = 0;
+        for (size_t i = 0; i < registry_count; i++) {
+                const config_table_t *const *t = registry_groups[i]->settings;
+                if (use && !use[i])
+                        continue;
+                for (; t && *t && n + 1 < max; t++)
+                        out[n++] = *t;
+        }
+        out[n] = NULL;
+}

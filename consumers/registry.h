@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+
 #include "runtime.h"
 
 extern const group_def_t group_auth;
@@ -25,5 +27,9 @@ extern const size_t registry_count;
 
 /* The group of that name, or NULL. */
 const group_def_t *registry_find(const char *name, size_t len);
+
+/* The settings tables of the groups where use[i] is true (use NULL: every
+ * group) into out, NULL-terminated (at most max - 1 tables). */
+void registry_tables(const bool *use, const config_table_t **out, size_t max);
 
 #endif

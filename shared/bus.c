@@ -157,13 +157,19 @@ static void *bus__poller(void *arg) {
 /* Probe the cluster every half second with a broker-only metadata request. */
 static void *bus__watcher(void *arg) {
         bus_t *bus = arg;
+        int misses = 0; /* failed probes in a row */
         while (!atomic_load(&bus->stopping)) {
                 const struct rd_kafka_metadata *md = NULL;
                 rd_kafka_resp_err_t err =
                         rd_kafka_metadata(bus->rk, 0, NULL, &md, 800);
                 bool was = atomic_load(&bus->up);
-                bool now = err == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
-                           md->broker_cnt > 0;
+                bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
+                          md->broker_cnt > 0;
+                /* One slow probe on a loaded machine is no outage: down
+                 * after two in a row (all brokers down still says so at
+                 * once, from librdkafka's error callback). */
+                bool now = ok || (was && misses < 1);
+                misses = ok ? 0 : misses + 1;
                 if (md)
                         rd_kafka_metadata_destroy(md);
                 atomic_store(&bus->up, now);
@@ -391,8 +397,12 @@ struct bus_consumer {
         int is_group;
         char group[128];
         metrics_counter_t *assigned, *revoked, *owned, *commit_failed;
-        void (*on_revoke)(void *arg);
+        void (*on_revoke)(void *arg,
+                          const rd_kafka_topic_partition_list_t *parts);
         void *on_revoke_arg;
+        bool paused;               /* bus_consumer_pause: new partitions are
+                                      paused as they come (poll thread) */
+        unsigned revokes;          /* revocations so far (poll thread) */
         bool ever_assigned;        /* consumer thread only */
         bool fatal;                /* consumer thread only */
         uint64_t next_commit_ms;   /* consumer thread only */
@@ -504,6 +514,10 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 } else {
                         rd_kafka_assign(rk, parts);
                 }
+                /* The owner holds back (bus_consumer_pause): partitions
+                 * that arrive meanwhile wait too. */
+                if (c->paused)
+                        rd_kafka_pause_partitions(rk, parts);
                 return;
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
@@ -514,11 +528,12 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          (int)parts->elems[i].partition);
                 metrics_set(bus__lag_gauge(c, parts->elems[i].topic, pname), 0);
         }
+        c->revokes++;
         c->quiet_until_ms = clock_mono_ms() + BUS__REBALANCE_QUIET_MS;
         c->rounds_at_revoke = atomic_load(&c->join_rounds);
         c->n_owned = cooperative ? c->n_owned - parts->cnt : 0;
         if (c->on_revoke)
-                c->on_revoke(c->on_revoke_arg);
+                c->on_revoke(c->on_revoke_arg, parts);
         /* Partitions lost (session timed out) are someone else's already:
          * a commit would fail and only delay the rejoin. */
         if (!c->fatal && !rd_kafka_assignment_lost(rk)) {
@@ -604,6 +619,15 @@ static void bus__commit_due(bus_consumer_t *c) {
 bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
                                  const char *label, const char *topic,
                                  char *errstr, size_t errlen) {
+        return bus_consumer_new_multi(cfg, group_id, label, &topic, 1, errstr,
+                                      errlen);
+}
+
+bus_consumer_t *bus_consumer_new_multi(const config_t *cfg,
+                                       const char *group_id, const char *label,
+                                       const char *const *topics,
+                                       size_t n_topics, char *errstr,
+                                       size_t errlen) {
         bus_consumer_t *c = xcalloc(1, sizeof(*c));
         rd_kafka_conf_t *conf;
         rd_kafka_topic_partition_list_t *subs;
@@ -673,12 +697,15 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
         }
         c->is_group = 1;
         rd_kafka_poll_set_consumer(c->rk);
-        subs = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+        subs = rd_kafka_topic_partition_list_new((int)n_topics);
+        for (size_t i = 0; i < n_topics; i++)
+                rd_kafka_topic_partition_list_add(subs, topics[i],
+                                                  RD_KAFKA_PARTITION_UA);
         err = rd_kafka_subscribe(c->rk, subs);
         rd_kafka_topic_partition_list_destroy(subs);
         if (err) {
-                snprintf(errstr, errlen, "subscribe %s: %s", topic,
+                snprintf(errstr, errlen, "subscribe %s%s: %s", topics[0],
+                         n_topics > 1 ? " and others" : "",
                          rd_kafka_err2str(err));
                 goto fail;
         }
@@ -831,9 +858,9 @@ fail:
         return NULL;
 }
 
-rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
-        bus__commit_due(c);
+/* A message or NULL: errors are logged (and a fatal one remembered) here. */
+static rd_kafka_message_t *bus__checked(bus_consumer_t *c,
+                                        rd_kafka_message_t *msg) {
         if (!msg)
                 return NULL;
         if (msg->err) {
@@ -850,6 +877,79 @@ rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
                 return NULL;
         }
         return msg;
+}
+
+rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
+        bus__commit_due(c);
+        return bus__checked(c, msg);
+}
+
+/* Drop the messages of msgs[0..n) whose partition is no longer assigned
+ * (revoked while the batch was gathered: the next owner reads them). */
+static size_t bus__keep_assigned(bus_consumer_t *c, rd_kafka_message_t **msgs,
+                                 size_t n) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        size_t kept = 0;
+        if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                parts = NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (parts && rd_kafka_topic_partition_list_find(
+                                     parts, rd_kafka_topic_name(msgs[i]->rkt),
+                                     msgs[i]->partition))
+                        msgs[kept++] = msgs[i];
+                else
+                        rd_kafka_message_destroy(msgs[i]);
+        }
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        return kept;
+}
+
+size_t bus_consumer_poll_batch(bus_consumer_t *c, rd_kafka_message_t **msgs,
+                               size_t max, int timeout_ms) {
+        size_t n = 0;
+        unsigned revokes = c->revokes;
+        /* Wait for the first; take what is already fetched after it. Each
+         * poll also serves rebalances, so a batch never spans a revoke
+         * without the revoke callback having run in between. */
+        for (int wait = timeout_ms; n < max; wait = 0) {
+                rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, wait);
+                if (!msg)
+                        break;
+                msg = bus__checked(c, msg);
+                if (msg)
+                        msgs[n++] = msg;
+        }
+        if (c->revokes != revokes)
+                n = bus__keep_assigned(c, msgs, n);
+        bus__commit_due(c);
+        return n;
+}
+
+void bus_consumer_wake(bus_consumer_t *c) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c->rk);
+        if (q) {
+                rd_kafka_queue_yield(q);
+                rd_kafka_queue_destroy(q);
+        }
+}
+
+void bus_consumer_pause(bus_consumer_t *c, bool pause) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_resp_err_t err;
+        if (c->paused == pause)
+                return;
+        c->paused = pause;
+        err = rd_kafka_assignment(c->rk, &parts);
+        if (!err && parts && parts->cnt > 0)
+                err = pause ? rd_kafka_pause_partitions(c->rk, parts)
+                            : rd_kafka_resume_partitions(c->rk, parts);
+        if (err)
+                log_warn("kafka: %s partitions: %s", pause ? "pause" : "resume",
+                         rd_kafka_err2str(err));
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
 }
 
 bool bus_consumer_failed(const bus_consumer_t *c) {
@@ -900,8 +1000,10 @@ void bus_consumer_seek(bus_consumer_t *c, const char *topic, int32_t partition,
         rd_kafka_topic_partition_list_destroy(list);
 }
 
-void bus_consumer_on_revoke(bus_consumer_t *c, void (*fn)(void *arg),
-                            void *arg) {
+void bus_consumer_on_revoke(
+        bus_consumer_t *c,
+        void (*fn)(void *arg, const rd_kafka_topic_partition_list_t *parts),
+        void *arg) {
         c->on_revoke = fn;
         c->on_revoke_arg = arg;
 }

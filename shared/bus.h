@@ -117,6 +117,14 @@ bus_consumer_t *bus_consumer_new(const config_t *cfg, const char *group_id,
                                  const char *label, const char *topic,
                                  char *errstr, size_t errlen);
 
+/* The same for several topics at once (an event subscription follows the
+ * events topics of several groups under one consumer group). */
+bus_consumer_t *bus_consumer_new_multi(const config_t *cfg,
+                                       const char *group_id, const char *label,
+                                       const char *const *topics,
+                                       size_t n_topics, char *errstr,
+                                       size_t errlen);
+
 /*
  * A listener on exactly one partition of `topic`, starting at its current
  * end: replies sent before it started are not its business. No group, no
@@ -144,6 +152,24 @@ bus_consumer_t *bus_tail_new(const config_t *cfg, const char *topic,
  */
 rd_kafka_message_t *bus_consumer_poll(bus_consumer_t *c, int timeout_ms);
 
+/*
+ * Up to max messages into msgs: waits up to timeout_ms for the first, then
+ * takes only what is already fetched. Returns how many; the caller destroys
+ * each. Messages of partitions revoked while the batch was gathered are
+ * dropped (their next owner reads them). Commits like bus_consumer_poll.
+ */
+size_t bus_consumer_poll_batch(bus_consumer_t *c, rd_kafka_message_t **msgs,
+                               size_t max, int timeout_ms);
+
+/* Make a poll waiting on c return now (or the next one, at once). Any
+ * thread, while c exists. */
+void bus_consumer_wake(bus_consumer_t *c);
+
+/* Hold back (pause) or resume fetching every partition assigned now and
+ * later, while the owner has too much in hand. Polls still serve
+ * rebalances. Consumer thread only. */
+void bus_consumer_pause(bus_consumer_t *c, bool pause);
+
 /* The consumer hit a fatal error (a static member fenced by the broker) and
  * will never read again: destroy it and create a new one. */
 bool bus_consumer_failed(const bus_consumer_t *c);
@@ -166,10 +192,12 @@ void bus_consumer_store(bus_consumer_t *c, const char *topic, int32_t partition,
 void bus_consumer_seek(bus_consumer_t *c, const char *topic, int32_t partition,
                        int64_t offset);
 
-/* Called from the consumer's poll, just before partitions are revoked, so
- * the owner can store what it finished on them. */
-void bus_consumer_on_revoke(bus_consumer_t *c, void (*fn)(void *arg),
-                            void *arg);
+/* Called from the consumer's poll, just before parts are revoked, so the
+ * owner can finish and store what it holds of them. */
+void bus_consumer_on_revoke(
+        bus_consumer_t *c,
+        void (*fn)(void *arg, const rd_kafka_topic_partition_list_t *parts),
+        void *arg);
 
 /* Commit what is done, leave the group, free. NULL ok. A join or rebalance
  * round under way is let finish first (at most 5 s); a consumer that never

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "codec_internal.h"
 
 static const char *const codec_err_msgs[] = {
 #define X(name, msg) [name] = msg,
@@ -40,12 +41,8 @@ const char *codec_strerror(codec_err_t err) {
         return codec_err_msgs[err];
 }
 
-static codec_err_t codec_fail(codec_err_t err, char *errstr, size_t errlen,
-                              const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static codec_err_t codec_fail(codec_err_t err, char *errstr, size_t errlen,
-                              const char *fmt, ...) {
+codec_err_t codec__fail(codec_err_t err, char *errstr, size_t errlen,
+                        const char *fmt, ...) {
         va_list ap;
 
         if (!errstr || errlen == 0)
@@ -106,6 +103,13 @@ static bool json_blank(const char *p, size_t len) {
 
 /* Pack one jansson value. Nonzero from a msgpack_pack_* call means the
  * sbuffer could not grow. */
+static codec_err_t pack_json(msgpack_packer *pk, json_t *v, int depth);
+
+codec_err_t codec_pack_json(msgpack_packer *pk, const struct json_t *value) {
+        /* jansson's iterators take non-const values; nothing is changed. */
+        return pack_json(pk, (json_t *)value, 0);
+}
+
 static codec_err_t pack_json(msgpack_packer *pk, json_t *v, int depth) {
         int rc = 0;
 
@@ -168,6 +172,48 @@ static codec_err_t pack_json(msgpack_packer *pk, json_t *v, int depth) {
         return rc ? CODEC_NO_MEMORY : CODEC_OK;
 }
 
+codec_err_t codec__parse_object(slice_t json, json_t **root, char *errstr,
+                                size_t errlen) {
+        json_error_t jerr;
+
+        *root = NULL;
+        if (errstr && errlen)
+                errstr[0] = '\0';
+        if (!json.ptr || json_blank(json.ptr, json.len)) {
+                *root = json_object();
+                if (!*root)
+                        return codec__fail(CODEC_NO_MEMORY, errstr, errlen,
+                                           "out of memory");
+                return CODEC_OK;
+        }
+        if (!json_depth_ok(json.ptr, json.len, CODEC_MAX_DEPTH))
+                return codec__fail(CODEC_TOO_DEEP, errstr, errlen,
+                                   "body nests deeper than %d levels",
+                                   CODEC_MAX_DEPTH);
+        /* NUL is valid JSON text: strings that hold one are refused by
+         * validation, naming the field, not here as unreadable JSON. */
+        *root = json_loadb(json.ptr, json.len,
+                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY |
+                                   JSON_ALLOW_NUL,
+                           &jerr);
+        if (!*root) {
+                if (json_error_code(&jerr) == json_error_out_of_memory)
+                        return codec__fail(CODEC_NO_MEMORY, errstr, errlen,
+                                           "out of memory");
+                return codec__fail(CODEC_BAD_JSON, errstr, errlen,
+                                   "line %d, column %d: %.*s", jerr.line,
+                                   jerr.column, json_error_len(&jerr),
+                                   jerr.text);
+        }
+        if (!json_is_object(*root)) {
+                json_decref(*root);
+                *root = NULL;
+                return codec__fail(CODEC_NOT_OBJECT, errstr, errlen,
+                                   "body must be a JSON object");
+        }
+        return CODEC_OK;
+}
+
 codec_err_t codec_json_to_msgpack(slice_t json, const schema_params_t *params,
                                   msgpack_sbuffer *out, char *errstr,
                                   size_t errlen) {
@@ -175,48 +221,18 @@ codec_err_t codec_json_to_msgpack(slice_t json, const schema_params_t *params,
         size_t start = out->size;
         msgpack_packer pk;
         json_t *root = NULL;
-        json_error_t jerr;
-        codec_err_t err = CODEC_OK;
+        codec_err_t err;
 
         assert(out);
         assert(n_params <= SCHEMA_MAX_PARAMS);
-        if (errstr && errlen)
-                errstr[0] = '\0';
-
-        if (!json.ptr || json_blank(json.ptr, json.len)) {
-                root = json_object();
-                if (!root)
-                        return codec_fail(CODEC_NO_MEMORY, errstr, errlen,
-                                          "out of memory");
-        } else {
-                if (!json_depth_ok(json.ptr, json.len, CODEC_MAX_DEPTH))
-                        return codec_fail(CODEC_TOO_DEEP, errstr, errlen,
-                                          "body nests deeper than %d levels",
-                                          CODEC_MAX_DEPTH);
-                root = json_loadb(json.ptr, json.len,
-                                  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                                  &jerr);
-                if (!root) {
-                        if (json_error_code(&jerr) == json_error_out_of_memory)
-                                return codec_fail(CODEC_NO_MEMORY, errstr,
-                                                  errlen, "out of memory");
-                        return codec_fail(CODEC_BAD_JSON, errstr, errlen,
-                                          "line %d, column %d: %.*s", jerr.line,
-                                          jerr.column, json_error_len(&jerr),
-                                          jerr.text);
-                }
-        }
-        if (!json_is_object(root)) {
-                err = codec_fail(CODEC_NOT_OBJECT, errstr, errlen,
-                                 "body must be a JSON object");
-                goto out;
-        }
+        if ((err = codec__parse_object(json, &root, errstr, errlen)))
+                return err;
         for (size_t i = 0; i < n_params; i++) {
                 if (json_object_get(root, params->names[i])) {
-                        err = codec_fail(CODEC_CONFLICT, errstr, errlen,
-                                         "field \"%s\" is given both in the "
-                                         "path and the body",
-                                         params->names[i]);
+                        err = codec__fail(CODEC_CONFLICT, errstr, errlen,
+                                          "field \"%s\" is given both in the "
+                                          "path and the body",
+                                          params->names[i]);
                         goto out;
                 }
         }
@@ -257,10 +273,11 @@ undo:
         /* Leave out as the caller gave it. */
         out->size = start;
         if (err == CODEC_TOO_DEEP)
-                codec_fail(err, errstr, errlen,
-                           "body nests deeper than %d levels", CODEC_MAX_DEPTH);
+                codec__fail(err, errstr, errlen,
+                            "body nests deeper than %d levels",
+                            CODEC_MAX_DEPTH);
         else
-                codec_fail(err, errstr, errlen, "out of memory");
+                codec__fail(err, errstr, errlen, "out of memory");
 out:
         json_decref(root);
         return err;

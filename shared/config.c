@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -14,23 +15,11 @@
 
 #include "alloc.h"
 
-typedef enum setting_type {
-        SETTING_STRING,
-        SETTING_INT,
-        SETTING_ENUM,
-} setting_type_t;
+typedef config_row_t setting_t;
 
-typedef struct setting {
-        const char *var; /* OMNIFY_... */
-        setting_type_t type;
-        size_t offset; /* into config_t */
-        unsigned scope;
-        long min, max;       /* ints: range; strings: length range */
-        const char *def;     /* NULL: required */
-        const char *choices; /* enums: "a|b|c"; stored as the index */
-        int secret;          /* never echoed back */
-        const char *doc;
-} setting_t;
+#define SETTING_STRING CONFIG_STRING
+#define SETTING_INT CONFIG_INT
+#define SETTING_ENUM CONFIG_ENUM
 
 #define OFF(f) offsetof(config_t, f)
 #define C_ALL CONFIG_SCOPE_COMMON
@@ -99,6 +88,14 @@ static const setting_t settings[] = {
          C_EDGE, 0, 4095, "0", NULL, 0,
          "Partition of edge.replies this edge replica owns; unique per "
          "replica."},
+        {"OMNIFY_MAX_STREAMS", SETTING_INT, OFF(max_streams), C_EDGE, 0, 100000,
+         "1000", NULL, 0,
+         "Server-Sent Events streams the edge serves at once (503 beyond)."},
+        {"OMNIFY_STREAM_BUFFER_BYTES", SETTING_INT, OFF(stream_buffer_bytes),
+         C_EDGE, 4096, 67108864, "262144", NULL, 0,
+         "Bytes the edge queues for one stream whose client reads too "
+         "slowly; beyond, the stream ends with an error event and the client "
+         "resumes with Last-Event-ID."},
         {"OMNIFY_JWT_SECRET", SETTING_STRING, OFF(jwt_secret), C_EDGE | C_AUTH,
          32, 4096, NULL, NULL, 1,
          "HS256 signing key of access tokens (>= 32 bytes). Required."},
@@ -128,42 +125,6 @@ static const setting_t settings[] = {
         {"OMNIFY_RATE_ACCOUNT_PER_MIN", SETTING_INT, OFF(rate_account_per_min),
          C_EDGE, 1, 1000000, "10", NULL, 0,
          "Requests per minute per account (email) on rate-limited routes."},
-        {"OMNIFY_REFRESH_TTL_S", SETTING_INT, OFF(refresh_ttl_s), C_AUTH, 300,
-         31536000, "2592000", NULL, 0,
-         "Lifetime of a session without use (refresh tokens)."},
-        {"OMNIFY_VERIFY_TTL_S", SETTING_INT, OFF(verify_ttl_s), C_AUTH, 300,
-         2592000, "86400", NULL, 0, "Lifetime of email verification links."},
-        {"OMNIFY_RESET_TTL_S", SETTING_INT, OFF(reset_ttl_s), C_AUTH, 300,
-         86400, "3600", NULL, 0, "Lifetime of password reset links."},
-        {"OMNIFY_INVITE_TTL_S", SETTING_INT, OFF(invite_ttl_s), C_AUTH, 3600,
-         2592000, "604800", NULL, 0,
-         "Lifetime of invitations to an organisation."},
-        {"OMNIFY_MFA_CHALLENGE_TTL_S", SETTING_INT, OFF(mfa_challenge_ttl_s),
-         C_AUTH, 30, 1800, "300", NULL, 0,
-         "Lifetime of the challenge between password and second factor."},
-        {"OMNIFY_LOGIN_MAX_FAILURES", SETTING_INT, OFF(login_max_failures),
-         C_AUTH, 1, 1000, "5", NULL, 0,
-         "Failed logins in a row that lock an account."},
-        {"OMNIFY_LOGIN_LOCK_S", SETTING_INT, OFF(login_lock_s), C_AUTH, 1,
-         86400, "900", NULL, 0, "How long a locked account stays locked."},
-        {"OMNIFY_MFA_ISSUER", SETTING_STRING, OFF(mfa_issuer), C_AUTH, 1, 64,
-         "Omnify", NULL, 0, "Issuer shown by authenticator apps."},
-        {"OMNIFY_PUBLIC_URL", SETTING_STRING, OFF(public_url), C_AUTH, 1, 512,
-         "http://localhost:8000", NULL, 0, "Base URL of links in mails."},
-        {"OMNIFY_MAIL_BASE_URL", SETTING_STRING, OFF(mail_base_url), C_AUTH, 1,
-         512, "https://api.sendgrid.com", NULL, 0,
-         "Base URL of the mail API (SendGrid v3 mail-send)."},
-        {"OMNIFY_MAIL_API_KEY", SETTING_STRING, OFF(mail_api_key), C_AUTH, 0,
-         512, "", NULL, 1,
-         "Bearer key of the mail API; empty: mails wait in the outbox."},
-        {"OMNIFY_MAIL_FROM", SETTING_STRING, OFF(mail_from), C_AUTH, 3, 254,
-         "no-reply@omnify.local", NULL, 0, "Sender address of mails."},
-        {"OMNIFY_ARGON2_T_COST", SETTING_INT, OFF(argon2_t_cost), C_AUTH, 1, 64,
-         "3", NULL, 0, "argon2id passes over memory."},
-        {"OMNIFY_ARGON2_M_COST_KIB", SETTING_INT, OFF(argon2_m_cost_kib),
-         C_AUTH, 8, 4194304, "65536", NULL, 0, "argon2id memory in KiB."},
-        {"OMNIFY_ARGON2_PARALLELISM", SETTING_INT, OFF(argon2_parallelism),
-         C_AUTH, 1, 16, "1", NULL, 0, "argon2id lanes."},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -206,9 +167,9 @@ static int enum_index(const char *choices, const char *value) {
 }
 
 /* Parse and store one value; `source` says where it came from for errors. */
-static int apply(config_t *cfg, const setting_t *s, const char *value,
+static int apply(void *values, const setting_t *s, const char *value,
                  const char *source, char *errstr, size_t errlen) {
-        char *base = (char *)cfg;
+        char *base = values;
         switch (s->type) {
         case SETTING_STRING: {
                 size_t len = strlen(value);
@@ -282,6 +243,8 @@ static int check_topic_prefix(const config_t *cfg, char *errstr,
 }
 
 static const char *scope_names(unsigned scope) {
+        if (!scope)
+                return NULL; /* a table's row: its owner reads it */
         if (scope & C_ALL)
                 return "all";
         if ((scope & (C_EDGE | C_AUTH)) == (C_EDGE | C_AUTH))
@@ -295,99 +258,167 @@ static const char *scope_names(unsigned scope) {
         return "tools";
 }
 
-void config_print_table(FILE *out, unsigned scope, bool markdown) {
-        char flag[64];
+static void print_row(FILE *out, const setting_t *s, const char *reader,
+                      bool markdown) {
+        char flag[64], range[64];
+        flag_name(s, flag, sizeof(flag));
+        if (s->type == SETTING_INT)
+                snprintf(range, sizeof(range), "%ld..%ld", s->min, s->max);
+        else if (s->type == SETTING_ENUM && markdown) {
+                /* A bare '|' would end the table cell. */
+                size_t j = 0;
+                for (const char *c = s->choices; *c && j + 3 < sizeof(range);
+                     c++) {
+                        if (*c == '|')
+                                range[j++] = '\\';
+                        range[j++] = *c;
+                }
+                range[j] = '\0';
+        } else if (s->type == SETTING_ENUM)
+                snprintf(range, sizeof(range), "%s", s->choices);
+        else
+                snprintf(range, sizeof(range), "length %ld..%ld", s->min,
+                         s->max);
+        if (markdown)
+                fprintf(out, "| `%s` | `--%s` | %s | %s | %s | %s | %s |\n",
+                        s->var, flag,
+                        s->type == SETTING_INT    ? "int"
+                        : s->type == SETTING_ENUM ? "enum"
+                                                  : "string",
+                        range,
+                        s->def ? (*s->def ? s->def : "(empty)")
+                               : "**required**",
+                        reader, s->doc);
+        else
+                fprintf(out, "  --%-26s %s\n      %s [%s; default %s]\n", flag,
+                        s->var, s->doc, range,
+                        s->def ? (*s->def ? s->def : "empty") : "required");
+}
+
+/* Each table of tables once, in order: calls fn(table, arg). */
+static void each_table(const config_table_t *const *tables,
+                       void (*fn)(const config_table_t *t, void *arg),
+                       void *arg) {
+        for (size_t i = 0; tables && tables[i]; i++) {
+                bool seen = false;
+                for (size_t j = 0; j < i; j++)
+                        seen = seen || tables[j] == tables[i];
+                if (!seen)
+                        fn(tables[i], arg);
+        }
+}
+
+typedef struct print_ctx {
+        FILE *out;
+        bool markdown;
+} print_ctx_t;
+
+static void print_table_rows(const config_table_t *t, void *arg) {
+        print_ctx_t *p = arg;
+        for (size_t i = 0; i < t->n_rows; i++)
+                print_row(p->out, &t->rows[i], t->owner, p->markdown);
+}
+
+void config_print_table(FILE *out, unsigned scope,
+                        const config_table_t *const *tables, bool markdown) {
+        print_ctx_t p = {out, markdown};
         if (markdown)
                 fprintf(out, "| variable | flag | type | range | default | "
                              "read by | meaning |\n"
                              "| --- | --- | --- | --- | --- | --- | --- |\n");
-        for (size_t i = 0; i < N_SETTINGS; i++) {
-                const setting_t *s = &settings[i];
-                char range[64];
-                if (!(s->scope & scope))
-                        continue;
-                flag_name(s, flag, sizeof(flag));
-                if (s->type == SETTING_INT)
-                        snprintf(range, sizeof(range), "%ld..%ld", s->min,
-                                 s->max);
-                else if (s->type == SETTING_ENUM && markdown) {
-                        /* A bare '|' would end the table cell. */
-                        size_t j = 0;
-                        for (const char *c = s->choices;
-                             *c && j + 3 < sizeof(range); c++) {
-                                if (*c == '|')
-                                        range[j++] = '\\';
-                                range[j++] = *c;
-                        }
-                        range[j] = '\0';
-                } else if (s->type == SETTING_ENUM)
-                        snprintf(range, sizeof(range), "%s", s->choices);
-                else
-                        snprintf(range, sizeof(range), "length %ld..%ld",
-                                 s->min, s->max);
-                if (markdown)
-                        fprintf(out,
-                                "| `%s` | `--%s` | %s | %s | %s | %s | %s |\n",
-                                s->var, flag,
-                                s->type == SETTING_INT    ? "int"
-                                : s->type == SETTING_ENUM ? "enum"
-                                                          : "string",
-                                range,
-                                s->def ? (*s->def ? s->def : "(empty)")
-                                       : "**required**",
-                                scope_names(s->scope), s->doc);
-                else
-                        fprintf(out,
-                                "  --%-26s %s\n      %s [%s; default %s]\n",
-                                flag, s->var, s->doc, range,
-                                s->def ? (*s->def ? s->def : "empty")
-                                       : "required");
-        }
+        for (size_t i = 0; i < N_SETTINGS; i++)
+                if (settings[i].scope & scope)
+                        print_row(out, &settings[i],
+                                  scope_names(settings[i].scope), markdown);
+        each_table(tables, print_table_rows, &p);
 }
 
-static void usage(FILE *out, const char *program, unsigned scope) {
+static void usage(FILE *out, const char *program, unsigned scope,
+                  const config_table_t *const *tables) {
         fprintf(out,
                 "Usage: %s [--help] [--version] [--SETTING=VALUE ...]\n\n"
                 "Settings come from OMNIFY_* environment variables; a flag "
                 "overrides its variable.\n\n",
                 program);
-        config_print_table(out, scope, false);
+        config_print_table(out, scope, tables, false);
 }
 
-config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
-                            int argc, char **argv, int *argi,
-                            config_getenv_fn getenv_fn, FILE *out, char *errstr,
-                            size_t errlen) {
+/* Every row a load reads: the shared rows in scope, then the tables'. */
+typedef struct load_row {
+        const setting_t *s;
+        void *values;
+} load_row_t;
+
+static void add_table(const config_table_t *t, void *arg) {
+        config_t *cfg = arg;
+        assert(cfg->n_tables < CONFIG_MAX_TABLES);
+        cfg->tables[cfg->n_tables] = t;
+        cfg->values[cfg->n_tables++] = xcalloc(1, t->size ? t->size : 1);
+}
+
+static size_t load_rows(config_t *cfg, unsigned scope, load_row_t **out) {
+        size_t n = 0, k = 0;
+        load_row_t *rows;
+        for (size_t i = 0; i < N_SETTINGS; i++)
+                n += (settings[i].scope & scope) != 0;
+        for (size_t t = 0; t < cfg->n_tables; t++)
+                n += cfg->tables[t]->n_rows;
+        rows = xcalloc(n ? n : 1, sizeof(*rows));
+        for (size_t i = 0; i < N_SETTINGS; i++)
+                if (settings[i].scope & scope)
+                        rows[k++] = (load_row_t){&settings[i], cfg};
+        for (size_t t = 0; t < cfg->n_tables; t++)
+                for (size_t i = 0; i < cfg->tables[t]->n_rows; i++)
+                        rows[k++] = (load_row_t){&cfg->tables[t]->rows[i],
+                                                 cfg->values[t]};
+        *out = rows;
+        return k;
+}
+
+static config_result_t load(config_t *cfg, unsigned scope,
+                            const config_table_t *const *tables,
+                            const char *program, int argc, char **argv,
+                            int *argi, config_getenv_fn getenv_fn, FILE *out,
+                            char *errstr, size_t errlen, load_row_t **rowsp) {
+        load_row_t *rows;
+        size_t n;
         int i;
         memset(cfg, 0, sizeof(*cfg));
         if (!getenv_fn)
                 getenv_fn = (config_getenv_fn)getenv;
         scope |= CONFIG_SCOPE_COMMON;
+        each_table(tables, add_table, cfg);
 
-        /* Defaults for every row, so fields of other scopes are sane too. */
+        /* Defaults for every shared row, so fields of other scopes are sane
+         * too; then the tables'. A bad default is a bad table row: our bug. */
         for (size_t k = 0; k < N_SETTINGS; k++) {
                 const setting_t *s = &settings[k];
                 if (s->def && apply(cfg, s, s->def, "default", errstr, errlen))
-                        return CONFIG_INVALID; /* a bad table row: our bug */
+                        return CONFIG_INVALID;
         }
-        for (size_t k = 0; k < N_SETTINGS; k++) {
-                const setting_t *s = &settings[k];
+        *rowsp = rows = NULL;
+        n = load_rows(cfg, scope, &rows);
+        *rowsp = rows;
+        for (size_t k = 0; k < n; k++) {
+                const setting_t *s = rows[k].s;
                 const char *v;
-                if (!(s->scope & scope))
-                        continue;
+                if (s->def && rows[k].values != cfg &&
+                    apply(rows[k].values, s, s->def, "default", errstr, errlen))
+                        return CONFIG_INVALID;
                 v = getenv_fn(s->var);
-                if (v && apply(cfg, s, v, "environment", errstr, errlen))
+                if (v &&
+                    apply(rows[k].values, s, v, "environment", errstr, errlen))
                         return CONFIG_INVALID;
         }
         for (i = 1; i < argc; i++) {
                 const char *arg = argv[i];
                 const char *eq, *value;
                 size_t name_len;
-                const setting_t *found = NULL;
+                const load_row_t *found = NULL;
                 char flag[64];
 
                 if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-                        usage(out ? out : stdout, program, scope);
+                        usage(out ? out : stdout, program, scope, tables);
                         return CONFIG_HELP;
                 }
                 if (strcmp(arg, "--version") == 0) {
@@ -399,15 +430,11 @@ config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
                         break;
                 eq = strchr(arg, '=');
                 name_len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-                for (size_t k = 0; k < N_SETTINGS; k++) {
-                        if (!(settings[k].scope & scope))
-                                continue;
-                        flag_name(&settings[k], flag, sizeof(flag));
+                for (size_t k = 0; k < n && !found; k++) {
+                        flag_name(rows[k].s, flag, sizeof(flag));
                         if (strlen(flag) == name_len &&
-                            strncmp(flag, arg + 2, name_len) == 0) {
-                                found = &settings[k];
-                                break;
-                        }
+                            strncmp(flag, arg + 2, name_len) == 0)
+                                found = &rows[k];
                 }
                 if (!found) {
                         errf(errstr, errlen,
@@ -421,20 +448,21 @@ config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
                         value = argv[++i];
                 } else {
                         errf(errstr, errlen, "%s: option --%.*s needs a value",
-                             found->var, (int)name_len, arg + 2);
+                             found->s->var, (int)name_len, arg + 2);
                         return CONFIG_INVALID;
                 }
-                if (apply(cfg, found, value, "flag", errstr, errlen))
+                if (apply(found->values, found->s, value, "flag", errstr,
+                          errlen))
                         return CONFIG_INVALID;
         }
         if (argi)
                 *argi = i;
 
-        for (size_t k = 0; k < N_SETTINGS; k++) {
-                const setting_t *s = &settings[k];
-                if (!(s->scope & scope) || s->def)
+        for (size_t k = 0; k < n; k++) {
+                const setting_t *s = rows[k].s;
+                if (s->def || s->type != SETTING_STRING)
                         continue;
-                if (!*(char **)((char *)cfg + s->offset)) {
+                if (!*(char **)((char *)rows[k].values + s->offset)) {
                         errf(errstr, errlen, "%s: required but not set (%s)",
                              s->var, s->doc);
                         return CONFIG_INVALID;
@@ -445,24 +473,66 @@ config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
         return CONFIG_OK;
 }
 
-void config_deinit(config_t *cfg) {
-        if (!cfg)
-                return;
-        for (size_t k = 0; k < N_SETTINGS; k++) {
-                if (settings[k].type == SETTING_STRING) {
+config_result_t config_load_tables(config_t *cfg, unsigned scope,
+                                   const config_table_t *const *tables,
+                                   const char *program, int argc, char **argv,
+                                   int *argi, config_getenv_fn getenv_fn,
+                                   FILE *out, char *errstr, size_t errlen) {
+        load_row_t *rows = NULL;
+        config_result_t r = load(cfg, scope, tables, program, argc, argv, argi,
+                                 getenv_fn, out, errstr, errlen, &rows);
+        free(rows);
+        return r;
+}
+
+config_result_t config_load(config_t *cfg, unsigned scope, const char *program,
+                            int argc, char **argv, int *argi,
+                            config_getenv_fn getenv_fn, FILE *out, char *errstr,
+                            size_t errlen) {
+        return config_load_tables(cfg, scope, NULL, program, argc, argv, argi,
+                                  getenv_fn, out, errstr, errlen);
+}
+
+const void *config_values(const config_t *cfg, const config_table_t *table) {
+        for (size_t i = 0; i < cfg->n_tables; i++)
+                if (cfg->tables[i] == table)
+                        return cfg->values[i];
+        return NULL;
+}
+
+/* Free the strings of values filled by rows. */
+static void free_strings(void *values, const setting_t *rows, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                if (rows[k].type == SETTING_STRING) {
                         char **slot =
-                                (char **)((char *)cfg + settings[k].offset);
+                                (char **)((char *)values + rows[k].offset);
                         free(*slot);
                         *slot = NULL;
                 }
         }
 }
 
-void config_load_or_exit(config_t *cfg, unsigned scope, const char *program,
-                         int argc, char **argv, int *argi) {
+void config_deinit(config_t *cfg) {
+        if (!cfg)
+                return;
+        free_strings(cfg, settings, N_SETTINGS);
+        for (size_t t = 0; t < cfg->n_tables; t++) {
+                if (cfg->values[t])
+                        free_strings(cfg->values[t], cfg->tables[t]->rows,
+                                     cfg->tables[t]->n_rows);
+                free(cfg->values[t]);
+                cfg->values[t] = NULL;
+        }
+        cfg->n_tables = 0;
+}
+
+void config_load_tables_or_exit(config_t *cfg, unsigned scope,
+                                const config_table_t *const *tables,
+                                const char *program, int argc, char **argv,
+                                int *argi) {
         char err[512] = "";
-        switch (config_load(cfg, scope, program, argc, argv, argi, NULL, stdout,
-                            err, sizeof(err))) {
+        switch (config_load_tables(cfg, scope, tables, program, argc, argv,
+                                   argi, NULL, stdout, err, sizeof(err))) {
         case CONFIG_OK:
                 return;
         case CONFIG_HELP:
@@ -475,4 +545,9 @@ void config_load_or_exit(config_t *cfg, unsigned scope, const char *program,
                 config_deinit(cfg);
                 exit(2);
         }
+}
+
+void config_load_or_exit(config_t *cfg, unsigned scope, const char *program,
+                         int argc, char **argv, int *argi) {
+        config_load_tables_or_exit(cfg, scope, NULL, program, argc, argv, argi);
 }

@@ -43,6 +43,51 @@ static uint64_t rng_next(void) {
         return result;
 }
 
+/* 64-bit hash of bytes under a seed: a multiply-xorshift over 8-byte words
+ * (the mixing of splitmix64 / xxhash's avalanche). Two seeds give the 128
+ * bits of a derived id. */
+static uint64_t msgid__mix(uint64_t h) {
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 33;
+        return h;
+}
+
+static uint64_t msgid__hash64(const uint8_t *p, size_t n, uint64_t seed) {
+        uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+        while (n >= 8) {
+                uint64_t w;
+                memcpy(&w, p, 8);
+                h = msgid__mix(h ^ msgid__mix(w + 0x9e3779b97f4a7c15ull));
+                h = h * 5 + 0x52dce729;
+                p += 8;
+                n -= 8;
+        }
+        if (n) {
+                uint64_t w = 0;
+                memcpy(&w, p, n);
+                h = msgid__mix(h ^ msgid__mix(w + 0x9e3779b97f4a7c15ull + n));
+        }
+        return msgid__mix(h);
+}
+
+void msgid_derive(uint64_t time_ms, const void *seed, size_t len,
+                  msgid_t *out) {
+        uint64_t a = msgid__hash64(seed, len, 0x6f6d6e6966792d31ull);
+        uint64_t b = msgid__hash64(seed, len, 0x6f6d6e6966792d32ull);
+        for (int i = 0; i < 6; i++)
+                out->b[i] = (uint8_t)(time_ms >> (40 - 8 * i));
+        memcpy(out->b + 6, &a, 2);
+        memcpy(out->b + 8, &b, 8);
+        out->b[6] = (uint8_t)(0x80 | (out->b[6] & 0x0f)); /* version 8 */
+        out->b[8] = (uint8_t)(0x80 | (out->b[8] & 0x3f)); /* variant 10 */
+        /* 74 hash bits: a's low 12 and b's 62. */
+        out->b[7] ^= (uint8_t)(a >> 16);
+        out->b[6] ^= (uint8_t)((a >> 24) & 0x0f);
+}
+
 void msgid_random(void *buf, size_t n) {
         uint8_t *p = buf;
         while (n > 0) {

@@ -22,6 +22,15 @@ typedef struct msgid {
 /* A new UUIDv7. */
 void msgid_new(msgid_t *out);
 
+/*
+ * A deterministic id: the same (time_ms, seed) always gives the same id, and
+ * different seeds give different ids (128-bit hash; not a secret). Laid out
+ * like a UUIDv7 (time_ms in the first 48 bits, so ids still sort by time)
+ * but with version 8 (RFC 9562 "custom"). Used where a redelivery or a
+ * re-sync must publish the same message again under the same id.
+ */
+void msgid_derive(uint64_t time_ms, const void *seed, size_t len, msgid_t *out);
+
 /* Canonical text form, NUL-terminated, into buf. */
 void msgid_format(const msgid_t *id, char buf[MSGID_TEXT_SIZE]);
 

@@ -24,8 +24,9 @@ typedef struct oplog_entry {
         char tenant[64]; /* "" when the command had no tenant */
         char user[64];   /* "" when it had no user */
         char group[32];
-        bson_t *events; /* the events it published, or NULL:
-                         * [{id, type, key, body}] */
+        char content_type[64]; /* "" : msgpack */
+        bson_t *events;        /* the events it published, or NULL:
+                                * [{id, type, key, body}] */
 } oplog_entry_t;
 
 /* Create the TTL index. Idempotent. */
@@ -38,6 +39,16 @@ store_err_t oplog_find(store_t *store, slice_t id, oplog_entry_t *entry,
 
 void oplog_entry_deinit(oplog_entry_t *entry);
 
+/* Called by oplog_find_many for each record found; takes ownership of
+ * entry (oplog_entry_deinit). id is valid during the call only. */
+typedef void (*oplog_found_fn)(const char *id, oplog_entry_t *entry, void *arg);
+
+/* The records of every id of ids that has one, in one round trip ($in);
+ * ids without a record are simply not reported. */
+store_err_t oplog_find_many(store_t *store, const slice_t *ids, size_t n,
+                            oplog_found_fn fn, void *arg, char *errstr,
+                            size_t errlen);
+
 /* Write the record, with the events the command published (a bson array of
  * {id, type, key, body}; may be NULL) so a redelivery can publish them again
  * with the same ids. A record that already exists counts as written. */
@@ -45,6 +56,22 @@ store_err_t oplog_record(store_t *store, slice_t id, const char *group,
                          slice_t type, slice_t tenant, slice_t user, int status,
                          slice_t body, const bson_t *events, int retention_s,
                          char *errstr, size_t errlen);
+
+/* One record of oplog_record_many; see oplog_record for the fields. */
+typedef struct oplog_rec {
+        slice_t id;
+        const char *group;
+        slice_t type, tenant, user;
+        int status;
+        slice_t body;
+        const bson_t *events;     /* may be NULL */
+        const char *content_type; /* NULL: msgpack */
+} oplog_rec_t;
+
+/* Write n records in one bulk; records that exist already count as
+ * written. */
+store_err_t oplog_record_many(store_t *store, const oplog_rec_t *recs, size_t n,
+                              int retention_s, char *errstr, size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * Idempotency keys: <prefix>ops.idempotency holds {_id: "<group>|<tenant>|

@@ -2,20 +2,38 @@
  * runtime.h - the service runtime: a consumer group is a table.
  *
  * A group is a static const group_def_t: its name, ops port, a table of
- * handlers (message type -> function) and init/shutdown hooks. The runtime
- * owns everything else: the poll loop, envelope decoding, schema validation,
- * dispatch, retries, the dead-letter queue, the operation log (one record per
- * handled command, which also makes redelivery harmless), replies, events,
- * offset commits and shutdown. The same group_def_t runs as a thread of the
- * monolith or as its own process, unchanged.
+ * command handlers (message type -> function), the event subscriptions it
+ * follows (other groups' event types -> functions, under a consumer group
+ * of their own), its indexes, and init/shutdown hooks. The runtime owns
+ * everything else: poll loops, envelope decoding, schema validation,
+ * dispatch, concurrency with order kept per key, retries, the dead-letter
+ * queue, the operation log (one record per state-changing command, which
+ * also makes redelivery harmless), replies, events, offset commits and
+ * shutdown. The same group_def_t runs as a thread of the monolith or as its
+ * own process, unchanged.
  *
- * Handling one command:
- *   decode headers -> unpack body -> schema check -> operation log lookup
- *   (already handled: resend the stored reply) -> handler -> events ->
- *   operation record -> reply -> offset stored.
+ * Handling a poll of commands (up to RT_BATCH_MAX messages):
+ *   decode headers -> unpack body -> schema check -> one operation-log
+ *   lookup for the whole poll ($in; read-only commands skip it) -> handlers
+ *   (on worker threads keyed by message key, or inline) -> one bulk write of
+ *   the operation records -> events and replies -> offsets stored once the
+ *   broker acknowledged every output of a message and of every message
+ *   before it on its partition.
  * Undecodable, unknown, wrong-version and invalid messages go to
- * <group>.dlq and, when they carry a reply-to, get an error reply so no client
- * waits for nothing.
+ * <group>.dlq and, when they carry a reply-to, get an error reply so no
+ * client waits for nothing.
+ *
+ * Events of other groups (subscriptions) go the same way without replies
+ * and without the operation log: a handler of events must be idempotent by
+ * itself (upserts keyed by the fact, not increments), and the events it
+ * emits get ids derived from the event it handled, so a redelivery emits
+ * the same ids again.
+ *
+ * Threads: runtime_run runs the command loop on the calling thread and one
+ * thread per subscription; each loop may have worker threads (concurrency).
+ * A handler runs on exactly one of these threads at a time; two handlers of
+ * one group may run at once (on different keys), so group state they share
+ * needs a lock, and store calls are the usual way to share.
  */
 #ifndef OMNIFY_RUNTIME_H
 #define OMNIFY_RUNTIME_H
@@ -40,25 +58,75 @@ typedef enum handler_result {
                             */
 } handler_result_t;
 
-/* A handler: body is the validated msgpack map of the command. Runs on the
- * group's consumer thread; may block on the store or outbound HTTP. */
+/* A handler: body is the validated msgpack map of the message. May block on
+ * the store or outbound HTTP (on its own worker when the loop has
+ * concurrency > 1). */
 typedef handler_result_t (*handler_fn)(rt_ctx_t *ctx,
                                        const msgpack_object *body);
 
+/*
+ * A batch handler: every message of one poll that this entry handles, in
+ * the order they were read (at most RT_BATCH_MAX), for bulk writes. One
+ * ctx per message (rt_reply, rt_emit and rt_fail act on that message).
+ * HANDLER_OK: every message done except those marked with rt_fail;
+ * HANDLER_TRANSIENT: the whole batch is tried again; HANDLER_PERMANENT:
+ * every message of it goes to the DLQ. Runs on the loop's own thread, after
+ * the work queued before it finished, so order per key holds.
+ */
+typedef handler_result_t (*batch_fn)(rt_ctx_t *const *ctxs,
+                                     const msgpack_object *const *bodies,
+                                     size_t n);
+
+#define RT_BATCH_MAX 500
+
 typedef struct group_handler {
+        /* Commands: the exact type. Subscriptions: an exact event type or a
+         * prefix ending in ".*" ("integrations.ad_metrics.*"). */
         const char *type;
-        handler_fn fn;
+        handler_fn fn;  /* one message at a time ... */
+        batch_fn batch; /* ... or every message of a poll (one of the two) */
 } group_handler_t;
+
+/*
+ * Events of other groups that a group follows, under its own consumer group
+ * (<prefix><group>.<name>), so it can be replayed alone. Event types the
+ * table does not list are skipped (their offsets stored).
+ */
+typedef struct group_subscription {
+        const char *name;          /* e.g. "projections" */
+        const char *const *topics; /* unprefixed, NULL-terminated:
+                                      {"integrations.events", NULL} */
+        const group_handler_t *handlers;
+        size_t n_handlers;
+        int concurrency; /* worker threads, order kept per key; 0 or 1: the
+                            loop's own thread */
+} group_subscription_t;
 
 typedef struct group_def {
         const char *name;
         int ops_port;
         unsigned config_scope; /* extra CONFIG_SCOPE_* rows the group reads */
+        /* The group's own settings tables (and those of parts it uses, e.g.
+         * the mail sender), NULL-terminated; may be NULL. Loaded and
+         * validated at start-up with the shared ones. */
+        const config_table_t *const *settings;
         const group_handler_t *handlers;
         size_t n_handlers;
-        /* Create indexes and private state (*state). Retried while it
-         * returns HANDLER_TRANSIENT; HANDLER_PERMANENT stops the group. May
-         * be NULL. */
+        const group_subscription_t *subscriptions;
+        size_t n_subscriptions;
+        /* Replies to commands this group sent with rt_request arrive on its
+         * own commands topic as "<type>.reply" with the status in
+         * rt_env()->status; they go here (no schema, no operation log: the
+         * handler matches rt_env()->correlation_id and must be idempotent).
+         * May be NULL. */
+        handler_fn on_reply;
+        int concurrency; /* command workers; 0 or 1: the loop's own thread */
+        /* Created in the group's database at start-up (up to the {NULL}
+         * entry); may be NULL. */
+        const store_index_t *indexes;
+        /* Create private state (*state). Retried while it returns
+         * HANDLER_TRANSIENT; HANDLER_PERMANENT stops the group. May be
+         * NULL. */
         handler_result_t (*init)(runtime_t *rt, void **state, char *errstr,
                                  size_t errlen);
         /* Free the private state. May be NULL. */
@@ -72,16 +140,17 @@ typedef enum runtime_mode {
 
 /*
  * A runtime for def. bus and store are shared, not owned (the monolith gives
- * every group the same ones). Checks that the group's topics exist. NULL and
- * errstr on failure.
+ * every group the same ones). Checks that the group's topics and its
+ * subscriptions' topics exist. NULL and errstr on failure.
  */
 runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
                        const schema_set_t *schemas, bus_t *bus, store_t *store,
                        runtime_mode_t mode, char *errstr, size_t errlen);
 
-/* Run the consumer loop on the calling thread until *stop becomes true; then
- * finish the message in hand, commit and leave the group. Returns 0, or -1
- * when init failed for good. */
+/* Run the loops (commands on the calling thread, subscriptions on threads
+ * of their own) until *stop becomes true; then finish the messages in hand,
+ * commit and leave the groups. Returns 0, or -1 when init failed for
+ * good. */
 int runtime_run(runtime_t *rt, const atomic_bool *stop);
 
 /* Free. Call after runtime_run returned. NULL ok. */
@@ -90,6 +159,13 @@ void runtime_destroy(runtime_t *rt);
 const group_def_t *runtime_def(const runtime_t *rt);
 const config_t *runtime_config(const runtime_t *rt);
 store_t *runtime_store(const runtime_t *rt);
+bus_t *runtime_bus(const runtime_t *rt);
+const schema_set_t *runtime_schemas(const runtime_t *rt);
+/* The group's database name as store calls take it (the group's name; the
+ * store adds the configured prefix). */
+const char *runtime_db(const runtime_t *rt);
+/* The values of one of the group's settings tables (its struct). */
+const void *runtime_settings(const runtime_t *rt, const config_table_t *table);
 
 /*
  * Answer an operations probe: what is "health", "ready" or "metrics".
@@ -99,27 +175,79 @@ void runtime_ops_answer(runtime_t *rt, const char *what, int *status,
                         char **body, size_t *len, const char **content_type);
 
 /* ---------------------------------------------------------------------------
- * What handlers may use
+ * What handlers may use (on the handler's own thread, during the call)
  * ------------------------------------------------------------------------ */
 
-/* The command's envelope (tenant, user, roles, ids...). */
+/* The message's envelope (tenant, user, roles, ids...). */
 const env_t *rt_env(const rt_ctx_t *ctx);
 runtime_t *rt_runtime(const rt_ctx_t *ctx);
 /* The group's private state from init. */
 void *rt_state(const rt_ctx_t *ctx);
+/* The store, and the group's own database in it (see runtime_db): a group
+ * reaches only its own database. */
+store_t *rt_store(const rt_ctx_t *ctx);
+const char *rt_db(const rt_ctx_t *ctx);
+/* The values of one of the group's settings tables (runtime_settings). */
+const void *rt_settings(const rt_ctx_t *ctx, const config_table_t *table);
+
+/* Who sent the command, as the edge checked it (headers only the edge
+ * sets). Empty slices when absent (Kafka-only commands, events). */
+typedef struct rt_caller {
+        slice_t tenant, user, roles;
+        schema_role_t role; /* the strongest role named in roles */
+} rt_caller_t;
+
+void rt_caller(const rt_ctx_t *ctx, rt_caller_t *out);
+
+/* True when the caller has a tenant and holds at least `least`; otherwise
+ * the reply becomes a 403 problem (401 without a tenant) and false is
+ * returned: the handler returns HANDLER_OK at once. */
+bool rt_require_role(rt_ctx_t *ctx, schema_role_t least);
+
+/* The message is being replayed (analytics' replay): side effects beyond
+ * the group's own projections (mails, insights, commands) must not happen.
+ */
+bool rt_replaying(const rt_ctx_t *ctx);
 
 /* Start the reply with an HTTP-like status; pack exactly one map into the
  * returned packer. Replaces any earlier reply. */
 msgpack_packer *rt_reply(rt_ctx_t *ctx, int status);
 
+/* A reply of raw bytes with a content type (text/csv, ...): the edge
+ * answers them as they are. Copies bytes. */
+void rt_reply_bytes(rt_ctx_t *ctx, int status, const char *content_type,
+                    const void *bytes, size_t len);
+
 /* An RFC 9457 problem as the reply: {type, title, status, detail}. */
 void rt_reply_problem(rt_ctx_t *ctx, int status, const char *title,
                       const char *detail);
 
-/* Publish an event to <group>.events after the handler succeeds. body is one
- * msgpack map (copied). Events of a failed handler are dropped. */
-void rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
+/* Batch handlers: this message failed for good (reason for the DLQ); the
+ * others of the batch are done. */
+void rt_fail(rt_ctx_t *ctx, const char *why);
+
+/*
+ * Publish an event to <group>.events after the handler succeeds. body is one
+ * msgpack map (copied). Events of a failed handler are dropped. Returns 0,
+ * or -1 when the event breaks its declaration in schemas/ (a bug: logged;
+ * the handler should give up with HANDLER_PERMANENT).
+ */
+int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
+            const msgpack_sbuffer *body);
+
+/* Send a command to a group (its type names it: "<group>.<name>") after
+ * the handler succeeds, with this message's tenant, user and roles, and no
+ * reply. Recorded like events, so a redelivery sends it again with the
+ * same id. */
+void rt_send(rt_ctx_t *ctx, const char *type, slice_t key,
              const msgpack_sbuffer *body);
+
+/* Like rt_send, with a reply: it comes back to this group's on_reply with
+ * correlation id = the id written to id_out (MSGID_TEXT_SIZE bytes), on the
+ * partition of key in this group's own commands topic, so it arrives in
+ * order with the key's other messages. */
+void rt_request(rt_ctx_t *ctx, const char *type, slice_t key,
+                const msgpack_sbuffer *body, char *id_out);
 
 /* The generic "<group>.status" handler: group, instance, pid, host, mode,
  * uptime. Every group lists it in its table. */

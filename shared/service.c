@@ -51,8 +51,8 @@ int service_main(const group_def_t *def, int argc, char **argv) {
         int status = 1, port;
 
         snprintf(program, sizeof(program), "omnify-%s", def->name);
-        config_load_or_exit(&cfg, CONFIG_SCOPE_GROUP | def->config_scope,
-                            program, argc, argv, NULL);
+        config_load_tables_or_exit(&cfg, CONFIG_SCOPE_GROUP | def->config_scope,
+                                   def->settings, program, argc, argv, NULL);
         log_init((log_level_t)cfg.log_level, program);
         log_set_group(def->name);
         service_install_signals();

@@ -271,48 +271,8 @@ store_err_t store_find(store_t *store, const char *db, const char *coll,
 store_err_t store_update_one(store_t *store, const char *db, const char *coll,
                              const bson_t *filter, const bson_t *update,
                              bool upsert, char *errstr, size_t errlen) {
-        mongoc_client_t *client;
-        mongoc_collection_t *c = store__coll(store, db, coll, &client);
-        bson_t opts = BSON_INITIALIZER;
-        bson_t reply;
-        bson_error_t e;
-        store_err_t err = STORE_OK;
-
-        BSON_APPEND_BOOL(&opts, "upsert", upsert);
-        if (!mongoc_collection_update_one(c, filter, update, &opts, &reply,
-                                          &e)) {
-                err = store__translate(&e, errstr, errlen);
-        } else if (!upsert) {
-                bson_iter_t it;
-                if (bson_iter_init_find(&it, &reply, "matchedCount") &&
-                    bson_iter_as_int64(&it) == 0)
-                        err = STORE_NOT_FOUND;
-        }
-        bson_destroy(&reply);
-        bson_destroy(&opts);
-        store__done(store, client, c);
-        return err;
-}
-
-store_err_t store_update_many(store_t *store, const char *db, const char *coll,
-                              const bson_t *filter, const bson_t *update,
-                              int64_t *matched, char *errstr, size_t errlen) {
-        mongoc_client_t *client;
-        mongoc_collection_t *c = store__coll(store, db, coll, &client);
-        bson_t reply;
-        bson_error_t e;
-        bson_iter_t it;
-        store_err_t err = STORE_OK;
-
-        if (matched)
-                *matched = 0;
-        if (!mongoc_collection_update_many(c, filter, update, NULL, &reply, &e))
-                err = store__translate(&e, errstr, errlen);
-        else if (matched && bson_iter_init_find(&it, &reply, "matchedCount"))
-                *matched = bson_iter_as_int64(&it);
-        bson_destroy(&reply);
-        store__done(store, client, c);
-        return err;
+        return store_update(store, db, coll, filter, update,
+                            upsert ? STORE_UPSERT : 0, NULL, errstr, errlen);
 }
 
 store_err_t store_ensure_index(store_t *store, const char *db, const char *coll,
@@ -388,4 +348,332 @@ store_err_t store_ensure_indexes(store_t *store, const char *db,
                 bson_destroy(&keys);
         }
         return err;
+}
+
+/* ---------------------------------------------------------------------------
+ * Updates, deletes, claims, counts, pipelines
+ * ------------------------------------------------------------------------ */
+
+static int64_t store__reply_int(const bson_t *reply, const char *key) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, reply, key) &&
+            (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
+             BSON_ITER_HOLDS_DOUBLE(&it)))
+                return bson_iter_as_int64(&it);
+        return 0;
+}
+
+store_err_t store_update(store_t *store, const char *db, const char *coll,
+                         const bson_t *filter, const bson_t *update,
+                         unsigned flags, int64_t *matched, char *errstr,
+                         size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        bson_t opts = BSON_INITIALIZER, reply;
+        bson_error_t e;
+        store_err_t err = STORE_OK;
+        bool ok;
+        int64_t n = 0;
+
+        BSON_APPEND_BOOL(&opts, "upsert", (flags & STORE_UPSERT) != 0);
+        ok = flags & STORE_MANY
+                     ? mongoc_collection_update_many(c, filter, update, &opts,
+                                                     &reply, &e)
+                     : mongoc_collection_update_one(c, filter, update, &opts,
+                                                    &reply, &e);
+        if (!ok) {
+                err = store__translate(&e, errstr, errlen);
+        } else {
+                n = store__reply_int(&reply, "matchedCount") +
+                    store__reply_int(&reply, "upsertedCount");
+                if (n == 0)
+                        err = STORE_NOT_FOUND;
+        }
+        if (matched)
+                *matched = n;
+        bson_destroy(&reply);
+        bson_destroy(&opts);
+        store__done(store, client, c);
+        return err;
+}
+
+store_err_t store_delete(store_t *store, const char *db, const char *coll,
+                         const bson_t *filter, unsigned flags, int64_t *deleted,
+                         char *errstr, size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        bson_t reply;
+        bson_error_t e;
+        store_err_t err = STORE_OK;
+        bool ok = flags & STORE_MANY
+                          ? mongoc_collection_delete_many(c, filter, NULL,
+                                                          &reply, &e)
+                          : mongoc_collection_delete_one(c, filter, NULL,
+                                                         &reply, &e);
+        if (!ok)
+                err = store__translate(&e, errstr, errlen);
+        if (deleted)
+                *deleted = ok ? store__reply_int(&reply, "deletedCount") : 0;
+        bson_destroy(&reply);
+        store__done(store, client, c);
+        return err;
+}
+
+store_err_t store_find_and_modify(store_t *store, const char *db,
+                                  const char *coll, const bson_t *filter,
+                                  const bson_t *sort, const bson_t *update,
+                                  bool return_new, bool upsert, bson_t *out,
+                                  char *errstr, size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+        bson_t reply;
+        bson_iter_t it;
+        bson_error_t e;
+        store_err_t err = STORE_NOT_FOUND;
+        mongoc_find_and_modify_opts_set_update(opts, update);
+        if (sort)
+                mongoc_find_and_modify_opts_set_sort(opts, sort);
+        mongoc_find_and_modify_opts_set_flags(
+                opts, (return_new ? MONGOC_FIND_AND_MODIFY_RETURN_NEW : 0) |
+                              (upsert ? MONGOC_FIND_AND_MODIFY_UPSERT : 0));
+        if (!mongoc_collection_find_and_modify_with_opts(c, filter, opts,
+                                                         &reply, &e)) {
+                err = store__translate(&e, errstr, errlen);
+        } else if (bson_iter_init_find(&it, &reply, "value") &&
+                   BSON_ITER_HOLDS_DOCUMENT(&it)) {
+                const uint8_t *data;
+                uint32_t len;
+                bson_t doc;
+                bson_iter_document(&it, &len, &data);
+                if (bson_init_static(&doc, data, len)) {
+                        bson_copy_to(&doc, out);
+                        err = STORE_OK;
+                } else {
+                        err = STORE_BAD_REPLY;
+                }
+        }
+        bson_destroy(&reply);
+        mongoc_find_and_modify_opts_destroy(opts);
+        store__done(store, client, c);
+        return err;
+}
+
+store_err_t store_count(store_t *store, const char *db, const char *coll,
+                        const bson_t *filter, int64_t *count, char *errstr,
+                        size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        bson_error_t e;
+        int64_t n = mongoc_collection_count_documents(c, filter, NULL, NULL,
+                                                      NULL, &e);
+        store__done(store, client, c);
+        if (n < 0)
+                return store__translate(&e, errstr, errlen);
+        *count = n;
+        return STORE_OK;
+}
+
+store_err_t store_aggregate(store_t *store, const char *db, const char *coll,
+                            const bson_t *pipeline, store_each_fn fn, void *arg,
+                            char *errstr, size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        mongoc_cursor_t *cur = mongoc_collection_aggregate(
+                c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+        const bson_t *doc;
+        bson_error_t e;
+        store_err_t err = STORE_OK;
+        while (mongoc_cursor_next(cur, &doc))
+                if (!fn(doc, arg))
+                        break;
+        if (mongoc_cursor_error(cur, &e))
+                err = store__translate(&e, errstr, errlen);
+        mongoc_cursor_destroy(cur);
+        store__done(store, client, c);
+        return err;
+}
+
+store_err_t store_drop(store_t *store, const char *db, const char *coll,
+                       char *errstr, size_t errlen) {
+        mongoc_client_t *client;
+        mongoc_collection_t *c = store__coll(store, db, coll, &client);
+        bson_error_t e;
+        store_err_t err = STORE_OK;
+        /* "ns not found" (26): nothing to drop. */
+        if (!mongoc_collection_drop(c, &e) && e.code != 26 &&
+            !strstr(e.message, "ns not found"))
+                err = store__translate(&e, errstr, errlen);
+        store__done(store, client, c);
+        return err;
+}
+
+/* ---------------------------------------------------------------------------
+ * Bulk writes
+ * ------------------------------------------------------------------------ */
+
+struct store_bulk {
+        store_t *store;
+        mongoc_client_t *client;
+        mongoc_collection_t *coll;
+        mongoc_bulk_operation_t *op;
+        bool ordered;
+        size_t n;
+        bool ran;
+};
+
+store_bulk_t *store_bulk_new(store_t *store, const char *db, const char *coll,
+                             bool ordered) {
+        store_bulk_t *b = xcalloc(1, sizeof(*b));
+        bson_t opts = BSON_INITIALIZER;
+        b->store = store;
+        b->ordered = ordered;
+        b->coll = store__coll(store, db, coll, &b->client);
+        BSON_APPEND_BOOL(&opts, "ordered", ordered);
+        b->op = mongoc_collection_create_bulk_operation_with_opts(b->coll,
+                                                                  &opts);
+        bson_destroy(&opts);
+        return b;
+}
+
+/* The bulk's own calls fail only for arguments we built: a bug. */
+static void store__bulk_check(bool ok, const bson_error_t *e) {
+        if (!ok)
+                log_error("store bulk: %s", e->message);
+        assert(ok);
+}
+
+void store_bulk_insert(store_bulk_t *b, const bson_t *doc) {
+        bson_error_t e;
+        assert(!b->ran);
+        store__bulk_check(
+                mongoc_bulk_operation_insert_with_opts(b->op, doc, NULL, &e),
+                &e);
+        b->n++;
+}
+
+void store_bulk_update(store_bulk_t *b, const bson_t *filter,
+                       const bson_t *update, unsigned flags) {
+        bson_t opts = BSON_INITIALIZER;
+        bson_error_t e;
+        bool ok;
+        assert(!b->ran);
+        BSON_APPEND_BOOL(&opts, "upsert", (flags & STORE_UPSERT) != 0);
+        ok = flags & STORE_MANY ? mongoc_bulk_operation_update_many_with_opts(
+                                          b->op, filter, update, &opts, &e)
+                                : mongoc_bulk_operation_update_one_with_opts(
+                                          b->op, filter, update, &opts, &e);
+        bson_destroy(&opts);
+        store__bulk_check(ok, &e);
+        b->n++;
+}
+
+void store_bulk_replace(store_bulk_t *b, const bson_t *filter,
+                        const bson_t *doc, bool upsert) {
+        bson_t opts = BSON_INITIALIZER;
+        bson_error_t e;
+        bool ok;
+        assert(!b->ran);
+        BSON_APPEND_BOOL(&opts, "upsert", upsert);
+        ok = mongoc_bulk_operation_replace_one_with_opts(b->op, filter, doc,
+                                                         &opts, &e);
+        bson_destroy(&opts);
+        store__bulk_check(ok, &e);
+        b->n++;
+}
+
+void store_bulk_delete(store_bulk_t *b, const bson_t *filter, unsigned flags) {
+        bson_error_t e;
+        bool ok;
+        assert(!b->ran);
+        ok = flags & STORE_MANY ? mongoc_bulk_operation_remove_many_with_opts(
+                                          b->op, filter, NULL, &e)
+                                : mongoc_bulk_operation_remove_one_with_opts(
+                                          b->op, filter, NULL, &e);
+        store__bulk_check(ok, &e);
+        b->n++;
+}
+
+size_t store_bulk_count(const store_bulk_t *b) {
+        return b->n;
+}
+
+/* Unordered bulks: count duplicate-key write errors instead of failing;
+ * any other write error fails the call. */
+static store_err_t store__bulk_write_errors(const bson_t *reply,
+                                            int64_t *duplicates, char *errstr,
+                                            size_t errlen) {
+        bson_iter_t it, arr, doc;
+        store_err_t err = STORE_OK;
+        if (!bson_iter_init_find(&it, reply, "writeErrors") ||
+            !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
+                return STORE_OK;
+        while (bson_iter_next(&arr)) {
+                int64_t code = 0;
+                const char *msg = "";
+                if (!BSON_ITER_HOLDS_DOCUMENT(&arr) ||
+                    !bson_iter_recurse(&arr, &doc))
+                        continue;
+                while (bson_iter_next(&doc)) {
+                        if (strcmp(bson_iter_key(&doc), "code") == 0)
+                                code = bson_iter_as_int64(&doc);
+                        else if (strcmp(bson_iter_key(&doc), "errmsg") == 0 &&
+                                 BSON_ITER_HOLDS_UTF8(&doc))
+                                msg = bson_iter_utf8(&doc, NULL);
+                }
+                if (code == 11000 || code == 11001 || strstr(msg, "E11000")) {
+                        (*duplicates)++;
+                } else if (err == STORE_OK) {
+                        err = STORE_ERROR;
+                        if (errstr && errlen)
+                                snprintf(errstr, errlen, "%s: %s",
+                                         store_strerror(err), msg);
+                }
+        }
+        return err;
+}
+
+store_err_t store_bulk_run(store_bulk_t *b, store_bulk_result_t *result,
+                           char *errstr, size_t errlen) {
+        store_bulk_result_t r = {0};
+        bson_t reply;
+        bson_error_t e;
+        store_err_t err = STORE_OK;
+        assert(!b->ran);
+        b->ran = true;
+        if (b->n == 0) {
+                if (result)
+                        *result = r;
+                return STORE_OK;
+        }
+        if (!mongoc_bulk_operation_execute(b->op, &reply, &e)) {
+                if (e.domain == MONGOC_ERROR_SERVER_SELECTION ||
+                    e.domain == MONGOC_ERROR_STREAM)
+                        err = store__translate(&e, errstr, errlen);
+                else if (!b->ordered)
+                        err = store__bulk_write_errors(&reply, &r.duplicates,
+                                                       errstr, errlen);
+                else
+                        err = store__translate(&e, errstr, errlen);
+                if (err == STORE_OK &&
+                    bson_has_field(&reply, "writeConcernErrors"))
+                        err = store__translate(&e, errstr, errlen);
+        }
+        r.inserted = store__reply_int(&reply, "nInserted");
+        r.matched = store__reply_int(&reply, "nMatched");
+        r.modified = store__reply_int(&reply, "nModified");
+        r.upserted = store__reply_int(&reply, "nUpserted");
+        r.deleted = store__reply_int(&reply, "nRemoved");
+        if (result)
+                *result = r;
+        bson_destroy(&reply);
+        return err;
+}
+
+void store_bulk_destroy(store_bulk_t *b) {
+        if (!b)
+                return;
+        mongoc_bulk_operation_destroy(b->op);
+        store__done(b->store, b->client, b->coll);
+        free(b);
 }

@@ -90,12 +90,93 @@ store_err_t store_update_one(store_t *store, const char *db, const char *coll,
                              const bson_t *filter, const bson_t *update,
                              bool upsert, char *errstr, size_t errlen);
 
-/* Update every document matching filter with update (operators). *matched
- * (may be NULL) receives how many matched; none is STORE_OK. Each document
- * is updated atomically, the set as a whole is not. */
-store_err_t store_update_many(store_t *store, const char *db, const char *coll,
-                              const bson_t *filter, const bson_t *update,
-                              int64_t *matched, char *errstr, size_t errlen);
+/* Flags of store_update and store_delete. */
+enum {
+        STORE_UPSERT = 1u << 0, /* create the document when none matches */
+        STORE_MANY = 1u << 1,   /* every match, not only the first */
+};
+
+/* Update (operators or a pipeline) the first, or with STORE_MANY every,
+ * document matching filter. *matched (may be NULL) receives how many
+ * matched, or 1 for an upsert that created one. STORE_NOT_FOUND when
+ * nothing matched and nothing was created. */
+store_err_t store_update(store_t *store, const char *db, const char *coll,
+                         const bson_t *filter, const bson_t *update,
+                         unsigned flags, int64_t *matched, char *errstr,
+                         size_t errlen);
+
+/* Delete the first, or with STORE_MANY every, document matching filter.
+ * *deleted (may be NULL) receives the count; none deleted is STORE_OK. */
+store_err_t store_delete(store_t *store, const char *db, const char *coll,
+                         const bson_t *filter, unsigned flags, int64_t *deleted,
+                         char *errstr, size_t errlen);
+
+/*
+ * Atomically find the first document matching filter in sort order (sort
+ * may be NULL), apply update and return it in *out (after the update when
+ * return_new, else before). The claim of durable timers and outboxes.
+ * STORE_NOT_FOUND when none matches (and upsert is false); *out is then
+ * untouched. On STORE_OK the caller bson_destroy()s *out.
+ */
+store_err_t store_find_and_modify(store_t *store, const char *db,
+                                  const char *coll, const bson_t *filter,
+                                  const bson_t *sort, const bson_t *update,
+                                  bool return_new, bool upsert, bson_t *out,
+                                  char *errstr, size_t errlen);
+
+/* How many documents match filter. */
+store_err_t store_count(store_t *store, const char *db, const char *coll,
+                        const bson_t *filter, int64_t *count, char *errstr,
+                        size_t errlen);
+
+/* Run an aggregation pipeline (a bson array of stages), handing each
+ * result document to fn as store_find does. */
+store_err_t store_aggregate(store_t *store, const char *db, const char *coll,
+                            const bson_t *pipeline, store_each_fn fn, void *arg,
+                            char *errstr, size_t errlen);
+
+/* Drop a collection; a missing one is STORE_OK. */
+store_err_t store_drop(store_t *store, const char *db, const char *coll,
+                       char *errstr, size_t errlen);
+
+/* ---------------------------------------------------------------------------
+ * Bulk writes: many inserts, upserts, updates and deletes in one round trip
+ * per server batch (projections, operation records, replays).
+ *
+ *   store_bulk_t *b = store_bulk_new(store, "analytics", "daily", false);
+ *   store_bulk_update(b, &filter, &update, STORE_UPSERT);   ... many times
+ *   err = store_bulk_run(b, &result, errstr, sizeof(errstr));
+ *   store_bulk_destroy(b);
+ *
+ * Unordered bulks (ordered false) go on past a failed write; duplicates of a
+ * unique key are then counted in result.duplicates, not reported as an
+ * error, so "insert unless present" is one call. A bulk belongs to one
+ * thread; the documents are copied.
+ * ------------------------------------------------------------------------ */
+
+typedef struct store_bulk store_bulk_t;
+
+typedef struct store_bulk_result {
+        int64_t inserted, matched, modified, upserted, deleted;
+        int64_t duplicates; /* unordered only: writes refused as duplicates */
+} store_bulk_result_t;
+
+store_bulk_t *store_bulk_new(store_t *store, const char *db, const char *coll,
+                             bool ordered);
+void store_bulk_insert(store_bulk_t *b, const bson_t *doc);
+void store_bulk_update(store_bulk_t *b, const bson_t *filter,
+                       const bson_t *update, unsigned flags);
+void store_bulk_replace(store_bulk_t *b, const bson_t *filter,
+                        const bson_t *doc, bool upsert);
+void store_bulk_delete(store_bulk_t *b, const bson_t *filter, unsigned flags);
+/* How many writes are queued. */
+size_t store_bulk_count(const store_bulk_t *b);
+/* Send every queued write. Once run, a bulk only takes store_bulk_destroy.
+ * An empty bulk is STORE_OK. result may be NULL. */
+store_err_t store_bulk_run(store_bulk_t *b, store_bulk_result_t *result,
+                           char *errstr, size_t errlen);
+/* NULL ok. */
+void store_bulk_destroy(store_bulk_t *b);
 
 /*
  * Create an index if missing: keys like {"email": 1}; unique; a TTL index

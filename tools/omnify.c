@@ -5,6 +5,7 @@
  *   omnify topics plan|apply
  *   omnify settings [--markdown]
  *   omnify openapi
+ *   omnify asyncapi [--topic-prefix=P]
  *   omnify probe URL
  *   omnify dlq list|show|replay|purge GROUP
  */
@@ -37,6 +38,9 @@ static void usage(FILE *out) {
                      "dead letters\n"
                      "  settings [--markdown]  the settings table\n"
                      "  openapi             print the OpenAPI document\n"
+                     "  asyncapi            print the AsyncAPI document of "
+                     "the bus (topics under\n"
+                     "                      OMNIFY_TOPIC_PREFIX)\n"
                      "  probe URL           exit 0 when URL answers 2xx within "
                      "3 s (container health checks)\n\n"
                      "Groups:");
@@ -128,10 +132,19 @@ static int cmd_monolith(int argc, char **argv) {
                         return 2;
                 }
         }
-        for (size_t i = 0; i < registry_count; i++)
-                if ((!use_only || only[i]) && !except[i])
-                        scope |= registry_groups[i]->config_scope;
-        config_load_or_exit(&cfg, scope, "omnify monolith", n_rest, rest, NULL);
+        {
+                bool use[16] = {false};
+                const config_table_t *tables[CONFIG_MAX_TABLES];
+                for (size_t i = 0; i < registry_count; i++) {
+                        use[i] = (!use_only || only[i]) && !except[i];
+                        if (use[i])
+                                scope |= registry_groups[i]->config_scope;
+                }
+                registry_tables(use, tables, CONFIG_MAX_TABLES);
+                config_load_tables_or_exit(&cfg, scope, tables,
+                                           "omnify monolith", n_rest, rest,
+                                           NULL);
+        }
         free(rest);
         log_init((log_level_t)cfg.log_level, "omnify-monolith");
         log_set_group("edge");
@@ -140,8 +153,14 @@ static int cmd_monolith(int argc, char **argv) {
         schemas = service_load_schemas(errstr, sizeof(errstr));
         if (!schemas)
                 goto out;
+        /* Listen first (/health answers at once, /ready waits for the
+         * groups), then connect and set the groups up. */
         edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
         if (!edge)
+                goto out;
+        edge_hold_ready(edge);
+        if (edge_start(edge, errstr, sizeof(errstr)) ||
+            edge_wait_started(edge, errstr, sizeof(errstr)))
                 goto out;
         for (size_t i = 0; i < registry_count; i++) {
                 if ((use_only && !only[i]) || except[i])
@@ -164,8 +183,7 @@ static int cmd_monolith(int argc, char **argv) {
                 }
                 threads[i].started = true;
         }
-        if (edge_start(edge, errstr, sizeof(errstr)))
-                goto out;
+        edge_release_ready(edge);
         log_info("omnify monolith %s started (pid %ld, %zu groups)",
                  OMNIFY_VERSION, (long)getpid(), n_threads);
         while (!atomic_load(&service_stop)) {
@@ -198,7 +216,9 @@ out:
 
 static int cmd_settings(int argc, char **argv) {
         bool markdown = argc > 1 && strcmp(argv[1], "--markdown") == 0;
-        config_print_table(stdout, ~0u, markdown);
+        const config_table_t *tables[CONFIG_MAX_TABLES];
+        registry_tables(NULL, tables, CONFIG_MAX_TABLES);
+        config_print_table(stdout, ~0u, tables, markdown);
         return 0;
 }
 
@@ -215,6 +235,31 @@ static int cmd_openapi(void) {
                 printf("%s\n", doc);
         free(doc);
         schema_set_destroy(schemas);
+        return doc ? 0 : 1;
+}
+
+/* The AsyncAPI 3.0 document: every topic (under the configured prefix),
+ * command with its reply, and event. */
+static int cmd_asyncapi(int argc, char **argv) {
+        char errstr[512];
+        schema_set_t *schemas;
+        config_t cfg;
+        char *doc;
+
+        config_load_or_exit(&cfg, CONFIG_SCOPE_TOOL, "omnify asyncapi", argc,
+                            argv, NULL);
+        schemas = service_load_schemas(errstr, sizeof(errstr));
+        if (!schemas) {
+                fprintf(stderr, "omnify asyncapi: %s\n", errstr);
+                config_deinit(&cfg);
+                return 1;
+        }
+        doc = schema_asyncapi(schemas, OMNIFY_VERSION, cfg.topic_prefix);
+        if (doc)
+                printf("%s\n", doc);
+        free(doc);
+        schema_set_destroy(schemas);
+        config_deinit(&cfg);
         return doc ? 0 : 1;
 }
 
@@ -274,6 +319,8 @@ int main(int argc, char **argv) {
                 return cmd_settings(argc - 1, argv + 1);
         if (strcmp(argv[1], "openapi") == 0)
                 return cmd_openapi();
+        if (strcmp(argv[1], "asyncapi") == 0)
+                return cmd_asyncapi(argc - 1, argv + 1);
         if (strcmp(argv[1], "dlq") == 0)
                 return dlq_main(argc - 1, argv + 1);
         if (strcmp(argv[1], "probe") == 0)

@@ -46,10 +46,11 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
 
         auth_email_normalize(codec_map_str(body, "email"), email);
         if (auth_password_policy(password, email, why, sizeof(why))) {
-                rt_reply_problem(ctx, 400, "Bad Request", why);
+                /* Valid by the schema, refused by a rule it cannot state. */
+                rt_reply_problem(ctx, 422, "Unprocessable Content", why);
                 return HANDLER_OK;
         }
-        hash = auth_password_hash(st->cfg, password);
+        hash = auth_password_hash(st->set, password);
         if (!hash) {
                 rt_reply_problem(ctx, 500, "Internal error",
                                  "password hashing failed");
@@ -130,8 +131,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_pack_user(rt_reply(ctx, 201), &user, "owner");
         bson_destroy(&user);
         {
-                char when[24];
-                snprintf(when, sizeof(when), "%lld", (long long)now);
+                char when[32];
+                auth_iso_time(now, when);
                 auth_emit(ctx, "auth.user.registered", org_id, 3, "user_id",
                           user_id, "tenant_id", org_id, "registered_at", when);
                 auth_emit(ctx, "auth.org.member_added", org_id, 3, "org_id",
@@ -153,7 +154,7 @@ static handler_result_t auth__login_failed(rt_ctx_t *ctx, const bson_t *user) {
         bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
         char errstr[256];
         store_err_t err;
-        bool lock = failures >= st->cfg->login_max_failures;
+        bool lock = failures >= st->set->login_max_failures;
 
         BSON_APPEND_UTF8(&filter, "_id", user_id ? user_id : "");
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -161,7 +162,7 @@ static handler_result_t auth__login_failed(rt_ctx_t *ctx, const bson_t *user) {
         if (lock)
                 BSON_APPEND_DATE_TIME(&set, "locked_until",
                                       (int64_t)clock_wall_ms() +
-                                              (int64_t)st->cfg->login_lock_s *
+                                              (int64_t)st->set->login_lock_s *
                                                       1000);
         bson_append_document_end(&update, &set);
         err = store_update_one(st->store, "auth", "users", &filter, &update,
@@ -309,6 +310,8 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
         store_err_t err;
 
         st->cfg = cfg;
+        st->set = runtime_settings(rt, &auth_settings);
+        st->mail_set = runtime_settings(rt, &mail_settings);
         st->store = runtime_store(rt);
         st->keys.secret = cfg->jwt_secret;
         st->keys.issuer = cfg->jwt_issuer;
@@ -328,7 +331,7 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
         }
         if (RAND_bytes(junk, sizeof(junk)) != 1 ||
             !(st->dummy_hash = auth_password_hash(
-                      cfg, (slice_t){(const char *)junk, sizeof(junk)}))) {
+                      st->set, (slice_t){(const char *)junk, sizeof(junk)}))) {
                 snprintf(errstr, errlen, "cannot prepare the password hasher");
                 free(st);
                 return HANDLER_PERMANENT;
@@ -393,10 +396,14 @@ static const group_handler_t auth_handlers[] = {
         {"auth.legal.acceptances", auth_legal_acceptances},
 };
 
+static const config_table_t *const auth_tables[] = {&auth_settings,
+                                                    &mail_settings, NULL};
+
 const group_def_t group_auth = {
         .name = "auth",
         .ops_port = 8001,
         .config_scope = CONFIG_SCOPE_AUTH,
+        .settings = auth_tables,
         .handlers = auth_handlers,
         .n_handlers = sizeof(auth_handlers) / sizeof(auth_handlers[0]),
         .init = auth_init,

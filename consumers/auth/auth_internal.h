@@ -31,6 +31,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 
+#include "mail.h"
 #include "registry.h"
 #include "runtime.h"
 #include "slice.h"
@@ -43,8 +44,28 @@
 
 typedef struct auth_mailer auth_mailer_t;
 
+/* The auth group's own settings (settings.c). */
+typedef struct auth_settings {
+        int refresh_ttl_s;
+        int verify_ttl_s;
+        int reset_ttl_s;
+        int invite_ttl_s;
+        int mfa_challenge_ttl_s;
+        int login_max_failures;
+        int login_lock_s;
+        char *mfa_issuer;
+        char *public_url;
+        int argon2_t_cost;
+        int argon2_m_cost_kib;
+        int argon2_parallelism;
+} auth_settings_t;
+
+extern const config_table_t auth_settings;
+
 typedef struct auth_state {
         const config_t *cfg;
+        const auth_settings_t *set;      /* auth_settings' values */
+        const mail_settings_t *mail_set; /* mail_settings' (shared/mail.h) */
         store_t *store;
         token_keys_t keys;
         char *dummy_hash;      /* argon2 work for unknown emails */
@@ -56,13 +77,13 @@ typedef struct auth_state {
  * ------------------------------------------------------------------------ */
 
 /* A new argon2id encoded hash of pwd with the configured cost, or NULL. */
-char *auth_password_hash(const config_t *cfg, slice_t pwd);
+char *auth_password_hash(const auth_settings_t *set, slice_t pwd);
 
 /* True when pwd matches the encoded hash (constant work for a given hash). */
 bool auth_password_verify(const char *encoded, slice_t pwd);
 
 /*
- * The password policy: 10..128 bytes, not all one character class when
+ * The password policy: 10..128 characters, not all one character class when
  * shorter than 16, not containing the email's local part, not a well-known
  * password. 0, or -1 with a reason (never quoting the password) in why.
  */

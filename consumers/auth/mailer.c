@@ -6,7 +6,7 @@
  * nothing accepted is lost when the mail provider is down. The outbox
  * (shared/outbox.h) and its mail kind (shared/mail.h, the SendGrid v3
  * mail-send shape) do the rest: a sender thread per auth process claims due
- * mails under a lease, posts them to cfg->mail_base_url, retries with
+ * mails under a lease, posts them to the mail base URL, retries with
  * backoff (5xx, 429, 408, 425 and connection errors; 1 s doubling to 5
  * minutes, for 3 days at most), gives up on other 4xx answers, and drops
  * the text (a single-use link) once a mail is sent or failed. An empty
@@ -14,8 +14,8 @@
  *
  * What is auth's here: the collection (<prefix>auth.mail_outbox, indexes
  * mail_due and mail_expiry), the outbox ids (<command id>.<kind>), and the
- * mail API settings (OMNIFY_MAIL_BASE_URL, OMNIFY_MAIL_API_KEY,
- * OMNIFY_MAIL_FROM).
+ * choice of the mail settings (shared/mail.h's table: OMNIFY_MAIL_BASE_URL,
+ * OMNIFY_MAIL_API_KEY, OMNIFY_MAIL_FROM, listed in auth's group_def_t).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +78,9 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *id, const char *to,
 auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr,
                                  size_t errlen) {
         const config_t *cfg = st->cfg;
+        const mail_settings_t *ms = st->mail_set;
         auth_mailer_t *m = xcalloc(1, sizeof(*m));
-        mail_opts_t mo = {cfg->mail_base_url, cfg->mail_api_key, cfg->mail_from,
-                          "auth"};
+        mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, "auth"};
         outbox_opts_t oo = {0};
 
         if (!(m->http = httpc_new(NULL, errstr, errlen)) ||

@@ -312,12 +312,12 @@ static store_err_t mfa__failed(rt_ctx_t *ctx, const char *user_id, char *errstr,
         if (mfa_failures > failures)
                 failures = mfa_failures;
         bson_destroy(&user);
-        if (failures >= st->cfg->login_max_failures) {
+        if (failures >= st->set->login_max_failures) {
                 update = BCON_NEW(
                         "$set", "{", "failed_logins", BCON_INT32(0),
                         "mfa.failures", BCON_INT32(0), "locked_until",
                         BCON_DATE_TIME((int64_t)clock_wall_ms() +
-                                       (int64_t)st->cfg->login_lock_s * 1000),
+                                       (int64_t)st->set->login_lock_s * 1000),
                         "}");
                 err = store_update_one(st->store, "auth", "users", filter,
                                        update, false, errstr, errlen);
@@ -376,7 +376,7 @@ handler_result_t auth_mfa_challenge(rt_ctx_t *ctx, const bson_t *user,
         }
         BSON_APPEND_UTF8(&extra, "org_id", org_id);
         err = auth_token_create(st, MFA_CHALLENGE_KIND, user_id,
-                                st->cfg->mfa_challenge_ttl_s, &extra, secret,
+                                st->set->mfa_challenge_ttl_s, &extra, secret,
                                 errstr, sizeof(errstr));
         bson_destroy(&extra);
         if (err) {
@@ -399,7 +399,7 @@ handler_result_t auth_mfa_challenge(rt_ctx_t *ctx, const bson_t *user,
         codec_pack_str(pk, "challenge");
         codec_pack_str(pk, secret);
         codec_pack_str(pk, "expires_in");
-        msgpack_pack_int(pk, st->cfg->mfa_challenge_ttl_s);
+        msgpack_pack_int(pk, st->set->mfa_challenge_ttl_s);
         OPENSSL_cleanse(secret, sizeof(secret));
         log_info("MFA challenge issued for user %s", user_id);
         return HANDLER_OK;
@@ -434,7 +434,7 @@ handler_result_t auth_mfa_enroll(rt_ctx_t *ctx, const msgpack_object *body) {
         email = auth_bson_str(&c.user, "email");
         if (RAND_bytes(key, sizeof(key)) != 1 ||
             totp_base32_encode(key, sizeof(key), secret, sizeof(secret)) ||
-            totp_uri(slice_of(st->cfg->mfa_issuer),
+            totp_uri(slice_of(st->set->mfa_issuer),
                      slice_of(email ? email : c.user_id), secret, uri,
                      sizeof(uri))) {
                 rt_reply_problem(ctx, 500, "Internal error",
@@ -510,7 +510,7 @@ handler_result_t auth_mfa_confirm(rt_ctx_t *ctx, const msgpack_object *body) {
                 goto out;
         }
         if (mfa__check_totp(v.pending, code, v.last_step, &step) != TOTP_OK) {
-                rt_reply_problem(ctx, 400, "Bad Request",
+                rt_reply_problem(ctx, 422, "Unprocessable Content",
                                  "the code is not valid: enter the current "
                                  "code of the app (and check its clock)");
                 goto out;
@@ -594,7 +594,8 @@ handler_result_t auth_mfa_verify(rt_ctx_t *ctx, const msgpack_object *body) {
         handler_result_t res;
 
         if ((code.ptr != NULL) == by_recovery) {
-                rt_reply_problem(ctx, 400, "Bad Request",
+                /* A rule across fields the schema cannot state. */
+                rt_reply_problem(ctx, 422, "Unprocessable Content",
                                  "give either code or recovery_code");
                 return HANDLER_OK;
         }
@@ -719,7 +720,8 @@ handler_result_t auth_mfa_disable(rt_ctx_t *ctx, const msgpack_object *body) {
         handler_result_t res = HANDLER_OK;
 
         if ((code.ptr != NULL) == by_recovery) {
-                rt_reply_problem(ctx, 400, "Bad Request",
+                /* A rule across fields the schema cannot state. */
+                rt_reply_problem(ctx, 422, "Unprocessable Content",
                                  "give either code or recovery_code");
                 return HANDLER_OK;
         }
@@ -763,7 +765,7 @@ handler_result_t auth_mfa_disable(rt_ctx_t *ctx, const msgpack_object *body) {
                         res = auth_store_failed(ctx, err, errstr);
                         goto out;
                 }
-                rt_reply_problem(ctx, 403, "Forbidden",
+                rt_reply_problem(ctx, 401, "Unauthorized",
                                  "the password or the code is not valid");
                 goto out;
         }

@@ -90,7 +90,8 @@ static handler_result_t rbac__refuse(rt_ctx_t *ctx, int status,
         } titles[] = {{401, "Unauthorized"},
                       {403, "Forbidden"},
                       {404, "Not Found"},
-                      {409, "Conflict"}};
+                      {409, "Conflict"},
+                      {410, "Gone"}};
         const char *title = "Bad Request";
         for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
                 if (titles[i].status == status)
@@ -782,7 +783,7 @@ static store_err_t rbac__retire_unsent(auth_state_t *st, const char *inv_id,
 
 handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
-        const config_t *cfg = st->cfg;
+        const auth_settings_t *set = st->set;
         slice_t role_in = codec_map_str(body, "role");
         schema_role_t want = schema_role_parse(role_in.ptr, role_in.len);
         schema_role_t mine, theirs = SCHEMA_ROLE_NONE;
@@ -869,7 +870,7 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_UTF8(&extra, "role", schema_role_name(want));
         BSON_APPEND_UTF8(&extra, "email", email);
         BSON_APPEND_UTF8(&extra, "invited_by", c.user);
-        err = auth_token_create(st, "invite", c.user, cfg->invite_ttl_s, &extra,
+        err = auth_token_create(st, "invite", c.user, set->invite_ttl_s, &extra,
                                 secret, errstr, sizeof(errstr));
         bson_destroy(&extra);
         if (err) {
@@ -882,8 +883,8 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         snprintf(subject, sizeof(subject),
                  "You are invited to join %.120s on Omnify",
                  org_name ? org_name : "an organisation");
-        url_len = strlen(cfg->public_url);
-        while (url_len && cfg->public_url[url_len - 1] == '/')
+        url_len = strlen(set->public_url);
+        while (url_len && set->public_url[url_len - 1] == '/')
                 url_len--;
         text_size = url_len + 512 + (org_name ? strlen(org_name) : 0);
         text = xmalloc(text_size);
@@ -894,8 +895,8 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
                  "The link works once and expires in %d hours. If you did "
                  "not expect it, ignore this mail.\n",
                  org_name ? org_name : "an organisation",
-                 schema_role_name(want), (int)url_len, cfg->public_url, secret,
-                 (cfg->invite_ttl_s + 3599) / 3600);
+                 schema_role_name(want), (int)url_len, set->public_url, secret,
+                 (set->invite_ttl_s + 3599) / 3600);
         bson_destroy(&org);
         err = auth_mail_enqueue(st, mail_id, email, subject, text, errstr,
                                 sizeof(errstr));
@@ -913,7 +914,7 @@ answer:
         rbac__pack_kv(pk, "email", email);
         rbac__pack_kv(pk, "role", schema_role_name(want));
         rbac__pack_time(pk, "expires_at",
-                        now + (int64_t)cfg->invite_ttl_s * 1000);
+                        now + (int64_t)set->invite_ttl_s * 1000);
         auth_emit(ctx, "auth.org.invitation_created", c.org, 4, "org_id", c.org,
                   "invitation_id", inv_id, "role", schema_role_name(want),
                   "invited_by", c.user);
@@ -1021,7 +1022,7 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
          * invitation usable by the person it is for. */
         err = rbac__invitation(st, secret, &inv, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 404,
+                return rbac__refuse(ctx, 410,
                                     "no such invitation, or it was used or "
                                     "has expired");
         if (err)
@@ -1032,7 +1033,7 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
             !inv_email || !inv_role ||
             !schema_role_parse(inv_role, strlen(inv_role))) {
                 bson_destroy(&inv);
-                return rbac__refuse(ctx, 404, "no such invitation");
+                return rbac__refuse(ctx, 410, "no such invitation");
         }
         snprintf(role, sizeof(role), "%s", inv_role);
         snprintf(inv_id, sizeof(inv_id), "%s",

@@ -153,7 +153,7 @@ handler_result_t auth_session_start(rt_ctx_t *ctx, const bson_t *user,
         BSON_APPEND_DATE_TIME(&doc, "created_at", now);
         BSON_APPEND_DATE_TIME(&doc, "last_used_at", now);
         BSON_APPEND_DATE_TIME(&doc, "expires_at",
-                              now + (int64_t)st->cfg->refresh_ttl_s * 1000);
+                              now + (int64_t)st->set->refresh_ttl_s * 1000);
         auth__bson_slice(&doc, "ip", env->client_ip, 64);
         auth__bson_slice(&doc, "user_agent", env->user_agent, 256);
         BSON_APPEND_UTF8(&doc, "refresh_hash", hash);
@@ -238,9 +238,11 @@ static store_err_t auth__revoke_one(rt_ctx_t *ctx, const char *sid,
                                     const char *user_id, const char *reason) {
         auth_state_t *st = rt_state(ctx);
         bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
-        char errstr[256], until[24];
+        char errstr[256];
         store_err_t err;
         int64_t now = (int64_t)clock_wall_ms();
+        msgpack_sbuffer ev;
+        msgpack_packer pk;
 
         BSON_APPEND_UTF8(&filter, "_id", sid);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -255,11 +257,21 @@ static store_err_t auth__revoke_one(rt_ctx_t *ctx, const char *sid,
                 return STORE_OK;
         if (err)
                 return err;
-        /* Access tokens of the session live at most jwt_ttl_s more. */
-        snprintf(until, sizeof(until), "%lld",
-                 (long long)(now / 1000 + st->cfg->jwt_ttl_s + 60));
-        auth_emit(ctx, "auth.session.revoked", user_id, 4, "session_id", sid,
-                  "user_id", user_id, "reason", reason, "until", until);
+        /* Access tokens of the session live at most jwt_ttl_s more; until
+         * is an integer (Unix seconds), as the event's schema says. */
+        msgpack_sbuffer_init(&ev);
+        msgpack_packer_init(&pk, &ev, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        codec_pack_str(&pk, "session_id");
+        codec_pack_str(&pk, sid);
+        codec_pack_str(&pk, "user_id");
+        codec_pack_str(&pk, user_id);
+        codec_pack_str(&pk, "reason");
+        codec_pack_str(&pk, reason);
+        codec_pack_str(&pk, "until");
+        msgpack_pack_int64(&pk, now / 1000 + st->cfg->jwt_ttl_s + 60);
+        rt_emit(ctx, "auth.session.revoked", slice_of(user_id), &ev);
+        msgpack_sbuffer_destroy(&ev);
         log_info("session %s revoked: %s", sid, reason);
         return STORE_OK;
 }
@@ -398,7 +410,7 @@ handler_result_t auth_refresh(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_UTF8(&set, "refresh_hash", new_hash);
         BSON_APPEND_DATE_TIME(&set, "last_used_at", now);
         BSON_APPEND_DATE_TIME(&set, "expires_at",
-                              now + (int64_t)st->cfg->refresh_ttl_s * 1000);
+                              now + (int64_t)st->set->refresh_ttl_s * 1000);
         bson_append_document_end(&update, &set);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$push", &push);
         BSON_APPEND_DOCUMENT_BEGIN(&push, "used_hashes", &each);

@@ -7,10 +7,12 @@
  * and 8 of these processes against an 8-partition commands topic and
  * measures throughput and rebalance time (tests/bench/scaling).
  *
- *   bench-scaling setup PARTITIONS     create
- * <prefix>benchio.{commands,events,dlq} bench-scaling produce N PARTITIONS put
- * N commands, spread evenly bench-scaling consume URL          run the group;
- * each command GETs URL
+ *   bench-scaling setup PARTITIONS       create <prefix>benchio.{commands,
+ *                                        events,dlq}
+ *   bench-scaling produce N PARTITIONS   put N commands, spread evenly
+ *   bench-scaling consume URL [WORKERS]  run the group; each command GETs
+ *                                        URL; WORKERS > 1 runs that many
+ *                                        commands at once (order per key)
  *
  * Settings as for every group (OMNIFY_* variables), e.g. OMNIFY_OPS_PORT.
  */
@@ -33,7 +35,9 @@ static const char benchio_schema[] =
         "\"version\":1,"
         "\"summary\":\"One outbound HTTP call (benchmark only)\","
         "\"fields\":{\"n\":{\"type\":\"integer\",\"required\":true,"
-        "\"doc\":\"sequence number\"}}}]}";
+        "\"doc\":\"sequence number\"}}},"
+        "{\"type\":\"benchio.put\",\"version\":1,"
+        "\"summary\":\"One document written (benchmark only)\"}]}";
 
 static const char *call_url;
 
@@ -43,33 +47,30 @@ static size_t sink(char *ptr, size_t size, size_t n, void *arg) {
         return size * n;
 }
 
-static handler_result_t benchio_init(runtime_t *rt, void **state, char *errstr,
-                                     size_t errlen) {
-        CURL *curl = curl_easy_init();
-        (void)rt;
-        if (!curl) {
-                snprintf(errstr, errlen, "curl_easy_init failed");
-                return HANDLER_PERMANENT;
-        }
-        curl_easy_setopt(curl, CURLOPT_URL, call_url);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink);
-        *state = curl;
-        return HANDLER_OK;
-}
+/* One easy handle per thread: handlers of one group may run on several
+ * workers at once (it keeps its connection alive). */
+static __thread CURL *benchio_curl;
 
-static void benchio_shutdown(void *state) {
-        curl_easy_cleanup(state);
+static CURL *benchio_handle(void) {
+        if (!benchio_curl) {
+                benchio_curl = curl_easy_init();
+                if (!benchio_curl)
+                        return NULL;
+                curl_easy_setopt(benchio_curl, CURLOPT_URL, call_url);
+                curl_easy_setopt(benchio_curl, CURLOPT_TIMEOUT_MS, 5000L);
+                curl_easy_setopt(benchio_curl, CURLOPT_NOSIGNAL, 1L);
+                curl_easy_setopt(benchio_curl, CURLOPT_WRITEFUNCTION, sink);
+        }
+        return benchio_curl;
 }
 
 static handler_result_t benchio_call(rt_ctx_t *ctx,
                                      const msgpack_object *body) {
-        CURL *curl = rt_state(ctx);
+        CURL *curl = benchio_handle();
         long code = 0;
         msgpack_packer *pk;
         (void)body;
-        if (curl_easy_perform(curl) != CURLE_OK)
+        if (!curl || curl_easy_perform(curl) != CURLE_OK)
                 return HANDLER_TRANSIENT;
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
         if (code < 200 || code >= 300)
@@ -81,17 +82,45 @@ static handler_result_t benchio_call(rt_ctx_t *ctx,
         return HANDLER_OK;
 }
 
+/* A state-changing command: one document per command, written in bulk
+ * for the whole poll (the runtime adds the operation records, also in
+ * bulk). */
+static handler_result_t benchio_put(rt_ctx_t *const *ctxs,
+                                    const msgpack_object *const *bodies,
+                                    size_t n) {
+        store_bulk_t *b = store_bulk_new(rt_store(ctxs[0]), rt_db(ctxs[0]),
+                                         "things", false);
+        char errstr[256];
+        store_err_t err;
+        int64_t now = (int64_t)clock_wall_ms();
+        (void)bodies;
+        for (size_t i = 0; i < n; i++) {
+                const env_t *env = rt_env(ctxs[i]);
+                bson_t doc = BSON_INITIALIZER;
+                bson_append_utf8(&doc, "_id", 3, env->id.ptr, (int)env->id.len);
+                BSON_APPEND_UTF8(&doc, "tenant", "t1");
+                BSON_APPEND_INT64(&doc, "at", now);
+                store_bulk_insert(b, &doc);
+                bson_destroy(&doc);
+                msgpack_pack_map(rt_reply(ctxs[i], 201), 0);
+        }
+        err = store_bulk_run(b, NULL, errstr, sizeof(errstr));
+        store_bulk_destroy(b);
+        return err == STORE_OK            ? HANDLER_OK
+               : store_err_transient(err) ? HANDLER_TRANSIENT
+                                          : HANDLER_PERMANENT;
+}
+
 static const group_handler_t benchio_handlers[] = {
         {"benchio.call", benchio_call},
+        {"benchio.put", NULL, benchio_put},
 };
 
-static const group_def_t group_benchio = {
+static group_def_t group_benchio = {
         .name = "benchio",
         .ops_port = 8099,
         .handlers = benchio_handlers,
-        .n_handlers = 1,
-        .init = benchio_init,
-        .shutdown = benchio_shutdown,
+        .n_handlers = 2,
 };
 
 static int setup(const config_t *cfg, int partitions) {
@@ -223,10 +252,13 @@ int main(int argc, char **argv) {
                                  atoi(argv[argi + 2]));
         else if (argi + 1 < argc && strcmp(argv[argi], "consume") == 0) {
                 call_url = argv[argi + 1];
+                if (argi + 2 < argc)
+                        group_benchio.concurrency = atoi(argv[argi + 2]);
+                curl_global_init(CURL_GLOBAL_DEFAULT);
                 status = consume(&cfg);
         } else
                 fprintf(stderr, "Usage: bench-scaling setup P | produce N P | "
-                                "consume URL\n");
+                                "consume URL [WORKERS]\n");
         config_deinit(&cfg);
         return status;
 }

@@ -325,8 +325,8 @@ static void bench_due(size_t n, int procs, int poll_ms) {
                 BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
                 BSON_APPEND_DATE_TIME(&set, "fire_at", due);
                 bson_append_document_end(&update, &set);
-                if (store_update_many(store, GROUP, coll, &filter, &update,
-                                      NULL, errstr, sizeof(errstr)))
+                if (store_update(store, GROUP, coll, &filter, &update,
+                                 STORE_MANY, NULL, errstr, sizeof(errstr)))
                         die("update", errstr);
                 bson_destroy(&filter);
                 bson_destroy(&update);
@@ -401,8 +401,8 @@ static void bench_claims(size_t n) {
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
         BSON_APPEND_UTF8(&set, "status", "cancelled");
         bson_append_document_end(&update, &set);
-        store_update_many(store, GROUP, coll, &filter, &update, NULL, errstr,
-                          sizeof(errstr));
+        store_update(store, GROUP, coll, &filter, &update, STORE_MANY, NULL,
+                     errstr, sizeof(errstr));
         bson_destroy(&filter);
         bson_destroy(&update);
         timer_service_destroy(setter);

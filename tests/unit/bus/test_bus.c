@@ -383,6 +383,62 @@ static void test_fatal_producer_error_is_reported(void **state) {
         bus_destroy(bus);
 }
 
+/* A consumer of two topics reads both, a batch poll takes what is fetched,
+ * and a paused consumer reads nothing until resumed. */
+#define MULTI_A "unit.multi.a"
+#define MULTI_B "unit.multi.b"
+static void test_multi_topic_batch_and_pause(void **state) {
+        fixture_t *fx = *state;
+        char err[256];
+        const char *topics[] = {MULTI_A, MULTI_B};
+        rd_kafka_message_t *msgs[64];
+        bus_consumer_t *c;
+        int got = 0, from_b = 0;
+        uint64_t end;
+
+        assert_int_equal(rd_kafka_mock_topic_create(fx->mock, MULTI_A, 1, 1),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(rd_kafka_mock_topic_create(fx->mock, MULTI_B, 1, 1),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        produce_to(fx, MULTI_A, 0, 10);
+        produce_to(fx, MULTI_B, 0, 10);
+        c = bus_consumer_new_multi(&fx->cfg, "unit-multi", "multi", topics, 2,
+                                   err, sizeof(err));
+        assert_non_null(c);
+        end = clock_mono_ms() + 20000;
+        while (got < 20 && clock_mono_ms() < end) {
+                size_t n = bus_consumer_poll_batch(c, msgs, 64, 100);
+                for (size_t i = 0; i < n; i++) {
+                        if (strcmp(rd_kafka_topic_name(msgs[i]->rkt),
+                                   MULTI_B) == 0)
+                                from_b++;
+                        bus_consumer_done(c, msgs[i]);
+                        rd_kafka_message_destroy(msgs[i]);
+                }
+                got += (int)n;
+        }
+        assert_int_equal(got, 20);
+        assert_int_equal(from_b, 10);
+
+        /* Paused: new messages wait. */
+        bus_consumer_pause(c, true);
+        produce_to(fx, MULTI_A, 0, 5);
+        end = clock_mono_ms() + 1500;
+        while (clock_mono_ms() < end)
+                assert_int_equal(bus_consumer_poll_batch(c, msgs, 64, 100), 0);
+        bus_consumer_pause(c, false);
+        got = 0;
+        end = clock_mono_ms() + 20000;
+        while (got < 5 && clock_mono_ms() < end) {
+                size_t n = bus_consumer_poll_batch(c, msgs, 64, 100);
+                for (size_t i = 0; i < n; i++)
+                        rd_kafka_message_destroy(msgs[i]);
+                got += (int)n;
+        }
+        assert_int_equal(got, 5);
+        bus_consumer_destroy(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_poll_commits_what_is_done),
@@ -391,6 +447,7 @@ int main(void) {
                 cmocka_unit_test(test_nothing_done_nothing_committed),
                 cmocka_unit_test(test_fenced_member_reports_failure),
                 cmocka_unit_test(test_fatal_producer_error_is_reported),
+                cmocka_unit_test(test_multi_topic_batch_and_pause),
         };
         /* Line by line: an abort inside librdkafka must not eat the last
          * log lines. */

@@ -144,9 +144,6 @@ static void test_defaults_edge(void **state) {
         assert_string_equal(cfg.ops_bind, "0.0.0.0");
         assert_int_equal(cfg.ops_port, 0);
         assert_int_equal(cfg.jwt_ttl_s, 900);
-        assert_int_equal(cfg.argon2_t_cost, 3);
-        assert_int_equal(cfg.argon2_m_cost_kib, 65536);
-        assert_int_equal(cfg.argon2_parallelism, 1);
         config_deinit(&cfg);
 }
 
@@ -448,33 +445,21 @@ static void test_other_scope_env_ignored(void **state) {
         config_t cfg;
         (void)state;
         env_set("OMNIFY_JWT_SECRET", SECRET_OK);
-        /* Auth-only and group-only rows: invalid, but not the edge's. */
-        env_set("OMNIFY_REFRESH_TTL_S", "not-a-number");
-        env_set("OMNIFY_ARGON2_T_COST", "1000");
+        /* Group-only rows: invalid, but not the edge's. */
         env_set("OMNIFY_OPS_PORT", "-5");
         assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS), CONFIG_OK);
-        assert_int_equal(cfg.refresh_ttl_s, 2592000);
-        assert_int_equal(cfg.argon2_t_cost, 3);
         assert_int_equal(cfg.ops_port, 0);
         config_deinit(&cfg);
         /* The same variables are read in their own scope. */
-        assert_int_equal(
-                load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH, NO_ARGS),
-                CONFIG_INVALID);
+        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP, NO_ARGS),
+                         CONFIG_INVALID);
         config_deinit(&cfg);
         /* And valid values of them do not leak into the edge either. */
-        env_set("OMNIFY_REFRESH_TTL_S", "3600");
-        env_set("OMNIFY_ARGON2_T_COST", "2");
         env_set("OMNIFY_OPS_PORT", "9100");
         assert_int_equal(load(&cfg, CONFIG_SCOPE_EDGE, NO_ARGS), CONFIG_OK);
-        assert_int_equal(cfg.refresh_ttl_s, 2592000);
         assert_int_equal(cfg.ops_port, 0);
         config_deinit(&cfg);
-        assert_int_equal(
-                load(&cfg, CONFIG_SCOPE_GROUP | CONFIG_SCOPE_AUTH, NO_ARGS),
-                CONFIG_OK);
-        assert_int_equal(cfg.refresh_ttl_s, 3600);
-        assert_int_equal(cfg.argon2_t_cost, 2);
+        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP, NO_ARGS), CONFIG_OK);
         assert_int_equal(cfg.ops_port, 9100);
         config_deinit(&cfg);
 }
@@ -753,20 +738,10 @@ static const char *all_vars[] = {
         "OMNIFY_CORS_ORIGINS",
         "OMNIFY_RATE_IP_PER_MIN",
         "OMNIFY_RATE_ACCOUNT_PER_MIN",
-        "OMNIFY_REFRESH_TTL_S",
-        "OMNIFY_VERIFY_TTL_S",
-        "OMNIFY_RESET_TTL_S",
-        "OMNIFY_INVITE_TTL_S",
-        "OMNIFY_MFA_CHALLENGE_TTL_S",
-        "OMNIFY_LOGIN_MAX_FAILURES",
-        "OMNIFY_LOGIN_LOCK_S",
-        "OMNIFY_MFA_ISSUER",
-        "OMNIFY_PUBLIC_URL",
-        "OMNIFY_MAIL_BASE_URL",
-        "OMNIFY_MAIL_API_KEY",
-        "OMNIFY_MAIL_FROM",
         "OMNIFY_MAX_BUFFERED_BYTES",
         "OMNIFY_EDGE_REPLY_PARTITION",
+        "OMNIFY_MAX_STREAMS",
+        "OMNIFY_STREAM_BUFFER_BYTES",
         "OMNIFY_JWT_SECRET",
         "OMNIFY_JWT_ISSUER",
         "OMNIFY_JWT_AUDIENCE",
@@ -774,9 +749,6 @@ static const char *all_vars[] = {
         "OMNIFY_OPS_BIND",
         "OMNIFY_OPS_PORT",
         "OMNIFY_JWT_TTL_S",
-        "OMNIFY_ARGON2_T_COST",
-        "OMNIFY_ARGON2_M_COST_KIB",
-        "OMNIFY_ARGON2_PARALLELISM",
 };
 #define N_VARS (sizeof(all_vars) / sizeof(all_vars[0]))
 
@@ -801,7 +773,7 @@ static void test_print_table_markdown_lists_every_variable(void **state) {
         FILE *out = open_memstream(&text, &len);
         (void)state;
         assert_non_null(out);
-        config_print_table(out, all, true);
+        config_print_table(out, all, NULL, true);
         assert_int_equal(fclose(out), 0);
 
         assert_int_equal(strncmp(text, "| variable |", 12), 0);
@@ -823,7 +795,7 @@ static void test_print_table_markdown_lists_every_variable(void **state) {
         text = NULL;
         out = open_memstream(&text, &len);
         assert_non_null(out);
-        config_print_table(out, CONFIG_SCOPE_COMMON, true);
+        config_print_table(out, CONFIG_SCOPE_COMMON, NULL, true);
         assert_int_equal(fclose(out), 0);
         assert_non_null(strstr(text, "OMNIFY_KAFKA_BROKERS"));
         assert_null(strstr(text, "OMNIFY_HTTP_PORT"));
@@ -831,9 +803,87 @@ static void test_print_table_markdown_lists_every_variable(void **state) {
         free(text);
 }
 
+/* A group's own table: defaults, environment, flags, a required secret,
+ * values found by table, printed with its owner. */
+typedef struct tt_settings {
+        int ttl;
+        char *name;
+        char *key;
+        int mode;
+} tt_settings_t;
+
+static const config_row_t tt_rows[] = {
+        {"OMNIFY_TT_TTL", CONFIG_INT, offsetof(tt_settings_t, ttl), 0, 1, 100,
+         "10", NULL, 0, "A lifetime."},
+        {"OMNIFY_TT_NAME", CONFIG_STRING, offsetof(tt_settings_t, name), 0, 1,
+         20, "tt", NULL, 0, "A name."},
+        {"OMNIFY_TT_KEY", CONFIG_STRING, offsetof(tt_settings_t, key), 0, 8, 64,
+         NULL, NULL, 1, "A required secret."},
+        {"OMNIFY_TT_MODE", CONFIG_ENUM, offsetof(tt_settings_t, mode), 0, 0, 0,
+         "a", "a|b", 0, "A mode."},
+};
+static const config_table_t tt_table = {"tt", tt_rows, 4,
+                                        sizeof(tt_settings_t)};
+static const config_table_t *const tt_tables[] = {&tt_table, &tt_table, NULL};
+
+static void test_tables(void **state) {
+        config_t cfg;
+        const tt_settings_t *tt;
+        char why[256];
+        char *argv[] = {"omnify-test", "--tt-ttl=42", NULL};
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out;
+        (void)state;
+        /* The required secret is missing: exit-2 material, named. */
+        assert_int_equal(config_load_tables(&cfg, CONFIG_SCOPE_GROUP, tt_tables,
+                                            "omnify-test", 1, argv, NULL,
+                                            fake_getenv, NULL, why,
+                                            sizeof(why)),
+                         CONFIG_INVALID);
+        assert_non_null(strstr(why, "OMNIFY_TT_KEY"));
+        config_deinit(&cfg);
+        env_set("OMNIFY_TT_KEY", "sekrit-123");
+        env_set("OMNIFY_TT_MODE", "b");
+        assert_int_equal(config_load_tables(&cfg, CONFIG_SCOPE_GROUP, tt_tables,
+                                            "omnify-test", 2, argv, NULL,
+                                            fake_getenv, NULL, why,
+                                            sizeof(why)),
+                         CONFIG_OK);
+        assert_int_equal(cfg.n_tables, 1); /* listed twice, loaded once */
+        tt = config_values(&cfg, &tt_table);
+        assert_non_null(tt);
+        assert_int_equal(tt->ttl, 42);
+        assert_string_equal(tt->name, "tt");
+        assert_string_equal(tt->key, "sekrit-123");
+        assert_int_equal(tt->mode, 1);
+        config_deinit(&cfg);
+        /* Out of range, named; a secret's value never echoed. */
+        env_set("OMNIFY_TT_TTL", "1000");
+        assert_int_equal(config_load_tables(&cfg, CONFIG_SCOPE_GROUP, tt_tables,
+                                            "omnify-test", 1, argv, NULL,
+                                            fake_getenv, NULL, why,
+                                            sizeof(why)),
+                         CONFIG_INVALID);
+        assert_non_null(strstr(why, "OMNIFY_TT_TTL"));
+        config_deinit(&cfg);
+        /* Not loaded: no values. */
+        assert_int_equal(load(&cfg, CONFIG_SCOPE_GROUP, NO_ARGS), CONFIG_OK);
+        assert_null(config_values(&cfg, &tt_table));
+        config_deinit(&cfg);
+        out = open_memstream(&text, &len);
+        config_print_table(out, CONFIG_SCOPE_COMMON, tt_tables, true);
+        fclose(out);
+        assert_non_null(strstr(text, "| `OMNIFY_TT_KEY` | `--tt-key` |"));
+        assert_int_equal(count_lines_starting(text, "| `OMNIFY_TT_"), 4);
+        assert_non_null(strstr(text, "| tt | A lifetime. |"));
+        free(text);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_defaults_edge, setup),
+                cmocka_unit_test_setup(test_tables, setup),
                 cmocka_unit_test_setup(test_defaults_group, setup),
                 cmocka_unit_test_setup(test_env_overrides, setup),
                 cmocka_unit_test_setup(test_enum_values_map_to_log_levels,

@@ -1,6 +1,6 @@
 /*
  * test_route.c - unit tests of route matching (schema_route_match in
- * shared/schema.c).
+ * shared/schema_route.c).
  *
  * One small schema set declares routes chosen to collide: a literal and a
  * {param} at the same position, one path under several methods, two
@@ -167,12 +167,11 @@ static void test_method_not_allowed(void **state) {
         assert_int_equal(match("DELETE", "/api/items"),
                          SCHEMA_MATCH_METHOD_NOT_ALLOWED);
         assert_string_equal(allow, "GET, POST");
-        /* "new" matches r.new (GET) and r.del/r.get via {id}. */
+        /* "new" is the literal route's path (r.new, GET only), not an
+         * {id}: the path is resolved before the method, as OpenAPI says. */
         assert_int_equal(match("POST", "/api/items/new"),
                          SCHEMA_MATCH_METHOD_NOT_ALLOWED);
-        assert_string_equal(allow, "GET, DELETE");
-        /* DELETE on a literal that a {param} route also covers: found. */
-        expect_found("DELETE", "/api/items/new", "r.del");
+        assert_string_equal(allow, "GET");
 }
 
 static void test_method_exact(void **state) {
@@ -184,6 +183,25 @@ static void test_method_exact(void **state) {
                          SCHEMA_MATCH_METHOD_NOT_ALLOWED);
         assert_int_equal(match("", "/api/items"),
                          SCHEMA_MATCH_METHOD_NOT_ALLOWED);
+}
+
+/* Regression: DELETE /api/sessions/revoke-others (a POST-only literal next
+ * to DELETE /api/sessions/{id}) answered 400 (revoke-others is no UUID)
+ * where 405 was due: the literal path wins whatever the method. */
+static void test_literal_path_wins_over_method(void **state) {
+        (void)state;
+        assert_int_equal(match("DELETE", "/api/items/new"),
+                         SCHEMA_MATCH_METHOD_NOT_ALLOWED);
+        assert_null(msg);
+        assert_int_equal(params.n, 0);
+        assert_string_equal(allow, "GET");
+        /* Another value of the parameter still reaches r.del. */
+        expect_found("DELETE", "/api/items/old", "r.del");
+        /* At the first differing position: "lit" beats {x} for any method,
+         * so GET /api/a/lit/b is PUT-only r.lit_first's path. */
+        assert_int_equal(match("GET", "/api/a/lit/b"),
+                         SCHEMA_MATCH_METHOD_NOT_ALLOWED);
+        assert_string_equal(allow, "PUT");
 }
 
 static void test_allow_buffer(void **state) {
@@ -255,6 +273,7 @@ int main(void) {
                 cmocka_unit_test(test_not_found),
                 cmocka_unit_test(test_method_not_allowed),
                 cmocka_unit_test(test_method_exact),
+                cmocka_unit_test(test_literal_path_wins_over_method),
                 cmocka_unit_test(test_allow_buffer),
                 cmocka_unit_test(test_trailing_and_double_slash),
                 cmocka_unit_test(test_long_paths),

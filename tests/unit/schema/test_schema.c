@@ -236,7 +236,7 @@ static void test_path_param_becomes_required(void **state) {
                          "\"method\":\"GET\",\"path\":\"/api/t/{id}\","
                          "\"auth\":true,\"mode\":\"async\"},\"fields\":{"
                          "\"id\":{\"type\":\"string\",\"format\":\"uuid\"},"
-                         "\"q\":{\"type\":\"string\"}}}]}",
+                         "\"q\":{\"type\":\"string\",\"in\":\"query\"}}}]}",
                          &set),
                 SCHEMA_OK);
         msg = schema_set_at(set, 0);
@@ -350,7 +350,7 @@ static void test_bad_field(void **state) {
         expect_bad("{" OK_HEAD ",\"fields\":{\"email\":{\"type\":\"strin\"}}}",
                    SCHEMA_BAD_DEFINITION,
                    "t.json: messages[0].fields.email.type: must be one of "
-                   "string, integer, number, boolean, object, array");
+                   "string, integer, number, boolean, object, array, binary");
         expect_bad("{" OK_HEAD ",\"fields\":{\"email\":{}}}",
                    SCHEMA_BAD_DEFINITION,
                    "t.json: messages[0].fields.email.type: is required");
@@ -382,7 +382,7 @@ static void test_bad_field(void **state) {
                    "\"max_length\":2}}}",
                    SCHEMA_BAD_DEFINITION,
                    "t.json: messages[0].fields.n.max_length: applies only to "
-                   "string and array fields");
+                   "string, binary and array fields");
         expect_bad("{" OK_HEAD ",\"fields\":{\"n\":{\"type\":\"string\","
                    "\"minimum\":2}}}",
                    SCHEMA_BAD_DEFINITION,
@@ -420,7 +420,7 @@ static void test_bad_field(void **state) {
                    "\"format\":\"ipv4\"}}}",
                    SCHEMA_BAD_DEFINITION,
                    "t.json: messages[0].fields.n.format: must be one of "
-                   "email, uuid, date-time");
+                   "email, uuid, date-time, date, uri");
         expect_bad("{" OK_HEAD ",\"fields\":{\"n\":{\"type\":\"array\","
                    "\"format\":\"uuid\"}}}",
                    SCHEMA_BAD_DEFINITION,
@@ -434,7 +434,8 @@ static void test_bad_field(void **state) {
         expect_bad("{" OK_HEAD ",\"fields\":{\"n\":{\"type\":\"string\","
                    "\"doc\":1}}}",
                    SCHEMA_BAD_DEFINITION,
-                   "t.json: messages[0].fields.n.doc: must be a string");
+                   "t.json: messages[0].fields.n.doc: must be a non-empty "
+                   "string");
         expect_bad("{" OK_HEAD ",\"fields\":{\"a-b\":{\"type\":\"string\"}}}",
                    SCHEMA_BAD_DEFINITION,
                    "t.json: messages[0].fields.a-b: field names are letters, "
@@ -493,10 +494,10 @@ static void test_bad_route(void **state) {
         expect_bad("{" OK_HEAD
                    "," ROUTE("GET",
                              "/api/t/{id}") ",\"fields\":{"
-                                            "\"id\":{\"type\":\"integer\"}}}",
+                                            "\"id\":{\"type\":\"object\"}}}",
                    SCHEMA_BAD_DEFINITION,
                    "t.json: messages[0].route.path: parameter {id} must be "
-                   "declared as a string field");
+                   "declared as a string, integer, number or boolean field");
         expect_bad(
                 "{" OK_HEAD "," ROUTE(
                         "GET",
@@ -769,12 +770,22 @@ static void test_validate_limits(void **state) {
         fixture_t *fx = *state;
 
         expect_one(fx, fx->all, "{\"s\":\"Q\"," PW "}", "s",
-                   "must be at least 2 bytes long", "Q\"");
+                   "must be at least 2 characters long", "Q\"");
         expect_one(fx, fx->all, "{\"s\":\"Qwerty\"," PW "}", "s",
-                   "must be at most 5 bytes long", "Qwerty");
-        /* Bytes, not characters: three two-byte characters are 6 bytes. */
-        expect_one(fx, fx->all, "{\"s\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"," PW "}",
-                   "s", "must be at most 5 bytes long", "\xc3\xa9");
+                   "must be at most 5 characters long", "Qwerty");
+        /* Characters, as JSON Schema counts them: five two-byte characters
+         * (10 bytes) fit, six do not. */
+        expect_valid(fx, fx->all,
+                     "{\"s\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"," PW
+                     "}");
+        expect_one(fx, fx->all,
+                   "{\"s\":"
+                   "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"," PW
+                   "}",
+                   "s", "must be at most 5 characters long", "\xc3\xa9");
+        /* NUL is valid JSON but no declared string holds one. */
+        expect_one(fx, fx->all, "{\"s\":\"a\\u0000b\"," PW "}", "s",
+                   "must not contain NUL characters", NULL);
         expect_one(fx, fx->all, "{\"n\":-4," PW "}", "n", "must be at least -3",
                    "-4");
         expect_one(fx, fx->all, "{\"n\":11," PW "}", "n", "must be at most 10",
@@ -1121,14 +1132,24 @@ static void test_openapi_real(void **state) {
                         json_string_value(json_object_get(op, "summary")),
                         msg->summary);
                 resp = json_object_get(op, "responses");
-                assert_non_null(json_object_get(resp, "200"));
+                {
+                        /* The success status the route declares. */
+                        char ok[8];
+                        snprintf(ok, sizeof(ok), "%d",
+                                 msg->route.mode == SCHEMA_MODE_ASYNC
+                                         ? 202
+                                         : msg->route.success);
+                        assert_non_null(json_object_get(resp, ok));
+                }
                 assert_string_equal(
                         json_string_value(json_object_get(
                                 json_object_get(resp, "400"), "$ref")),
                         "#/components/responses/BadRequest");
                 assert_non_null(json_object_get(resp, "504"));
-                assert_true((json_object_get(op, "security") != NULL) ==
-                            msg->route.auth);
+                /* Every operation says its security: bearer or none. */
+                assert_int_equal(
+                        json_array_size(json_object_get(op, "security")),
+                        msg->route.auth ? 1 : 0);
                 if (strcmp(method, "get") == 0)
                         assert_null(json_object_get(op, "requestBody"));
         }
@@ -1224,7 +1245,7 @@ static void test_openapi_params_and_async(void **state) {
                          "\"method\":\"GET\",\"path\":\"/api/t/{id}\","
                          "\"auth\":false,\"mode\":\"sync\"},\"fields\":{"
                          "\"id\":{\"type\":\"string\"},\"q\":{\"type\":"
-                         "\"string\"}}}]}",
+                         "\"string\",\"in\":\"query\"}}}]}",
                          &set),
                 SCHEMA_OK);
         text = schema_openapi(set, "0.1.0");
@@ -1264,10 +1285,18 @@ static void test_openapi_params_and_async(void **state) {
                                 json_object_get(props, "tags"), "maxItems")),
                         3);
         }
-        /* GET: path parameters only, no body, no query. */
+        /* GET: no body; the path parameter, the query parameter, then the
+         * edge's own headers. */
         op = operation(doc, "/api/t/{id}", "get");
         assert_null(json_object_get(op, "requestBody"));
-        assert_int_equal(json_array_size(json_object_get(op, "parameters")), 1);
+        param = json_object_get(op, "parameters");
+        assert_int_equal(json_array_size(param), 4);
+        assert_string_equal(json_string_value(json_object_get(
+                                    json_array_get(param, 1), "in")),
+                            "query");
+        assert_string_equal(json_string_value(json_object_get(
+                                    json_array_get(param, 2), "name")),
+                            "Idempotency-Key");
 
         json_decref(doc);
         free(text);
