@@ -245,6 +245,36 @@ int harness_event(harness_t *h, const char *type, const char *json,
         return 0;
 }
 
+int harness_reply_to(harness_t *h, const char *request_id, const char *type,
+                     int status, const char *json, const char *tenant) {
+        msgpack_sbuffer mp;
+        char id[MSGID_TEXT_SIZE], rtype[256], corr[MSGID_TEXT_SIZE];
+        msgid_t mid;
+        env_t env = {0};
+        if (!request_id || strlen(request_id) >= sizeof(corr) || status <= 0)
+                return -1;
+        /* request_id may point into an output of the last call. */
+        snprintf(corr, sizeof(corr), "%s", request_id);
+        harness__clear(h);
+        if (!harness__pack(json, &mp))
+                return -1;
+        snprintf(rtype, sizeof(rtype), "%s.reply", type);
+        msgid_new(&mid);
+        msgid_format(&mid, id);
+        env.id = slice_of(id);
+        env.type = slice_of(rtype);
+        env.schema_version = 1;
+        env.created_at_ms = (int64_t)clock_wall_ms();
+        env.correlation_id = slice_of(corr);
+        env.status = status;
+        env.tenant = slice_of(tenant);
+        env.key = env.tenant.len ? env.tenant : env.id;
+        env.value = (slice_t){mp.data, mp.size};
+        harness__run(h, h->rt->commands, &env);
+        msgpack_sbuffer_destroy(&mp);
+        return 0;
+}
+
 const harness_msg_t *harness_reply(const harness_t *h) {
         return h->has_reply ? &h->reply : NULL;
 }

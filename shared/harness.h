@@ -76,6 +76,15 @@ int harness_command(harness_t *h, const char *type, const char *json,
 int harness_event(harness_t *h, const char *type, const char *json,
                   const char *tenant);
 
+/* Hand the group's on_reply the reply to a request it sent with
+ * rt_request (request_id: the id of that output, harness_output(h, i)->id;
+ * type: the request's type, the reply's is "<type>.reply"), with an
+ * HTTP-like status (> 0) and a JSON body, as the answering group would
+ * send it. Returns 0, or -1 when the body is not JSON or an argument is
+ * missing. Outputs are cleared first. */
+int harness_reply_to(harness_t *h, const char *request_id, const char *type,
+                     int status, const char *json, const char *tenant);
+
 /* The last call's reply, or NULL (events get none). */
 const harness_msg_t *harness_reply(const harness_t *h);
 

@@ -41,7 +41,8 @@ static anomaly_err_t fill_defaults(const anomaly_options_t *in, size_t n,
         *o = *in;
         if (o->period < 2 || o->period > ANOMALY_PERIOD_MAX || o->check < 1 ||
             o->check >= n || o->threshold < 0 || o->shift_threshold < 0 ||
-            o->shift_sigma < 0)
+            o->shift_sigma < 0 || !(o->min_sigma >= 0) ||
+            !isfinite(o->min_sigma))
                 return ANOMALY_BAD_OPTIONS;
         if (o->window == 0)
                 o->window = 8 * o->period;
@@ -61,7 +62,8 @@ static anomaly_err_t fill_defaults(const anomaly_options_t *in, size_t n,
 /* The baseline of z[start .. end - 1]: work holds 3 (end - start) + the
  * pairs of 4 periods doubles, season m. */
 static void build_baseline(const double *z, size_t start, size_t end, size_t m,
-                           double *season, double *work, baseline_t *b) {
+                           double min_sigma, double *season, double *work,
+                           baseline_t *b) {
         size_t w = end - start;
         double *trend = work, *rest = work + w, *scratch = work + 2 * w;
         decompose_robust(z + start, w, m, season, trend, scratch);
@@ -96,7 +98,7 @@ static void build_baseline(const double *z, size_t start, size_t end, size_t m,
                 b->sigma = DECOMPOSE_MAD_SCALE *
                            decompose_mad(errs, ne, med, scratch);
         }
-        double floor = 1e-9 * fmax(1, fabs(b->level));
+        double floor = fmax(min_sigma, 1e-9 * fmax(1, fabs(b->level)));
         if (!(b->sigma > floor))
                 b->sigma = floor;
 }
@@ -230,7 +232,7 @@ anomaly_err_t anomaly_check(const double *y, size_t n,
         for (size_t i = 0; i < n; i++)
                 z[i] = o.multiplicative ? log(y[i]) : y[i];
         baseline_t b;
-        build_baseline(z, start, end, m, season, work, &b);
+        build_baseline(z, start, end, m, o.min_sigma, season, work, &b);
         check_points(y, z, n, &o, &b, out);
         if (shift)
                 find_shift(z, n, &o, &b, adj, work, shift);

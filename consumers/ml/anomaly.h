@@ -8,8 +8,10 @@
  *  1. robust decomposition of that history (decompose_robust: a running
  *     median of one period as the trend, per-weekday medians of what is
  *     left as the seasonal figure);
- *  2. the noise scale sigma = 1.4826 MAD of the remainder, inflated by
- *     sqrt(1 + 1/L) for the error of the level (L below);
+ *  2. the noise scale sigma = 1.4826 MAD of the baseline's own errors on
+ *     the history (each day predicted by the median of the L days before
+ *     it; the remainder's MAD when there are fewer than a period of
+ *     them), never below min_sigma;
  *  3. the expected value of a checked day: the level (median of the last
  *     L = 2 periods of seasonally adjusted history), plus a Theil-Sen
  *     slope of the last 4 periods carried forward, plus the day's
@@ -77,6 +79,12 @@ typedef struct anomaly_options {
         size_t shift_max;       /* days searched for a shift; 0 = 4 periods */
         double shift_threshold; /* score of a level shift; 0 = 6 */
         double shift_sigma;     /* and its least size in sigmas; 0 = 4 */
+        /* The least noise scale, on the scale the check works on (logs
+         * when multiplicative): a floor for series whose history barely
+         * moves (a capped daily budget, counts of a few events), where
+         * the MAD alone would call every small move an anomaly. 0: only
+         * the built-in 1e-9 of the level. */
+        double min_sigma;
 } anomaly_options_t;
 
 #define ANOMALY_OPTIONS_DEFAULT ((anomaly_options_t){.period = 7, .check = 1})

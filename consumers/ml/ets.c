@@ -181,8 +181,7 @@ double ets__objective(ets_spec_t spec, const ets__run_t *r) {
  * Forecasts.
  * --------------------------------------------------------------------- */
 
-/* The point forecasts of steps 1..h from the model's final states. */
-static void point_forecasts(const ets_model_t *model, int h, ets_point_t *out) {
+void ets__point_forecasts(const ets_model_t *model, int h, ets_point_t *out) {
         double phi = model->spec.trend == ETS_T_DAMPED ? model->theta.phi : 1;
         double damp = 0, phik = 1;
         for (int i = 0; i < h; i++) {
@@ -242,19 +241,31 @@ static double quantile_sorted(const double *v, size_t n, double p) {
         return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
 }
 
+/* The interval bounds of out from the sorted draws v[0..n-1]. */
+static void quantile_bounds(const double *v, size_t n, ets_point_t *out) {
+        out->lo80 = quantile_sorted(v, n, 0.10);
+        out->hi80 = quantile_sorted(v, n, 0.90);
+        out->lo95 = quantile_sorted(v, n, 0.025);
+        out->hi95 = quantile_sorted(v, n, 0.975);
+}
+
 /* Multiplicative error: quantiles of n_sim sample paths, all moved one
- * step at a time (states: level, slope and m seasonal states per path). */
+ * step at a time (states: level, slope and m seasonal states per path).
+ * With total (not NULL), also the quantiles of each path's sum over the h
+ * steps; out may then be NULL. */
 static ets_err_t simulated_intervals(const ets_model_t *model, int h,
-                                     ets_point_t *out) {
+                                     ets_point_t *out, ets_point_t *total) {
         size_t np = (size_t)model->n_sim, m = model->period;
         const ets__theta_t *th = &model->theta;
         double phi = model->spec.trend == ETS_T_DAMPED ? th->phi : 1;
         double sigma = sqrt(model->stats.sigma2);
         double *st = malloc(np * (m + 2) * sizeof(double));
         double *ys = malloc(np * sizeof(double));
-        if (st == NULL || ys == NULL) {
+        double *sums = total ? calloc(np, sizeof(double)) : NULL;
+        if (st == NULL || ys == NULL || (total && sums == NULL)) {
                 free(st);
                 free(ys);
+                free(sums);
                 return ETS_NO_MEMORY;
         }
         for (size_t p = 0; p < np; p++) {
@@ -276,6 +287,8 @@ static ets_err_t simulated_intervals(const ets_model_t *model, int h,
                                 f *= *s;
                         double y = f * (1 + sigma * rng_normal(&rng));
                         ys[p] = y;
+                        if (sums)
+                                sums[p] += y;
                         double pr = y;
                         if (model->spec.season == ETS_S_ADD)
                                 pr -= *s;
@@ -291,26 +304,77 @@ static ets_err_t simulated_intervals(const ets_model_t *model, int h,
                         else if (model->spec.season == ETS_S_MUL)
                                 *s += th->gamma * (y / q - *s);
                 }
-                decompose_sort(ys, np);
-                out[i].lo80 = quantile_sorted(ys, np, 0.10);
-                out[i].hi80 = quantile_sorted(ys, np, 0.90);
-                out[i].lo95 = quantile_sorted(ys, np, 0.025);
-                out[i].hi95 = quantile_sorted(ys, np, 0.975);
+                if (out) {
+                        decompose_sort(ys, np);
+                        quantile_bounds(ys, np, &out[i]);
+                }
+        }
+        if (total) {
+                decompose_sort(sums, np);
+                quantile_bounds(sums, np, total);
         }
         free(st);
         free(ys);
+        free(sums);
         return ETS_OK;
 }
 
 ets_err_t ets_forecast(const ets_model_t *model, int h, ets_point_t *out) {
         if (h < 1 || h > ETS_HORIZON_MAX)
                 return ETS_BAD_HORIZON;
-        point_forecasts(model, h, out);
+        ets__point_forecasts(model, h, out);
         if (model->spec.error == ETS_E_ADD) {
                 analytic_intervals(model, h, out);
                 return ETS_OK;
         }
-        return simulated_intervals(model, h, out);
+        return simulated_intervals(model, h, out, NULL);
+}
+
+/* Additive error: the sum of steps 1..h has the error
+ * sum_k e_(n+k) (1 + C_(h-k)), C_j = c_1 + .. + c_j, so its variance is
+ * sigma^2 sum_k (1 + C_(h-k))^2 (the errors of one path are correlated). */
+static void analytic_total(const ets_model_t *model, int h,
+                           ets_point_t *total) {
+        const ets__theta_t *th = &model->theta;
+        bool trend = model->spec.trend != ETS_T_NONE;
+        bool season = model->spec.season != ETS_S_NONE;
+        double phi = model->spec.trend == ETS_T_DAMPED ? th->phi : 1;
+        double cum = 0, damp = 0, phik = 1, var = 1; /* k = h: C_0 = 0 */
+        for (int j = 1; j < h; j++) {
+                phik *= phi;
+                damp += phik;
+                double c = th->alpha;
+                if (trend)
+                        c += th->beta * damp;
+                if (season && (size_t)j % model->period == 0)
+                        c += th->gamma;
+                cum += c;
+                var += (1 + cum) * (1 + cum);
+        }
+        double sd = sqrt(model->stats.sigma2 * var);
+        total->lo80 = total->mean - Z80 * sd;
+        total->hi80 = total->mean + Z80 * sd;
+        total->lo95 = total->mean - Z95 * sd;
+        total->hi95 = total->mean + Z95 * sd;
+}
+
+ets_err_t ets_forecast_total(const ets_model_t *model, int h,
+                             ets_point_t *total) {
+        if (h < 1 || h > ETS_HORIZON_MAX)
+                return ETS_BAD_HORIZON;
+        ets_point_t *pts = malloc((size_t)h * sizeof(*pts));
+        if (pts == NULL)
+                return ETS_NO_MEMORY;
+        ets__point_forecasts(model, h, pts);
+        total->mean = 0;
+        for (int i = 0; i < h; i++)
+                total->mean += pts[i].mean;
+        free(pts);
+        if (model->spec.error == ETS_E_ADD) {
+                analytic_total(model, h, total);
+                return ETS_OK;
+        }
+        return simulated_intervals(model, h, NULL, total);
 }
 
 /* ------------------------------------------------------------------------

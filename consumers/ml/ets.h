@@ -115,6 +115,11 @@ typedef struct ets_options {
         ets_spec_t spec; /* the one model fitted when select is false */
         int n_sim;       /* simulated paths for intervals, 0 = 5000 */
         uint64_t seed;   /* of the simulations, 0 = a fixed default */
+        /* With select and data that are never negative (spend, orders):
+         * the horizon the forecast is for. Models whose point forecasts
+         * fall below zero within it are passed over for the best (AICc)
+         * model that stays >= 0, when one does. 0: no check. */
+        int horizon;
 } ets_options_t;
 
 /* What ets_fit does by default: auto selection, no season. */
@@ -170,6 +175,17 @@ void ets_destroy(ets_model_t *model);
  * h entries). ETS_BAD_HORIZON unless 1 <= h <= ETS_HORIZON_MAX.
  */
 ets_err_t ets_forecast(const ets_model_t *model, int h, ets_point_t *out);
+
+/*
+ * The sum of steps 1..h (a month's total from daily forecasts) into
+ * *total: the sum of the point forecasts, and 80%/95% intervals of the
+ * sum, which are wider than the sums of the steps' own bounds would say
+ * is independent (one path's errors are correlated through its states).
+ * Exact for additive error; simulated paths for multiplicative. Same
+ * errors as ets_forecast, and ETS_NO_MEMORY.
+ */
+ets_err_t ets_forecast_total(const ets_model_t *model, int h,
+                             ets_point_t *total);
 
 /* "ETS(A,Ad,A)": valid while the model lives. */
 const char *ets_name(const ets_model_t *model);

@@ -273,6 +273,7 @@ typedef struct series {
         double scale;     /* ys = y / scale */
         double big;       /* max |ys| */
         bool positive;    /* every observed value > 0 */
+        bool nonneg;      /* every observed value >= 0 */
 } series_t;
 
 /* Fills the criteria of model->stats from a recursion over the data. */
@@ -343,6 +344,22 @@ static ets_err_t fit_one(ets_spec_t spec, size_t m, const series_t *s,
         return ETS_OK;
 }
 
+/* Whether the point forecasts of steps 1..h stay >= 0 (false when out of
+ * memory: the model is then not preferred, only still eligible). */
+static bool keeps_sign(const ets_model_t *model, int h) {
+        bool ok = true;
+        if (h > ETS_HORIZON_MAX)
+                h = ETS_HORIZON_MAX;
+        ets_point_t *pts = malloc((size_t)h * sizeof(*pts));
+        if (pts == NULL)
+                return false;
+        ets__point_forecasts(model, h, pts);
+        for (int i = 0; i < h && ok; i++)
+                ok = pts[i].mean >= 0;
+        free(pts);
+        return ok;
+}
+
 static bool spec_valid(ets_spec_t spec, size_t m) {
         if ((unsigned)spec.error > ETS_E_MUL ||
             (unsigned)spec.trend > ETS_T_DAMPED ||
@@ -363,6 +380,7 @@ static ets_err_t prepare(const double *y, size_t n, series_t *s,
         s->y = y + first;
         s->n = n - first;
         s->positive = true;
+        s->nonneg = true;
         double sum = 0;
         for (size_t i = 0; i < s->n; i++) {
                 double v = s->y[i];
@@ -374,6 +392,8 @@ static ets_err_t prepare(const double *y, size_t n, series_t *s,
                 sum += fabs(v);
                 if (v <= 0)
                         s->positive = false;
+                if (v < 0)
+                        s->nonneg = false;
         }
         if (s->n_obs == 0)
                 return ETS_TOO_SHORT;
@@ -443,7 +463,10 @@ ets_err_t ets_fit(const double *y, size_t n, const ets_options_t *opt,
                         (*out)->stats.n_models = 1;
                 goto done;
         }
-        ets_model_t *best = NULL;
+        /* best: the least AICc; kept: the least AICc among the models
+         * whose forecasts keep the data's sign (see ets_options_t). */
+        ets_model_t *best = NULL, *kept = NULL;
+        bool check_sign = opt->horizon > 0 && s.nonneg;
         int fitted = 0;
         bool tried = false;
         for (int e = ETS_E_ADD; e <= ETS_E_MUL; e++) {
@@ -459,11 +482,20 @@ ets_err_t ets_fit(const double *y, size_t n, const ets_options_t *opt,
                                 err = fit_one(spec, m, &s, opt, &cand);
                                 if (err == ETS_NO_MEMORY) {
                                         ets_destroy(best);
+                                        ets_destroy(kept);
                                         goto done;
                                 }
                                 if (err != ETS_OK)
                                         continue;
                                 fitted++;
+                                if (check_sign &&
+                                    keeps_sign(cand, opt->horizon) &&
+                                    (kept == NULL ||
+                                     cand->stats.aicc < kept->stats.aicc)) {
+                                        ets_destroy(kept);
+                                        kept = cand;
+                                        continue;
+                                }
                                 if (best == NULL ||
                                     cand->stats.aicc < best->stats.aicc) {
                                         ets_destroy(best);
@@ -474,7 +506,12 @@ ets_err_t ets_fit(const double *y, size_t n, const ets_options_t *opt,
                         }
                 }
         }
-        if (best == NULL) {
+        /* Without the sign check every candidate competes in best; with
+         * it, a model that keeps the sign wins whenever there is one. */
+        if (kept != NULL) {
+                ets_destroy(best);
+                best = kept;
+        } else if (best == NULL) {
                 err = tried ? ETS_NO_FIT : ETS_TOO_SHORT;
                 goto done;
         }

@@ -51,6 +51,10 @@ ets__run_t ets__recursion(ets_spec_t spec, size_t m, const ets__theta_t *th,
 /* -2 log L without constants (the optimiser's objective), or ETS__HUGE. */
 double ets__objective(ets_spec_t spec, const ets__run_t *r);
 
+/* The point forecasts (mean only) of steps 1..h from the model's final
+ * states into out[0..h-1]. */
+void ets__point_forecasts(const ets_model_t *model, int h, ets_point_t *out);
+
 /* Number of smoothing parameters plus free initial states. */
 size_t ets__n_params(ets_spec_t spec, size_t m);
 

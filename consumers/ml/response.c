@@ -252,7 +252,7 @@ response_err_t response_project(const response_model_t *m, const double *plan,
 }
 
 /* Steady-state revenue of one day at daily spend x. */
-static double steady(const response_model_t *m, double x) {
+double response_steady(const response_model_t *m, double x) {
         return response_curve(&m->p, x / (1 - m->p.lambda));
 }
 
@@ -266,10 +266,11 @@ response_err_t response_move(const response_model_t *models,
         for (size_t c = 0; c < n_channels; c++)
                 delta[c] = 0;
         const response_model_t *mf = &models[from], *mt = &models[to];
-        delta[from] =
-                (steady(mf, spend[from] - amount) - steady(mf, spend[from])) *
-                (double)days;
-        delta[to] = (steady(mt, spend[to] + amount) - steady(mt, spend[to])) *
+        delta[from] = (response_steady(mf, spend[from] - amount) -
+                       response_steady(mf, spend[from])) *
+                      (double)days;
+        delta[to] = (response_steady(mt, spend[to] + amount) -
+                     response_steady(mt, spend[to])) *
                     (double)days;
         *total = delta[from] + delta[to];
         *out_of_range = spend[to] + amount > mt->max_spend;
@@ -294,8 +295,9 @@ response_err_t response_allocate(const response_model_t *models,
                         double cap = cap_factor * models[c].max_spend;
                         if (alloc[c] + inc > cap)
                                 continue;
-                        double gain = steady(&models[c], alloc[c] + inc) -
-                                      steady(&models[c], alloc[c]);
+                        double gain =
+                                response_steady(&models[c], alloc[c] + inc) -
+                                response_steady(&models[c], alloc[c]);
                         if (gain > best_gain) {
                                 best_gain = gain;
                                 best = c;

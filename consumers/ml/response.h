@@ -99,6 +99,10 @@ response_err_t response_fit(const double *spend, const double *revenue,
 /* Expected revenue of one day with adstocked spend a. */
 double response_curve(const response_params_t *p, double a);
 
+/* Expected revenue of one day at steady daily spend x (the adstock of x
+ * spent every day: x / (1 - lambda)). */
+double response_steady(const response_model_t *m, double x);
+
 /* Marginal revenue of one more unit of steady daily spend x. */
 double response_marginal(const response_model_t *m, double x);
 

@@ -6,6 +6,10 @@
  *   ml-eval forecast  < {"period": 12, "horizon": 18, "model": "auto",
  *                        "series": [{"id": "N1402", "y": [...]}, ...]}
  *       model: "auto" (AICc selection) or one such as "ANN", "MAdM".
+ *       sign_check: false turns off the product's preference for models
+ *       whose forecasts of never-negative data stay >= 0 (ets.h).
+ *       Each answer has the points and "total": the sum over the horizon
+ *       with its intervals (ets_forecast_total).
  *   ml-eval anomaly   < {"period": 7, "check": 1, "series": [...]}
  *       optional: window, threshold, multiplicative, shift_min,
  *       shift_max, shift_threshold, shift_sigma (anomaly.h).
@@ -163,6 +167,14 @@ static json_t *forecast_one(const json_t *series, const ets_options_t *opt,
                 }
                 json_object_set_new(out, keys[k], a);
         }
+        ets_point_t tot;
+        if (ets_forecast_total(model, h, &tot) == ETS_OK) {
+                json_t *t = json_object();
+                const double *pt = &tot.mean;
+                for (int k = 0; k < 5; k++)
+                        json_object_set_new(t, keys[k], num(pt[k]));
+                json_object_set_new(out, "total", t);
+        }
 done:
         free(fc);
         ets_destroy(model);
@@ -176,6 +188,11 @@ static int cmd_forecast(const json_t *doc) {
         opt.period = json_is_integer(v) ? (size_t)json_integer_value(v) : 1;
         v = json_object_get(doc, "horizon");
         int h = json_is_integer(v) ? (int)json_integer_value(v) : 1;
+        /* As the product fits: forecasts of data that are never negative
+         * keep their sign when a model allows (ets_options_t.horizon). */
+        v = json_object_get(doc, "sign_check");
+        if (!json_is_false(v))
+                opt.horizon = h;
         v = json_object_get(doc, "model");
         if (parse_model(json_is_string(v) ? json_string_value(v) : NULL,
                         &opt) != 0) {

@@ -126,22 +126,79 @@ def _reference_job(job):
     return sid, name, fc.tolist(), sec
 
 
+# ---------------------------------------------------------------------------
+# statsmodels' answers are cached on disk (.local/ml-ref-cache, or
+# OMNIFY_ML_REF_CACHE), one file per (statsmodels version, period, horizon,
+# series values): the reference costs 3-7 s of CPU per series and never
+# changes for the same input, so a rerun spends its time on our side only.
+# The cached CPU time is the one measured when the answer was computed.
+# ---------------------------------------------------------------------------
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("OMNIFY_ML_REF_CACHE", REPO / ".local" / "ml-ref-cache"))
+
+
+def _cache_key(y, m: int, h: int) -> str:
+    import hashlib
+
+    import statsmodels
+
+    doc = json.dumps([statsmodels.__version__, m, h, as_json_series(y)])
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def reference_forecasts(jobs):
+    """statsmodels_ets for each (id, y, m, h) of jobs, from the cache where
+    it has them and computed (two processes) where not. Returns
+    [(id, name, forecast list, CPU seconds)] in order, and how many came
+    from the cache."""
+    from multiprocessing import Pool
+
+    cache = _cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    keys = [_cache_key(y, m, h) for _, y, m, h in jobs]
+    out, missing = [None] * len(jobs), []
+    for i, k in enumerate(keys):
+        f = cache / f"{k}.json"
+        if f.exists():
+            d = json.loads(f.read_text())
+            out[i] = (jobs[i][0], d["name"], d["forecast"], d["cpu_s"])
+        else:
+            missing.append(i)
+    if missing:
+        with Pool(min(2, os.cpu_count() or 1)) as pool:
+            done = pool.map(_reference_job, [jobs[i] for i in missing])
+        for i, r in zip(missing, done):
+            out[i] = r
+            tmp = cache / f"{keys[i]}.tmp{os.getpid()}"
+            tmp.write_text(json.dumps({"name": r[1], "forecast": r[2], "cpu_s": r[3]}))
+            tmp.replace(cache / f"{keys[i]}.json")
+    return out, len(jobs) - len(missing)
+
+
+def form() -> str:
+    """short (the test command's), sample (by hand: 120 M3 series) or full
+    (by hand: every series); OMNIFY_ML_FORM, or OMNIFY_ML_FULL=1."""
+    if os.environ.get("OMNIFY_ML_FULL", "") not in ("", "0"):
+        return "full"
+    f = os.environ.get("OMNIFY_ML_FORM", "short")
+    assert f in ("short", "sample", "full"), f"OMNIFY_ML_FORM={f}"
+    return f
+
+
 def full_form() -> bool:
-    return os.environ.get("OMNIFY_ML_FULL", "") not in ("", "0")
+    return form() == "full"
 
 
 def compare_forecasts(series, m: int, h: int) -> dict:
     """Ours (ml-eval, auto selection) against statsmodels on the same
     series: series is a list of (id, train, test). Returns per-series rows
     and the overall figures."""
-    from multiprocessing import Pool
-
     ours = ml_eval("forecast", {
         "period": m, "horizon": h,
         "series": [{"id": sid, "y": as_json_series(tr)} for sid, tr, _ in series]})
     jobs = [(sid, np.asarray(tr, float), m, h) for sid, tr, _ in series]
-    with Pool(min(2, os.cpu_count() or 1)) as pool:
-        refs = pool.map(_reference_job, jobs)
+    refs, cached = reference_forecasts(jobs)
     rows = []
     for (sid, tr, te), o, (_, rname, rfc, rsec) in zip(series, ours, refs):
         assert "error" not in o, (sid, o.get("error"))
@@ -158,7 +215,7 @@ def compare_forecasts(series, m: int, h: int) -> dict:
             "smape": mean("smape"), "ref_smape": mean("ref_smape"),
             "mase": mean("mase"), "ref_mase": mean("ref_mase"),
             "ms": mean("ms"), "ref_ms": mean("ref_ms"),
-            "cover95": mean("cover95"),
+            "cover95": mean("cover95"), "cached": cached,
             "same_model": sum(r["model"] == r["ref_model"] for r in rows)}
 
 

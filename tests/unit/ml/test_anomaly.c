@@ -120,6 +120,30 @@ static void test_multiplicative_range_is_wider_upwards(void **state) {
                          ANOMALY_NOT_POSITIVE);
 }
 
+/* A history that barely moves (a capped budget): without a floor the
+ * MAD calls a 3% move an anomaly; with min_sigma it is noise. */
+static void test_min_sigma_floor(void **state) {
+        (void)state;
+        double y[85];
+        anomaly_point_t p;
+        for (size_t t = 0; t < 85; t++)
+                y[t] = 1000 + (t % 2 ? 0.5 : -0.5);
+        y[84] = 1030;
+        anomaly_options_t o = ANOMALY_OPTIONS_DEFAULT;
+        assert_int_equal(anomaly_check(y, 85, &o, &p, NULL), ANOMALY_OK);
+        assert_true(p.anomaly);
+        o.min_sigma = 0.05 * 1000;
+        assert_int_equal(anomaly_check(y, 85, &o, &p, NULL), ANOMALY_OK);
+        assert_false(p.anomaly);
+        assert_near(p.upper - p.expected, 3.5 * 50, 1);
+        y[84] = 1300; /* 6 floors up: still found */
+        assert_int_equal(anomaly_check(y, 85, &o, &p, NULL), ANOMALY_OK);
+        assert_true(p.anomaly);
+        o.min_sigma = -1;
+        assert_int_equal(anomaly_check(y, 85, &o, &p, NULL),
+                         ANOMALY_BAD_OPTIONS);
+}
+
 static void test_missing_and_guard_rails(void **state) {
         (void)state;
         double y[85];
@@ -163,6 +187,7 @@ int main(void) {
                 cmocka_unit_test(test_checked_days_do_not_move_their_baseline),
                 cmocka_unit_test(test_level_shift_located),
                 cmocka_unit_test(test_multiplicative_range_is_wider_upwards),
+                cmocka_unit_test(test_min_sigma_floor),
                 cmocka_unit_test(test_missing_and_guard_rails),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 
 #include "ets.h"
 #include "ets_internal.h"
+#include "rng.h"
 
 static const double air[144] = {
         112, 118, 132, 129, 121, 135, 148, 148, 136, 119, 104, 118, 115, 126,
@@ -145,6 +146,88 @@ static void test_ses_recursion_closed_form(void **state) {
         }
 }
 
+/* The sum of SES forecasts over h steps: every step's mean is the level,
+ * and the sum's error is sum_k e_(T+k) (1 + (h - k) alpha), so its
+ * variance is sigma^2 sum_k (1 + (h - k) alpha)^2: wider than the
+ * independent-steps sqrt(sum of variances), narrower than the sum of
+ * the steps' half-widths. */
+static void test_ses_total_closed_form(void **state) {
+        (void)state;
+        double seas = 0, alpha = 0.4;
+        ets_model_t model = {.spec = {ETS_E_ADD, ETS_T_NONE, ETS_S_NONE},
+                             .period = 1,
+                             .level = 100,
+                             .seas = &seas};
+        model.theta = (ets__theta_t){.alpha = alpha, .phi = 1};
+        model.stats.sigma2 = 9.0;
+        for (int h = 1; h <= 30; h += 29) {
+                ets_point_t tot, fc[30];
+                double var = 0, indep = 0, halfsum = 0;
+                assert_int_equal(ets_forecast_total(&model, h, &tot), ETS_OK);
+                assert_int_equal(ets_forecast(&model, h, fc), ETS_OK);
+                for (int k = 1; k <= h; k++) {
+                        var += 9.0 * pow(1 + (h - k) * alpha, 2);
+                        indep += 9.0 * (1 + (k - 1) * alpha * alpha);
+                        halfsum += fc[k - 1].hi95 - fc[k - 1].mean;
+                }
+                assert_near(tot.mean, 100.0 * h, 1e-9);
+                assert_near(tot.hi95 - tot.mean, 1.959963984540054 * sqrt(var),
+                            1e-6);
+                assert_near(tot.mean - tot.lo80, 1.2815515655446004 * sqrt(var),
+                            1e-6);
+                if (h > 1) {
+                        assert_true(tot.hi95 - tot.mean >
+                                    1.959963984540054 * sqrt(indep));
+                        assert_true(tot.hi95 - tot.mean < halfsum);
+                }
+        }
+        ets_point_t t;
+        assert_int_equal(ets_forecast_total(&model, 0, &t), ETS_BAD_HORIZON);
+}
+
+/* A multiplicative model's total comes from simulated paths: centred near
+ * the sum of the means, its bounds ordered. */
+static void test_total_simulated(void **state) {
+        (void)state;
+        ets_model_t *model = fit(air, 144, 12, "MAM", ETS_OK);
+        ets_point_t tot, fc[12];
+        double sum = 0;
+        assert_int_equal(ets_forecast_total(model, 12, &tot), ETS_OK);
+        assert_int_equal(ets_forecast(model, 12, fc), ETS_OK);
+        for (int i = 0; i < 12; i++)
+                sum += fc[i].mean;
+        assert_near(tot.mean, sum, 1e-6 * sum);
+        assert_true(tot.lo95 < tot.lo80 && tot.lo80 < tot.mean &&
+                    tot.mean < tot.hi80 && tot.hi80 < tot.hi95);
+        assert_near((tot.lo80 + tot.hi80) / 2, sum, 0.03 * sum);
+        ets_destroy(model);
+}
+
+/* Never-negative data whose best fit trends below zero: with the horizon
+ * given, the chosen model's forecasts stay >= 0 (M3's N2480 had a fixed
+ * additive trend forecasting below zero). */
+static void test_sign_kept_over_the_horizon(void **state) {
+        (void)state;
+        double y[48];
+        uint64_t seed = 3;
+        for (int t = 0; t < 48; t++)
+                y[t] = fmax(1, 4800 - 95.0 * t + 60 * rng_normal(&seed));
+        ets_options_t o = ETS_OPTIONS_DEFAULT;
+        ets_model_t *free_fit = NULL, *kept = NULL;
+        ets_point_t fc[36];
+        assert_int_equal(ets_fit(y, 48, &o, &free_fit), ETS_OK);
+        assert_int_equal(ets_forecast(free_fit, 36, fc), ETS_OK);
+        assert_true(fc[35].mean < 0); /* the unconstrained choice goes below */
+        o.horizon = 36;
+        assert_int_equal(ets_fit(y, 48, &o, &kept), ETS_OK);
+        assert_int_equal(ets_forecast(kept, 36, fc), ETS_OK);
+        for (int i = 0; i < 36; i++)
+                assert_true(fc[i].mean >= 0);
+        assert_true(ets_stats(kept).aicc >= ets_stats(free_fit).aicc);
+        ets_destroy(free_fit);
+        ets_destroy(kept);
+}
+
 /* ETS(A,A,N) is Holt's linear method: l = a y + (1 - a)(l + b),
  * b = b* (l - l_prev) + (1 - b*) b with beta = alpha b*. */
 static void test_holt_recursion(void **state) {
@@ -243,6 +326,9 @@ int main(void) {
                 cmocka_unit_test(test_airline_mam_damped_published),
                 cmocka_unit_test(test_airline_auto_selection_beats_published),
                 cmocka_unit_test(test_ses_recursion_closed_form),
+                cmocka_unit_test(test_ses_total_closed_form),
+                cmocka_unit_test(test_total_simulated),
+                cmocka_unit_test(test_sign_kept_over_the_horizon),
                 cmocka_unit_test(test_holt_recursion),
                 cmocka_unit_test(test_missing_values_move_states_on),
                 cmocka_unit_test(test_guard_rails),
