@@ -667,9 +667,12 @@ static rd_kafka_t *kadmin__fetcher(kadmin_t *ka, char *errstr, size_t errlen) {
                             errlen);
         if (!conf)
                 return NULL;
-        /* No group: partitions are assigned by hand, nothing committed. One
+        /* Partitions are assigned by hand and nothing is committed (the
+         * group id only gives the consumer its queue; it never joins). One
          * message per partition is all it needs. */
-        if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err,
+        if (rd_kafka_conf_set(conf, "group.id", "omnify-infrastructure-lag",
+                              err, sizeof(err)) ||
+            rd_kafka_conf_set(conf, "enable.auto.commit", "false", err,
                               sizeof(err)) ||
             rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err,
                               sizeof(err)) ||
@@ -686,6 +689,7 @@ static rd_kafka_t *kadmin__fetcher(kadmin_t *ka, char *errstr, size_t errlen) {
                 snprintf(errstr, errlen, "lag reader: %s", err);
                 return NULL;
         }
+        rd_kafka_poll_set_consumer(ka->fetcher);
         return ka->fetcher;
 }
 

@@ -756,6 +756,8 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                 s->configs_ms = now;
         infra__fill_configs(s, &c, opts.configs && kerr == KADMIN_OK);
 
+        log_debug("sample: cluster %llu ms",
+                  (unsigned long long)(clock_mono_ms() - t0));
         n_expected = infra_expected_groups(st->cfg, expected, 64);
         if (kerr == KADMIN_OK)
                 kerr = kadmin_list_groups(st->admin, st->cfg->topic_prefix,
@@ -779,6 +781,8 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                 kerr = kadmin_groups(st->admin, ids, n_ids, kgs, errstr,
                                      sizeof(errstr));
 
+        log_debug("sample: groups %llu ms",
+                  (unsigned long long)(clock_mono_ms() - t0));
         if (kerr == KADMIN_OK) {
                 for (size_t i = 0; i < c.n_topics; i++) {
                         double rate;
@@ -793,6 +797,8 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                         infra__group_parts(&gs[i], &c, st->cfg);
                 }
                 infra__timestamps(st, s, gs, n_ids);
+                log_debug("sample: timestamps %llu ms",
+                          (unsigned long long)(clock_mono_ms() - t0));
                 for (size_t i = 0; i < n_ids; i++) {
                         json_t *doc = infra__group_doc(st, s, &gs[i], now, dt);
                         json_array_append_new(sums, infra__group_summary(doc));
