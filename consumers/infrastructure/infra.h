@@ -155,16 +155,11 @@ handler_result_t infra_reset(rt_ctx_t *ctx, const msgpack_object *body);
 /* An admin of an allowed tenant; otherwise the reply is a problem and
  * false is returned. */
 bool infra_allowed(rt_ctx_t *ctx);
-/* doc as JSON (relaxed), or NULL. */
-json_t *infra_json(const bson_t *doc);
-/* json as a new BSON document (caller destroys), or NULL. */
-bson_t *infra_bson(const json_t *json);
 /* Every document of coll matching filter (NULL: all), sorted by _id, as a
  * JSON array; NULL and *err when the store failed. */
 json_t *infra_find(store_t *store, const char *coll, const bson_t *filter,
                    int64_t limit, store_err_t *err);
-/* Reply with json (200), or a 503 problem for a store failure. */
-handler_result_t infra_reply_json(rt_ctx_t *ctx, json_t *json);
+/* A store failure: transient (retried), else a 500 problem. */
 handler_result_t infra_store_failed(rt_ctx_t *ctx, store_err_t err);
 
 /* The consumer groups this system runs: "<prefix><group>" and

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "docjson.h"
 #include "infra.h"
 #include "log.h"
 #include "msgid.h"
@@ -198,5 +199,5 @@ handler_result_t infra_reset(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_sbuffer_destroy(&sb);
         log_info("offsets of %s reset to %.*s on %zu partitions", gid,
                  (int)to.len, to.ptr, n);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }

@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "docjson.h"
 #include "infra.h"
 #include "log.h"
 #include "msgid.h"
@@ -68,12 +69,6 @@ void infra_sampler_destroy(infra_sampler_t *s) {
 
 static json_t *infra__int_or_null(int64_t v) {
         return v == KADMIN_UNKNOWN ? json_null() : json_integer(v);
-}
-
-static json_t *infra__date(uint64_t ms) {
-        char text[64];
-        snprintf(text, sizeof(text), "%" PRIu64, ms);
-        return json_pack("{s:{s:s}}", "$date", "$numberLong", text);
 }
 
 /* The instance in a member's client id "<group id>-consumer/<instance>". */
@@ -193,7 +188,7 @@ static store_err_t infra__write_topics(infra_state_t *st, infra_sampler_t *s,
                         bool same = old &&
                                     strcmp(json_string_value(old), text) == 0;
                         if (!same) {
-                                bson_t *bd = infra_bson(doc);
+                                bson_t *bd = docjson_to_bson(doc);
                                 bson_t filter = BSON_INITIALIZER;
                                 BSON_APPEND_UTF8(&filter, "_id", id);
                                 if (bd) {
@@ -660,9 +655,9 @@ static void infra__history(store_bulk_t *b, json_t *groups, uint64_t now) {
                                json_object_get(g, "consumed_per_s"),
                                "$setOnInsert", "group_id", id, "minute",
                                (json_int_t)minute, "expires_at",
-                               infra__date((minute + 1) * 60000 +
-                                           INFRA_HISTORY_S * 1000ull));
-                bup = infra_bson(up);
+                               docjson_date((int64_t)(minute + 1) * 60000 +
+                                            INFRA_HISTORY_S * 1000ull));
+                bup = docjson_to_bson(up);
                 BSON_APPEND_UTF8(&filter, "_id", hid);
                 if (bup)
                         store_bulk_update(b, &filter, bup, STORE_UPSERT);
@@ -689,7 +684,7 @@ static void infra__emit(rt_ctx_t *ctx, json_t *snap) {
  * picture). */
 static void infra__keep_snapshot(infra_state_t *st, json_t *snap) {
         json_t *doc = json_pack("{s:s, s:O}", "_id", "snapshot", "data", snap);
-        bson_t *bd = infra_bson(doc), filter = BSON_INITIALIZER;
+        bson_t *bd = docjson_to_bson(doc), filter = BSON_INITIALIZER;
         char errstr[256];
         BSON_APPEND_UTF8(&filter, "_id", "snapshot");
         if (bd) {
@@ -847,7 +842,7 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                 bson_t filter = BSON_INITIALIZER, *set;
                 json_t *up = json_pack("{s:O}", "$set", cluster);
                 json_object_del(json_object_get(up, "$set"), "_id");
-                set = infra_bson(up);
+                set = docjson_to_bson(up);
                 BSON_APPEND_UTF8(&filter, "_id", "current");
                 if (set)
                         store_bulk_update(b, &filter, set, STORE_UPSERT);
@@ -863,7 +858,8 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                 json_t *g;
                 b = store_bulk_new(st->store, INFRA_DB, "groups", false);
                 json_array_foreach(groups, i, g) {
-                        bson_t filter = BSON_INITIALIZER, *bd = infra_bson(g);
+                        bson_t filter = BSON_INITIALIZER,
+                               *bd = docjson_to_bson(g);
                         BSON_APPEND_UTF8(
                                 &filter, "_id",
                                 json_string_value(json_object_get(g, "_id")));

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "docjson.h"
 #include "heartbeat.h"
 #include "infra.h"
 #include "log.h"
@@ -75,7 +76,7 @@ handler_result_t infra_on_heartbeat(rt_ctx_t *ctx, const msgpack_object *body) {
         json_object_set_new(
                 doc, "expires_at",
                 json_pack("{s:{s:s}}", "$date", "$numberLong", exp));
-        bd = infra_bson(doc);
+        bd = docjson_to_bson(doc);
         json_decref(doc);
         if (!bd)
                 return HANDLER_PERMANENT;
@@ -141,5 +142,5 @@ handler_result_t infra_snapshot(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         json_decref(found);
         out = json_pack("{s:o, s:b}", "events", events, "done", false);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }

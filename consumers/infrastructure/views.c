@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "docjson.h"
 #include "infra.h"
 #include "log.h"
 #include "msgid.h"
@@ -45,52 +46,18 @@ bool infra_allowed(rt_ctx_t *ctx) {
         return false;
 }
 
-json_t *infra_json(const bson_t *doc) {
-        size_t len;
-        char *text = bson_as_relaxed_extended_json(doc, &len);
-        json_t *out = text ? json_loadb(text, len, 0, NULL) : NULL;
-        bson_free(text);
-        return out;
-}
-
-bson_t *infra_bson(const json_t *json) {
-        char *text = json_dumps(json, JSON_COMPACT);
-        bson_error_t e;
-        bson_t *out =
-                text ? bson_new_from_json((const uint8_t *)text, -1, &e) : NULL;
-        if (text && !out)
-                log_error("a document could not be made BSON: %s", e.message);
-        free(text);
-        return out;
-}
-
-static bool infra__collect(const bson_t *doc, void *arg) {
-        json_t *j = infra_json(doc);
-        if (j) {
-                json_object_del(j, "expires_at");
-                json_array_append_new(arg, j);
-        }
-        return true;
-}
-
 json_t *infra_find(store_t *store, const char *coll, const bson_t *filter,
                    int64_t limit, store_err_t *err) {
-        json_t *out = json_array();
-        bson_t empty = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
-        char errstr[256];
+        static const char *const drop[] = {"expires_at", NULL};
+        bson_t opts = BSON_INITIALIZER, sort;
+        json_t *out;
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
         BSON_APPEND_INT32(&sort, "_id", 1);
         bson_append_document_end(&opts, &sort);
         if (limit > 0)
                 BSON_APPEND_INT64(&opts, "limit", limit);
-        *err = store_find(store, INFRA_DB, coll, filter ? filter : &empty,
-                          &opts, infra__collect, out, errstr, sizeof(errstr));
+        out = docjson_find(store, INFRA_DB, coll, filter, &opts, drop, err);
         bson_destroy(&opts);
-        bson_destroy(&empty);
-        if (*err != STORE_OK) {
-                json_decref(out);
-                return NULL;
-        }
         return out;
 }
 
@@ -98,15 +65,6 @@ handler_result_t infra_store_failed(rt_ctx_t *ctx, store_err_t err) {
         if (store_err_transient(err))
                 return HANDLER_TRANSIENT;
         rt_reply_problem(ctx, 500, "Internal error", store_strerror(err));
-        return HANDLER_OK;
-}
-
-handler_result_t infra_reply_json(rt_ctx_t *ctx, json_t *json) {
-        msgpack_packer *pk = rt_reply(ctx, 200);
-        if (codec_pack_json(pk, json) != CODEC_OK)
-                rt_reply_problem(ctx, 500, "Internal error",
-                                 "the answer could not be packed");
-        json_decref(json);
         return HANDLER_OK;
 }
 
@@ -273,7 +231,7 @@ handler_result_t infra_cluster(rt_ctx_t *ctx, const msgpack_object *body) {
         json_object_set_new(out, "limit", json_integer(limit));
         json_object_set_new(out, "offset", json_integer(skip));
         json_decref(cur);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }
 
 /* The processes known by instance: {instance: process}. */
@@ -340,7 +298,7 @@ handler_result_t infra_groups(rt_ctx_t *ctx, const msgpack_object *body) {
         json_object_set_new(out, "groups", groups);
         json_decref(procs);
         json_decref(cur);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }
 
 handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -419,7 +377,7 @@ handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
                                     "a commit, and who would consume them: "
                                     "the group has no members now"));
         json_decref(cur);
-        return infra_reply_json(ctx, g);
+        return docjson_reply(ctx, 200, g);
 }
 
 handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -444,7 +402,7 @@ handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
                           "replay", "omnify dlq replay GROUP [--id MESSAGE_ID]",
                           "purge", "omnify dlq purge GROUP"));
         json_decref(cur);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }
 
 handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -469,7 +427,7 @@ handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         json_object_set_new(out, "dependencies", deps);
         json_decref(cur);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }
 
 handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -504,5 +462,5 @@ handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
         out = json_pack("{s:I, s:o, s:i}", "now", (json_int_t)clock_wall_ms(),
                         "groups", groups, "stale_after_s", st->set->stale_s);
         json_decref(procs);
-        return infra_reply_json(ctx, out);
+        return docjson_reply(ctx, 200, out);
 }
