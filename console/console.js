@@ -175,7 +175,7 @@
     $("#sample").textContent = `sampled ${new Date(s.sampled_at).toLocaleTimeString()} in ${s.duration_ms} ms; ${fmt(s.messages_per_s, 1)} messages/s produced`;
     for (const g of s.groups) {
       const h = history.get(g.id) || [];
-      h.push([s.sampled_at, g.lag, g.consumed_per_s == null ? null : g.consumed_per_s]);
+      h.push([s.sampled_at, (g.lag || 0) + (g.waiting_uncommitted || 0), g.consumed_per_s == null ? null : g.consumed_per_s]);
       while (h.length > HISTORY_MAX) h.shift();
       history.set(g.id, h);
     }
@@ -226,7 +226,8 @@
         el("td", { text: g.state }),
         el("td", {}, el("span", { class: `badge ${g.status}`, text: g.status })),
         el("td", { class: "num members", text: fmt(g.members) }),
-        el("td", { class: "num lag", text: fmt(g.lag) }),
+        el("td", { class: "num lag", "data-lag": String((g.lag || 0) + (g.waiting_uncommitted || 0)),
+                   text: g.waiting_uncommitted ? `${fmt(g.lag)} +${fmt(g.waiting_uncommitted)} uncommitted` : fmt(g.lag) }),
         el("td", { class: "num lag-s", text: g.lag_s == null ? "—" : fmt(g.lag_s) }),
         el("td", { class: "num rate", text: fmt(g.consumed_per_s, 1) }),
         el("td", {}, spark(h.map((p) => p[1]), "#d29922")),
@@ -259,17 +260,19 @@
     return Array.isArray(data) ? data : [];
   }
 
+  const orNone = (list) => (list.length ? list : [null]);
+
   async function others() {
     if (!token) return;
     const runs = await api("GET", "/api/workflows/runs?limit=5");
     $("#runs").replaceChildren(...(runs.status === 200
-      ? items(runs.data, "runs", "items").slice(0, 5).map((r) => el("li", {},
+      ? orNone(items(runs.data, "runs", "items")).slice(0, 5).map((r) => r === null ? el("li", { class: "hint", text: "none yet" }) : el("li", {},
           el("b", { text: r.status || "" }), ` ${r.workflow_id || r.workflow || ""} `,
           el("span", { class: "hint", text: r.run_id || r.id || "" })))
       : [el("li", { class: "hint", text: runs.status === 404 ? "no workflow runs in this build" : `not available (${runs.status})` })]));
     const ins = await api("GET", "/api/analytics/insights?limit=5");
     $("#insights").replaceChildren(...(ins.status === 200
-      ? items(ins.data, "insights", "items").slice(0, 5).map((i) => el("li", {},
+      ? orNone(items(ins.data, "insights", "items")).slice(0, 5).map((i) => i === null ? el("li", { class: "hint", text: "none yet" }) : el("li", {},
           el("span", { class: `badge ${i.severity === "high" ? "ERR" : "WARN"}`, text: i.severity || "" }),
           ` ${i.title || i.metric || ""}`))
       : [el("li", { class: "hint", text: ins.status === 404 ? "no insights in this build" : `not available (${ins.status})` })]));

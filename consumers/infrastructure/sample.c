@@ -231,6 +231,7 @@ typedef struct infra_gp {
         int32_t partition;
         int64_t committed; /* KADMIN_UNKNOWN: no commit */
         int64_t end;       /* KADMIN_UNKNOWN: not known */
+        int64_t low;       /* the low watermark, or KADMIN_UNKNOWN */
         int64_t lag;       /* KADMIN_UNKNOWN when either is */
         int64_t ts;        /* of the message at committed */
         const char *owner; /* member instance, or NULL */
@@ -252,13 +253,15 @@ static void infra__gp_add(infra_gsample_t *g, const char *topic, int32_t p) {
                 g->cap = g->cap ? g->cap * 2 : 16;
                 g->parts = xrealloc(g->parts, g->cap * sizeof(*g->parts));
         }
-        g->parts[g->n_parts++] = (infra_gp_t){topic,
-                                              p,
-                                              KADMIN_UNKNOWN,
-                                              KADMIN_UNKNOWN,
-                                              KADMIN_UNKNOWN,
-                                              KADMIN_UNKNOWN,
-                                              NULL};
+        g->parts[g->n_parts++] = (infra_gp_t){
+                .topic = topic,
+                .partition = p,
+                .committed = KADMIN_UNKNOWN,
+                .end = KADMIN_UNKNOWN,
+                .low = KADMIN_UNKNOWN,
+                .lag = KADMIN_UNKNOWN,
+                .ts = KADMIN_UNKNOWN,
+        };
 }
 
 static const kadmin_topic_t *infra__topic(const kadmin_cluster_t *c,
@@ -316,13 +319,13 @@ static void infra__expected_topics(infra_gsample_t *g,
         }
 }
 
-static int64_t infra__high(const kadmin_cluster_t *c, const char *topic,
-                           int32_t p) {
+static const kadmin_partition_t *infra__part(const kadmin_cluster_t *c,
+                                             const char *topic, int32_t p) {
         const kadmin_topic_t *t = infra__topic(c, topic);
         for (int i = 0; t && i < t->n_parts; i++)
                 if (t->parts[i].id == p)
-                        return t->parts[i].high;
-        return KADMIN_UNKNOWN;
+                        return &t->parts[i];
+        return NULL;
 }
 
 /* Partitions, committed offsets, ends and lags of g. */
@@ -339,6 +342,7 @@ static void infra__group_parts(infra_gsample_t *g, const kadmin_cluster_t *c,
                                       kg->members[m].assigned[a].partition);
         for (size_t i = 0; i < g->n_parts; i++) {
                 infra_gp_t *gp = &g->parts[i];
+                const kadmin_partition_t *kp;
                 for (size_t k = 0; k < kg->n_committed; k++)
                         if (kg->committed[k].partition == gp->partition &&
                             strcmp(kg->committed[k].topic, gp->topic) == 0)
@@ -351,7 +355,9 @@ static void infra__group_parts(infra_gsample_t *g, const kadmin_cluster_t *c,
                                            gp->topic) == 0)
                                         gp->owner = infra__member_instance(
                                                 kg->members[m].client_id);
-                gp->end = infra__high(c, gp->topic, gp->partition);
+                kp = infra__part(c, gp->topic, gp->partition);
+                gp->end = kp ? kp->high : KADMIN_UNKNOWN;
+                gp->low = kp ? kp->low : KADMIN_UNKNOWN;
                 if (gp->committed != KADMIN_UNKNOWN &&
                     gp->end != KADMIN_UNKNOWN)
                         gp->lag = gp->end > gp->committed
@@ -421,7 +427,7 @@ static json_t *infra__group_doc(infra_state_t *st, infra_sampler_t *s,
         kadmin_group_t *kg = g->kg;
         json_t *parts = json_array(), *members = json_array(), *doc;
         json_t *win = json_object_get(s->windows, kg->id), *prev;
-        int64_t lag = 0, committed_sum = 0;
+        int64_t lag = 0, committed_sum = 0, waiting = 0;
         int64_t lag_s = -1;
         size_t uncommitted = 0, window = (size_t)st->set->window;
         infra_status_t status = INFRA_OK;
@@ -444,9 +450,15 @@ static json_t *infra__group_doc(infra_state_t *st, infra_sampler_t *s,
                 snprintf(key, sizeof(key), "%s|%d", gp->topic,
                          (int)gp->partition);
                 if (gp->committed == KADMIN_UNKNOWN) {
+                        /* Consumers start at the earliest: what a consumer
+                         * would read is the whole partition. */
+                        int64_t wait = gp->end != KADMIN_UNKNOWN &&
+                                                       gp->low != KADMIN_UNKNOWN
+                                               ? gp->end - gp->low
+                                               : 0;
+                        waiting += wait;
                         uncommitted++;
-                        if (!has_members && gp->end > 0 &&
-                            status < INFRA_STOP) {
+                        if (!has_members && wait > 0 && status < INFRA_STOP) {
                                 status = INFRA_STOP;
                                 why = "no consumer, and partitions without a "
                                       "commit hold messages";
@@ -465,6 +477,10 @@ static json_t *infra__group_doc(infra_state_t *st, infra_sampler_t *s,
                                           "owner",
                                           gp->owner ? json_string(gp->owner)
                                                     : json_null()));
+                        json_object_set_new(
+                                json_array_get(parts,
+                                               json_array_size(parts) - 1),
+                                "waiting", json_integer(wait));
                         continue;
                 }
                 committed_sum += gp->committed;
@@ -562,6 +578,10 @@ static json_t *infra__group_doc(infra_state_t *st, infra_sampler_t *s,
                 "consumed_per_s", rate < 0 ? json_null() : json_real(rate),
                 "status", infra_status_name(status), "status_reason", why,
                 "sampled_at", (json_int_t)now_ms, "error", kg->error);
+        /* Messages in partitions without a commit, from the low
+         * watermark (consumers start at the earliest): not lag, since
+         * nothing was committed, but what a consumer would have to read. */
+        json_object_set_new(doc, "waiting_uncommitted", json_integer(waiting));
         json_object_set_new(doc, "window_samples",
                             json_integer((json_int_t)window));
         return doc;
