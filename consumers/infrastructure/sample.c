@@ -735,6 +735,8 @@ static json_t *infra__group_summary(json_t *g) {
                 "consumed_per_s", json_object_get(g, "consumed_per_s"),
                 "uncommitted_partitions",
                 json_object_get(g, "uncommitted_partitions"));
+        json_object_set(sum, "waiting_uncommitted",
+                        json_object_get(g, "waiting_uncommitted"));
         /* Unknown values are left out (the event's fields are typed). */
         json_object_foreach_safe(sum, tmp, k, v) {
                 if (json_is_null(v))
@@ -913,6 +915,12 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                 store_err_t derr;
                 json_t *deps =
                         infra_find(st->store, "dependencies", NULL, 0, &derr);
+                json_t *d;
+                size_t k;
+                json_array_foreach(deps, k, d) {
+                        json_object_set(d, "name", json_object_get(d, "_id"));
+                        json_object_del(d, "_id");
+                }
                 snap = json_pack(
                         "{s:I, s:b, s:s, s:I, s:f, s:o, s:o, s:o, s:o}",
                         "sampled_at", (json_int_t)now, "ok", kerr == KADMIN_OK,
