@@ -63,7 +63,6 @@ RUN apt-get update \
       libsasl2-2 libzstd1 liblz4-1 zlib1g \
       libmicrohttpd12 libmongoc-1.0-0 libbson-1.0-0 libmsgpackc2 \
       libcurl4 libjansson4 libjwt0 libargon2-1 libssl3 \
-      libnlopt0 liblinear4 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 omnify \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -648,7 +649,19 @@ bus_consumer_t *bus_consumer_new_multi(const config_t *cfg,
         char client_id[256];
         rd_kafka_resp_err_t err;
 
-        snprintf(client_id, sizeof(client_id), "%s-consumer", group_id);
+        /* "<group id>-consumer/<instance>" (the runtime's instance: the
+         * configured id, else host-pid), so that a member of a consumer
+         * group can be matched with the process behind it (heartbeats). */
+        if (cfg->instance_id[0]) {
+                snprintf(client_id, sizeof(client_id), "%s-consumer/%s",
+                         group_id, cfg->instance_id);
+        } else {
+                char host[128] = "unknown";
+                gethostname(host, sizeof(host));
+                host[sizeof(host) - 1] = '\0';
+                snprintf(client_id, sizeof(client_id), "%s-consumer/%s-%ld",
+                         group_id, host, (long)getpid());
+        }
         conf = bus__base_conf(cfg, client_id, errstr, errlen);
         if (!conf)
                 goto fail;
