@@ -285,7 +285,9 @@ handler_result_t ml_forecasts_refresh(rt_ctx_t *ctx, const char *tenant,
 static const double *pick_series(const ml_frame_t *f, const fc_def_t *d,
                                  char *currency, double **owned, char *why,
                                  size_t whylen) {
-        const char *channel = d->provider[0] ? d->provider : ML_TOTAL;
+        /* Filtered by provider and campaign, not grouped by them: every
+         * row is the forecast's own, under ML_TOTAL. */
+        const char *channel = ML_TOTAL;
         const char *metric = ml_metrics[d->metric].name;
         const ml_series_t *one = NULL;
         char seen[128] = "";
