@@ -166,13 +166,15 @@ def reference_forecasts(jobs):
         else:
             missing.append(i)
     if missing:
+        # Each answer is cached as it comes, so an interrupted run keeps
+        # what it paid for.
         with Pool(min(2, os.cpu_count() or 1)) as pool:
-            done = pool.map(_reference_job, [jobs[i] for i in missing])
-        for i, r in zip(missing, done):
-            out[i] = r
-            tmp = cache / f"{keys[i]}.tmp{os.getpid()}"
-            tmp.write_text(json.dumps({"name": r[1], "forecast": r[2], "cpu_s": r[3]}))
-            tmp.replace(cache / f"{keys[i]}.json")
+            done = pool.imap(_reference_job, [jobs[i] for i in missing])
+            for i, r in zip(missing, done):
+                out[i] = r
+                tmp = cache / f"{keys[i]}.tmp{os.getpid()}"
+                tmp.write_text(json.dumps({"name": r[1], "forecast": r[2], "cpu_s": r[3]}))
+                tmp.replace(cache / f"{keys[i]}.json")
     return out, len(jobs) - len(missing)
 
 
