@@ -245,6 +245,35 @@ typedef struct fc_list {
         handler_result_t res;
 } fc_list_t;
 
+/* Apply update (destroyed here) to forecast id; no match is no error. */
+static store_err_t fc_update(ml_state_t *st, const char *id, bson_t *update,
+                             char *err, size_t errlen) {
+        bson_t filter = BSON_INITIALIZER;
+        store_err_t serr;
+        BSON_APPEND_UTF8(&filter, "_id", id);
+        serr = store_update(st->store, ML_DB, FC_COLL, &filter, update, 0, NULL,
+                            err, errlen);
+        bson_destroy(&filter);
+        bson_destroy(update);
+        return serr == STORE_NOT_FOUND ? STORE_OK : serr;
+}
+
+/* requested_at: when analytics was last asked (a pending forecast answers
+ * 502 once it has waited request_timeout_s since). */
+static handler_result_t asked_now(rt_ctx_t *ctx, const char *id) {
+        ml_state_t *st = rt_state(ctx);
+        bson_t update = BSON_INITIALIZER, set;
+        char err[256];
+        store_err_t serr;
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+        BSON_APPEND_DATE_TIME(&set, "requested_at", (int64_t)clock_wall_ms());
+        bson_append_document_end(&update, &set);
+        serr = fc_update(st, id, &update, err, sizeof(err));
+        if (serr != STORE_OK)
+                return ml_store_failed(ctx, serr, "forecasts", err);
+        return HANDLER_OK;
+}
+
 static bool refresh_one(const bson_t *doc, void *arg) {
         fc_list_t *l = arg;
         char id[MSGID_TEXT_SIZE];
@@ -254,6 +283,8 @@ static bool refresh_one(const bson_t *doc, void *arg) {
         if (d.metric < 0)
                 return true;
         l->res = fc_ask(l->ctx, l->tenant, id, &d, l->to);
+        if (l->res == HANDLER_OK)
+                l->res = asked_now(l->ctx, id);
         return l->res == HANDLER_OK;
 }
 
@@ -415,12 +446,11 @@ static handler_result_t fc_failed(rt_ctx_t *ctx, const bson_t *doc, int status,
         ml_state_t *st = rt_state(ctx);
         char id[MSGID_TEXT_SIZE], now_s[ML_TIME_TEXT], err[256];
         char cur[16];
-        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, e;
+        bson_t update = BSON_INITIALIZER, set, e;
         store_err_t serr;
         ml_bson_str(doc, "_id", id, sizeof(id));
         ml_bson_str(doc, "status", cur, sizeof(cur));
         ml_time_format((int64_t)clock_wall_ms(), now_s);
-        BSON_APPEND_UTF8(&filter, "_id", id);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
         if (strcmp(cur, "ready") != 0)
                 BSON_APPEND_UTF8(&set, "status", "failed");
@@ -432,11 +462,8 @@ static handler_result_t fc_failed(rt_ctx_t *ctx, const bson_t *doc, int status,
         BSON_APPEND_UTF8(&e, "at", now_s);
         bson_append_document_end(&set, &e);
         bson_append_document_end(&update, &set);
-        serr = store_update(st->store, ML_DB, FC_COLL, &filter, &update, 0,
-                            NULL, err, sizeof(err));
-        bson_destroy(&filter);
-        bson_destroy(&update);
-        if (serr != STORE_OK && serr != STORE_NOT_FOUND)
+        serr = fc_update(st, id, &update, err, sizeof(err));
+        if (serr != STORE_OK)
                 return store_err_transient(serr) ? HANDLER_TRANSIENT
                                                  : HANDLER_PERMANENT;
         log_info("ml: forecast %s: %s", id, detail);

@@ -17,7 +17,7 @@ static const config_row_t ml_rows[] = {
          "Days of the overview a refresh reads: anomaly baselines, pacing "
          "and budget response curves."},
         {"OMNIFY_ML_REFRESH_INTERVAL_S", CONFIG_INT, MOFF(refresh_interval_s),
-         0, 600, 604800, "86400", NULL, 0,
+         0, 10, 604800, "86400", NULL, 0,
          "Each tenant's scheduled refresh of forecasts, anomalies and pacing "
          "(a day analytics closes refreshes at once)."},
         {"OMNIFY_ML_ANOMALY_DAYS", CONFIG_INT, MOFF(anomaly_days), 0, 1, 31,

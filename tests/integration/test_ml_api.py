@@ -7,6 +7,7 @@ tenants never see each other's forecasts, and models too small to train
 say so. test_ml.py has the end-to-end flow with analytics.
 """
 
+import time
 import uuid
 
 import pytest
@@ -18,7 +19,8 @@ from conftest import assert_problem, default_claims, http, make_jwt, wait_status
 def ml(session, module_procs):
     w = type("World", (), {})()
     w.session = session
-    w.group = module_procs.start_group("ml")
+    # Each tenant's scheduled refresh every 10 s (a day by default).
+    w.group = module_procs.start_group("ml", OMNIFY_ML_REFRESH_INTERVAL_S="10")
     w.edge = module_procs.start_edge()
     w.url = w.edge.url
     wait_status(w.url, "ml")
@@ -56,6 +58,24 @@ def test_forecast_accepted_pending_and_private(ml):
     # Its owner does.
     assert call(ml, "DELETE", f"/api/ml/forecasts/{fid}", ml.a, role="member").status == 204
     assert_problem(call(ml, "GET", f"/api/ml/forecasts/{fid}", ml.a), 404)
+
+
+def test_the_tenants_schedule_asks_again(ml):
+    """A tenant that created a forecast has a durable schedule: it fires
+    ml.refresh, which asks analytics again for every forecast (nobody
+    answers here: the request time moves on, the forecast stays pending)."""
+    r = call(ml, "POST", "/api/ml/forecasts", ml.a, role="member",
+             body={"metric": "orders", "horizon": 7})
+    assert r.status == 202, r
+    path = f"/api/ml/forecasts/{r.body['forecast_id']}"
+    first = call(ml, "GET", path, ml.a).body["requested_at"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        f = call(ml, "GET", path, ml.a).body
+        if f["requested_at"] != first:
+            break
+        time.sleep(1)
+    assert f["requested_at"] > first and f["status"] == "pending", (first, f)
 
 
 @pytest.mark.parametrize("body,fields", [
