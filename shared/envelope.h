@@ -24,8 +24,6 @@
  * content-type    replies: the media type of a value that is not msgpack
  *                 (the bytes are the answer as they are, e.g. text/csv)
  * error           dead letters: why the message failed
- * content-type    replies: the value is these bytes as they are (text/csv,
- *                 ...), not a msgpack map; absent for msgpack
  */
 #ifndef OMNIFY_ENVELOPE_H
 #define OMNIFY_ENVELOPE_H
@@ -70,7 +68,6 @@ typedef struct env {
         slice_t content_type; /* a media type "type/subtype[; params]" of
                                * visible ASCII; empty: a msgpack value */
         slice_t error;
-        slice_t content_type; /* replies: raw bytes of this type */
         slice_t key;          /* the record key */
         slice_t value;        /* msgpack bytes */
 } env_t;
