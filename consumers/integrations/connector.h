@@ -109,6 +109,10 @@ typedef struct ig_req {
          * (0: 1). "": not paced. */
         char pace_key[160];
         double rate, burst, cost;
+        /* A second limit the call also counts against (HubSpot's search
+         * calls count in its ten-second window too); "": none. */
+        char pace_key2[160];
+        double rate2, burst2;
         size_t max_bytes; /* 0: 4 MiB */
         int timeout_ms;   /* 0: 30 s */
         /* A call that must never be repeated (a code exchange, a refresh
@@ -131,6 +135,10 @@ void ig_resp_clear(ig_resp_t *r);
  * any case). Other results leave job->error set. Frees req's headers.
  */
 ig_err_t ig_http(ig_job_t *job, ig_req_t *req, ig_resp_t *resp);
+
+/* ig_http, then the answer's JSON object into *out (a reference; NULL on
+ * error): a 2xx that is not an object is IG_PROVIDER. */
+ig_err_t ig_http_object(ig_job_t *job, ig_req_t *req, json_t **out);
 
 /* The default reading of an answer: 2xx ok; 401 IG_AUTH; 429 rate limited
  * (Retry-After, else a minute); 408, 425 and 5xx transient; other 4xx

@@ -129,14 +129,19 @@ ig_err_t ig_classify_default(ig_job_t *job, const ig_req_t *req,
         return IG_REFUSED;
 }
 
-/* Wait for the pacer: false (and IG_RATE_LIMITED's wait in the job) when
- * the wait is longer than we hold a worker for. */
+/* Wait for the pacer (each key the call counts against): false (and
+ * IG_RATE_LIMITED's wait in the job) when the wait is longer than we hold a
+ * worker for. */
 static bool ig__pace(ig_job_t *job, const ig_req_t *req) {
-        int64_t wait;
-        if (!req->pace_key[0])
-                return true;
-        wait = ig_pacer_take(job->st->pacer, req->pace_key, req->rate,
-                             req->burst, req->cost, IG_INLINE_WAIT_MS);
+        int64_t wait = 0, w2 = 0;
+        if (req->pace_key[0])
+                wait = ig_pacer_take(job->st->pacer, req->pace_key, req->rate,
+                                     req->burst, req->cost, IG_INLINE_WAIT_MS);
+        if (wait <= IG_INLINE_WAIT_MS && req->pace_key2[0])
+                w2 = ig_pacer_take(job->st->pacer, req->pace_key2, req->rate2,
+                                   req->burst2, 1, IG_INLINE_WAIT_MS);
+        if (w2 > wait)
+                wait = w2;
         if (wait > IG_INLINE_WAIT_MS) {
                 job->wait_ms = wait;
                 ig_job_error(job, "paced: next call allowed in %lld ms",
@@ -218,5 +223,20 @@ ig_err_t ig_http(ig_job_t *job, ig_req_t *req, ig_resp_t *resp) {
                 ig_resp_clear(resp);
         }
         httpc_headers_deinit(&req->headers);
+        return err;
+}
+
+ig_err_t ig_http_object(ig_job_t *job, ig_req_t *req, json_t **out) {
+        ig_resp_t resp;
+        ig_err_t err = ig_http(job, req, &resp);
+        *out = NULL;
+        if (!err && !json_is_object(resp.json)) {
+                ig_job_error(job, "answered no JSON object (HTTP %ld)",
+                             resp.status);
+                err = IG_PROVIDER;
+        }
+        if (!err)
+                *out = json_incref(resp.json);
+        ig_resp_clear(&resp);
         return err;
 }

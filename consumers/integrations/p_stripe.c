@@ -68,19 +68,8 @@ static ig_err_t stripe_classify(ig_job_t *job, const ig_req_t *req,
 static ig_err_t stripe_get(ig_job_t *job, const char *url, const char *route,
                            json_t **out) {
         ig_req_t req;
-        ig_resp_t resp;
-        ig_err_t err;
-        *out = NULL;
         stripe_req(job, &req, job->creds->api_key, url, route);
-        err = ig_http(job, &req, &resp);
-        if (!err && !json_is_object(resp.json)) {
-                ig_job_error(job, "answered no JSON object");
-                err = IG_PROVIDER;
-        }
-        if (!err)
-                *out = json_incref(resp.json);
-        ig_resp_clear(&resp);
-        return err;
+        return ig_http_object(job, &req, out);
 }
 
 static ig_err_t stripe_check_key(ig_job_t *job, const char *key,

@@ -142,8 +142,7 @@ void ig_pacer_level(ig_pacer_t *p, const char *key, double rate, double burst,
         pthread_mutex_lock(&p->lock);
         s = pacer__slot(p, key, now);
         s->last_ms = now;
-        if (tat > s->tat)
-                s->tat = tat;
+        s->tat = tat;
         pthread_mutex_unlock(&p->lock);
 }
 

@@ -44,7 +44,8 @@ int64_t ig_pacer_take(ig_pacer_t *p, const char *key, double rate, double burst,
 void ig_pacer_block(ig_pacer_t *p, const char *key, int64_t until_ms);
 
 /* The provider says the bucket of key holds `available` units now (Shopify
- * throttleStatus); the level is lowered to it, never raised. */
+ * throttleStatus, after it refunded what a query did not use): the level
+ * becomes that. */
 void ig_pacer_level(ig_pacer_t *p, const char *key, double rate, double burst,
                     double available);
 

@@ -242,7 +242,8 @@ void ig_rec_contact(ig_records_t *out, const ig_job_t *job,
                                   job->tenant, prov, job->account_id, &pk);
         char domain[256];
         ig_email_domain(c->email, domain, sizeof(domain));
-        msgpack_pack_map(&pk, 8);
+        /* The fields below, then observed_ms (rec__finish). */
+        msgpack_pack_map(&pk, 9);
         ig_kv_str(&pk, "provider", prov);
         ig_kv_str(&pk, "account_id", job->account_id);
         ig_kv_str(&pk, "contact_id", c->contact_id);
@@ -266,8 +267,9 @@ void ig_rec_deal(ig_records_t *out, const ig_job_t *job, const ig_deal_t *d) {
         msgpack_packer pk;
         ig_record_t *r = rec__new(out, "integrations.deal.recorded",
                                   job->tenant, prov, job->account_id, &pk);
+        /* The fields below, then observed_ms (rec__finish). */
         msgpack_pack_map(&pk,
-                         8 + (d->closed_ms ? 1 : 0) + (d->won >= 0 ? 1 : 0));
+                         9 + (d->closed_ms ? 1 : 0) + (d->won >= 0 ? 1 : 0));
         ig_kv_str(&pk, "provider", prov);
         ig_kv_str(&pk, "account_id", job->account_id);
         ig_kv_str(&pk, "deal_id", d->deal_id);
@@ -297,7 +299,7 @@ void ig_rec_summary(ig_records_t *out, const ig_job_t *job,
                                   job->tenant, prov, job->account_id, &pk);
         char day[11];
         ig_day_format(s->day, day);
-        msgpack_pack_map(&pk, 8);
+        msgpack_pack_map(&pk, 9);
         ig_kv_str(&pk, "provider", prov);
         ig_kv_str(&pk, "account_id", job->account_id);
         ig_kv_day(&pk, "day", s->day);
