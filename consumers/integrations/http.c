@@ -60,9 +60,12 @@ void ig_job_error(ig_job_t *job, const char *fmt, ...) {
 
 void ig_req_bearer(ig_req_t *req, const char *token) {
         char *line;
-        size_t n = strlen(token) + 8;
+        size_t n;
+        if (!token)
+                token = "";
+        n = strlen(token) + 8;
         line = xmalloc(n);
-        snprintf(line, n, "Bearer %s", token ? token : "");
+        snprintf(line, n, "Bearer %s", token);
         httpc_headers_add(&req->headers, "Authorization", line);
         OPENSSL_cleanse(line, n);
         free(line);

@@ -25,6 +25,7 @@
  */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,24 @@ static void klaviyo_pace(const ig_job_t *job, ig_req_t *req,
                 {"profiles", 10, 10}, /* L: 75/s, 700/min */
                 {"events", 50, 50},   /* XL: 350/s, 3500/min */
         };
+        char who[24];
+        /* Per account; before the account is known (connecting), per
+         * credential (a hash of it, never the credential). */
+        if (job->account_id) {
+                snprintf(who, sizeof(who), "%.20s", job->account_id);
+        } else {
+                const char *cred = job->creds->api_key
+                                           ? job->creds->api_key
+                                           : job->creds->access_token;
+                unsigned char d[SHA256_DIGEST_LENGTH];
+                SHA256((const unsigned char *)(cred ? cred : ""),
+                       cred ? strlen(cred) : 0, d);
+                ig_hex(d, 8, who);
+        }
         for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++)
                 if (strcmp(tiers[i].endpoint, endpoint) == 0) {
                         snprintf(req->pace_key, sizeof(req->pace_key),
-                                 "klaviyo|%s|%s",
-                                 job->account_id ? job->account_id : "new",
-                                 endpoint);
+                                 "klaviyo|%s|%s", who, endpoint);
                         req->rate = tiers[i].rate;
                         req->burst = tiers[i].burst;
                 }

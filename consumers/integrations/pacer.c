@@ -25,6 +25,9 @@ typedef struct pacer_slot {
         double tat;            /* ms */
         int64_t blocked_until; /* ms */
         int64_t last_ms;       /* last use, for reuse */
+        /* What the provider said its bucket is (ig_pacer_level): calls
+         * then pace by it when it is stricter than the documented one. */
+        double learned_rate, learned_burst;
 } pacer_slot_t;
 
 struct ig_pacer {
@@ -89,15 +92,19 @@ int64_t ig_pacer_take(ig_pacer_t *p, const char *key, double rate, double burst,
 
         if (!key || rate <= 0)
                 return 0;
-        r = rate * p->scale / 1000.0; /* units per ms */
         if (cost <= 0)
                 cost = 1;
-        if (burst < cost)
-                burst = cost;
-        inc = cost / r;
         pthread_mutex_lock(&p->lock);
         s = pacer__slot(p, key, now);
         s->last_ms = now;
+        if (s->learned_rate > 0 && s->learned_rate < rate)
+                rate = s->learned_rate;
+        if (s->learned_burst > 0 && s->learned_burst < burst)
+                burst = s->learned_burst;
+        r = rate * p->scale / 1000.0; /* units per ms */
+        if (burst < cost)
+                burst = cost;
+        inc = cost / r;
         start = s->tat > (double)now ? s->tat : (double)now;
         allow = start + inc - burst / r;
         if (allow < (double)s->blocked_until)
@@ -143,6 +150,8 @@ void ig_pacer_level(ig_pacer_t *p, const char *key, double rate, double burst,
         s = pacer__slot(p, key, now);
         s->last_ms = now;
         s->tat = tat;
+        s->learned_rate = rate;
+        s->learned_burst = burst;
         pthread_mutex_unlock(&p->lock);
 }
 

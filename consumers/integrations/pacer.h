@@ -43,9 +43,10 @@ int64_t ig_pacer_take(ig_pacer_t *p, const char *key, double rate, double burst,
 /* No call under key before until_ms (a Retry-After, a window's reset). */
 void ig_pacer_block(ig_pacer_t *p, const char *key, int64_t until_ms);
 
-/* The provider says the bucket of key holds `available` units now (Shopify
- * throttleStatus, after it refunded what a query did not use): the level
- * becomes that. */
+/* The provider says the bucket of key holds `available` units now, of
+ * burst, restored at rate (Shopify's throttleStatus, after it refunded
+ * what a query did not use): the level becomes that, and later calls pace
+ * by this rate and burst where they are stricter than the caller's. */
 void ig_pacer_level(ig_pacer_t *p, const char *key, double rate, double burst,
                     double available);
 

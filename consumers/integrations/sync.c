@@ -1003,6 +1003,11 @@ handler_result_t ig_handle_sync_page(rt_ctx_t *ctx,
                 sync__end(ctx, st, &c, &p, started_at, why, &tail);
                 goto emit;
         }
+        if (!c.has_creds) {
+                sync__end(ctx, st, &c, &p, started_at,
+                          "the connection has no credentials", &tail);
+                goto emit;
+        }
         if (p.stream < 0 || (size_t)p.stream >= c.c->n_streams) {
                 sync__end(ctx, st, &c, &p, started_at, "no such stream", &tail);
                 goto emit;

@@ -240,7 +240,10 @@ handler_result_t ig_handle_webhook_apply(rt_ctx_t *ctx,
         ig_copy_slice(tenant, sizeof(tenant), who.tenant);
         ig_map_copy(body, "connection_id", id, sizeof(id));
         ig_map_copy(body, "action", action, sizeof(action));
-        if ((err = ig_conn_load(st, id, tenant, false, &c))) {
+        /* With credentials: a connector may read more of the provider to
+         * complete the record (Stripe: when the customer was created). */
+        if ((err = ig_conn_load(st, id, tenant, true, &c)) &&
+            err != IG_CRYPTO && err != IG_NOT_CONFIGURED) {
                 if (err == IG_STORE_DOWN)
                         return HANDLER_TRANSIENT;
                 log_info("webhook for connection %s: not found", id);
