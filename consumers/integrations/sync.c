@@ -903,6 +903,33 @@ static ig_err_t sync__fetch(ig_state_t *st, ig_conn_t *c, ig_job_t *job,
         return err;
 }
 
+/*
+ * Send the next page's command. Not as an output of this handler: outputs
+ * are kept in the operation record, and a command answered from it (a
+ * redelivery after a crash) sends them all again, so each next page would
+ * be sent again too, and the rest of the sync published twice (same ids).
+ * Produced here, under an id derived from (sync, page), it is one message
+ * however often this page runs: a redelivered page sends it again under
+ * the same id, which the operation log answers without going further. It
+ * is acknowledged before this page's records are: if we die in between,
+ * this page is handled again (its records are not recorded yet) and
+ * publishes them. Without a broker (the harness) it is an output.
+ */
+static ig_err_t sync__next(rt_ctx_t *ctx, ig_state_t *st,
+                           const page_cmd_t *next, const char *tenant,
+                           int64_t started_at, const msgpack_sbuffer *sb) {
+        char seed[128];
+        if (!runtime_bus(st->rt)) {
+                rt_send(ctx, "integrations.sync.page", slice_of(next->sync_id),
+                        sb);
+                return IG_OK;
+        }
+        snprintf(seed, sizeof(seed), "page|%s|%lld", next->sync_id,
+                 (long long)next->page);
+        return ig_send_as(st, "integrations.sync.page", next->sync_id, sb,
+                          tenant, "", "", started_at, seed);
+}
+
 /* Progress of a page that went well: counts, what comes next. */
 static void sync__progress(ig_state_t *st, const page_cmd_t *p,
                            const char *stream, bool ended) {
@@ -1047,10 +1074,14 @@ handler_result_t ig_handle_sync_page(rt_ctx_t *ctx,
                 }
                 if (cur) {
                         page_cmd_pack(&next, &sb);
-                        rt_send(ctx, "integrations.sync.page",
-                                slice_of(p.sync_id), &sb);
+                        err = sync__next(ctx, st, &next, tenant, started_at,
+                                         &sb);
                         msgpack_sbuffer_destroy(&sb);
                         free(cur);
+                        if (err) {
+                                r = HANDLER_TRANSIENT;
+                                goto out;
+                        }
                 }
                 sync__progress(
                         st, &p,

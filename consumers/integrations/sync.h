@@ -5,12 +5,12 @@
  * days. Each page is one command (integrations.sync.page, keyed by the
  * sync id) that reads one page from the provider, publishes its records
  * (ids derived from the facts) and sends the command of the next page with
- * the new cursor, as outputs of the same handler. The runtime stores a
+ * the new cursor (an id derived from sync and page). The runtime stores a
  * command's offset only once its outputs are acknowledged, and a command
- * redelivered after its operation record sends the same outputs again under
- * the same ids: a crash resumes at the last page and publishes nothing
- * twice under two ids. The connection's incremental mark (synced_until)
- * moves when the last page's handler ends.
+ * redelivered after its operation record sends the same records again
+ * under the same ids: a crash resumes at the last page and publishes
+ * nothing twice under two ids. The connection's incremental mark
+ * (synced_until) moves when the last page's handler ends.
  *
  * Windows (days, the account's time as providers report it): a first sync
  * reads the last initial_days; an incremental one (scheduled, manual)
