@@ -546,6 +546,27 @@ bool ig_conn_invalidate(ig_state_t *st, const ig_conn_t *c,
         return matched > 0;
 }
 
+void ig_conn_event(ig_records_t *out, const ig_conn_t *c, const char *type,
+                   const char *extra_name, const char *extra_value,
+                   int64_t at) {
+        const char *prov = ig_provider_name(c->provider);
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char identity[128];
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, extra_name ? 4 : 3);
+        ig_kv_str(&pk, "connection_id", c->id);
+        ig_kv_str(&pk, "provider", prov);
+        ig_kv_str(&pk, "account_id", c->account_id);
+        if (extra_name)
+                ig_kv_str(&pk, extra_name, extra_value);
+        snprintf(identity, sizeof(identity), "%s|%lld", c->id, (long long)at);
+        ig_rec_event(out, type, c->tenant, prov, c->account_id, identity, at,
+                     &sb);
+        msgpack_sbuffer_destroy(&sb);
+}
+
 ig_err_t ig_conn_update(ig_state_t *st, const char *id, const bson_t *set) {
         bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER;
         char errstr[256];

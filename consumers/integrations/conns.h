@@ -78,6 +78,13 @@ ig_err_t ig_conn_put(ig_state_t *st, const char *tenant, const char *user,
  * call changed it (so the caller publishes once). */
 bool ig_conn_invalidate(ig_state_t *st, const ig_conn_t *c, const char *reason);
 
+/* An integrations.connection.* event of c into out: connection_id,
+ * provider, account_id, and one more string field when extra_name is set;
+ * its id derives from (type, c, at), at being the time that makes the
+ * fact (when it connected, when the new token expires...). */
+void ig_conn_event(ig_records_t *out, const ig_conn_t *c, const char *type,
+                   const char *extra_name, const char *extra_value, int64_t at);
+
 /* $set extra fields of a connection (bson built by the caller). */
 ig_err_t ig_conn_update(ig_state_t *st, const char *id, const bson_t *set);
 

@@ -51,6 +51,30 @@ const ig_connector_t *ig_connector(ig_provider_t p) {
         return (unsigned)p < IG_N_PROVIDERS ? ig_connectors[p] : NULL;
 }
 
+/* Internal commands (pages, ticks, webhook items) answer nobody: their
+ * reply is an empty map, so that the operation record says done (no
+ * reply-to: nothing is sent). */
+static handler_result_t internal_done(rt_ctx_t *ctx, handler_result_t r) {
+        if (r == HANDLER_OK)
+                msgpack_pack_map(rt_reply(ctx, 200), 0);
+        return r;
+}
+
+static handler_result_t internal_page(rt_ctx_t *ctx,
+                                      const msgpack_object *body) {
+        return internal_done(ctx, ig_handle_sync_page(ctx, body));
+}
+
+static handler_result_t internal_tick(rt_ctx_t *ctx,
+                                      const msgpack_object *body) {
+        return internal_done(ctx, ig_handle_sync_tick(ctx, body));
+}
+
+static handler_result_t internal_apply(rt_ctx_t *ctx,
+                                       const msgpack_object *body) {
+        return internal_done(ctx, ig_handle_webhook_apply(ctx, body));
+}
+
 static const group_handler_t integrations_handlers[] = {
         {"integrations.status", runtime_handle_status},
         {"integrations.providers", ig_handle_providers},
@@ -64,9 +88,9 @@ static const group_handler_t integrations_handlers[] = {
         {"integrations.syncs.get", ig_handle_syncs_get},
         {"integrations.syncs.list", ig_handle_syncs_list},
         {"integrations.webhook", ig_handle_webhook},
-        {"integrations.webhook.apply", ig_handle_webhook_apply},
-        {"integrations.sync.page", ig_handle_sync_page},
-        {"integrations.sync.tick", ig_handle_sync_tick},
+        {"integrations.webhook.apply", internal_apply},
+        {"integrations.sync.page", internal_page},
+        {"integrations.sync.tick", internal_tick},
 };
 
 static const store_index_t integrations_indexes[] = {

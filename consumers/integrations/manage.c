@@ -125,13 +125,12 @@ static bool grant_shared(ig_state_t *st, const ig_conn_t *c) {
 handler_result_t ig_handle_disconnect(rt_ctx_t *ctx,
                                       const msgpack_object *body) {
         ig_state_t *st = rt_state(ctx);
-        char tenant[128], id[IG_ID_TEXT], errstr[256], identity[128];
+        char tenant[128], id[IG_ID_TEXT], errstr[256];
         bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set, unset;
         int64_t now = (int64_t)clock_wall_ms();
         bool revoked = false, was_live;
         ig_records_t events;
-        msgpack_sbuffer sb;
-        msgpack_packer pk, *rp;
+        msgpack_packer *rp;
         ig_conn_t c;
         ig_err_t err;
         store_err_t e;
@@ -181,19 +180,9 @@ handler_result_t ig_handle_disconnect(rt_ctx_t *ctx,
         ig_sync_cancel_all(st, c.id);
         if (was_live) {
                 ig_records_init(&events, now);
-                msgpack_sbuffer_init(&sb);
-                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-                msgpack_pack_map(&pk, 3);
-                ig_kv_str(&pk, "connection_id", c.id);
-                ig_kv_str(&pk, "provider", ig_provider_name(c.provider));
-                ig_kv_str(&pk, "account_id", c.account_id);
-                snprintf(identity, sizeof(identity), "%s|%lld", c.id,
-                         (long long)ig_bson_date(&c.doc, "connected_at"));
-                ig_rec_event(&events, "integrations.connection.disconnected",
-                             c.tenant, ig_provider_name(c.provider),
-                             c.account_id, identity,
-                             ig_bson_date(&c.doc, "connected_at"), &sb);
-                msgpack_sbuffer_destroy(&sb);
+                ig_conn_event(&events, &c,
+                              "integrations.connection.disconnected", NULL,
+                              NULL, ig_bson_date(&c.doc, "connected_at"));
                 ig_records_emit(ctx, &events);
                 ig_records_clear(&events);
                 log_info("connection %s (%s %s) disconnected%s", c.id,
