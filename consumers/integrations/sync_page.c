@@ -228,26 +228,37 @@ static ig_err_t sync__fetch(ig_state_t *st, ig_conn_t *c, ig_job_t *job,
  * are kept in the operation record, and a command answered from it (a
  * redelivery after a crash) sends them all again, so each next page would
  * be sent again too, and the rest of the sync published twice (same ids).
- * Produced here, under an id derived from (sync, page), it is one message
- * however often this page runs: a redelivered page sends it again under
- * the same id, which the operation log answers without going further. It
- * is acknowledged before this page's records are: if we die in between,
- * this page is handled again (its records are not recorded yet) and
- * publishes them. Without a broker (the harness) it is an output.
+ * Produced here, under an id derived from (sync, page), once the broker
+ * took it the sync's record says so (produced_page): a page handled again
+ * (a crash before its operation record: its records are published again,
+ * same ids) does not send a second copy, which would double the chain from
+ * there on. In the instant between the broker's ack and that mark a second
+ * copy can still be made; its handling then finds the mark of the first
+ * and goes no further. Without a broker (the harness) it is an output.
  */
 static ig_err_t sync__next(rt_ctx_t *ctx, ig_state_t *st,
                            const page_cmd_t *next, const char *tenant,
-                           int64_t started_at, const msgpack_sbuffer *sb) {
+                           int64_t started_at, int64_t produced,
+                           const msgpack_sbuffer *sb) {
         char seed[128];
+        bson_t set = BSON_INITIALIZER;
+        ig_err_t err;
         if (!runtime_bus(st->rt)) {
                 rt_send(ctx, "integrations.sync.page", slice_of(next->sync_id),
                         sb);
                 return IG_OK;
         }
+        if (produced >= next->page)
+                return IG_OK; /* this page ran before and sent it */
         snprintf(seed, sizeof(seed), "page|%s|%lld", next->sync_id,
                  (long long)next->page);
-        return ig_send_as(st, "integrations.sync.page", next->sync_id, sb,
-                          tenant, "", "", started_at, seed);
+        if ((err = ig_send_as(st, "integrations.sync.page", next->sync_id, sb,
+                              tenant, "", "", started_at, seed)))
+                return err;
+        BSON_APPEND_INT64(&set, "produced_page", next->page);
+        err = sync__update(st, next->sync_id, &set, NULL);
+        bson_destroy(&set);
+        return err;
 }
 
 /* Progress of a page that went well: counts, what comes next. */
@@ -289,7 +300,7 @@ handler_result_t ig_handle_sync_page(rt_ctx_t *ctx,
         handler_result_t r = HANDLER_OK;
         ig_records_t recs, events, tail;
         const ig_stream_t *stream;
-        int64_t started_at;
+        int64_t started_at, produced;
         char tenant[128], why[320];
         ig_page_t pg = {0};
         ig_job_t job;
@@ -322,6 +333,7 @@ handler_result_t ig_handle_sync_page(rt_ctx_t *ctx,
                 return HANDLER_OK;
         }
         started_at = ig_bson_date(&sdoc, "started_at");
+        produced = ig_bson_int(&sdoc, "produced_page", -1);
         snprintf(tenant, sizeof(tenant), "%s",
                  ig_bson_str(&sdoc, "tenant") ? ig_bson_str(&sdoc, "tenant")
                                               : "");
@@ -395,7 +407,7 @@ handler_result_t ig_handle_sync_page(rt_ctx_t *ctx,
                 if (cur) {
                         sync__cmd_pack(&next, &sb);
                         err = sync__next(ctx, st, &next, tenant, started_at,
-                                         &sb);
+                                         produced, &sb);
                         msgpack_sbuffer_destroy(&sb);
                         free(cur);
                         if (err) {
