@@ -25,6 +25,7 @@ RUN apt-get update \
       librdkafka-dev libmicrohttpd-dev libmongoc-dev libbson-dev libmsgpack-dev \
       libcurl4-openssl-dev libcmocka-dev libjansson-dev libjwt-dev libargon2-dev \
       libssl-dev \
+      libnlopt-dev liblinear-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -52,6 +53,7 @@ RUN apt-get update \
       ca-certificates \
       librdkafka1 libmicrohttpd12 libmongoc-1.0-0 libbson-1.0-0 libmsgpackc2 \
       libcurl4 libjansson4 libjwt0 libargon2-1 libssl3 \
+      libnlopt0 liblinear4 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 omnify \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -244,7 +244,8 @@ enum MHD_Result edge__send(req_t *req, const schema_msg_t *msg,
                            slice_t idempotency_key, int wait_ms) {
         edge_t *edge = req->edge;
         const config_t *cfg = edge->cfg;
-        char topic[256], traceparent[56], tv[24], key_buf[24];
+        char traceparent[56], tv[24], key_buf[24];
+        const char *topic;
         env_t env = {0};
         msgid_t id;
         edge_delivery_t *delivery;
@@ -287,8 +288,10 @@ enum MHD_Result edge__send(req_t *req, const schema_msg_t *msg,
         h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_USER_AGENT);
         env.user_agent = (slice_t){h ? h : "", h ? strnlen(h, 256) : 0};
-        snprintf(topic, sizeof(topic), "%s%s.commands", cfg->topic_prefix,
-                 msg->group);
+        topic = edge__commands_topic(edge, msg->group);
+        if (!topic)
+                return edge__unavailable(req,
+                                         "no command topic for this route");
 
         req->pending.id = id;
         req->pending.async = req->async;

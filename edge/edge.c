@@ -9,6 +9,8 @@
  *   lookup.c    the lookup thread: /api/operations/{id}
  *   builtin.c   /health, /ready, /metrics, /openapi.json, /ops
  *   follower.c  the facts follower thread (facts.c: the table)
+ *   streams.c   Server-Sent Events routes and their topic readers
+ *               (stream.c: the hub of subscribers)
  *   respond.c   answers, and the answer of a completed request
  * Whoever takes a request's pending entry completes it (pending.h).
  */
@@ -25,7 +27,11 @@
 #include "edge_internal.h"
 #include "log.h"
 #include "ops.h"
+#include "schemas_embedded.h"
 #include "service.h"
+
+/* An idle stream gets a comment this often (SCHEMA-EXT.md: 15 s). */
+#define EDGE_HEARTBEAT_MS 15000
 
 /* Allowed CORS origins from the comma-separated setting. */
 static void edge__parse_cors(edge_t *edge, const char *list) {
@@ -90,6 +96,17 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         }
         edge->query_ids =
                 xcalloc(facts_query_count(edge->facts) + 1, sizeof(msgid_t));
+        {
+                stream_hub_opts_t opts = {
+                        .max_streams = (size_t)cfg->max_streams,
+                        .max_queue_bytes = (size_t)cfg->stream_buffer_bytes,
+                        .heartbeat_ms = EDGE_HEARTBEAT_MS,
+                        .wake = edge__stream_wake,
+                        .sleep = edge__stream_sleep,
+                        .gone = edge__stream_gone,
+                };
+                edge->hub = stream_hub_new(&opts);
+        }
         return edge;
 }
 
@@ -103,20 +120,24 @@ static int edge__check_topics(edge_t *edge, char *errstr, size_t errlen) {
         const config_t *cfg = edge->cfg;
         size_t n_groups = schema_group_count(edge->schemas), n_topics = 0;
         const char **topics = xcalloc(n_groups + 1, sizeof(char *));
-        char(*cmd_topics)[256] = xcalloc(n_groups + 1, sizeof(*cmd_topics));
         int partitions = 0, ret = -1;
         bus_err_t berr;
 
         bus_topic(cfg, "edge.replies", edge->replies_topic,
                   sizeof(edge->replies_topic));
         topics[n_topics++] = edge->replies_topic;
+        /* Each group's command topic, named once for every request. */
+        edge->commands = xcalloc(n_groups + 1, sizeof(*edge->commands));
         for (size_t g = 0; g < n_groups; g++) {
                 char name[128];
+                edge->commands[g].group = schema_group_at(edge->schemas, g);
                 snprintf(name, sizeof(name), "%s.commands",
-                         schema_group_at(edge->schemas, g));
-                bus_topic(cfg, name, cmd_topics[g], sizeof(cmd_topics[g]));
-                topics[n_topics++] = cmd_topics[g];
+                         edge->commands[g].group);
+                bus_topic(cfg, name, edge->commands[g].topic,
+                          sizeof(edge->commands[g].topic));
+                topics[n_topics++] = edge->commands[g].topic;
         }
+        edge->n_commands = n_groups;
         berr = bus_check_topics(edge->bus, topics, n_topics, &partitions,
                                 errstr, errlen);
         if (berr != BUS_OK) {
@@ -136,9 +157,15 @@ static int edge__check_topics(edge_t *edge, char *errstr, size_t errlen) {
         }
         ret = 0;
 out:
-        free(cmd_topics);
         free(topics);
         return ret;
+}
+
+const char *edge__commands_topic(const edge_t *edge, const char *group) {
+        for (size_t g = 0; g < edge->n_commands; g++)
+                if (strcmp(edge->commands[g].group, group) == 0)
+                        return edge->commands[g].topic;
+        return NULL;
 }
 
 /* Connect the producer and the store, check the topics, start the reply,
@@ -177,7 +204,8 @@ static int edge__connect(edge_t *edge, char *errstr, size_t errlen) {
                 bus_listener_new(cfg, edge->replies_topic,
                                  cfg->edge_reply_partition, errstr, errlen);
         if (!edge->listener || atomic_load(&edge->stopping) ||
-            edge__follower_open(edge, errstr, errlen))
+            edge__follower_open(edge, errstr, errlen) ||
+            edge__streams_open(edge, errstr, errlen))
                 return -1;
         if (pthread_create(&edge->reply_thread, NULL, edge__reply_loop, edge))
                 goto no_thread;
@@ -318,6 +346,7 @@ static void edge__join(edge_t *edge) {
                 pthread_join(edge->events_thread, NULL);
         edge->lookup_started = edge->reply_started = edge->events_started =
                 false;
+        edge__streams_close(edge);
 }
 
 void edge_stop(edge_t *edge) {
@@ -328,6 +357,8 @@ void edge_stop(edge_t *edge) {
         if (!edge->daemon)
                 return;
         MHD_quiesce_daemon(edge->daemon);
+        /* Streams end after what they have queued. */
+        stream_hub_close_all(edge->hub);
         deadline = clock_mono_ms() + (uint64_t)edge->cfg->shutdown_timeout_ms;
         while (atomic_load(&edge->inflight) > 0 && clock_mono_ms() < deadline) {
                 struct timespec ts = {0, 20 * 1000000L};
@@ -371,8 +402,10 @@ void edge_destroy(edge_t *edge) {
         free(edge->cors);
         store_destroy(edge->store);
         pending_destroy(edge->pending);
+        stream_hub_destroy(edge->hub);
         free(edge->openapi);
         free(edge->asyncapi);
+        free(edge->commands);
         pthread_cond_destroy(&edge->start_cond);
         pthread_mutex_destroy(&edge->start_lock);
         pthread_cond_destroy(&edge->jobs_cond);
@@ -380,25 +413,42 @@ void edge_destroy(edge_t *edge) {
         free(edge);
 }
 
-int edge_main(int argc, char **argv) {
+/* The embedded schemas plus extra sources (a test fixture's). */
+static schema_set_t *edge__schemas(const schema_source_t *extra, size_t n_extra,
+                                   char *errstr, size_t errlen) {
+        schema_source_t *all;
+        schema_set_t *set = NULL;
+        if (!n_extra)
+                return service_load_schemas(errstr, errlen);
+        all = xcalloc(schemas_embedded_count + n_extra, sizeof(*all));
+        memcpy(all, schemas_embedded, schemas_embedded_count * sizeof(*all));
+        memcpy(all + schemas_embedded_count, extra, n_extra * sizeof(*all));
+        if (schema_set_load(&set, all, schemas_embedded_count + n_extra, errstr,
+                            errlen) != SCHEMA_OK)
+                set = NULL;
+        free(all);
+        return set;
+}
+
+int edge_run(const char *program, int argc, char **argv,
+             const schema_source_t *extra, size_t n_extra) {
         config_t cfg;
         char errstr[512] = "";
         schema_set_t *schemas = NULL;
         edge_t *edge = NULL;
         int status = 1;
 
-        config_load_or_exit(&cfg, CONFIG_SCOPE_EDGE, "omnify-edge", argc, argv,
-                            NULL);
-        log_init((log_level_t)cfg.log_level, "omnify-edge");
+        config_load_or_exit(&cfg, CONFIG_SCOPE_EDGE, program, argc, argv, NULL);
+        log_init((log_level_t)cfg.log_level, program);
         log_set_group("edge");
         service_install_signals();
-        schemas = service_load_schemas(errstr, sizeof(errstr));
+        schemas = edge__schemas(extra, n_extra, errstr, sizeof(errstr));
         if (!schemas)
                 goto out;
         edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
         if (!edge || edge_start(edge, errstr, sizeof(errstr)))
                 goto out;
-        log_info("omnify-edge %s started (pid %ld)", OMNIFY_VERSION,
+        log_info("%s %s started (pid %ld)", program, OMNIFY_VERSION,
                  (long)getpid());
         while (!atomic_load(&service_stop)) {
                 struct timespec ts = {0, 50 * 1000000L};
@@ -420,4 +470,8 @@ out:
         schema_set_destroy(schemas);
         config_deinit(&cfg);
         return status;
+}
+
+int edge_main(int argc, char **argv) {
+        return edge_run("omnify-edge", argc, argv, NULL, 0);
 }

@@ -75,4 +75,9 @@ void edge_destroy(edge_t *edge);
 /* The standalone edge process: settings, edge, wait for a signal. */
 int edge_main(int argc, char **argv);
 
+/* The same for `program`, with extra schema sources beside the embedded
+ * ones (a test fixture's routes). */
+int edge_run(const char *program, int argc, char **argv,
+             const schema_source_t *extra, size_t n_extra);
+
 #endif

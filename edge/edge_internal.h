@@ -35,6 +35,7 @@
 #include "runtime.h"
 #include "schema.h"
 #include "store.h"
+#include "stream.h"
 #include "token.h"
 
 #define EDGE_MAX_OPS 16
@@ -52,6 +53,8 @@ typedef enum req_outcome {
         OUT_OP_STORE_DOWN,
         OUT_SHUTDOWN,
 } req_outcome_t;
+
+typedef struct edge_stream_topic edge_stream_topic_t;
 
 typedef struct req {
         struct edge *edge;
@@ -86,6 +89,7 @@ typedef struct req {
         char *reply_ctype; /* malloc'd: the reply's own content type */
         char op_tenant[64];
         char op_user[64];
+        stream_sub_t *sub;    /* a stream route's subscriber, once open */
         struct req *next_job; /* lookup queue */
 } req_t;
 
@@ -99,6 +103,11 @@ struct edge {
         bus_consumer_t *listener;
         char reply_to[300];
         char replies_topic[256];
+        struct {
+                const char *group;
+                char topic[256]; /* <prefix><group>.commands */
+        } * commands;
+        size_t n_commands;
         char *openapi, *asyncapi;
         size_t openapi_len, asyncapi_len;
         pending_t *pending;
@@ -133,7 +142,13 @@ struct edge {
         msgid_t *query_ids;         /* our last query per facts_query_at */
         char **cors;                /* allowed origins */
         size_t n_cors;
+        stream_hub_t *hub;                  /* Server-Sent Events subscribers */
+        edge_stream_topic_t *stream_topics; /* one reader per topic */
+        size_t n_stream_topics;
 };
+
+/* The prefixed command topic of a group (edge.c), or NULL. */
+const char *edge__commands_topic(const edge_t *edge, const char *group);
 
 /* ---------------------------------------------------------------------------
  * server.c: HTTP entry and routing
@@ -150,8 +165,10 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* Case-insensitive: does s start with prefix (given in lower case)? */
 bool edge__ieq_prefix(const char *s, const char *prefix);
 
-/* Suspend the request until another thread completes it. */
+/* Suspend the request until another thread completes it (counted in
+ * flight until edge__done_waiting or its end). */
 void edge__wait(req_t *req);
+void edge__done_waiting(req_t *req);
 
 /* ---------------------------------------------------------------------------
  * respond.c: answers
@@ -170,6 +187,10 @@ enum MHD_Result edge__problem(req_t *req, unsigned status, const char *title,
                               const char *const *extra);
 /* 503 with Retry-After, counted as a produce error. */
 enum MHD_Result edge__unavailable(req_t *req, const char *detail);
+
+/* A 200 whose body reader pulls as it comes (Server-Sent Events). */
+enum MHD_Result edge__answer_stream(req_t *req, const char *ctype,
+                                    MHD_ContentReaderCallback reader);
 
 /* 503 with Retry-After: the edge has not connected yet. */
 enum MHD_Result edge__starting(req_t *req);
@@ -252,5 +273,26 @@ void *edge__events_loop(void *arg);
 /* A reply on our reply partition that answers one of the follower's own
  * queries: consumed (true) or not ours (false). */
 bool edge__on_fact_reply(edge_t *edge, const msgid_t *corr, const env_t *env);
+
+/* ---------------------------------------------------------------------------
+ * streams.c: Server-Sent Events routes
+ * ------------------------------------------------------------------------ */
+
+/* Start one reader per stream topic (warm-up thread). 0, or -1 and errstr. */
+int edge__streams_open(edge_t *edge, char *errstr, size_t errlen);
+/* Join the readers and close them (stopping is set). */
+void edge__streams_close(edge_t *edge);
+
+/* A stream route's request, its token checked: subscribe, send the history
+ * command (the request waits for its reply) or answer the stream at once. */
+enum MHD_Result edge__stream_begin(req_t *req);
+/* The history's reply came (status 200): queue it, answer the stream. */
+enum MHD_Result edge__stream_history(req_t *req);
+
+/* The hub's wake and sleep: resume and suspend the request's connection;
+ * gone: has the client of a sleeping stream closed its connection? */
+void edge__stream_wake(void *owner);
+void edge__stream_sleep(void *owner);
+bool edge__stream_gone(void *owner);
 
 #endif

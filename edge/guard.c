@@ -8,6 +8,7 @@
 #include "guard.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,26 +114,39 @@ static int guard__take(guard_t *g, const char *key, double per_min,
         return (int)((1.0 - e->tokens) * 60.0 / per_min) + 1;
 }
 
+/* "<bucket>|<kind>|<value>" into key (cut to fit); the value lowered when
+ * fold is set (accounts are emails). Its length. */
+static size_t guard__key(char *key, size_t size, const char *bucket,
+                         const char *kind, slice_t value, bool fold) {
+        size_t n = 0;
+        for (const char *p = bucket; *p && n + 1 < size; p++)
+                key[n++] = *p;
+        for (const char *p = kind; *p && n + 1 < size; p++)
+                key[n++] = *p;
+        for (size_t i = 0; i < value.len && n + 1 < size; i++) {
+                char c = value.ptr[i];
+                key[n++] = fold && c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+        }
+        key[n] = '\0';
+        return n;
+}
+
 int guard_rate(guard_t *g, const char *bucket, const char *ip,
                slice_t account) {
-        char key[400];
+        char ip_key[400], account_key[400];
         uint64_t now = clock_mono_ms();
         int wait, wait_account = 0;
-        size_t n;
 
+        /* Keys are built before the lock is taken. */
+        guard__key(ip_key, sizeof(ip_key), bucket, "|ip|", slice_of(ip), false);
+        if (account.len)
+                guard__key(account_key, sizeof(account_key), bucket, "|acct|",
+                           account, true);
         pthread_mutex_lock(&g->rate_lock);
-        snprintf(key, sizeof(key), "%s|ip|%s", bucket, ip ? ip : "");
-        wait = guard__take(g, key, g->ip_per_min, now);
-        if (!wait && account.len) {
-                n = (size_t)snprintf(key, sizeof(key), "%s|acct|", bucket);
-                for (size_t i = 0; i < account.len && n + 1 < sizeof(key);
-                     i++) {
-                        char c = account.ptr[i];
-                        key[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-                }
-                key[n] = '\0';
-                wait_account = guard__take(g, key, g->account_per_min, now);
-        }
+        wait = guard__take(g, ip_key, g->ip_per_min, now);
+        if (!wait && account.len)
+                wait_account =
+                        guard__take(g, account_key, g->account_per_min, now);
         pthread_mutex_unlock(&g->rate_lock);
         return wait ? wait : wait_account;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "edge_internal.h"
 #include "log.h"
 #include "oplog.h"
@@ -30,6 +31,8 @@ static void edge__lookup(edge_t *edge, req_t *req) {
                 if (entry.events)
                         bson_destroy(entry.events);
                 req->reply_mp_len = entry.body_len;
+                if (entry.content_type[0])
+                        req->reply_ctype = xstrdup(entry.content_type);
                 snprintf(req->op_tenant, sizeof(req->op_tenant), "%s",
                          entry.tenant);
                 snprintf(req->op_user, sizeof(req->op_user), "%s", entry.user);

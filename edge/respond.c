@@ -10,6 +10,8 @@
  * groups and go out as JSON; a reply with a content type of its own (CSV,
  * a file) goes out as it is, and a redirect as a Location header.
  */
+#include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,15 @@ enum MHD_Result edge__problem(req_t *req, unsigned status, const char *title,
         req->answered = true;
         return http_send_problem(req->conn, status, title, detail, report,
                                  edge__headers(req, extra, hdrs));
+}
+
+enum MHD_Result edge__answer_stream(req_t *req, const char *ctype,
+                                    MHD_ContentReaderCallback reader) {
+        const char *hdrs[32];
+        req->status = 200;
+        req->answered = true;
+        return http_send_stream(req->conn, ctype, reader, req,
+                                edge__headers(req, NULL, hdrs));
 }
 
 enum MHD_Result edge__unavailable(req_t *req, const char *detail) {
@@ -170,6 +181,35 @@ static enum MHD_Result edge__send_reply(req_t *req, int status, const char *mp,
         return ret;
 }
 
+/* A stored result with a content type of its own (a CSV export run
+ * async): its text as a JSON string, or base64 when it is not UTF-8. */
+static char *edge__operation_raw(const req_t *req, const char *state,
+                                 int status, const char *bytes, size_t len) {
+        json_t *doc, *result;
+        json_t *text = json_stringn(bytes, len);
+        char *out;
+        result = json_pack("{s:i, s:s}", "status", status, "content_type",
+                           req->reply_ctype);
+        if (!result) {
+                json_decref(text);
+                return NULL;
+        }
+        if (text) {
+                json_object_set_new(result, "body", text);
+        } else {
+                char *b64 = xmalloc(4 * ((len + 2) / 3) + 1);
+                EVP_EncodeBlock((unsigned char *)b64,
+                                (const unsigned char *)bytes, (int)len);
+                json_object_set_new(result, "body_base64", json_string(b64));
+                free(b64);
+        }
+        doc = json_pack("{s:s, s:s, s:o}", "operation_id", req->id, "status",
+                        state, "result", result);
+        out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        return out;
+}
+
 static enum MHD_Result edge__send_operation(req_t *req, const char *state,
                                             int status, const char *mp,
                                             size_t mp_len) {
@@ -177,6 +217,16 @@ static enum MHD_Result edge__send_operation(req_t *req, const char *state,
         size_t json_len = 0;
         enum MHD_Result ret;
         size_t cap;
+        if (mp && req->reply_ctype) {
+                text = edge__operation_raw(req, state, status, mp, mp_len);
+                if (!text)
+                        return edge__problem(req, 500, "Internal Server Error",
+                                             NULL, NULL, NULL);
+                ret = edge__answer(req, 200, "application/json", text,
+                                   strlen(text), NULL);
+                free(text);
+                return ret;
+        }
         if (mp && codec_msgpack_to_json((slice_t){mp, mp_len}, &json,
                                         &json_len) != CODEC_OK)
                 return edge__problem(req, 502, "Bad Gateway",
@@ -200,23 +250,34 @@ static enum MHD_Result edge__send_operation(req_t *req, const char *state,
         return ret;
 }
 
+/* Build the answer of a request that was suspended and is now resumed. */
 enum MHD_Result edge__finish(req_t *req) {
         char location[128];
         const char *loc[] = {"Location", location, "X-Request-Id", req->id,
                              NULL};
         char body[320];
 
-        snprintf(location, sizeof(location), "/api/operations/%s", req->id);
+        memcpy(location, "/api/operations/", 16);
+        memcpy(location + 16, req->id, MSGID_TEXT_SIZE); /* with its NUL */
         switch (req->outcome) {
         case OUT_REPLY:
+                if (req->sub && req->reply_status == 200 && !req->reply_ctype)
+                        return edge__stream_history(req);
                 return edge__send_reply(req, req->reply_status, req->reply_mp,
                                         req->reply_mp_len, req->reply_ctype);
-        case OUT_ACCEPTED:
-                snprintf(body, sizeof(body),
-                         "{\"operation_id\":\"%s\",\"status\":\"accepted\"}",
-                         req->id);
-                return edge__answer(req, 202, "application/json", body,
-                                    strlen(body), loc);
+        case OUT_ACCEPTED: {
+                /* The hot path of async publishing: no formatting. */
+                static const char head[] = "{\"operation_id\":\"",
+                                  tail[] = "\",\"status\":\"accepted\"}";
+                size_t n = 0, id_len = strlen(req->id);
+                memcpy(body, head, sizeof(head) - 1);
+                n += sizeof(head) - 1;
+                memcpy(body + n, req->id, id_len);
+                n += id_len;
+                memcpy(body + n, tail, sizeof(tail) - 1);
+                n += sizeof(tail) - 1;
+                return edge__answer(req, 202, "application/json", body, n, loc);
+        }
         case OUT_TIMEOUT: {
                 char detail[160];
                 snprintf(detail, sizeof(detail),

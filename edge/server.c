@@ -22,6 +22,7 @@
 
 #include "alloc.h"
 #include "edge_internal.h"
+#include "log.h"
 
 static uint64_t edge__now_us(void) {
         struct timespec ts;
@@ -50,6 +51,14 @@ void edge__wait(req_t *req) {
         atomic_fetch_add(&req->edge->inflight, 1);
         metrics_add(req->edge->m_inflight, 1);
         MHD_suspend_connection(req->conn);
+}
+
+void edge__done_waiting(req_t *req) {
+        if (!req->waiting)
+                return;
+        req->waiting = false;
+        atomic_fetch_sub(&req->edge->inflight, 1);
+        metrics_add(req->edge->m_inflight, -1);
 }
 
 /* The Origin of the request if it is one we allow (NULL otherwise). */
@@ -279,6 +288,8 @@ enum MHD_Result edge__handler(void *cls, struct MHD_Connection *conn,
                 edge__enqueue_lookup(edge, req);
                 return MHD_YES;
         }
+        if (req->msg->route.stream)
+                return edge__stream_begin(req);
         return edge__dispatch(req);
 }
 
@@ -294,10 +305,10 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (req->registered)
                 pending_take(edge->pending,
                              &req->pending.id); /* if still there */
-        if (req->waiting) {
-                atomic_fetch_sub(&edge->inflight, 1);
-                metrics_add(edge->m_inflight, -1);
-        }
+        if (req->sub)
+                log_debug("stream closed (%s)", req->label);
+        stream_sub_close(edge->hub, req->sub);
+        edge__done_waiting(req);
         if (req->label) {
                 snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%u\"",
                          req->label, req->status);

@@ -561,8 +561,15 @@ void stream_hub_tick(stream_hub_t *hub, size_t topic, uint64_t now_ms) {
                 if (sub->topic != topic)
                         continue;
                 pthread_mutex_lock(&sub->lock);
-                if (!sub->history_pending && !sub->closing &&
-                    now_ms >= sub->last_write_ms + hub->opts.heartbeat_ms) {
+                /* A sleeping connection is the hub's to wake, so asking
+                 * whether its client left is safe now. */
+                if (sub->sleeping && hub->opts.gone &&
+                    hub->opts.gone(sub->owner)) {
+                        sub->closing = true;
+                        stream__note_wake(sub, &owners, &n_owners, &cap_owners);
+                } else if (!sub->history_pending && !sub->closing &&
+                           now_ms >= sub->last_write_ms +
+                                             hub->opts.heartbeat_ms) {
                         stream__append(hub, sub, beat, sizeof(beat) - 1);
                         stream__note_wake(sub, &owners, &n_owners, &cap_owners);
                 }

@@ -24,8 +24,9 @@
  * Thread-safety: every function may be called from any thread, except that
  * stream_sub_read and stream_sub_close belong to the subscriber's
  * connection. The wake function is called without any lock held; the sleep
- * function is called with the subscriber's lock held (a wake that follows
- * always sees it), and must not call back into the hub.
+ * and gone functions are called with the subscriber's lock held (a wake
+ * that follows always sees the sleep, and a sleeping connection cannot go
+ * meanwhile), and must not call back into the hub.
  */
 #ifndef OMNIFY_STREAM_H
 #define OMNIFY_STREAM_H
@@ -44,6 +45,8 @@ typedef struct stream_sub stream_sub_t;
 typedef void (*stream_wake_fn)(void *owner);
 /* Put the connection of owner to sleep until its wake. */
 typedef void (*stream_sleep_fn)(void *owner);
+/* Has the client of owner, sleeping, gone away? (May be NULL.) */
+typedef bool (*stream_gone_fn)(void *owner);
 
 typedef struct stream_hub_opts {
         size_t max_streams;     /* open subscribers at once */
@@ -51,6 +54,7 @@ typedef struct stream_hub_opts {
         uint64_t heartbeat_ms;  /* an idle stream gets a comment this often */
         stream_wake_fn wake;
         stream_sleep_fn sleep;
+        stream_gone_fn gone;
 } stream_hub_opts_t;
 
 stream_hub_t *stream_hub_new(const stream_hub_opts_t *opts);
@@ -108,8 +112,10 @@ typedef struct stream_event {
 size_t stream_hub_publish(stream_hub_t *hub, size_t topic,
                           const stream_event_t *ev);
 
-/* Heartbeats: a comment to each live subscriber of topic idle for
- * heartbeat_ms (now: clock_mono_ms()). */
+/* Every second or so, per topic: a sleeping subscriber whose client is
+ * gone ends (its slot comes back without waiting for two heartbeats to
+ * fail), and a live one idle for heartbeat_ms gets a comment (now:
+ * clock_mono_ms()). */
 void stream_hub_tick(stream_hub_t *hub, size_t topic, uint64_t now_ms);
 
 /* Shutdown: every subscriber ends after what it has queued. */

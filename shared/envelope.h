@@ -68,8 +68,8 @@ typedef struct env {
         slice_t content_type; /* a media type "type/subtype[; params]" of
                                * visible ASCII; empty: a msgpack value */
         slice_t error;
-        slice_t key;          /* the record key */
-        slice_t value;        /* msgpack bytes */
+        slice_t key;   /* the record key */
+        slice_t value; /* msgpack bytes, or the bytes of content_type */
 } env_t;
 
 /*
