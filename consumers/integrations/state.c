@@ -173,7 +173,6 @@ ig_err_t ig_state_take(ig_state_t *st, ig_provider_t p, const char *state,
         state__copy(out->tenant, sizeof(out->tenant), &doc, "tenant");
         state__copy(out->user, sizeof(out->user), &doc, "user");
         state__copy(out->shop, sizeof(out->shop), &doc, "shop");
-        snprintf(out->grant_id, sizeof(out->grant_id), "%s", nonce);
         err = IG_OK;
         {
                 char aad[64], *plain = NULL;

@@ -26,7 +26,6 @@ typedef struct ig_oauth_state {
         char user[128];
         char shop[256];
         char verifier[IG_PKCE_MAX]; /* "" without PKCE */
-        char grant_id[IG_ID_TEXT];  /* the nonce's record id */
 } ig_oauth_state_t;
 
 /* A new state for tenant and user at provider p (shop: Shopify's, else

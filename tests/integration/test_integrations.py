@@ -409,7 +409,7 @@ def test_pacing_keeps_every_limiter_quiet(connected):
     si.config("shopify", gql_bucket=1000, gql_restore_per_s=50)
     try:
         syncs = []
-        for p, days in [("shopify", 12), ("tiktok_ads", 35), ("stripe", 14)]:
+        for p, days in [("shopify", 8), ("tiktok_ads", 35), ("stripe", 14)]:
             for c in api.connections(a, p):
                 syncs.append(request_sync(api, a, c["id"], kind="backfill", days=days))
         for s in syncs:
