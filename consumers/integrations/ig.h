@@ -295,7 +295,7 @@ handler_result_t ig_reply_list(rt_ctx_t *ctx, const char *key, const char *coll,
                                const bson_t *filter, const char *sort_field,
                                int64_t limit, ig_pack_fn fn, void *arg);
 
-/* The problem for an ig error (502 provider, 503 not configured...). */
+/* The problem for an ig error (502 provider, 404 not configured here...). */
 handler_result_t ig_reply_error(rt_ctx_t *ctx, ig_err_t err,
                                 const char *detail);
 

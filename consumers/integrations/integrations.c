@@ -141,7 +141,7 @@ static handler_result_t integrations_init(runtime_t *rt, void **state,
                 }
         } else {
                 log_warn("OMNIFY_INTEGRATIONS_TOKEN_KEYS is empty: connecting "
-                         "providers is refused (503) until keys are set");
+                         "providers is refused (404) until keys are set");
         }
         st->pacer = ig_pacer_new(st->set->pace_pct);
         ho.max_host_concurrency = st->set->host_concurrency;

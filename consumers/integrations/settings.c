@@ -6,7 +6,7 @@
  * Every provider URL defaults to the provider's real host; compose/local/run
  * and the tests point them at the local stand-ins (tests/providers). An
  * OAuth provider whose client id is empty is "not configured": connecting
- * it answers 503.
+ * it answers 404, as does a webhook whose secret is unset.
  */
 #include <stddef.h>
 
@@ -31,7 +31,7 @@ static const config_row_t ig_rows[] = {
          "Keys that encrypt credentials (AES-256-GCM): kid:base64 of 32 "
          "bytes, comma-separated; the first encrypts, all decrypt (rotation: "
          "put the new key first, run `omnify integrations rekey`, then drop "
-         "the old). Empty: connecting is refused (503)."},
+         "the old). Empty: connecting is refused (404)."},
         {"OMNIFY_INTEGRATIONS_STATE_TTL_S", CONFIG_INT, SOFF(state_ttl_s), 0,
          60, 3600, "600", NULL, 0,
          "Lifetime of an OAuth state (the time a user has to consent)."},

@@ -707,7 +707,11 @@ handler_result_t ig_reply_error(rt_ctx_t *ctx, ig_err_t err,
         case IG_STORE_DOWN:
                 return HANDLER_TRANSIENT;
         case IG_NOT_CONFIGURED:
-                rt_reply_problem(ctx, 503, "Not configured", d);
+                /* Not offered by this deployment: the provider's app,
+                 * secret or the credential keys are unset. A 404 like
+                 * an unknown provider; GET /api/integrations/providers
+                 * says which are configured. */
+                rt_reply_problem(ctx, 404, "Not available here", d);
                 return HANDLER_OK;
         case IG_BAD_INPUT:
         case IG_REFUSED:

@@ -137,7 +137,8 @@ handler_result_t ig_handle_webhook(rt_ctx_t *ctx, const msgpack_object *body) {
                         return HANDLER_OK;
                 }
                 if (err == IG_NOT_CONFIGURED) {
-                        rt_reply_problem(ctx, 503, "Not configured", h.error);
+                        rt_reply_problem(ctx, 404, "Not available here",
+                                         h.error);
                         return HANDLER_OK;
                 }
                 rt_reply_problem(ctx, 400, "Bad webhook",
