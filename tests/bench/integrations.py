@@ -24,11 +24,9 @@ import argparse
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))

@@ -12,19 +12,17 @@ import base64
 import collections
 import json
 import os
-import re
-import struct
 import subprocess
 import sys
 import time
 import urllib.parse
 import uuid
 
-from conftest import (HOST, REPO, free_port, http, make_jwt, default_claims,
-                      wait_status)
+from conftest import HOST, REPO, free_port, http, make_jwt, default_claims
 
 sys.path.insert(0, os.path.join(REPO, "tests", "fault"))
 from faultlib import Store  # noqa: E402  (the tiny OP_MSG client)
+from mpack import mp_unpack  # noqa: E402
 
 STANDIN_RUN = os.path.join(REPO, "tests", "providers", "run")
 PROVIDERS = ["triplewhale", "hubspot", "klaviyo", "google_ads", "meta_ads",
@@ -249,68 +247,6 @@ def location_query(r):
 # Events on the topic
 # ---------------------------------------------------------------------------
 
-def unmsgpack(data):
-    """msgpack -> Python (maps, arrays, str, bin, ints, floats, bools, nil)."""
-    def one(i):
-        b = data[i]
-        if b <= 0x7F:
-            return b, i + 1
-        if b >= 0xE0:
-            return b - 0x100, i + 1
-        if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF):
-            if b <= 0x8F:
-                n, i = b & 0x0F, i + 1
-            else:
-                w = 2 if b == 0xDE else 4
-                n, i = int.from_bytes(data[i + 1:i + 1 + w], "big"), i + 1 + w
-            out = {}
-            for _ in range(n):
-                k, i = one(i)
-                out[k], i = one(i)
-            return out, i
-        if 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
-            if b <= 0x9F:
-                n, i = b & 0x0F, i + 1
-            else:
-                w = 2 if b == 0xDC else 4
-                n, i = int.from_bytes(data[i + 1:i + 1 + w], "big"), i + 1 + w
-            out = []
-            for _ in range(n):
-                v, i = one(i)
-                out.append(v)
-            return out, i
-        if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
-            if b <= 0xBF:
-                n, i = b & 0x1F, i + 1
-            else:
-                w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[b]
-                n, i = int.from_bytes(data[i + 1:i + 1 + w], "big"), i + 1 + w
-            return data[i:i + n].decode("utf-8", "replace"), i + n
-        if b in (0xC4, 0xC5, 0xC6):
-            w = {0xC4: 1, 0xC5: 2, 0xC6: 4}[b]
-            n, i = int.from_bytes(data[i + 1:i + 1 + w], "big"), i + 1 + w
-            return bytes(data[i:i + n]), i + n
-        if b == 0xC0:
-            return None, i + 1
-        if b == 0xC2:
-            return False, i + 1
-        if b == 0xC3:
-            return True, i + 1
-        if b == 0xCA:
-            return struct.unpack(">f", data[i + 1:i + 5])[0], i + 5
-        if b == 0xCB:
-            return struct.unpack(">d", data[i + 1:i + 9])[0], i + 9
-        if b in (0xCC, 0xCD, 0xCE, 0xCF):
-            w = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[b]
-            return int.from_bytes(data[i + 1:i + 1 + w], "big"), i + 1 + w
-        if b in (0xD0, 0xD1, 0xD2, 0xD3):
-            w = {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}[b]
-            return int.from_bytes(data[i + 1:i + 1 + w], "big", signed=True), i + 1 + w
-        raise ValueError(f"msgpack byte {b:#x} at {i}")
-    v, _ = one(0)
-    return v
-
-
 Event = collections.namedtuple("Event", "headers body key raw")
 
 
@@ -334,7 +270,7 @@ def read_events(session, topic="integrations.events"):
         h = rec.get("headers") or []
         payload = (rec.get("payload") or "").encode("utf-8", "surrogateescape")
         out.append(Event({h[i]: h[i + 1] for i in range(0, len(h) - 1, 2)},
-                         unmsgpack(payload), rec.get("key"), payload))
+                         mp_unpack(payload), rec.get("key"), payload))
     return out
 
 
