@@ -33,7 +33,7 @@ static void lease__filter(const lease_query_t *q, int64_t now, bool due_only,
         bson_append_document_end(out, &cond);
         if (due_only) {
                 BSON_APPEND_DOCUMENT_BEGIN(out, q->time_field, &cond);
-                BSON_APPEND_DATE_TIME(&cond, "$lte", now);
+                BSON_APPEND_DATE_TIME(&cond, "$lte", now + q->horizon_ms);
                 bson_append_document_end(out, &cond);
         }
 }
@@ -92,7 +92,7 @@ store_err_t lease_claim(store_t *store, const lease_query_t *q, int64_t now_ms,
                         void *arg, int *claimed, int64_t *next_ms, char *errstr,
                         size_t errlen) {
         lease_scan_t scan = {.time_field = q->time_field,
-                             .now = now_ms,
+                             .now = now_ms + q->horizon_ms,
                              .limit = q->limit,
                              .next = INT64_MAX};
         lease_won_t won = {.fn = fn, .arg = arg};
@@ -101,7 +101,8 @@ store_err_t lease_claim(store_t *store, const lease_query_t *q, int64_t now_ms,
         int64_t matched = 0;
         store_err_t err;
 
-        assert(q->limit >= 1 && q->lease_ms > 0 && q->time_field);
+        assert(q->limit >= 1 && q->lease_ms > 0 && q->horizon_ms >= 0 &&
+               q->time_field);
         if (claimed)
                 *claimed = 0;
         if (next_ms)
@@ -137,13 +138,16 @@ store_err_t lease_claim(store_t *store, const lease_query_t *q, int64_t now_ms,
         bson_append_document_end(&filter, &in);
         bson_init(&update);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-        BSON_APPEND_DATE_TIME(&set, "lease_until", now_ms + q->lease_ms);
+        BSON_APPEND_DATE_TIME(&set, "lease_until",
+                              now_ms + q->horizon_ms + q->lease_ms);
         BSON_APPEND_UTF8(&set, "lease_owner", owner);
         bson_append_document_end(&update, &set);
-        err = store_update_many(store, q->db, q->coll, &filter, &update,
-                                &matched, errstr, errlen);
+        err = store_update(store, q->db, q->coll, &filter, &update, STORE_MANY,
+                           &matched, errstr, errlen);
         bson_destroy(&filter);
         bson_destroy(&update);
+        if (err == STORE_NOT_FOUND)
+                err = STORE_OK; /* others were faster: nothing won */
         if (err || matched == 0)
                 goto done;
 
@@ -203,10 +207,10 @@ store_err_t lease_update_many(store_t *store, const char *db, const char *coll,
         bson_append_array_end(&in, &arr);
         bson_append_document_end(&filter, &in);
         BSON_APPEND_UTF8(&filter, "lease_owner", owner);
-        err = store_update_many(store, db, coll, &filter, update, held, errstr,
-                                errlen);
+        err = store_update(store, db, coll, &filter, update, STORE_MANY, held,
+                           errstr, errlen);
         bson_destroy(&filter);
-        return err;
+        return err == STORE_NOT_FOUND ? STORE_OK : err; /* none held */
 }
 
 void lease_append_free(bson_t *set) {

@@ -39,6 +39,9 @@ typedef struct lease_query {
         const char *time_field; /* a date: due once it is <= now; the order */
         int limit;              /* records per claim, >= 1 */
         int64_t lease_ms;       /* how long a claim holds */
+        /* Claim records due up to this many ms ahead too (0: only those
+         * due now): a worker may take them early and act at their time. */
+        int64_t horizon_ms;
 } lease_query_t;
 
 /* Called for each claimed record, as it is after the claim; the document
@@ -47,9 +50,10 @@ typedef struct lease_query {
 typedef bool (*lease_each_fn)(const bson_t *doc, void *arg);
 
 /*
- * Claim up to q->limit records due at now_ms. owner receives this claim's
- * token (lease_update needs it). *next_ms (may be NULL) receives the due
- * time of the earliest free record not yet due (INT64_MAX: none known), so
+ * Claim up to q->limit records due at now_ms (+ q->horizon_ms). owner
+ * receives this claim's token (lease_update needs it). *next_ms (may be
+ * NULL) receives the due time of the earliest free record not yet due
+ * (beyond the horizon; INT64_MAX: none known), so
  * that the caller may sleep until then; *claimed (may be NULL) how many were
  * won. fn may be NULL (a claim that only counts: tests).
  */

@@ -44,7 +44,7 @@ struct outbox_job {
         outbox_t *ob;
         outbox_kind_state_t *ks; /* NULL: a kind this process lacks */
         outbox_what_t what;
-        bson_t doc; /* the record as claimed */
+        bson_t *doc; /* the record as claimed (libbson aligns it) */
         const char *id, *kind;
         char owner[LEASE_OWNER_SIZE];
         int64_t attempts; /* with this try */
@@ -70,7 +70,7 @@ typedef struct outbox_outcome {
 } outbox_outcome_t;
 
 static void job_free(outbox_job_t *job) {
-        bson_destroy(&job->doc);
+        bson_destroy(job->doc);
         httpc_response_deinit(&job->resp);
         msgpack_sbuffer_destroy(&job->report);
         free(job);
@@ -179,7 +179,7 @@ static bool job_report(outbox_job_t *job, const outbox_outcome_t *o,
         bus_err_t err;
 
         memset(&m, 0, sizeof(m));
-        if (!doc_report(&job->doc, &report) ||
+        if (!doc_report(job->doc, &report) ||
             !(m.type = lease_doc_str(&report, "type"))) {
                 log_error("%s %s: its report is malformed", job->kind, job->id);
                 return false;
@@ -208,7 +208,7 @@ static bool job_report(outbox_job_t *job, const outbox_outcome_t *o,
                 codec_pack_str(&pk, "body");
                 codec_pack_slice(&pk, o->response);
         }
-        cmdsend_derive_id(lease_doc_date(&job->doc, "created_at"), ob->ns,
+        cmdsend_derive_id(lease_doc_date(job->doc, "created_at"), ob->ns,
                           job->id, 0, m.id);
         snprintf(job->msg_id, sizeof(job->msg_id), "%s", m.id);
         m.version = (int)lease_doc_int(&report, "version", 1);
@@ -250,7 +250,7 @@ static void job_reported(outbox_job_t *job) {
         if (job->berr) {
                 int64_t delay = backoff_delay_ms(
                         OUTBOX_REPORT_RETRY,
-                        (int)lease_doc_int(&job->doc, "report_failures", 0));
+                        (int)lease_doc_int(job->doc, "report_failures", 0));
                 log_warn("%s %s: outcome not reported (%s); again in %lld ms",
                          job->kind, job->id, bus_strerror(job->berr),
                          (long long)delay);
@@ -266,7 +266,7 @@ static void job_reported(outbox_job_t *job) {
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
         BSON_APPEND_UTF8(&unset, "outcome", "");
         BSON_APPEND_UTF8(&unset, "report_failures", "");
-        if (doc_bool(&job->doc, "drop_body")) {
+        if (doc_bool(job->doc, "drop_body")) {
                 BSON_APPEND_UTF8(&unset, "body", "");
                 BSON_APPEND_UTF8(&unset, "response", "");
         }
@@ -331,9 +331,9 @@ static bool job_final(outbox_job_t *job, const outbox_outcome_t *o) {
         outbox_t *ob = job->ob;
         int64_t now = (int64_t)clock_wall_ms();
         bson_t report, update = BSON_INITIALIZER, set, unset;
-        bool reported = doc_report(&job->doc, &report);
+        bool reported = doc_report(job->doc, &report);
         bool report_now = reported && ob->bus && !atomic_load(&ob->stopping);
-        bool drop = doc_bool(&job->doc, "drop_body");
+        bool drop = doc_bool(job->doc, "drop_body");
 
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
         BSON_APPEND_INT64(&set, "last_status", o->status);
@@ -406,7 +406,7 @@ static bool job_tried(outbox_job_t *job) {
                           NULL, 0, NULL);
                 return false;
         }
-        read_policy(&job->doc, &policy, &backoff, &max_attempts);
+        read_policy(job->doc, &policy, &backoff, &max_attempts);
         if (r->err == HTTPC_OK)
                 snprintf(what, sizeof(what), "HTTP %ld", r->status);
         else
@@ -425,7 +425,7 @@ static bool job_tried(outbox_job_t *job) {
                 return job_final(job, &o);
         }
         if ((max_attempts > 0 && job->attempts >= max_attempts) ||
-            now >= lease_doc_date(&job->doc, "give_up_at")) {
+            now >= lease_doc_date(job->doc, "give_up_at")) {
                 log_error("%s %s not sent (%s) after %lld attempts; given up",
                           job->kind, job->id, what, (long long)job->attempts);
                 return job_final(job, &o);
@@ -458,12 +458,12 @@ static bool job_send(outbox_job_t *job) {
                           job->kind, job->id);
                 return job_final(job, &o);
         }
-        read_policy(&job->doc, &req, &backoff, &max_attempts);
-        req.method = lease_doc_str(&job->doc, "method");
-        req.url = lease_doc_str(&job->doc, "url");
-        req.route = lease_doc_str(&job->doc, "route");
-        req.body = lease_doc_bin(&job->doc, "body");
-        req.idempotency_key = lease_doc_str(&job->doc, "idempotency_key");
+        read_policy(job->doc, &req, &backoff, &max_attempts);
+        req.method = lease_doc_str(job->doc, "method");
+        req.url = lease_doc_str(job->doc, "url");
+        req.route = lease_doc_str(job->doc, "route");
+        req.body = lease_doc_bin(job->doc, "body");
+        req.idempotency_key = lease_doc_str(job->doc, "idempotency_key");
         req.retry.attempts = 1; /* our retries are durable */
         /* A try must end within the lease, or another sender could claim
          * the record and send it too: it starts soon enough or not at all
@@ -474,14 +474,14 @@ static bool job_send(outbox_job_t *job) {
         req.retry.classify = job->ks->kind->classify;
         req.retry.classify_arg = job->ks->kind->arg;
         req.cancel = &ob->stopping;
-        if (bson_iter_init_find(&it, &job->doc, "headers") &&
+        if (bson_iter_init_find(&it, job->doc, "headers") &&
             BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
                 while (bson_iter_next(&arr))
                         if (BSON_ITER_HOLDS_UTF8(&arr))
                                 httpc_headers_add_line(
                                         &headers, bson_iter_utf8(&arr, NULL));
         if (job->ks->kind->prepare &&
-            !job->ks->kind->prepare(job->ks->kind->arg, &job->doc, &headers)) {
+            !job->ks->kind->prepare(job->ks->kind->arg, job->doc, &headers)) {
                 log_info("%s %s: not ready to send; waits", job->kind, job->id);
                 httpc_headers_deinit(&headers);
                 job_later(job, (int64_t)clock_wall_ms() + OUTBOX_NOT_READY_MS,
@@ -547,14 +547,14 @@ static bool claimed(const bson_t *doc, void *arg) {
         outbox_job_t *job = xcalloc(1, sizeof(*job));
 
         job->ob = cl->ob;
-        bson_copy_to(doc, &job->doc);
+        job->doc = bson_copy(doc);
         snprintf(job->owner, sizeof(job->owner), "%s", cl->owner);
-        job->id = lease_doc_str(&job->doc, "_id");
-        job->kind = lease_doc_str(&job->doc, "kind");
+        job->id = lease_doc_str(job->doc, "_id");
+        job->kind = lease_doc_str(job->doc, "kind");
         job->resp.retry_after_ms = -1;
         msgpack_sbuffer_init(&job->report);
         job->ks = outbox__kind(cl->ob, job->kind);
-        job->attempts = lease_doc_int(&job->doc, "attempts", 0) + 1;
+        job->attempts = lease_doc_int(job->doc, "attempts", 0) + 1;
         *cl->tail = job;
         cl->tail = &job->next;
         return true;
@@ -562,7 +562,7 @@ static bool claimed(const bson_t *doc, void *arg) {
 
 /* Hand a claimed record out: a try, or the report of its outcome. */
 static void job_start(outbox_job_t *job) {
-        const char *status = lease_doc_str(&job->doc, "status");
+        const char *status = lease_doc_str(job->doc, "status");
         bool out = false;
 
         if (!job->id || !job->kind || !status) {
@@ -571,7 +571,7 @@ static void job_start(outbox_job_t *job) {
                           job->ob->coll);
         } else if (strcmp(status, "reporting") == 0) {
                 outbox_outcome_t o;
-                outcome_of(&job->doc, &o);
+                outcome_of(job->doc, &o);
                 if (job->ob->bus)
                         out = job_report(job, &o, job->attempts - 1);
                 else

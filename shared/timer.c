@@ -2,11 +2,9 @@
  * timer.c - durable timers and schedules (see timer.h).
  *
  * Setting writes the record with one upsert whose filter refuses a fired
- * timer and leaves an identical armed record alone; the duplicate key that
- * either case raises is told apart by one read. The firing thread is a
- * ticker (ticker.h) whose round claims due records (lease.h), produces
- * their commands as one batch (cmdsend.h), waits for the broker, and
- * records each firing under its lease.
+ * timer, a record a firer holds (its lease), and leaves an identical armed
+ * record alone; the duplicate key any of these raises is told apart by one
+ * read. The firing thread is in timer_fire.c.
  */
 #include "timer.h"
 
@@ -17,21 +15,17 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "backoff.h"
-#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "msgid.h"
-#include "ticker.h"
+#include "timer_internal.h"
 
 #define TIMER_DEFAULT_POLL_MS 1000
 #define TIMER_DEFAULT_BATCH 256
 #define TIMER_DEFAULT_KEEP_S (7 * 24 * 3600)
 #define TIMER_DEFAULT_BODY (64 * 1024)
-#define TIMER_MIN_EVERY_MS 1000
+#define TIMER_DEFAULT_HORIZON_MS 250
 #define TIMER_MAX_MS (100LL * 365 * 24 * 3600 * 1000) /* ~year 2070 + */
-#define TIMER_NAME_MAX 64
-#define TIMER_RETRY ((backoff_policy_t){1000, 30000})
 
 static const char *timer_errors[] = {
 #define X(name, msg) msg,
@@ -44,26 +38,6 @@ const char *timer_strerror(timer_err_t err) {
                 return "unknown timer error";
         return timer_errors[err];
 }
-
-struct timer_service {
-        const config_t *cfg;
-        store_t *store;
-        bus_t *bus;
-        char group[TIMER_NAME_MAX];
-        char db[TIMER_NAME_MAX];
-        char coll[TIMER_NAME_MAX];
-        char ns[3 * TIMER_NAME_MAX]; /* of derived message ids */
-        char topic[256];
-        int poll_ms, batch, keep_s, max_body;
-        int64_t lease_ms;
-        ticker_t *ticker;
-        /* The firing thread's own. */
-        bool indexed;
-        bool store_down_logged;
-        int produce_failures;
-        metrics_counter_t *fired, *failed;
-        metrics_histogram_t *delay;
-};
 
 static timer_err_t timer__store_err(store_err_t err) {
         return err == STORE_OK            ? TIMER_OK
@@ -95,7 +69,7 @@ timer_service_t *timer_service_new(const timer_opts_t *opts, char *errstr,
             !lease_name_ok(db, TIMER_NAME_MAX) ||
             !lease_name_ok(coll, TIMER_NAME_MAX) || opts->poll_ms < 0 ||
             opts->batch < 0 || opts->lease_ms < 0 || opts->keep_s < 0 ||
-            opts->max_body_bytes < 0) {
+            opts->max_body_bytes < 0 || opts->horizon_ms < -1) {
                 snprintf(errstr, errlen, "timer: bad options");
                 return NULL;
         }
@@ -115,6 +89,10 @@ timer_service_t *timer_service_new(const timer_opts_t *opts, char *errstr,
         ts->max_body = opts->max_body_bytes ? opts->max_body_bytes
                                             : TIMER_DEFAULT_BODY;
         /* A claim must outlast the wait for the broker's answers. */
+        ts->horizon_ms = opts->horizon_ms < 0 ? 0
+                         : opts->horizon_ms   ? opts->horizon_ms
+                                              : TIMER_DEFAULT_HORIZON_MS;
+        ts->held = xcalloc((size_t)ts->batch, sizeof(*ts->held));
         ts->lease_ms = opts->lease_ms
                                ? opts->lease_ms
                                : opts->cfg->kafka_message_timeout_ms + 30000;
@@ -133,7 +111,7 @@ timer_service_t *timer_service_new(const timer_opts_t *opts, char *errstr,
         return ts;
 }
 
-static bool timer__indexes_done(timer_service_t *ts) {
+bool timer__indexes_done(timer_service_t *ts) {
         char errstr[256];
         timer_err_t err = timer_service_indexes(ts, errstr, sizeof(errstr));
         if (err == TIMER_STORE_DOWN)
@@ -195,9 +173,9 @@ static timer_err_t timer__check(const timer_service_t *ts, const char *id,
 
 /* The $set fields of a record that is done (fired or cancelled): kept
  * keep_s, then dropped by the TTL index; its lease is free. */
-static void timer__append_ended(const timer_service_t *ts, bson_t *set,
-                                const char *status, const char *at_field,
-                                int64_t now) {
+void timer__append_ended(const timer_service_t *ts, bson_t *set,
+                         const char *status, const char *at_field,
+                         int64_t now) {
         BSON_APPEND_UTF8(set, "status", status);
         BSON_APPEND_DATE_TIME(set, at_field, now);
         BSON_APPEND_DATE_TIME(set, "updated_at", now);
@@ -260,6 +238,10 @@ static timer_err_t timer__arm(timer_service_t *ts, const char *id,
         BSON_APPEND_UTF8(&one, "def_hash", hash);
         bson_append_document_end(&arr, &one);
         bson_append_array_end(&filter, &arr);
+        /* Not while a firer holds it: its firing would ignore us. */
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "lease_until", &sub);
+        BSON_APPEND_DATE_TIME(&sub, "$lte", now);
+        bson_append_document_end(&filter, &sub);
 
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
         if (bson_iter_init(&it, fields))
@@ -287,7 +269,7 @@ static timer_err_t timer__arm(timer_service_t *ts, const char *id,
         bson_destroy(&filter);
         bson_destroy(&update);
         if (err == STORE_OK) {
-                ticker_kick(ts->ticker, fire_at);
+                ticker_kick(ts->ticker, fire_at - ts->horizon_ms);
                 return TIMER_OK;
         }
         if (err != STORE_DUPLICATE)
@@ -308,6 +290,12 @@ static timer_err_t timer__arm(timer_service_t *ts, const char *id,
         if (status && strcmp(status, "fired") == 0) {
                 bson_destroy(&found);
                 return TIMER_FIRED;
+        }
+        if (status && strcmp(status, "armed") == 0 && have &&
+            strcmp(have, hash) != 0 &&
+            lease_doc_date(&found, "lease_until") > now) {
+                bson_destroy(&found);
+                return TIMER_FIRING;
         }
         if (!(status && strcmp(status, "armed") == 0 && have &&
               strcmp(have, hash) == 0)) {
@@ -394,6 +382,9 @@ static timer_err_t timer__cancel(timer_service_t *ts, const char *kind,
         BSON_APPEND_UTF8(&filter, "_id", id);
         BSON_APPEND_UTF8(&filter, "kind", kind);
         BSON_APPEND_UTF8(&filter, "status", "armed");
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "lease_until", &set);
+        BSON_APPEND_DATE_TIME(&set, "$lte", now);
+        bson_append_document_end(&filter, &set);
         BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
         timer__append_ended(ts, &set, "cancelled", "cancelled_at", now);
         bson_append_document_end(&update, &set);
@@ -404,6 +395,22 @@ static timer_err_t timer__cancel(timer_service_t *ts, const char *kind,
                                false, errstr, errlen);
         bson_destroy(&filter);
         bson_destroy(&update);
+        if (err == STORE_NOT_FOUND) {
+                /* Unknown, done, or held by a firer? */
+                bson_t found;
+                bson_init(&filter);
+                BSON_APPEND_UTF8(&filter, "_id", id);
+                BSON_APPEND_UTF8(&filter, "kind", kind);
+                BSON_APPEND_UTF8(&filter, "status", "armed");
+                err = store_find_one(ts->store, ts->db, ts->coll, &filter, NULL,
+                                     &found, errstr, errlen);
+                bson_destroy(&filter);
+                if (err == STORE_OK) {
+                        bool held = lease_doc_date(&found, "lease_until") > now;
+                        bson_destroy(&found);
+                        return held ? TIMER_FIRING : TIMER_STORE_DOWN;
+                }
+        }
         return timer__store_err(err);
 }
 
@@ -415,242 +422,6 @@ timer_err_t timer_cancel(timer_service_t *ts, const char *id, char *errstr,
 timer_err_t schedule_cancel(timer_service_t *ts, const char *id, char *errstr,
                             size_t errlen) {
         return timer__cancel(ts, "schedule", id, errstr, errlen);
-}
-
-/* ---------------------------------------------------------------------------
- * Firing
- * ------------------------------------------------------------------------ */
-
-typedef struct timer_firing {
-        bson_t doc; /* the claimed record; msg points into it */
-        const char *id;
-        bool schedule;
-        int64_t period; /* the period this firing stands for */
-        int64_t next_at;
-        cmdsend_msg_t msg;
-} timer_firing_t;
-
-typedef struct timer_claim {
-        timer_service_t *ts;
-        int64_t now;
-        timer_firing_t *v;
-        size_t n;
-} timer_claim_t;
-
-static slice_t timer__doc_slice(const bson_t *doc, const char *key) {
-        return slice_of(lease_doc_str(doc, key));
-}
-
-/* A claimed record as a firing; false (it stays leased and runs out) when
- * the record is unusable, which is logged. */
-static bool timer__firing(timer_claim_t *cl, const bson_t *doc) {
-        timer_service_t *ts = cl->ts;
-        timer_firing_t *f = &cl->v[cl->n];
-        const char *kind;
-        int64_t due, gen;
-        char name[TIMER_ID_MAX + 24];
-
-        bson_copy_to(doc, &f->doc);
-        f->id = lease_doc_str(&f->doc, "_id");
-        kind = lease_doc_str(&f->doc, "kind");
-        f->msg.type = lease_doc_str(&f->doc, "type");
-        if (!f->id || !kind || !f->msg.type) {
-                log_error("timers: a claimed record is malformed; left alone");
-                bson_destroy(&f->doc);
-                return false;
-        }
-        f->schedule = strcmp(kind, "schedule") == 0;
-        gen = lease_doc_int(&f->doc, "gen", 0);
-        due = lease_doc_date(&f->doc, "fire_at");
-        f->period = 0;
-        if (f->schedule) {
-                int64_t every = lease_doc_int(&f->doc, "every_ms", 0);
-                int64_t anchor = lease_doc_int(&f->doc, "anchor_ms", due);
-                int64_t k = lease_doc_int(&f->doc, "period", 0);
-                if (every < TIMER_MIN_EVERY_MS) {
-                        log_error("schedule %s has no usable period; left "
-                                  "alone",
-                                  f->id);
-                        bson_destroy(&f->doc);
-                        return false;
-                }
-                /* After downtime: once, for the latest period begun. */
-                if (cl->now >= anchor && (cl->now - anchor) / every > k)
-                        k = (cl->now - anchor) / every;
-                f->period = k;
-                due = anchor + k * every;
-                f->next_at = due + every;
-        }
-        snprintf(name, sizeof(name), "%s#%lld", f->id, (long long)gen);
-        cmdsend_derive_id(due, ts->ns, name, f->period, f->msg.id);
-        f->msg.version = (int)lease_doc_int(&f->doc, "version", 1);
-        f->msg.key = lease_doc_bin(&f->doc, "key");
-        f->msg.body = lease_doc_bin(&f->doc, "body");
-        f->msg.caller.tenant = timer__doc_slice(&f->doc, "tenant");
-        f->msg.caller.user = timer__doc_slice(&f->doc, "user");
-        f->msg.caller.roles = timer__doc_slice(&f->doc, "roles");
-        f->msg.caller.correlation_id =
-                timer__doc_slice(&f->doc, "correlation_id");
-        f->msg.created_at_ms = due;
-        cl->n++;
-        return true;
-}
-
-static bool timer__claimed(const bson_t *doc, void *arg) {
-        timer__firing(arg, doc);
-        return true;
-}
-
-static void timer__store_failed(timer_service_t *ts, const char *what,
-                                const char *errstr) {
-        if (!ts->store_down_logged)
-                log_warn("timers: %s: %s", what, errstr);
-        ts->store_down_logged = true;
-}
-
-/* Produce the batch, wait, and record each firing under its lease. */
-static void timer__fire(timer_service_t *ts, timer_claim_t *cl,
-                        const char *owner) {
-        cmdsend_batch_t *b = cmdsend_batch_new(cl->n);
-        const char **fired = xcalloc(cl->n, sizeof(*fired));
-        size_t n_fired = 0, n_failed = 0;
-        int64_t now, held = 0;
-        bson_t update, set, inc;
-        char errstr[256];
-        store_err_t err;
-
-        uint64_t t0 = clock_mono_ms(), t1;
-
-        for (size_t i = 0; i < cl->n; i++)
-                cmdsend_batch_produce(b, i, ts->bus, ts->topic, &cl->v[i].msg);
-        cmdsend_batch_wait(b);
-        now = (int64_t)clock_wall_ms();
-        t1 = clock_mono_ms();
-        for (size_t i = 0; i < cl->n; i++) {
-                timer_firing_t *f = &cl->v[i];
-                bus_err_t berr = cmdsend_batch_result(b, i);
-                if (berr) {
-                        n_failed++;
-                        log_warn("%s %s not fired: %s",
-                                 f->schedule ? "schedule" : "timer", f->id,
-                                 bus_strerror(berr));
-                        continue;
-                }
-                metrics_observe_us(
-                        ts->delay,
-                        (uint64_t)(now > f->msg.created_at_ms
-                                           ? now - f->msg.created_at_ms
-                                           : 0) *
-                                1000);
-                metrics_add(ts->fired, 1);
-                log_debug("%s %s fired (period %lld) as message %s",
-                          f->schedule ? "schedule" : "timer", f->id,
-                          (long long)f->period, f->msg.id);
-                if (!f->schedule) {
-                        fired[n_fired++] = f->id;
-                        continue;
-                }
-                /* A schedule moves on to its next period. */
-                bson_init(&update);
-                BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-                BSON_APPEND_INT64(&set, "period", f->period + 1);
-                BSON_APPEND_DATE_TIME(&set, "fire_at", f->next_at);
-                BSON_APPEND_INT64(&set, "last_period", f->period);
-                BSON_APPEND_DATE_TIME(&set, "last_fired_at", now);
-                lease_append_free(&set);
-                bson_append_document_end(&update, &set);
-                BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
-                BSON_APPEND_INT64(&inc, "fired", 1);
-                bson_append_document_end(&update, &inc);
-                err = lease_update(ts->store, ts->db, ts->coll, f->id, owner,
-                                   &update, errstr, sizeof(errstr));
-                bson_destroy(&update);
-                if (err && err != STORE_NOT_FOUND)
-                        /* The lease runs out; the refire has the same id. */
-                        timer__store_failed(ts, "recording a firing", errstr);
-        }
-        if (n_fired) {
-                bson_init(&update);
-                BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-                timer__append_ended(ts, &set, "fired", "fired_at", now);
-                bson_append_document_end(&update, &set);
-                err = lease_update_many(ts->store, ts->db, ts->coll, fired,
-                                        n_fired, owner, &update, &held, errstr,
-                                        sizeof(errstr));
-                bson_destroy(&update);
-                if (err)
-                        timer__store_failed(ts, "recording firings", errstr);
-        }
-        if (n_failed) {
-                /* Keep the lease a while longer: tried again after it. */
-                int64_t wait =
-                        backoff_delay_ms(TIMER_RETRY, ts->produce_failures++);
-                metrics_add(ts->failed, (int64_t)n_failed);
-                for (size_t i = 0; i < cl->n; i++) {
-                        if (!cmdsend_batch_result(b, i))
-                                continue;
-                        bson_init(&update);
-                        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-                        BSON_APPEND_DATE_TIME(&set, "lease_until", now + wait);
-                        bson_append_document_end(&update, &set);
-                        lease_update(ts->store, ts->db, ts->coll, cl->v[i].id,
-                                     owner, &update, errstr, sizeof(errstr));
-                        bson_destroy(&update);
-                }
-        } else {
-                ts->produce_failures = 0;
-        }
-        log_debug("timers: %zu produced in %llu ms, recorded in %llu ms", cl->n,
-                  (unsigned long long)(t1 - t0),
-                  (unsigned long long)(clock_mono_ms() - t1));
-        free(fired);
-        cmdsend_batch_destroy(b);
-}
-
-static int64_t timer__round(void *arg, const atomic_bool *stop) {
-        timer_service_t *ts = arg;
-        timer_claim_t cl = {.ts = ts};
-        lease_query_t q = {.db = ts->db,
-                           .coll = ts->coll,
-                           .time_field = "fire_at",
-                           .limit = ts->batch,
-                           .lease_ms = ts->lease_ms};
-        bson_t filter = BSON_INITIALIZER;
-        char owner[LEASE_OWNER_SIZE], errstr[256];
-        int64_t next = INT64_MAX;
-        int claimed;
-        store_err_t err;
-
-        if (!store_is_up(ts->store))
-                return INT64_MAX;
-        if (!ts->indexed)
-                ts->indexed = timer__indexes_done(ts);
-        BSON_APPEND_UTF8(&filter, "status", "armed");
-        q.filter = &filter;
-        cl.v = xcalloc((size_t)ts->batch, sizeof(*cl.v));
-        do {
-                cl.n = 0;
-                uint64_t t0 = clock_mono_ms();
-                cl.now = (int64_t)clock_wall_ms();
-                err = lease_claim(ts->store, &q, cl.now, owner, timer__claimed,
-                                  &cl, &claimed, &next, errstr, sizeof(errstr));
-                if (claimed)
-                        log_debug("timers: %d claimed in %llu ms", claimed,
-                                  (unsigned long long)(clock_mono_ms() - t0));
-                if (err) {
-                        timer__store_failed(ts, "claiming due timers", errstr);
-                        next = INT64_MAX;
-                        break;
-                }
-                ts->store_down_logged = false;
-                if (cl.n)
-                        timer__fire(ts, &cl, owner);
-                for (size_t i = 0; i < cl.n; i++)
-                        bson_destroy(&cl.v[i].doc);
-        } while (claimed == ts->batch && !atomic_load(stop));
-        free(cl.v);
-        bson_destroy(&filter);
-        return next;
 }
 
 int timer_service_start(timer_service_t *ts, char *errstr, size_t errlen) {
@@ -668,5 +439,7 @@ void timer_service_destroy(timer_service_t *ts) {
         if (!ts)
                 return;
         ticker_stop(ts->ticker);
+        timer__release_held(ts); /* the next firer need not wait */
+        free(ts->held);
         free(ts);
 }

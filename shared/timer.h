@@ -32,13 +32,21 @@
  * the latest period begun, and then keeps its rhythm (anchor + k·every).
  * The command's created-at is the firing's due time (the period's start).
  *
- * Latency: the thread sleeps until the earliest due time it knows (read by
- * each claim), a local timer_set or schedule_set wakes it at once when it
- * brings that time forward, and it reads the store every poll_ms to learn
- * of records other processes set. Store cost when idle: one indexed find
+ * Latency: the thread claims records horizon_ms before their time and
+ * fires them at it (no store round trip then: only the broker's ack); it
+ * sleeps until the earliest time it knows (read by each claim), a local
+ * timer_set or schedule_set wakes it at once when it brings that time
+ * forward, and it reads the store every poll_ms to learn of records other
+ * processes set. Store cost when idle: one indexed find
  * (at most batch + 1 small documents) per poll_ms per process and service;
  * a firing costs three round trips per batch to claim, and one (timers,
  * per batch) or one per schedule to mark.
+ *
+ * From a handler: timer_spec_t s = {.id = "<message id>.remind", .fire_at_ms
+ * = at, .type = "onboarding.reminder.due", .key = env->key, .body = body,
+ * .caller = cmdsend_caller(rt_env(ctx))}; timer_set(st->timers, &s, ...):
+ * TIMER_OK, TIMER_FIRED and (for a change) TIMER_FIRING answer the client;
+ * TIMER_STORE_DOWN is HANDLER_TRANSIENT.
  *
  * Thread-safety: timer_set, timer_cancel, schedule_set and schedule_cancel
  * may be called from any thread (handlers call them). The service is
@@ -56,12 +64,13 @@
 #include "slice.h"
 #include "store.h"
 
-#define TIMER_ERRORS(X)                                                \
-        X(TIMER_OK, "ok")                                              \
-        X(TIMER_FIRED, "the timer fired already; it was not replaced") \
-        X(TIMER_NOT_FOUND, "no armed timer or schedule has this id")   \
-        X(TIMER_BAD_SPEC, "the timer or schedule is malformed")        \
-        X(TIMER_STORE_DOWN, "the store is unreachable")                \
+#define TIMER_ERRORS(X)                                                 \
+        X(TIMER_OK, "ok")                                               \
+        X(TIMER_FIRED, "the timer fired already; it was not replaced")  \
+        X(TIMER_FIRING, "the timer is being fired; it was not changed") \
+        X(TIMER_NOT_FOUND, "no armed timer or schedule has this id")    \
+        X(TIMER_BAD_SPEC, "the timer or schedule is malformed")         \
+        X(TIMER_STORE_DOWN, "the store is unreachable")                 \
         X(TIMER_STORE_ERROR, "store error")
 
 typedef enum timer_err {
@@ -86,6 +95,11 @@ typedef struct timer_opts {
         int lease_ms;           /* 0: the producer's message timeout + 30 s */
         int keep_s;             /* 0: 7 days: fired and cancelled records */
         int max_body_bytes;     /* 0: 64 KiB */
+        /* Claim records due up to this far ahead and fire them at their
+         * time, so the store's round trips are out of the latency path;
+         * a record held so is TIMER_FIRING to set and cancel. 0: 250 ms;
+         * -1: none (claim at the due time). */
+        int horizon_ms;
 } timer_opts_t;
 
 /* A one-shot timer. */
@@ -135,23 +149,27 @@ timer_err_t timer_service_indexes(timer_service_t *ts, char *errstr,
 /*
  * Arm a timer. Idempotent by id: the same timer set again changes nothing
  * (a redelivered command); a different one replaces it (new gen: it fires
- * as a new message) unless it fired already (TIMER_FIRED, nothing changed).
- * A replacement racing a firing under way may let both fire.
+ * as a new message) unless it fired already (TIMER_FIRED) or a firer holds
+ * it (TIMER_FIRING: within horizon_ms of its time, or being fired; it will
+ * fire as it was): then nothing changed.
  */
 timer_err_t timer_set(timer_service_t *ts, const timer_spec_t *spec,
                       char *errstr, size_t errlen);
 
 /* Disarm an armed timer. TIMER_NOT_FOUND when none is armed (fired,
- * cancelled or unknown). A firing already produced is not recalled. */
+ * cancelled or unknown); TIMER_FIRING when a firer holds it (too late: it
+ * fires). Never an OK for a timer that then fires. */
 timer_err_t timer_cancel(timer_service_t *ts, const char *id, char *errstr,
                          size_t errlen);
 
 /* Arm a schedule; the same schedule set again changes nothing, a different
- * one replaces it (from its own next period). */
+ * one replaces it (from its own next period); TIMER_FIRING while a firer
+ * holds it. */
 timer_err_t schedule_set(timer_service_t *ts, const schedule_spec_t *spec,
                          char *errstr, size_t errlen);
 
-/* Stop a schedule. TIMER_NOT_FOUND when none is armed under id. */
+/* Stop a schedule. TIMER_NOT_FOUND when none is armed under id;
+ * TIMER_FIRING while a firer holds it (try again after its firing). */
 timer_err_t schedule_cancel(timer_service_t *ts, const char *id, char *errstr,
                             size_t errlen);
 
