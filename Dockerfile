@@ -53,7 +53,8 @@ RUN mkdir -p /out \
 
 # ---------------------------------------------------------------------------
 # runtime: bookworm-slim with only the shared libraries the binaries link
-# (librdkafka is inside them; libsasl2, zstd, lz4 and zlib are what it uses).
+# (librdkafka is inside them; libsasl2, zstd, lz4 and zlib are what it uses;
+# NLopt and LIBLINEAR are the ml group's optimiser and logistic regression).
 # ---------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
@@ -63,6 +64,7 @@ RUN apt-get update \
       libsasl2-2 libzstd1 liblz4-1 zlib1g \
       libmicrohttpd12 libmongoc-1.0-0 libbson-1.0-0 libmsgpackc2 \
       libcurl4 libjansson4 libjwt0 libargon2-1 libssl3 \
+      libnlopt0 liblinear4 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 omnify \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
