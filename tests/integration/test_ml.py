@@ -18,8 +18,8 @@ A second tenant has a week of data: too little history for a forecast
 (422 naming it), and it never sees the first tenant's forecasts, anomalies
 or scores. Bad parameters answer 400/422 naming the field or the problem.
 
-Needs the analytics group and its event producer (build/bin/bench-events)
-in the build; skipped otherwise.
+Needs the analytics group, its event producer (build/bin/bench-events)
+and its test helpers (test_analytics.py); the module skips otherwise.
 """
 
 import datetime as dt
@@ -32,9 +32,13 @@ import pytest
 
 from conftest import BUILD_BIN, REPO, assert_problem, http, poll_operation, wait_status
 
-if not os.path.exists(os.path.join(BUILD_BIN, "bench-events")):
-    pytest.skip("the analytics group (bench-events) is not in this build",
-                allow_module_level=True)
+# The analytics group is built on its own branch: until it is merged, this
+# whole module skips (test_ml_api.py covers what needs no analytics).
+if not (os.path.exists(os.path.join(BUILD_BIN, "bench-events"))
+        and os.path.exists(os.path.join(REPO, "tests", "integration",
+                                        "test_analytics.py"))):
+    pytest.skip("the analytics group (bench-events, test_analytics.py) is "
+                "not in this build", allow_module_level=True)
 
 from mpack import mp_unpack  # noqa: E402
 from test_analytics import (PROVIDER, ad_event, bearer, event, order_event,  # noqa: E402
@@ -180,14 +184,16 @@ def connections(tenant, accounts):
     """Each account connected and synced now: analytics closes yesterday."""
     out, now = [], int(time.time() * 1000)
     for prov, acct in accounts:
-        cid = f"cn-{prov}-{acct}"
+        # UUIDs, as schemas/integrations.json declares them.
+        cid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{prov}/{acct}"))
+        sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{prov}/{acct}/sync"))
         out.append(event("integrations.connection.connected", tenant,
                          {"connection_id": cid, "provider": prov, "account_id": acct,
                           "account_name": acct}, created_at=now))
         out.append(event("integrations.sync.completed", tenant,
-                         {"sync_id": f"s-{cid}", "connection_id": cid, "provider": prov,
-                          "kind": "backfill", "records": 1, "streams": {},
-                          "first_sync": True}, created_at=now))
+                         {"sync_id": sid, "connection_id": cid, "provider": prov,
+                          "account_id": acct, "kind": "backfill", "records": 1,
+                          "streams": {}, "first_sync": True}, created_at=now))
     return out
 
 
