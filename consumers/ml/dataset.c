@@ -150,6 +150,8 @@ static bool each_deal(const bson_t *doc, void *arg) {
 /* Merge the deals of one contact (sorted) into one entry each. */
 static void fold_deals(lead_load_t *l) {
         size_t w = 0;
+        if (l->n_deals == 0)
+                return; /* deals is NULL: qsort must not see it */
         qsort(l->deals, l->n_deals, sizeof(*l->deals), cmp_deal);
         for (size_t r = 0; r < l->n_deals; r++) {
                 if (w && strcmp(l->deals[w - 1].key, l->deals[r].key) == 0) {
@@ -226,8 +228,9 @@ store_err_t ml_dataset_lead(store_t *store, const char *tenant, ml_dataset_t *d,
                 int64_t created = (int64_t)x[2], engaged = (int64_t)x[4];
                 deal_sum_t probe = {.key = d->keys[i]}, *s;
                 double opened = x[0], clicked = x[1], views = x[3];
-                s = bsearch(&probe, l.deals, l.n_deals, sizeof(*l.deals),
-                            cmp_deal);
+                s = l.n_deals ? bsearch(&probe, l.deals, l.n_deals,
+                                        sizeof(*l.deals), cmp_deal)
+                              : NULL;
                 if (s && s->won)
                         d->converted[i] = true;
                 x[0] = log1p(opened);
@@ -334,7 +337,8 @@ store_err_t ml_dataset_churn(store_t *store, const char *tenant, int churn_days,
         bson_destroy(&filter);
         if (err != STORE_OK)
                 goto done;
-        qsort(c.rows, c.n, sizeof(*c.rows), cmp_order);
+        if (c.n)
+                qsort(c.rows, c.n, sizeof(*c.rows), cmp_order);
         d->now_ms = c.now;
         int64_t cutoff = c.now - (int64_t)churn_days * 86400000;
         for (size_t i = 0; i < c.n;) {
