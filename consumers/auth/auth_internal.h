@@ -229,8 +229,9 @@ handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
                                              const msgpack_object *body);
 
 /* ---------------------------------------------------------------------------
- * mailer.c: an outbox in the store and a sender thread, so a mail outage
- * never fails the request that wanted a mail; sending retries with backoff.
+ * mailer.c: auth's mail outbox (shared/outbox.h with shared/mail.h) and its
+ * sender thread, so a mail outage never fails the request that wanted a
+ * mail; sending retries with backoff.
  * ------------------------------------------------------------------------ */
 
 /* The outbox id of the mail of `kind` that command `cmd_id` sends: one
@@ -248,6 +249,9 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *mail_id,
 /* STORE_OK when the mail mail_id is in the outbox, STORE_NOT_FOUND if not. */
 store_err_t auth_mail_queued(auth_state_t *st, const char *mail_id,
                              char *errstr, size_t errlen);
+
+/* Start the sender (on st->store, with cfg's mail settings); stop it and
+ * free (NULL ok). */
 auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr, size_t errlen);
 void auth_mailer_stop(auth_mailer_t *m);
 
