@@ -87,12 +87,12 @@ json_t *ak_tool_decls(const schema_set_t *schemas, const json_t *types,
                 params = js ? json_loads(js, 0, NULL) : json_object();
                 free(js);
                 json_array_append_new(
-                        out, json_pack("{s:s, s:{s:s, s:s, s:o}}", "type",
-                                       "function", "function", "name", name,
-                                       "description",
-                                       m->summary ? m->summary : type,
-                                       "parameters",
-                                       params ? params : json_object()));
+                        out,
+                        json_pack("{s:s, s:{s:s, s:s, s:o}}", "type",
+                                  "function", "function", "name", name,
+                                  "description", m->summary ? m->summary : type,
+                                  "parameters",
+                                  params ? params : json_object()));
         }
         return out;
 }
@@ -128,13 +128,13 @@ json_t *ak_llm_output(const char *body, char *err, size_t errlen) {
                 json_t *f = json_object_get(c, "function");
                 if (!ak_str(c, "id") || !ak_str(f, "name"))
                         continue;
-                json_array_append_new(
-                        calls, json_pack("{s:s, s:s, s:s}", "id",
-                                         ak_str(c, "id"), "name",
-                                         ak_str(f, "name"), "arguments",
-                                         ak_str(f, "arguments")
-                                                 ? ak_str(f, "arguments")
-                                                 : "{}"));
+                json_array_append_new(calls,
+                                      json_pack("{s:s, s:s, s:s}", "id",
+                                                ak_str(c, "id"), "name",
+                                                ak_str(f, "name"), "arguments",
+                                                ak_str(f, "arguments")
+                                                        ? ak_str(f, "arguments")
+                                                        : "{}"));
         }
         json_object_set_new(out, "tool_calls", calls);
         json_decref(j);
@@ -149,7 +149,8 @@ static bool ak__listed(const json_t *list, const char *type) {
         size_t i;
         const json_t *t;
         json_array_foreach(list, i, t) {
-                if (json_is_string(t) && strcmp(json_string_value(t), type) == 0)
+                if (json_is_string(t) &&
+                    strcmp(json_string_value(t), type) == 0)
                         return true;
         }
         return false;
@@ -188,8 +189,8 @@ static void ak__start_llm(ak_tx_t *tx, json_t *ag) {
         if (json_array_size(tx->def->agent.tool_decls))
                 json_object_set(in, "tools", tx->def->agent.tool_decls);
         ak__start(tx,
-                  json_pack("{s:s, s:s, s:{s:i, s:s}}", "id", id, "kind",
-                            "llm", "retry", "max_attempts", 3, "on_exhausted",
+                  json_pack("{s:s, s:s, s:{s:i, s:s}}", "id", id, "kind", "llm",
+                            "retry", "max_attempts", 3, "on_exhausted",
                             "pause"),
                   in);
 }
@@ -221,8 +222,8 @@ static void ak__start_tools(ak_tx_t *tx, json_t *ag, const json_t *calls) {
                                          name);
                         json_decref(args);
                         ak__start(tx,
-                                  json_pack("{s:s, s:s, s:s}", "id", id,
-                                            "kind", "noop", "tool_call_id",
+                                  json_pack("{s:s, s:s, s:s}", "id", id, "kind",
+                                            "noop", "tool_call_id",
                                             ak_str(c, "id")),
                                   json_pack("{s:s}", "error", name_err));
                         continue;
@@ -243,9 +244,9 @@ static void ak__start_tools(ak_tx_t *tx, json_t *ag, const json_t *calls) {
 }
 
 static bool ak__terminal(const char *st) {
-        return st && (strcmp(st, "completed") == 0 ||
-                      strcmp(st, "failed") == 0 ||
-                      strcmp(st, "cancelled") == 0);
+        return st &&
+               (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
+                strcmp(st, "cancelled") == 0);
 }
 
 /* Every tool of the turn ended: their results join the conversation. */
@@ -272,10 +273,10 @@ static bool ak__close_turn(ak_tx_t *tx, json_t *ag) {
                                                    : "the tool failed");
                 text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
                 json_array_append_new(
-                        msgs, json_pack("{s:s, s:s, s:s}", "role", "tool",
-                                        "tool_call_id",
-                                        ak_str(spec, "tool_call_id"),
-                                        "content", text ? text : "null"));
+                        msgs,
+                        json_pack("{s:s, s:s, s:s}", "role", "tool",
+                                  "tool_call_id", ak_str(spec, "tool_call_id"),
+                                  "content", text ? text : "null"));
                 free(text);
                 json_decref(result);
         }
@@ -287,8 +288,8 @@ static void ak__finish(ak_tx_t *tx, json_t *ag, const json_t *out) {
         json_t *o = json_pack("{s:s?, s:s?, s:I, s:I}", "answer",
                               ak_str(out, "content"), "thread_id",
                               ak_str(ag, "thread_id"), "iterations",
-                              (json_int_t)ak_int(ag, "iteration", 0),
-                              "tokens", (json_int_t)ak_int(ag, "tokens", 0));
+                              (json_int_t)ak_int(ag, "iteration", 0), "tokens",
+                              (json_int_t)ak_int(ag, "tokens", 0));
         ak_fx(tx, json_pack("{s:s}", "k", "thread"));
         ak_run_end(tx, "completed", o, NULL, NULL);
 }
@@ -314,10 +315,11 @@ void ak_agent_advance(ak_tx_t *tx) {
                         }
                         if (ak_int(ag, "tokens", 0) >=
                             tx->def->agent.token_budget) {
-                                snprintf(why, sizeof(why),
-                                         "the agent used its token budget "
-                                         "(%lld)",
-                                         (long long)tx->def->agent.token_budget);
+                                snprintf(
+                                        why, sizeof(why),
+                                        "the agent used its token budget "
+                                        "(%lld)",
+                                        (long long)tx->def->agent.token_budget);
                                 ak_run_end(tx, "failed", NULL, why, NULL);
                                 return;
                         }
@@ -334,10 +336,10 @@ void ak_agent_advance(ak_tx_t *tx) {
                                 ak_step_start(
                                         tx, &step,
                                         json_deep_copy(json_object_get(
-                                                ak_attempt(S, (int)ak_int(
-                                                                      S,
-                                                                      "attempt",
-                                                                      1)),
+                                                ak_attempt(S,
+                                                           (int)ak_int(
+                                                                   S, "attempt",
+                                                                   1)),
                                                 "input")));
                         continue;
                 }
@@ -515,10 +517,9 @@ bool ak_agent_thread_fx(ak_tx_t *tx, const json_t *effect) {
                         bson_append_array_end(&d, &arr);
                         BSON_APPEND_INT64(&d, "updated_at", tx->now);
                         if (seq == 0) {
-                                err = store_insert(tx->st->store,
-                                                   runtime_db(tx->st->rt),
-                                                   AK_THREADS, &d, errstr,
-                                                   sizeof(errstr));
+                                err = store_insert(
+                                        tx->st->store, runtime_db(tx->st->rt),
+                                        AK_THREADS, &d, errstr, sizeof(errstr));
                         } else {
                                 bson_t flt = BSON_INITIALIZER;
                                 BSON_APPEND_UTF8(&flt, "_id", thread);

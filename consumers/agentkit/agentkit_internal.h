@@ -271,7 +271,9 @@ typedef struct ak_tx {
         int reply_status; /* 0: no reply of the transition's own */
         json_t *reply;
         bool changed;
-        bool replayed; /* the message had been applied before */
+        bool replayed;     /* the message had been applied before */
+        const char *woken; /* the timer that fired ("sleep", ...), or NULL */
+        const char *woken_step; /* ... and its step */
 } ak_tx_t;
 
 /* Apply a message to tx->run (NULL when the run does not exist); set

@@ -35,7 +35,8 @@ static json_t *ak__doc_of(const msgpack_object *body, const char *id_field) {
 }
 
 static handler_result_t ak__put(rt_ctx_t *ctx, ak_def_kind_t kind,
-                                const char *id, json_t *doc, int created_status) {
+                                const char *id, json_t *doc,
+                                int created_status) {
         ak_state_t *st = ak_state(ctx);
         schema_report_t report;
         rt_caller_t c;
@@ -72,7 +73,8 @@ static handler_result_t ak__put(rt_ctx_t *ctx, ak_def_kind_t kind,
                       kind == AK_DEF_AGENT ? "agent_id" : "workflow_id", id,
                       "version", version, "created", created);
         if (ak_str(doc, "name"))
-                json_object_set_new(o, "name", json_string(ak_str(doc, "name")));
+                json_object_set_new(o, "name",
+                                    json_string(ak_str(doc, "name")));
         ak_reply_json(ctx, created ? created_status : 200, o);
         json_decref(o);
         json_decref(doc);
@@ -230,13 +232,15 @@ handler_result_t ak_threads_get(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_free(text);
                 bson_destroy(&doc);
         }
-        if (!j || !ak_str(j, "tenant") || !slice_eq(c.tenant, ak_str(j, "tenant"))) {
+        if (!j || !ak_str(j, "tenant") ||
+            !slice_eq(c.tenant, ak_str(j, "tenant"))) {
                 json_decref(j);
                 rt_reply_problem(ctx, 404, "Not Found", "no such thread");
                 return HANDLER_OK;
         }
-        msgs = ak_str(j, "messages") ? json_loads(ak_str(j, "messages"), 0, NULL)
-                                     : NULL;
+        msgs = ak_str(j, "messages")
+                       ? json_loads(ak_str(j, "messages"), 0, NULL)
+                       : NULL;
         o = json_pack("{s:s#, s:s?, s:o, s:O}", "thread_id", s.ptr, (int)s.len,
                       "agent_id", ak_str(j, "agent_id"), "messages",
                       msgs ? msgs : json_array(), "runs",

@@ -43,12 +43,11 @@ static rt_out_opts_t ak__caller_opts(rt_ctx_t *ctx) {
 }
 
 static json_t *ak__started_reply(const json_t *run, bool created) {
-        json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:b}", "run_id",
-                              ak_str(run, "run_id"), "status",
-                              ak_str(run, "status"), "workflow_id",
-                              ak_str(run, "workflow_id"), "version",
-                              (json_int_t)ak_int(run, "version", 0), "created",
-                              created);
+        json_t *r = json_pack(
+                "{s:s, s:s, s:s, s:I, s:b}", "run_id", ak_str(run, "run_id"),
+                "status", ak_str(run, "status"), "workflow_id",
+                ak_str(run, "workflow_id"), "version",
+                (json_int_t)ak_int(run, "version", 0), "created", created);
         const char *thread = ak_str(json_object_get(run, "agent"), "thread_id");
         if (thread)
                 json_object_set_new(r, "thread_id", json_string(thread));
@@ -76,14 +75,13 @@ typedef struct ak_start_arg {
  * earlier messages, the user's. 0, or 1 when the answer is a 404 (no such
  * thread for this agent), or -1 when the store failed. */
 static int ak__agent_state(ak_tx_t *tx, json_t *run, const json_t *b,
-                            const char *run_id) {
+                           const char *run_id) {
         const char *thread = ak_str(b, "thread_id");
         json_t *msgs = json_array(), *old = NULL;
         char tid[MSGID_TEXT_SIZE], seed[80];
-        json_array_append_new(msgs,
-                              json_pack("{s:s, s:s}", "role", "system",
-                                        "content",
-                                        tx->def->agent.instructions));
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system",
+                                              "content",
+                                              tx->def->agent.instructions));
         if (thread) {
                 bson_t f = BSON_INITIALIZER, doc;
                 char errstr[256], *text;
@@ -135,11 +133,10 @@ static int ak__agent_state(ak_tx_t *tx, json_t *run, const json_t *b,
                             json_pack("{s:s, s:s, s:o, s:I, s:i, s:i}",
                                       "agent_id", tx->def->def_id, "thread_id",
                                       tid, "messages", msgs, "first",
-                                      (json_int_t)json_array_size(msgs), "iteration",
-                                      0, "tokens", 0));
-        json_array_append_new(msgs,
-                              json_pack("{s:s, s:s}", "role", "user", "content",
-                                        ak_str(b, "message")));
+                                      (json_int_t)json_array_size(msgs),
+                                      "iteration", 0, "tokens", 0));
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user",
+                                              "content", ak_str(b, "message")));
         return 0;
 }
 
@@ -168,13 +165,11 @@ static bool ak__start_apply(ak_tx_t *tx, void *arg) {
         if (err)
                 return !store_err_transient(err);
         ak__new_run_id(tx->ctx, b, run_id);
-        run = ak_run_new_state(run_id,
-                               sa->kind == AK_DEF_AGENT ? "agent" : "workflow",
-                               tx->def,
-                               sa->kind == AK_DEF_AGENT
-                                       ? NULL
-                                       : json_object_get(b, "input"),
-                               &caller, tx->now);
+        run = ak_run_new_state(
+                run_id, sa->kind == AK_DEF_AGENT ? "agent" : "workflow",
+                tx->def,
+                sa->kind == AK_DEF_AGENT ? NULL : json_object_get(b, "input"),
+                &caller, tx->now);
         tx->run = run;
         if (sa->kind == AK_DEF_AGENT) {
                 int st = ak__agent_state(tx, run, b, run_id);
@@ -223,18 +218,18 @@ handler_result_t ak_agents_run(rt_ctx_t *ctx, const msgpack_object *body) {
 static void ak__time(json_t *o, const char *key, int64_t ms) {
         char t[40];
         if (ms > 0)
-                json_object_set_new(o, key,
-                                    json_string(ak_time_text(ms, t, sizeof(t))));
+                json_object_set_new(
+                        o, key, json_string(ak_time_text(ms, t, sizeof(t))));
 }
 
 /* A run's summary (and, full, its steps and what it waits for). */
 static json_t *ak__summary(const json_t *run, bool full) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "run_id",
-                              ak_str(run, "run_id"), "kind",
-                              ak_str(run, "kind"), "workflow_id",
-                              ak_str(run, "workflow_id"), "version",
-                              (json_int_t)ak_int(run, "version", 0), "status",
-                              ak_str(run, "status"));
+        json_t *o =
+                json_pack("{s:s, s:s, s:s, s:I, s:s}", "run_id",
+                          ak_str(run, "run_id"), "kind", ak_str(run, "kind"),
+                          "workflow_id", ak_str(run, "workflow_id"), "version",
+                          (json_int_t)ak_int(run, "version", 0), "status",
+                          ak_str(run, "status"));
         const char *keys[] = {"error", "rerun_of"};
         ak__time(o, "created_at", ak_int(run, "created_at", 0));
         ak__time(o, "updated_at", ak_int(run, "updated_at", 0));
@@ -264,11 +259,10 @@ static json_t *ak__summary(const json_t *run, bool full) {
                 json_t *steps = json_array(), *waiting = json_array(), *S;
                 const char *id;
                 json_object_foreach(json_object_get(run, "steps"), id, S) {
-                        json_t *s = json_pack("{s:s, s:s, s:I}", "step_id", id,
-                                              "status", ak_str(S, "status"),
-                                              "attempt",
-                                              (json_int_t)ak_int(S, "attempt",
-                                                                 0));
+                        json_t *s = json_pack(
+                                "{s:s, s:s, s:I}", "step_id", id, "status",
+                                ak_str(S, "status"), "attempt",
+                                (json_int_t)ak_int(S, "attempt", 0));
                         const char *kind =
                                 ak_str(json_object_get(S, "spec"), "kind");
                         if (json_object_get(S, "output"))
@@ -436,11 +430,10 @@ handler_result_t ak_runs_history(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         /* In the order they started. */
         for (size_t n = json_array_size(attempts), k = 1; k < n; k++)
-                for (size_t m = k; m > 0 &&
-                                   ak_int(json_array_get(attempts, m - 1), "t",
-                                          0) >
-                                           ak_int(json_array_get(attempts, m),
-                                                  "t", 0);
+                for (size_t m = k;
+                     m > 0 &&
+                     ak_int(json_array_get(attempts, m - 1), "t", 0) >
+                             ak_int(json_array_get(attempts, m), "t", 0);
                      m--) {
                         json_t *x = json_incref(json_array_get(attempts, m));
                         json_array_set(attempts, m,
@@ -515,10 +508,10 @@ static void ak__conflict(ak_tx_t *tx, const char *verb) {
         char why[160];
         snprintf(why, sizeof(why), "a %s run cannot be %s",
                  ak_str(tx->run, "status"),
-                 strcmp(verb, "cancel") == 0  ? "cancelled"
-                 : strcmp(verb, "pause") == 0 ? "paused"
+                 strcmp(verb, "cancel") == 0   ? "cancelled"
+                 : strcmp(verb, "pause") == 0  ? "paused"
                  : strcmp(verb, "resume") == 0 ? "resumed"
-                                                : "signalled");
+                                               : "signalled");
         rt_reply_problem(tx->ctx, 409, "Conflict", why);
 }
 
@@ -537,10 +530,10 @@ static bool ak__cmd_apply(ak_tx_t *tx, void *arg) {
         else if (strcmp(v, "resume") == 0)
                 ok = ak_run_resume(tx);
         else if (strcmp(v, "signal") == 0)
-                ok = ak_run_signal(tx, ak_str(ca->body, "name"),
-                                   json_incref(json_object_get(ca->body,
-                                                               "payload")),
-                                   &delivered);
+                ok = ak_run_signal(
+                        tx, ak_str(ca->body, "name"),
+                        json_incref(json_object_get(ca->body, "payload")),
+                        &delivered);
         else if (strcmp(v, "approve") == 0) {
                 rt_caller_t c;
                 int st;
@@ -693,11 +686,11 @@ static bool ak__rerun_apply(ak_tx_t *tx, void *arg) {
                             json_string(ak_str(ra->old, "run_id")));
         for (size_t i = 0; i < pos; i++)
                 ak__reuse(run, ra->old, &root->steps[i]);
-        json_object_set_new(
-                json_object_get(run, "seqs"), "root",
-                json_pack("{s:I, s:s, s:s?}", "pos", (json_int_t)pos, "status",
-                          "running", "last",
-                          pos ? root->steps[pos - 1].id : NULL));
+        json_object_set_new(json_object_get(run, "seqs"), "root",
+                            json_pack("{s:I, s:s, s:s?}", "pos",
+                                      (json_int_t)pos, "status", "running",
+                                      "last",
+                                      pos ? root->steps[pos - 1].id : NULL));
         tx->run = run;
         ak_emit(tx, "agentkit.run.started",
                 json_pack("{s:I, s:s}", "version", (json_int_t)tx->def->version,

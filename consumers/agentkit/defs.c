@@ -24,9 +24,8 @@
 #include "agentkit_internal.h"
 
 static const char *const ak_kinds[AK_KIND_COUNT] = {
-        "noop",       "command",  "http",   "llm",      "sleep",
-        "sleep_until", "wait_event", "approval", "signal", "branch",
-        "parallel",   "child",
+        "noop",       "command",  "http",   "llm",    "sleep",    "sleep_until",
+        "wait_event", "approval", "signal", "branch", "parallel", "child",
 };
 
 const char *ak_kind_name(ak_kind_t kind) {
@@ -107,14 +106,13 @@ bool ak_step_parse(const json_t *j, ak_step_t *out, char *err, size_t errlen) {
         out->max_attempts = (int)ak_int(r, "max_attempts", remote ? 3 : 1);
         out->backoff_ms = ak_int(r, "backoff_ms", 1000);
         out->max_backoff_ms = ak_int(r, "max_backoff_ms", 60000);
-        out->multiplier = json_is_number(json_object_get(r, "multiplier"))
-                                  ? json_number_value(
-                                            json_object_get(r, "multiplier"))
-                                  : 2.0;
+        out->multiplier =
+                json_is_number(json_object_get(r, "multiplier"))
+                        ? json_number_value(json_object_get(r, "multiplier"))
+                        : 2.0;
         out->final_errors = json_object_get(r, "final_errors");
-        out->fail_on_exhausted =
-                ak_str(r, "on_exhausted") &&
-                strcmp(ak_str(r, "on_exhausted"), "fail") == 0;
+        out->fail_on_exhausted = ak_str(r, "on_exhausted") &&
+                                 strcmp(ak_str(r, "on_exhausted"), "fail") == 0;
         out->timeout_ms = ak_int(j, "timeout_ms", 0);
         out->next = ak_str(j, "next");
         if (kind == AK_BRANCH)
@@ -131,7 +129,8 @@ typedef struct ak_check {
 } ak_check_t;
 
 static void ak__problem(ak_check_t *c, const char *path, const char *field,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                        const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 static void ak__problem(ak_check_t *c, const char *path, const char *field,
                         const char *fmt, ...) {
@@ -167,13 +166,12 @@ static const char *ak__command_problem(const schema_set_t *schemas,
         return NULL;
 }
 
-static void ak__check_seq(ak_check_t *c, const json_t *steps,
-                          const char *path, int depth);
+static void ak__check_seq(ak_check_t *c, const json_t *steps, const char *path,
+                          int depth);
 
 /* next / case targets: a step of the same list, or "end". */
-static void ak__check_target(ak_check_t *c, const json_t *seq,
-                             const char *path, const char *field,
-                             const char *target) {
+static void ak__check_target(ak_check_t *c, const json_t *seq, const char *path,
+                             const char *field, const char *target) {
         size_t i;
         const json_t *s;
         if (!target || strcmp(target, "end") == 0)
@@ -194,6 +192,7 @@ static void ak__check_step(ak_check_t *c, const json_t *seq, const json_t *j,
         const char *key;
         const json_t *v;
         char err[160];
+        size_t before;
 
         if (!json_is_object(j)) {
                 ak__problem(c, path, NULL, "must be an object");
@@ -213,6 +212,7 @@ static void ak__check_step(ak_check_t *c, const json_t *seq, const json_t *j,
                 ak__problem(c, path, "kind", "must be one of the step kinds");
                 return;
         }
+        before = c->report->n;
         json_object_foreach((json_t *)j, key, v) {
                 size_t f;
                 for (f = 0; f < sizeof(ak_fields) / sizeof(ak_fields[0]); f++)
@@ -221,15 +221,15 @@ static void ak__check_step(ak_check_t *c, const json_t *seq, const json_t *j,
                 if (f == sizeof(ak_fields) / sizeof(ak_fields[0]))
                         ak__problem(c, path, key, "is not a step field");
                 else if (!(ak_fields[f].kinds & K(kind)))
-                        ak__problem(c, path, key,
-                                    "does not apply to a %s step", kname);
+                        ak__problem(c, path, key, "does not apply to a %s step",
+                                    kname);
                 else if (json_typeof(v) != ak_fields[f].type &&
                          !(ak_fields[f].type == JSON_TRUE &&
                            json_is_boolean(v)))
                         ak__problem(c, path, key, "has the wrong type");
         }
-        if (c->report->n)
-                return;
+        if (c->report->n > before)
+                return; /* the rest would only repeat it */
         ak__check_template(c, path, "input", json_object_get(j, "input"));
         ak__check_target(c, seq, path, "next", ak_str(j, "next"));
         switch (kind) {
@@ -274,14 +274,13 @@ static void ak__check_step(ak_check_t *c, const json_t *seq, const json_t *j,
                                 ak__problem(c, p, NULL,
                                             "needs a role and a content");
                         else
-                                ak__check_template(c, p, "content",
-                                                   json_object_get(v,
-                                                                   "content"));
+                                ak__check_template(
+                                        c, p, "content",
+                                        json_object_get(v, "content"));
                 }
                 tools = json_object_get(j, "tools");
-                if (tools &&
-                    !(decls = ak_tool_decls(c->schemas, tools, err,
-                                            sizeof(err))))
+                if (tools && !(decls = ak_tool_decls(c->schemas, tools, err,
+                                                     sizeof(err))))
                         ak__problem(c, path, "tools", "%s", err);
                 else if (tools)
                         json_decref(decls);
@@ -336,16 +335,14 @@ static void ak__check_step(ak_check_t *c, const json_t *seq, const json_t *j,
                         const char *when = ak_str(v, "when");
                         snprintf(p, sizeof(p), "%.160s.cases[%zu]", path, i);
                         if (!when || !ak_str(v, "next")) {
-                                ak__problem(c, p, NULL,
-                                            "needs when and next");
+                                ak__problem(c, p, NULL, "needs when and next");
                                 continue;
                         }
                         if (!ak_expr_check(when, err, sizeof(err)))
                                 ak__problem(c, p, "when", "%s", err);
                         ak__check_target(c, seq, p, "next", ak_str(v, "next"));
                 }
-                ak__check_target(c, seq, path, "default",
-                                 ak_str(j, "default"));
+                ak__check_target(c, seq, path, "default", ak_str(j, "default"));
                 break;
         }
         case AK_PARALLEL: {
@@ -388,8 +385,8 @@ static void ak__check_step(ak_check_t *c, const json_t *seq, const json_t *j,
         }
 }
 
-static void ak__check_seq(ak_check_t *c, const json_t *steps,
-                          const char *path, int depth) {
+static void ak__check_seq(ak_check_t *c, const json_t *steps, const char *path,
+                          int depth) {
         size_t i;
         const json_t *s;
         json_array_foreach(steps, i, s) {
@@ -442,8 +439,8 @@ static void ak__seq_build(ak_def_t *def, ak_seq_t *seq, const json_t *steps,
                                 xcalloc(st->n_branches, sizeof(ak_seq_t));
                         json_array_foreach(br, b, bs) {
                                 char bname[AK_ID_MAX + 16];
-                                snprintf(bname, sizeof(bname), "%s#%zu",
-                                         st->id, b);
+                                snprintf(bname, sizeof(bname), "%s#%zu", st->id,
+                                         b);
                                 ak__seq_build(def, &st->branches[b], bs, bname,
                                               st);
                         }

@@ -184,7 +184,8 @@ static store_err_t ak__latest(ak_state_t *st, const char *head, int *latest) {
                 return STORE_OK;
         if (err)
                 return err;
-        if (bson_iter_init_find(&it, &doc, "latest") && BSON_ITER_HOLDS_INT(&it))
+        if (bson_iter_init_find(&it, &doc, "latest") &&
+            BSON_ITER_HOLDS_INT(&it))
                 *latest = (int)bson_iter_as_int64(&it);
         bson_destroy(&doc);
         return STORE_OK;
@@ -310,8 +311,8 @@ store_err_t ak_def_put(ak_state_t *st, ak_def_kind_t kind, slice_t tenant,
                 BSON_APPEND_UTF8(&d, "hash", hash);
                 BSON_APPEND_UTF8(&d, "doc", text);
                 BSON_APPEND_INT64(&d, "created_at", now);
-                bson_append_utf8(&d, "created_by", 10,
-                                 user.ptr ? user.ptr : "", (int)user.len);
+                bson_append_utf8(&d, "created_by", 10, user.ptr ? user.ptr : "",
+                                 (int)user.len);
                 err = store_insert(st->store, runtime_db(st->rt), AK_DEFS, &d,
                                    errstr, sizeof(errstr));
                 bson_destroy(&d);
@@ -323,8 +324,8 @@ store_err_t ak_def_put(ak_state_t *st, ak_def_kind_t kind, slice_t tenant,
                         goto done;
                 *version = latest + 1;
                 *created = true;
-                err = ak__head_bump(st, kind, tenant, id, head, latest + 1,
-                                    doc, now);
+                err = ak__head_bump(st, kind, tenant, id, head, latest + 1, doc,
+                                    now);
                 goto done;
         }
         err = STORE_ERROR;
@@ -350,9 +351,8 @@ static bool ak__list_one(const bson_t *doc, void *arg) {
                             BSON_ITER_HOLDS_UTF8(&it))
                                 json_object_set_new(
                                         o,
-                                        l->kind == AK_DEF_AGENT
-                                                ? "agent_id"
-                                                : "workflow_id",
+                                        l->kind == AK_DEF_AGENT ? "agent_id"
+                                                                : "workflow_id",
                                         json_string(bson_iter_utf8(&it, NULL)));
                         else if (strcmp(k, "name") == 0 &&
                                  BSON_ITER_HOLDS_UTF8(&it))

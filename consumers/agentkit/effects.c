@@ -138,8 +138,8 @@ static bool ak__command(ak_tx_t *tx, const ak_step_t *step, const json_t *rec,
                 return false;
         o.id = key;
         ak__pack(&sb, json_object_get(rec, "input"));
-        rt_request_with(tx->ctx, type, slice_of(ak_str(tx->run, "run_id")),
-                        &sb, &o, id_out);
+        rt_request_with(tx->ctx, type, slice_of(ak_str(tx->run, "run_id")), &sb,
+                        &o, id_out);
         msgpack_sbuffer_destroy(&sb);
         return true;
 }
@@ -189,12 +189,11 @@ static bool ak__outbound(ak_tx_t *tx, const ak_step_t *step, const json_t *rec,
         /* One try per attempt: the step's own policy retries, on durable
          * timers, each attempt under its own key. */
         req.policy.max_attempts = 1;
-        req.policy.timeout_ms = (int)(step->timeout_ms
-                                              ? step->timeout_ms
-                                      : llm ? set->llm_timeout_ms
-                                            : set->http_timeout_ms);
-        if (req.policy.timeout_ms > (llm ? set->llm_timeout_ms
-                                         : set->http_timeout_ms))
+        req.policy.timeout_ms = (int)(step->timeout_ms ? step->timeout_ms
+                                      : llm            ? set->llm_timeout_ms
+                                                       : set->http_timeout_ms);
+        if (req.policy.timeout_ms >
+            (llm ? set->llm_timeout_ms : set->http_timeout_ms))
                 req.policy.timeout_ms =
                         llm ? set->llm_timeout_ms : set->http_timeout_ms;
         req.policy.max_response_bytes = (size_t)set->max_output_bytes;
@@ -273,9 +272,9 @@ static bool ak__child(ak_tx_t *tx, const ak_step_t *step, const json_t *rec,
         } else if (err == STORE_NOT_FOUND || err == STORE_BAD_REPLY) {
                 /* No such workflow: the child ends at once, as failed. */
                 body = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "run_id",
-                                 ak_str(tx->run, "run_id"), "step_id",
-                                 step->id, "attempt", a, "child_run_id",
-                                 child_id, "status", "failed", "error",
+                                 ak_str(tx->run, "run_id"), "step_id", step->id,
+                                 "attempt", a, "child_run_id", child_id,
+                                 "status", "failed", "error",
                                  "no such workflow");
                 snprintf(seed, sizeof(seed), "%s|child-missing", child_id);
                 ak_derive_id(tx->now, seed, wake_id);
@@ -312,13 +311,12 @@ static bool ak__dispatch(ak_tx_t *tx, const json_t *e, bool wait) {
             !ak_step_spec(tx, step_id, &step))
                 return true; /* no longer in flight */
         if (wait)
-                return ak_wait_add(tx->st, tx->run, step_id, a,
-                                   ak_str(json_object_get(rec, "input"),
-                                          "event"),
-                                   json_object_get(json_object_get(rec,
-                                                                   "input"),
-                                                   "filter"),
-                                   ak_int(rec, "started_at", tx->now)) !=
+                return ak_wait_add(
+                               tx->st, tx->run, step_id, a,
+                               ak_str(json_object_get(rec, "input"), "event"),
+                               json_object_get(json_object_get(rec, "input"),
+                                               "filter"),
+                               ak_int(rec, "started_at", tx->now)) !=
                        STORE_UNAVAILABLE;
         switch (step.kind) {
         case AK_COMMAND:

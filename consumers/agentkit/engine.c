@@ -58,15 +58,15 @@ void ak_emit(ak_tx_t *tx, const char *type, json_t *data) {
         snprintf(seed, sizeof(seed), "%s|event|%zu", ak_str(tx->run, "run_id"),
                  index);
         ak_derive_id(tx->now, seed, id);
-        json_array_append_new(events,
-                              json_pack("{s:s, s:s, s:o, s:I}", "id", id,
-                                        "type", type, "data", data, "at",
-                                        (json_int_t)tx->now));
+        json_array_append_new(events, json_pack("{s:s, s:s, s:o, s:I}", "id",
+                                                id, "type", type, "data", data,
+                                                "at", (json_int_t)tx->now));
         /* One effect publishes a range of consecutive events. */
-        if (last && strcmp(ak_str(last, "k") ? ak_str(last, "k") : "",
-                           "emit") == 0 &&
+        if (last &&
+            strcmp(ak_str(last, "k") ? ak_str(last, "k") : "", "emit") == 0 &&
             (size_t)ak_int(last, "to", -1) == index)
-                json_object_set_new(last, "to", json_integer((json_int_t)index + 1));
+                json_object_set_new(last, "to",
+                                    json_integer((json_int_t)index + 1));
         else
                 ak_fx(tx, json_pack("{s:s, s:I, s:I}", "k", "emit", "from",
                                     (json_int_t)index, "to",
@@ -79,9 +79,9 @@ void ak_fx(ak_tx_t *tx, json_t *effect) {
 
 static void ak__timer(ak_tx_t *tx, const char *reason, const char *step_id,
                       int a, int64_t at) {
-        ak_fx(tx, json_pack("{s:s, s:s, s:s, s:i, s:I}", "k", "timer",
-                            "reason", reason, "step", step_id, "a", a, "at",
-                            (json_int_t)at));
+        ak_fx(tx,
+              json_pack("{s:s, s:s, s:s, s:i, s:I}", "k", "timer", "reason",
+                        reason, "step", step_id, "a", a, "at", (json_int_t)at));
 }
 
 static void ak__untimer(ak_tx_t *tx, const char *reason, const char *step_id,
@@ -114,16 +114,15 @@ bool ak_step_spec(ak_tx_t *tx, const char *step_id, ak_step_t *out) {
                 return true;
         }
         /* Agents' steps carry their declaration in the state. */
-        return ak_step_parse(json_object_get(ak_step_state(tx, step_id),
-                                             "spec"),
-                             out, err, sizeof(err));
+        return ak_step_parse(
+                json_object_get(ak_step_state(tx, step_id), "spec"), out, err,
+                sizeof(err));
 }
 
-static void ak__step_event(ak_tx_t *tx, const char *type,
-                           const ak_step_t *step, int a, json_t *extra) {
-        json_t *d = json_pack("{s:s, s:i, s:s}", "step_id", step->id,
-                              "attempt", a, "step_kind",
-                              ak_kind_name(step->kind));
+static void ak__step_event(ak_tx_t *tx, const char *type, const ak_step_t *step,
+                           int a, json_t *extra) {
+        json_t *d = json_pack("{s:s, s:i, s:s}", "step_id", step->id, "attempt",
+                              a, "step_kind", ak_kind_name(step->kind));
         if (extra) {
                 json_object_update(d, extra);
                 json_decref(extra);
@@ -185,17 +184,20 @@ static json_t *ak__build_input(ak_tx_t *tx, const ak_step_t *step, char *err,
                 }
                 if (!json_is_string(url) ||
                     !ak__url_allowed(set, json_string_value(url))) {
-                        snprintf(err, errlen, "the URL is not one this "
-                                              "server may call "
-                                              "(OMNIFY_AGENTKIT_HTTP_ALLOW)");
+                        snprintf(err, errlen,
+                                 "the URL is not one this "
+                                 "server may call "
+                                 "(OMNIFY_AGENTKIT_HTTP_ALLOW)");
                         json_decref(url);
                         json_decref(hdr);
                         json_decref(body);
                         break;
                 }
                 in = json_pack("{s:s, s:o, s:o}", "method",
-                               method ? method : body ? "POST" : "GET", "url",
-                               url, "headers", hdr);
+                               method ? method
+                               : body ? "POST"
+                                      : "GET",
+                               "url", url, "headers", hdr);
                 if (body)
                         json_object_set_new(in, "body", body);
                 break;
@@ -212,10 +214,10 @@ static json_t *ak__build_input(ak_tx_t *tx, const ak_step_t *step, char *err,
                                 msgs = NULL;
                                 break;
                         }
-                        json_array_append_new(
-                                msgs, json_pack("{s:s, s:o}", "role",
-                                                ak_str(m, "role"), "content",
-                                                x));
+                        json_array_append_new(msgs,
+                                              json_pack("{s:s, s:o}", "role",
+                                                        ak_str(m, "role"),
+                                                        "content", x));
                 }
                 if (!msgs)
                         break;
@@ -266,9 +268,9 @@ static json_t *ak__build_input(ak_tx_t *tx, const ak_step_t *step, char *err,
                 }
                 break;
         case AK_SLEEP:
-                in = json_pack("{s:I}", "until",
-                               (json_int_t)(tx->now +
-                                            ak_int(j, "duration_ms", 0)));
+                in = json_pack(
+                        "{s:I}", "until",
+                        (json_int_t)(tx->now + ak_int(j, "duration_ms", 0)));
                 break;
         case AK_CHILD:
                 x = ak_template(json_object_get(j, "input"), ctx, err, errlen);
@@ -410,9 +412,9 @@ void ak_step_start(ak_tx_t *tx, const ak_step_t *step, json_t *input) {
                         /* An agent's gated tool: a person decides first. */
                         json_object_set_new(S, "status",
                                             json_string("waiting"));
-                        ak__step_event(tx, "agentkit.step.suspended", step, a,
-                                       json_pack("{s:s}", "reason",
-                                                 "approval"));
+                        ak__step_event(
+                                tx, "agentkit.step.suspended", step, a,
+                                json_pack("{s:s}", "reason", "approval"));
                 }
                 break;
         case AK_CHILD:
@@ -497,9 +499,14 @@ static json_t *ak__active(ak_tx_t *tx, const char *step_id, int a) {
 
 /* What an attempt leaves behind when it ends: timers, a wait. */
 static void ak__cleanup(ak_tx_t *tx, const ak_step_t *step, json_t *S, int a) {
-        if (step->kind == AK_SLEEP || step->kind == AK_SLEEP_UNTIL)
+        /* The timer that fired is spent: no need to cancel it. */
+        bool mine = tx->woken_step && strcmp(tx->woken_step, step->id) == 0;
+        bool by_sleep = mine && strcmp(tx->woken, "sleep") == 0;
+        bool by_timeout = mine && strcmp(tx->woken, "timeout") == 0;
+        if ((step->kind == AK_SLEEP || step->kind == AK_SLEEP_UNTIL) &&
+            !by_sleep)
                 ak__untimer(tx, "sleep", step->id, a);
-        if (step->timeout_ms &&
+        if (step->timeout_ms && !by_timeout &&
             (step->kind == AK_COMMAND || step->kind == AK_CHILD ||
              step->kind == AK_WAIT_EVENT || step->kind == AK_APPROVAL ||
              step->kind == AK_SIGNAL))
@@ -558,8 +565,7 @@ static bool ak__final(const ak_step_t *step, int code, const char *error) {
                code != 425 && code != 429;
 }
 
-int64_t ak__backoff(const ak_step_t *step, int64_t tries);
-int64_t ak__backoff(const ak_step_t *step, int64_t tries) {
+static int64_t ak__backoff(const ak_step_t *step, int64_t tries) {
         double d = (double)step->backoff_ms *
                    pow(step->multiplier, (double)(tries > 1 ? tries - 1 : 0));
         if (d > (double)step->max_backoff_ms)
@@ -577,7 +583,8 @@ bool ak_step_fail(ak_tx_t *tx, const char *step_id, int a, const char *error,
         ak__cleanup(tx, &step, S, a);
         rec = ak_attempt(S, a);
         json_object_set_new(rec, "status", json_string("failed"));
-        json_object_set_new(rec, "error", json_string(error ? error : "failed"));
+        json_object_set_new(rec, "error",
+                            json_string(error ? error : "failed"));
         if (code)
                 json_object_set_new(rec, "code", json_integer(code));
         json_object_set_new(rec, "ended_at", json_integer(tx->now));
@@ -644,6 +651,8 @@ void ak_step_cancel(ak_tx_t *tx, const ak_step_t *step) {
 bool ak_run_wake(ak_tx_t *tx, const char *reason, const char *step_id, int a) {
         json_t *S;
         ak_step_t step;
+        tx->woken = reason;
+        tx->woken_step = step_id;
         if (strcmp(reason, "start") == 0)
                 return strcmp(ak_str(tx->run, "status"), "running") == 0;
         if (strcmp(reason, "cancel") == 0)

@@ -150,9 +150,9 @@ static json_t *expr__number(expr_t *e) {
         size_t start = e->i, len;
         bool real = false;
         char *end;
-        while (e->i < e->n && (isdigit((unsigned char)e->s[e->i]) ||
-                               e->s[e->i] == '.' || e->s[e->i] == 'e' ||
-                               e->s[e->i] == 'E')) {
+        while (e->i < e->n &&
+               (isdigit((unsigned char)e->s[e->i]) || e->s[e->i] == '.' ||
+                e->s[e->i] == 'e' || e->s[e->i] == 'E')) {
                 if (!isdigit((unsigned char)e->s[e->i]))
                         real = true;
                 e->i++;
@@ -180,8 +180,8 @@ static json_t *expr__number(expr_t *e) {
 static size_t expr__name(expr_t *e, char *buf, size_t size) {
         size_t len = 0;
         expr__space(e);
-        while (e->i < e->n && (isalnum((unsigned char)e->s[e->i]) ||
-                               e->s[e->i] == '_')) {
+        while (e->i < e->n &&
+               (isalnum((unsigned char)e->s[e->i]) || e->s[e->i] == '_')) {
                 if (len + 1 < size)
                         buf[len++] = e->s[e->i];
                 e->i++;
@@ -217,9 +217,9 @@ static json_t *expr__call(expr_t *e, const char *name, json_t **a, size_t n,
         static const struct {
                 const char *name;
                 size_t arity;
-        } fns[] = {{"len", 1},        {"exists", 1},  {"contains", 2},
-                   {"startswith", 2}, {"lower", 1},   {"upper", 1},
-                   {"str", 1},        {"num", 1},     {"default", 2}};
+        } fns[] = {{"len", 1},        {"exists", 1}, {"contains", 2},
+                   {"startswith", 2}, {"lower", 1},  {"upper", 1},
+                   {"str", 1},        {"num", 1},    {"default", 2}};
         size_t k;
         for (k = 0; k < sizeof(fns) / sizeof(fns[0]); k++)
                 if (strcmp(fns[k].name, name) == 0)
@@ -237,7 +237,8 @@ static json_t *expr__call(expr_t *e, const char *name, json_t **a, size_t n,
                 return json_null();
         if (strcmp(name, "len") == 0) {
                 if (json_is_string(a[0]))
-                        return json_integer((json_int_t)json_string_length(a[0]));
+                        return json_integer(
+                                (json_int_t)json_string_length(a[0]));
                 if (json_is_array(a[0]))
                         return json_integer((json_int_t)json_array_size(a[0]));
                 if (json_is_object(a[0]))
@@ -248,9 +249,9 @@ static json_t *expr__call(expr_t *e, const char *name, json_t **a, size_t n,
                 return json_boolean(a[0] != NULL);
         if (strcmp(name, "contains") == 0) {
                 if (json_is_string(a[0]) && json_is_string(a[1]))
-                        return json_boolean(
-                                strstr(json_string_value(a[0]),
-                                       json_string_value(a[1])) != NULL);
+                        return json_boolean(strstr(json_string_value(a[0]),
+                                                   json_string_value(a[1])) !=
+                                            NULL);
                 if (json_is_array(a[0])) {
                         size_t i;
                         json_t *x;
@@ -271,8 +272,9 @@ static json_t *expr__call(expr_t *e, const char *name, json_t **a, size_t n,
                 char *t = expr__text(a[0]);
                 json_t *v;
                 for (char *p = t; *p; p++)
-                        *p = (char)(name[0] == 'l' ? tolower((unsigned char)*p)
-                                                   : toupper((unsigned char)*p));
+                        *p = (char)(name[0] == 'l'
+                                            ? tolower((unsigned char)*p)
+                                            : toupper((unsigned char)*p));
                 v = json_string(t);
                 free(t);
                 return v ? v : json_null();
@@ -358,8 +360,9 @@ static json_t *expr__postfix(expr_t *e, bool eval) {
                 if (expr__eat(e, ".")) {
                         char name[129];
                         if (!expr__name(e, name, sizeof(name))) {
-                                expr__fail(e, "a field name is expected "
-                                              "after '.' at %zu",
+                                expr__fail(e,
+                                           "a field name is expected "
+                                           "after '.' at %zu",
                                            e->i);
                                 break;
                         }
@@ -375,10 +378,12 @@ static json_t *expr__postfix(expr_t *e, bool eval) {
                                 if (json_is_array(v) && json_is_integer(k)) {
                                         json_int_t i = json_integer_value(k);
                                         if (i < 0)
-                                                i += (json_int_t)json_array_size(v);
+                                                i += (json_int_t)
+                                                        json_array_size(v);
                                         if (i >= 0)
-                                                next = json_incref(json_array_get(
-                                                        v, (size_t)i));
+                                                next = json_incref(
+                                                        json_array_get(
+                                                                v, (size_t)i));
                                 } else if (json_is_object(v) &&
                                            json_is_string(k)) {
                                         next = json_incref(json_object_get(
@@ -620,8 +625,8 @@ static json_t *tmpl__string(const char *s, size_t len, const json_t *ctx,
                         return NULL;
                 }
                 if (o) {
-                        json_t *x = expr__run(o + 2, (size_t)(c - o - 2),
-                                              ctx, err, errlen);
+                        json_t *x = expr__run(o + 2, (size_t)(c - o - 2), ctx,
+                                              err, errlen);
                         if (!x) {
                                 free(out);
                                 return NULL;
@@ -631,8 +636,9 @@ static json_t *tmpl__string(const char *s, size_t len, const json_t *ctx,
                 }
                 plen = piece ? strlen(piece) : 0;
                 if (olen + take + plen > EXPR_MAX_TEXT) {
-                        snprintf(err, errlen, "a template gives more than %d "
-                                              "bytes",
+                        snprintf(err, errlen,
+                                 "a template gives more than %d "
+                                 "bytes",
                                  EXPR_MAX_TEXT);
                         free(piece);
                         free(out);
@@ -650,8 +656,9 @@ static json_t *tmpl__string(const char *s, size_t len, const json_t *ctx,
         v = json_stringn(out, olen);
         free(out);
         if (!v)
-                snprintf(err, errlen, "a template gives text that is not "
-                                      "UTF-8");
+                snprintf(err, errlen,
+                         "a template gives text that is not "
+                         "UTF-8");
         return v;
 }
 

@@ -125,11 +125,11 @@ static bool ak__advance_parallel(ak_tx_t *tx, const ak_step_t *p, json_t *S) {
                         /* A new attempt of the parallel step opens its
                          * branches. */
                         ak__reset(tx, &p->branches[b], 0);
-                        json_object_set_new(
-                                json_object_get(tx->run, "seqs"),
-                                p->branches[b].name,
-                                json_pack("{s:i, s:s, s:i}", "pos", 0,
-                                          "status", "running", "a", a));
+                        json_object_set_new(json_object_get(tx->run, "seqs"),
+                                            p->branches[b].name,
+                                            json_pack("{s:i, s:s, s:i}", "pos",
+                                                      0, "status", "running",
+                                                      "a", a));
                         moved = true;
                         continue;
                 }
@@ -157,8 +157,8 @@ static bool ak__advance_parallel(ak_tx_t *tx, const ak_step_t *p, json_t *S) {
                 for (size_t b = 0; b < p->n_branches; b++) {
                         json_t *SS = ak__seq_state(tx, &p->branches[b]);
                         if (strcmp(ak_str(SS, "status"), "completed") == 0)
-                                json_array_append_new(outs,
-                                                      ak__branch_output(tx, SS));
+                                json_array_append_new(
+                                        outs, ak__branch_output(tx, SS));
                         else
                                 json_array_append_new(outs, json_null());
                         if (strcmp(ak_str(SS, "status"), "running") == 0)
@@ -384,8 +384,8 @@ bool ak_run_signal(ak_tx_t *tx, const char *name, json_t *payload,
                 json_decref(payload);
                 return false;
         }
-        for (size_t i = 0; tx->def && tx->def->kind == AK_DEF_WORKFLOW &&
-                           i < tx->def->n_all;
+        for (size_t i = 0;
+             tx->def && tx->def->kind == AK_DEF_WORKFLOW && i < tx->def->n_all;
              i++) {
                 const ak_step_t *s = tx->def->all[i];
                 json_t *S = ak_step_state(tx, s->id);
@@ -402,8 +402,8 @@ bool ak_run_signal(ak_tx_t *tx, const char *name, json_t *payload,
         json_array_append_new(json_object_get(tx->run, "signals"),
                               json_pack("{s:s, s:o, s:I}", "name", name,
                                         "payload",
-                                        payload ? payload : json_object(),
-                                        "at", (json_int_t)tx->now));
+                                        payload ? payload : json_object(), "at",
+                                        (json_int_t)tx->now));
         return true;
 }
 
@@ -421,8 +421,7 @@ int ak_run_approve(ak_tx_t *tx, const char *step_id, bool approved,
                 return 404;
         rec = ak_attempt(S, (int)ak_int(S, "attempt", 0));
         need = ak_str(json_object_get(rec, "input"), "role");
-        if (need &&
-            role < schema_role_parse(need, strlen(need)))
+        if (need && role < schema_role_parse(need, strlen(need)))
                 return 403;
         ak_step_done(tx, step_id, (int)ak_int(S, "attempt", 0),
                      json_pack("{s:b, s:s#, s:s?, s:I}", "approved", approved,

@@ -35,8 +35,8 @@ static bool ak__wake_apply(ak_tx_t *tx, void *arg) {
         ak_result_t *r = arg;
         if (!tx->run)
                 return true;
-        tx->changed = ak_run_wake(tx, ak_str(r->body, "reason"), r->step_id,
-                                  r->a);
+        tx->changed =
+                ak_run_wake(tx, ak_str(r->body, "reason"), r->step_id, r->a);
         return true;
 }
 
@@ -135,12 +135,12 @@ static bool ak__matched_apply(ak_tx_t *tx, void *arg) {
         const json_t *b = r->body;
         if (!tx->run)
                 return true;
-        tx->changed = ak_step_done(
-                tx, r->step_id, r->a,
-                json_pack("{s:{s:s?, s:s?, s:O}}", "event", "id",
-                          ak_str(b, "event_id"), "type",
-                          ak_str(b, "event_type"), "data",
-                          json_object_get(b, "event")));
+        tx->changed =
+                ak_step_done(tx, r->step_id, r->a,
+                             json_pack("{s:{s:s?, s:s?, s:O}}", "event", "id",
+                                       ak_str(b, "event_id"), "type",
+                                       ak_str(b, "event_type"), "data",
+                                       json_object_get(b, "event")));
         if (!tx->changed) {
                 /* The wait is over (a timeout, a cancel): its entry goes,
                  * should it still be there. */
@@ -189,8 +189,7 @@ static bool ak__child_apply(ak_tx_t *tx, void *arg) {
         return true;
 }
 
-handler_result_t ak_run_child_ended(rt_ctx_t *ctx,
-                                    const msgpack_object *body) {
+handler_result_t ak_run_child_ended(rt_ctx_t *ctx, const msgpack_object *body) {
         char id[MSGID_TEXT_SIZE];
         ak_result_t r = {0};
         handler_result_t res;
@@ -213,17 +212,16 @@ static bool ak__reply_apply(ak_tx_t *tx, void *arg) {
         if (!tx->run)
                 return true;
         if (r->status < 400) {
-                json_t *out = json_is_object(r->body)
-                                      ? json_incref(r->body)
-                                      : json_pack("{s:O}", "value",
-                                                  r->body ? r->body
-                                                          : json_null());
+                json_t *out =
+                        json_is_object(r->body)
+                                ? json_incref(r->body)
+                                : json_pack("{s:O}", "value",
+                                            r->body ? r->body : json_null());
                 tx->changed = ak_step_done(tx, r->step_id, r->a, out);
                 return true;
         }
         snprintf(err, sizeof(err), "%d %s%s%s", r->status,
-                 ak_str(r->body, "title") ? ak_str(r->body, "title")
-                                          : "error",
+                 ak_str(r->body, "title") ? ak_str(r->body, "title") : "error",
                  ak_str(r->body, "detail") ? ": " : "",
                  ak_str(r->body, "detail") ? ak_str(r->body, "detail") : "");
         tx->changed = ak_step_fail(tx, r->step_id, r->a, err, r->status, false);
@@ -235,8 +233,8 @@ handler_result_t ak_on_reply(rt_ctx_t *ctx, const msgpack_object *body) {
         ak_state_t *st = ak_state(ctx);
         bson_t filter = BSON_INITIALIZER, doc;
         bson_iter_t it;
-        char errstr[256], corr[MSGID_TEXT_SIZE], run_id[MSGID_TEXT_SIZE] = "",
-                step_id[AK_ID_MAX * 2 + 1] = "";
+        char errstr[256], corr[MSGID_TEXT_SIZE],
+                run_id[MSGID_TEXT_SIZE] = "", step_id[AK_ID_MAX * 2 + 1] = "";
         ak_result_t r = {0};
         handler_result_t res;
         store_err_t err;
@@ -254,14 +252,16 @@ handler_result_t ak_on_reply(rt_ctx_t *ctx, const msgpack_object *body) {
         if (err)
                 return store_err_transient(err) ? HANDLER_TRANSIENT
                                                 : HANDLER_OK;
-        if (bson_iter_init_find(&it, &doc, "run_id") && BSON_ITER_HOLDS_UTF8(&it))
+        if (bson_iter_init_find(&it, &doc, "run_id") &&
+            BSON_ITER_HOLDS_UTF8(&it))
                 snprintf(run_id, sizeof(run_id), "%s",
                          bson_iter_utf8(&it, NULL));
         if (bson_iter_init_find(&it, &doc, "step_id") &&
             BSON_ITER_HOLDS_UTF8(&it))
                 snprintf(step_id, sizeof(step_id), "%s",
                          bson_iter_utf8(&it, NULL));
-        if (bson_iter_init_find(&it, &doc, "attempt") && BSON_ITER_HOLDS_INT(&it))
+        if (bson_iter_init_find(&it, &doc, "attempt") &&
+            BSON_ITER_HOLDS_INT(&it))
                 r.a = (int)bson_iter_as_int64(&it);
         bson_destroy(&doc);
         if (!run_id[0] || !step_id[0])

@@ -102,9 +102,9 @@ void ak_reply_json(rt_ctx_t *ctx, int status, const json_t *body) {
 
 void ak_reply_report(rt_ctx_t *ctx, int status, const char *title,
                      const char *detail, const schema_report_t *report) {
-        json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank",
-                              "title", title, "status", status, "detail",
-                              detail);
+        json_t *p =
+                json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank",
+                          "title", title, "status", status, "detail", detail);
         if (report && report->n) {
                 json_t *errs = json_array();
                 for (size_t i = 0; i < report->n; i++)
@@ -147,9 +147,8 @@ int64_t ak_time_parse(const char *text) {
         struct tm tm = {0};
         int64_t ms;
         const char *p;
-        if (!text ||
-            sscanf(text, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi,
-                   &sec, &n) != 6)
+        if (!text || sscanf(text, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h,
+                            &mi, &sec, &n) != 6)
                 return -1;
         tm.tm_year = y - 1900;
         tm.tm_mon = mo - 1;

@@ -146,8 +146,8 @@ static store_err_t ak__run_save(ak_tx_t *tx) {
         BSON_APPEND_UTF8(&doc, "state", text);
         free(text);
         if (tx->seq == 0) {
-                err = store_insert(st->store, runtime_db(st->rt), AK_RUNS,
-                                   &doc, errstr, sizeof(errstr));
+                err = store_insert(st->store, runtime_db(st->rt), AK_RUNS, &doc,
+                                   errstr, sizeof(errstr));
         } else {
                 store_bulk_t *b = store_bulk_new(st->store, runtime_db(st->rt),
                                                  AK_RUNS, true);
@@ -272,8 +272,7 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                         break;
                 }
                 ak_run_advance(&tx);
-                json_object_set_new(tx.run, "updated_at",
-                                    json_integer(tx.now));
+                json_object_set_new(tx.run, "updated_at", json_integer(tx.now));
                 ak__applied_push(&tx);
                 err = ak__run_save(&tx);
                 if ((err == STORE_NOT_FOUND || err == STORE_DUPLICATE) &&

@@ -158,8 +158,8 @@ static void ak__matched(rt_ctx_t *ctx, const env_t *env, const json_t *body,
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         ak_pack_json(&pk, msg);
-        rt_send_with(ctx, "agentkit.run.matched",
-                     slice_of(ak_str(w, "run_id")), &sb, &o);
+        rt_send_with(ctx, "agentkit.run.matched", slice_of(ak_str(w, "run_id")),
+                     &sb, &o);
         msgpack_sbuffer_destroy(&sb);
         json_decref(msg);
 }
@@ -190,8 +190,8 @@ handler_result_t ak_waits_batch(rt_ctx_t *const *ctxs,
         }
         bson_append_array_end(&in, &ids);
         bson_append_document_end(&filter, &in);
-        err = store_find(st->store, runtime_db(st->rt), AK_WAITS, &filter,
-                         NULL, ak__found_one, &found, errstr, sizeof(errstr));
+        err = store_find(st->store, runtime_db(st->rt), AK_WAITS, &filter, NULL,
+                         ak__found_one, &found, errstr, sizeof(errstr));
         bson_destroy(&filter);
         if (err) {
                 json_decref(found.by_key);
@@ -229,8 +229,9 @@ handler_result_t ak_waits_batch(rt_ctx_t *const *ctxs,
 }
 
 static const char *const ak_wait_topics[] = {
-        "auth.events",      "integrations.events", "agentkit.events",
-        "analytics.events", "onboarding.events",   "ml.events",
+        "auth.events",           "integrations.events",
+        "agentkit.events",       "analytics.events",
+        "onboarding.events",     "ml.events",
         "infrastructure.events", NULL,
 };
 
