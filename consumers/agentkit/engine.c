@@ -40,11 +40,51 @@ json_t *ak_event_value(const json_t *v) {
         return json_deep_copy(v);
 }
 
+/* An event the runtime would refuse (a bug) would fail the whole
+ * transition's message after the run was written: checked here first, and
+ * dropped with a log line rather than recorded. */
+static bool ak__event_ok(ak_tx_t *tx, const char *type, const json_t *data) {
+        const schema_event_t *decl =
+                schema_find_event(tx->st->schemas, slice_of(type));
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_zone zone;
+        msgpack_object obj;
+        schema_report_t report;
+        size_t off = 0;
+        bool ok = false;
+        if (!decl)
+                return false;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        ak_pack_json(&pk, data);
+        msgpack_zone_init(&zone, 1024);
+        if (msgpack_unpack(sb.data, sb.size, &off, &zone, &obj) ==
+            MSGPACK_UNPACK_SUCCESS)
+                ok = schema_event_validate(decl, &obj, &report);
+        if (!ok)
+                log_error("run %s: event %s dropped: %s %s",
+                          ak_str(tx->run, "run_id"), type,
+                          report.n ? report.v[0].field : "",
+                          report.n ? report.v[0].reason : "");
+        msgpack_zone_destroy(&zone);
+        msgpack_sbuffer_destroy(&sb);
+        return ok;
+}
+
 void ak_emit(ak_tx_t *tx, const char *type, json_t *data) {
         json_t *events = json_object_get(tx->run, "events");
         json_t *last = json_array_get(tx->fx, json_array_size(tx->fx) - 1);
         char seed[160], id[MSGID_TEXT_SIZE];
         size_t index;
+        const char *k;
+        json_t *v;
+        void *tmp;
+        /* Absent, not null: declarations type every field they name. */
+        json_object_foreach_safe(data, tmp, k, v) {
+                if (json_is_null(v))
+                        json_object_del(data, k);
+        }
         if (!json_is_array(events)) {
                 events = json_array();
                 json_object_set_new(tx->run, "events", events);
@@ -55,6 +95,10 @@ void ak_emit(ak_tx_t *tx, const char *type, json_t *data) {
         json_object_set_new(data, "workflow_id",
                             json_string(ak_str(tx->run, "workflow_id")));
         json_object_set_new(data, "kind", json_string(ak_str(tx->run, "kind")));
+        if (!ak__event_ok(tx, type, data)) {
+                json_decref(data);
+                return;
+        }
         snprintf(seed, sizeof(seed), "%s|event|%zu", ak_str(tx->run, "run_id"),
                  index);
         ak_derive_id(tx->now, seed, id);

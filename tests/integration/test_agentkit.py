@@ -193,27 +193,34 @@ def uid(tag):
 # The processes
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def world(module_procs, session):
+def make_world(procs, session, groups=("ml",)):
+    """An edge, agentkit and the given groups, the stand-ins and a target."""
     st = Standin()
     target = Target()
     env = {"OMNIFY_LLM_BASE_URL": st.base("openai") + "/v1",
            "OMNIFY_LLM_API_KEY": "sk-agentkit-tests", "OMNIFY_LLM_MODEL": "standin-1",
            "OMNIFY_LLM_TIMEOUT_MS": "5000", "OMNIFY_AGENTKIT_HTTP_TIMEOUT_MS": "5000",
            "OMNIFY_AGENTKIT_TIMER_POLL_MS": "200"}
-    edge = module_procs.start_edge(env=env)
-    module_procs.start_group("agentkit", env=env)
-    module_procs.start_group("ml", env=env)
-    wait_status(edge.url, "agentkit")
-    wait_status(edge.url, "ml")
+    edge = procs.start_edge(env=env)
+    procs.start_group("agentkit", env=env)
+    for g in groups:
+        procs.start_group(g, env=env)
+    for g in ("agentkit",) + tuple(groups):
+        wait_status(edge.url, g)
     w = type("World", (), {})()
     w.url, w.secret, w.standin, w.target, w.env = edge.url, session.jwt_secret, st, target, env
-    w.procs = module_procs
+    w.procs = procs
     w.a = Client(edge.url, session.jwt_secret)
     w.b = Client(edge.url, session.jwt_secret)
+    return w
+
+
+@pytest.fixture(scope="module")
+def world(module_procs, session):
+    w = make_world(module_procs, session)
     yield w
-    target.stop()
-    st.stop()
+    w.target.stop()
+    w.standin.stop()
 
 
 def billed(standin, key):
