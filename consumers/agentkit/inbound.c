@@ -20,6 +20,11 @@ typedef struct ak_result {
         int status;   /* replies */
 } ak_result_t;
 
+/* Internal commands answer 200 {} (a transition may answer otherwise). */
+static void ak__ok(rt_ctx_t *ctx) {
+        msgpack_pack_map(rt_reply(ctx, 200), 0);
+}
+
 static const char *ak__text(const msgpack_object *body, const char *key,
                             char *buf, size_t size) {
         slice_t s = codec_map_str(body, key);
@@ -44,6 +49,7 @@ handler_result_t ak_run_wake_cmd(rt_ctx_t *ctx, const msgpack_object *body) {
         char id[MSGID_TEXT_SIZE];
         ak_result_t r = {0};
         handler_result_t res;
+        ak__ok(ctx);
         r.body = ak_json_of_msgpack(body);
         r.step_id = ak_str(r.body, "step_id");
         r.a = (int)ak_int(r.body, "attempt", 0);
@@ -108,6 +114,7 @@ handler_result_t ak_run_outcome(rt_ctx_t *ctx, const msgpack_object *body) {
         ak_result_t r = {0};
         handler_result_t res;
         char *p1, *p2;
+        ak__ok(ctx);
         ak__text(body, "outbox_id", oid, sizeof(oid));
         /* "<run>|<step>|<attempt>" */
         if (!(p1 = strchr(oid, '|')) || !(p2 = strrchr(oid, '|')) || p1 == p2 ||
@@ -156,6 +163,7 @@ handler_result_t ak_run_matched(rt_ctx_t *ctx, const msgpack_object *body) {
         char id[MSGID_TEXT_SIZE];
         ak_result_t r = {0};
         handler_result_t res;
+        ak__ok(ctx);
         r.body = ak_json_of_msgpack(body);
         r.step_id = ak_str(r.body, "step_id");
         r.a = (int)ak_int(r.body, "attempt", 0);
@@ -193,6 +201,7 @@ handler_result_t ak_run_child_ended(rt_ctx_t *ctx, const msgpack_object *body) {
         char id[MSGID_TEXT_SIZE];
         ak_result_t r = {0};
         handler_result_t res;
+        ak__ok(ctx);
         r.body = ak_json_of_msgpack(body);
         r.step_id = ak_str(r.body, "step_id");
         r.a = (int)ak_int(r.body, "attempt", 0);
