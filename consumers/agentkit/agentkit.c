@@ -53,6 +53,19 @@ static handler_result_t ak_init(runtime_t *rt, void **state, char *errstr,
         st->store = runtime_store(rt);
         st->schemas = runtime_schemas(rt);
         st->defs = ak_defs_new(512);
+        st->tx_seconds = metrics_histogram(
+                "omnify_agentkit_transition_seconds",
+                "Run transitions: load, apply, write, effects.",
+                "group=\"agentkit\"");
+        st->write_seconds = metrics_histogram(
+                "omnify_agentkit_write_seconds",
+                "Writes of a run's record, acknowledged by the store.",
+                "group=\"agentkit\"");
+        st->conflicts = metrics_counter(
+                "omnify_agentkit_conflicts_total",
+                "Transitions that found their run changed meanwhile and "
+                "started over.",
+                "group=\"agentkit\"");
         if (!(st->http = httpc_new(NULL, errstr, errlen)))
                 goto fail;
         st->kinds[0] = (outbox_kind_t){.name = "http"};

@@ -101,6 +101,10 @@ typedef struct ak_state {
         outbox_kind_t kinds[2];
         ak_defs_t *defs;
         pthread_mutex_t locks[AK_LOCKS];
+        /* Transitions (load, apply, write, effects) and their writes (the
+         * store acknowledging the run's record). */
+        metrics_histogram_t *tx_seconds, *write_seconds;
+        metrics_counter_t *conflicts; /* compare-and-set lost: reloaded */
 } ak_state_t;
 
 /* The group's state of a handler. */

@@ -9,13 +9,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agentkit_internal.h"
+#include "metrics.h"
 
 #define AK_TX_TRIES 50
 
 ak_state_t *ak_state(rt_ctx_t *ctx) {
         return rt_state(ctx);
+}
+
+static uint64_t ak__now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static pthread_mutex_t *ak__lock_of(ak_state_t *st, const char *run_id) {
@@ -236,6 +244,7 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
         ak_state_t *st = ak_state(ctx);
         pthread_mutex_t *lock = ak__lock_of(st, run_id);
         handler_result_t res = HANDLER_OK;
+        uint64_t t_us = ak__now_us();
         ak_tx_t tx;
 
         pthread_mutex_lock(lock);
@@ -274,9 +283,15 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                 ak_run_advance(&tx);
                 json_object_set_new(tx.run, "updated_at", json_integer(tx.now));
                 ak__applied_push(&tx);
-                err = ak__run_save(&tx);
+                {
+                        uint64_t w0 = ak__now_us();
+                        err = ak__run_save(&tx);
+                        metrics_observe_us(st->write_seconds,
+                                           ak__now_us() - w0);
+                }
                 if ((err == STORE_NOT_FOUND || err == STORE_DUPLICATE) &&
                     tries < AK_TX_TRIES) {
+                        metrics_add(st->conflicts, 1);
                         ak__tx_deinit(&tx);
                         continue; /* changed or made meanwhile: again */
                 }
@@ -300,5 +315,6 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
         }
         ak__tx_deinit(&tx);
         pthread_mutex_unlock(lock);
+        metrics_observe_us(st->tx_seconds, ak__now_us() - t_us);
         return res;
 }

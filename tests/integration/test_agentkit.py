@@ -77,6 +77,9 @@ class Target:
         class Server(socketserver.ThreadingMixIn, httpserver.HTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                pass  # a client killed mid-request (the fault test)
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
