@@ -429,8 +429,8 @@ int ak_agent_approve(ak_tx_t *tx, const char *step_id, bool approved,
                 return 0;
         }
         json_object_set_new(S, "status", json_string("running"));
-        ak_fx(tx, json_pack("{s:s, s:s, s:i}", "k", "dispatch", "step", step_id,
-                            "a", a));
+        ak_fx(tx, json_pack("{s:s, s:s, s:i, s:s}", "k", "dispatch", "step",
+                            step_id, "a", a, "corr", ak_str(rec, "key")));
         return 0;
 }
 

@@ -32,6 +32,7 @@ static void ak__stop(ak_state_t *st) {
         outbox_destroy(st->outbox);
         httpc_destroy(st->http);
         ak_defs_destroy(st->defs);
+        ak_cache_destroy(st->cache);
         for (int i = 0; i < AK_LOCKS; i++)
                 pthread_mutex_destroy(&st->locks[i]);
         free(st);
@@ -53,6 +54,7 @@ static handler_result_t ak_init(runtime_t *rt, void **state, char *errstr,
         st->store = runtime_store(rt);
         st->schemas = runtime_schemas(rt);
         st->defs = ak_defs_new(512);
+        st->cache = ak_cache_new(64u * 1024 * 1024);
         st->tx_seconds = metrics_histogram(
                 "omnify_agentkit_transition_seconds",
                 "Run transitions: load, apply, write, effects.",
@@ -152,7 +154,7 @@ static const store_index_t agentkit_indexes[] = {
         {AK_RUNS, "runs_tenant", "tenant,-created_at", false, -1},
         {AK_RUNS, "runs_status", "tenant,status,-created_at", false, -1},
         {AK_HEADS, "heads_tenant", "kind,tenant,-updated_at", false, -1},
-        {AK_CORR, "corr_expiry", "expires_at", false, 0},
+        {AK_RUNS, "corr_expiry", "expires_at", false, 0},
         {NULL},
 };
 

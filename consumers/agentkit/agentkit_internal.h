@@ -55,7 +55,11 @@
 #define AK_RUNS "runs"
 #define AK_DEFS "defs"
 #define AK_HEADS "heads"
-#define AK_CORR "corr"
+/* Correlations of command steps (request id -> run, step, attempt) are
+ * documents of the runs collection, written in one bulk with the run's
+ * record: {_id: "corr|<request id>", run_id, step_id, attempt,
+ * expires_at}. */
+#define AK_CORR_PREFIX "corr|"
 #define AK_WAITS "waits"
 #define AK_THREADS "threads"
 
@@ -88,6 +92,7 @@ extern const config_table_t agentkit_settings;
 #define AK_LOCKS 256
 
 typedef struct ak_defs ak_defs_t;
+typedef struct ak_cache ak_cache_t;
 
 typedef struct ak_state {
         runtime_t *rt;
@@ -100,6 +105,7 @@ typedef struct ak_state {
         timer_service_t *timers;
         outbox_kind_t kinds[2];
         ak_defs_t *defs;
+        ak_cache_t *cache;
         pthread_mutex_t locks[AK_LOCKS];
         /* Transitions (load, apply, write, effects) and their writes (the
          * store acknowledging the run's record). */
@@ -109,6 +115,23 @@ typedef struct ak_state {
 
 /* The group's state of a handler. */
 ak_state_t *ak_state(rt_ctx_t *ctx);
+
+/* ---------------------------------------------------------------------------
+ * cache.c: a process's last writes of its runs, and its correlations
+ * ------------------------------------------------------------------------ */
+
+ak_cache_t *ak_cache_new(size_t max_bytes);
+void ak_cache_destroy(ak_cache_t *c);
+void ak_cache_put_run(ak_cache_t *c, const char *run_id, int64_t seq,
+                      const char *text, size_t len);
+/* The state (new reference) and seq this process wrote last, if kept. */
+bool ak_cache_get_run(ak_cache_t *c, const char *run_id, json_t **state,
+                      int64_t *seq);
+void ak_cache_drop_run(ak_cache_t *c, const char *run_id);
+void ak_cache_put_corr(ak_cache_t *c, const char *req_id, const char *run_id,
+                       const char *step_id, int a);
+bool ak_cache_get_corr(ak_cache_t *c, const char *req_id, char *run_id,
+                       char *step_id, size_t step_size, int *a);
 
 /* ---------------------------------------------------------------------------
  * json.c: JSON values, msgpack and replies

@@ -20,8 +20,6 @@
 
 #include "agentkit_internal.h"
 
-#define AK_CORR_KEEP_S (7 * 86400)
-
 static cmd_caller_t ak__cmd_caller(const json_t *run) {
         cmd_caller_t c = {0};
         c.tenant = slice_of(ak_str(run, "tenant"));
@@ -101,30 +99,6 @@ static bool ak__timer(ak_tx_t *tx, const json_t *e, bool set) {
         return err != TIMER_STORE_DOWN;
 }
 
-/* The correlation record that leads a reply back to its step. */
-static bool ak__corr(ak_tx_t *tx, const char *req_id, const char *step_id,
-                     int a) {
-        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
-        char errstr[256];
-        store_err_t err;
-        BSON_APPEND_UTF8(&filter, "_id", req_id);
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-        BSON_APPEND_UTF8(&set, "run_id", ak_str(tx->run, "run_id"));
-        BSON_APPEND_UTF8(&set, "step_id", step_id);
-        BSON_APPEND_INT32(&set, "attempt", a);
-        BSON_APPEND_DATE_TIME(&set, "expires_at",
-                              tx->now + (int64_t)AK_CORR_KEEP_S * 1000);
-        bson_append_document_end(&update, &set);
-        err = store_update(tx->st->store, runtime_db(tx->st->rt), AK_CORR,
-                           &filter, &update, STORE_UPSERT, NULL, errstr,
-                           sizeof(errstr));
-        bson_destroy(&filter);
-        bson_destroy(&update);
-        if (err)
-                log_warn("correlation record: %s", errstr);
-        return !store_err_transient(err);
-}
-
 static bool ak__command(ak_tx_t *tx, const ak_step_t *step, const json_t *rec,
                         int a) {
         const char *key = ak_str(rec, "key");
@@ -134,8 +108,10 @@ static bool ak__command(ak_tx_t *tx, const ak_step_t *step, const json_t *rec,
         char id_out[MSGID_TEXT_SIZE];
         if (!key || !type)
                 return true;
-        if (!ak__corr(tx, key, step->id, a))
-                return false;
+        /* The correlation is in the store with the run's record; the reply
+         * usually comes back to this process. */
+        ak_cache_put_corr(tx->st->cache, key, ak_str(tx->run, "run_id"),
+                          step->id, a);
         o.id = key;
         ak__pack(&sb, json_object_get(rec, "input"));
         rt_request_with(tx->ctx, type, slice_of(ak_str(tx->run, "run_id")), &sb,

@@ -447,8 +447,15 @@ void ak_step_start(ak_tx_t *tx, const ak_step_t *step, json_t *input) {
                 extra = json_pack("{s:s}", "idempotency_key", key);
                 ak__step_event(tx, "agentkit.step.started", step, a, extra);
                 if (!json_object_get(step->j, "approval")) {
-                        ak_fx(tx, json_pack("{s:s, s:s, s:i}", "k", "dispatch",
-                                            "step", step->id, "a", a));
+                        json_t *e =
+                                json_pack("{s:s, s:s, s:i}", "k", "dispatch",
+                                          "step", step->id, "a", a);
+                        /* A command's correlation is written with the run's
+                         * record (run.c). */
+                        if (step->kind == AK_COMMAND)
+                                json_object_set_new(e, "corr",
+                                                    json_string(key));
+                        ak_fx(tx, e);
                         if (step->timeout_ms && step->kind == AK_COMMAND)
                                 ak__timer(tx, "timeout", step->id, a,
                                           tx->now + step->timeout_ms);

@@ -250,29 +250,36 @@ handler_result_t ak_on_reply(rt_ctx_t *ctx, const msgpack_object *body) {
 
         snprintf(corr, sizeof(corr), "%.*s", (int)env->correlation_id.len,
                  env->correlation_id.ptr ? env->correlation_id.ptr : "");
-        BSON_APPEND_UTF8(&filter, "_id", corr);
-        err = store_find_one(st->store, rt_db(ctx), AK_CORR, &filter, NULL,
-                             &doc, errstr, sizeof(errstr));
-        bson_destroy(&filter);
-        if (err == STORE_NOT_FOUND) {
-                log_warn("a reply to %s matches no step", corr);
-                return HANDLER_OK;
+        if (!ak_cache_get_corr(st->cache, corr, run_id, step_id,
+                               sizeof(step_id), &r.a)) {
+                char key[MSGID_TEXT_SIZE + 8];
+                snprintf(key, sizeof(key), "%s%s", AK_CORR_PREFIX, corr);
+                BSON_APPEND_UTF8(&filter, "_id", key);
+                err = store_find_one(st->store, rt_db(ctx), AK_RUNS, &filter,
+                                     NULL, &doc, errstr, sizeof(errstr));
+                bson_destroy(&filter);
+                if (err == STORE_NOT_FOUND) {
+                        log_warn("a reply to %s matches no step", corr);
+                        return HANDLER_OK;
+                }
+                if (err)
+                        return store_err_transient(err) ? HANDLER_TRANSIENT
+                                                        : HANDLER_OK;
+                if (bson_iter_init_find(&it, &doc, "run_id") &&
+                    BSON_ITER_HOLDS_UTF8(&it))
+                        snprintf(run_id, sizeof(run_id), "%s",
+                                 bson_iter_utf8(&it, NULL));
+                if (bson_iter_init_find(&it, &doc, "step_id") &&
+                    BSON_ITER_HOLDS_UTF8(&it))
+                        snprintf(step_id, sizeof(step_id), "%s",
+                                 bson_iter_utf8(&it, NULL));
+                if (bson_iter_init_find(&it, &doc, "attempt") &&
+                    BSON_ITER_HOLDS_INT(&it))
+                        r.a = (int)bson_iter_as_int64(&it);
+                bson_destroy(&doc);
+        } else {
+                bson_destroy(&filter);
         }
-        if (err)
-                return store_err_transient(err) ? HANDLER_TRANSIENT
-                                                : HANDLER_OK;
-        if (bson_iter_init_find(&it, &doc, "run_id") &&
-            BSON_ITER_HOLDS_UTF8(&it))
-                snprintf(run_id, sizeof(run_id), "%s",
-                         bson_iter_utf8(&it, NULL));
-        if (bson_iter_init_find(&it, &doc, "step_id") &&
-            BSON_ITER_HOLDS_UTF8(&it))
-                snprintf(step_id, sizeof(step_id), "%s",
-                         bson_iter_utf8(&it, NULL));
-        if (bson_iter_init_find(&it, &doc, "attempt") &&
-            BSON_ITER_HOLDS_INT(&it))
-                r.a = (int)bson_iter_as_int64(&it);
-        bson_destroy(&doc);
         if (!run_id[0] || !step_id[0])
                 return HANDLER_OK;
         r.step_id = step_id;

@@ -114,15 +114,46 @@ static void ak__append_time(bson_t *b, const char *key, const json_t *run,
                 bson_append_int64(b, key, -1, v);
 }
 
-/* Insert (seq 0) or replace the run while its seq is the one read.
+#define AK_CORR_KEEP_MS (7LL * 86400 * 1000)
+
+/* The correlations of the command steps this transition dispatches, in the
+ * same bulk as the run's record: a reply always finds its step. */
+static void ak__corr_writes(store_bulk_t *b, const ak_tx_t *tx) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(tx->fx, i, e) {
+                const char *key = ak_str(e, "corr");
+                bson_t f = BSON_INITIALIZER, u = BSON_INITIALIZER, set;
+                char id[MSGID_TEXT_SIZE + 8];
+                if (!key)
+                        continue;
+                snprintf(id, sizeof(id), "%s%s", AK_CORR_PREFIX, key);
+                BSON_APPEND_UTF8(&f, "_id", id);
+                BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+                BSON_APPEND_UTF8(&set, "run_id", ak_str(tx->run, "run_id"));
+                BSON_APPEND_UTF8(&set, "step_id", ak_str(e, "step"));
+                BSON_APPEND_INT32(&set, "attempt", (int)ak_int(e, "a", 0));
+                BSON_APPEND_DATE_TIME(&set, "expires_at",
+                                      tx->now + AK_CORR_KEEP_MS);
+                bson_append_document_end(&u, &set);
+                store_bulk_update(b, &f, &u, STORE_UPSERT);
+                bson_destroy(&f);
+                bson_destroy(&u);
+        }
+}
+
+/* Insert (seq 0) or replace the run while its seq is the one read, with
+ * the correlations of the commands it sends, in one bulk (one round trip).
  * STORE_NOT_FOUND: someone changed it meanwhile; STORE_DUPLICATE: someone
- * made it meanwhile. */
+ * made it meanwhile. On success the text written is kept in the cache. */
 static store_err_t ak__run_save(ak_tx_t *tx) {
         ak_state_t *st = tx->st;
         json_t *run = tx->run;
         char *text = json_dumps(run, JSON_COMPACT);
         bson_t doc = BSON_INITIALIZER, filter = BSON_INITIALIZER;
         char errstr[256];
+        store_bulk_t *b;
+        store_bulk_result_t r = {0};
         store_err_t err;
         const char *v;
 
@@ -152,25 +183,28 @@ static store_err_t ak__run_save(ak_tx_t *tx) {
         if ((v = ak_str(json_object_get(run, "agent"), "thread_id")))
                 BSON_APPEND_UTF8(&doc, "thread_id", v);
         BSON_APPEND_UTF8(&doc, "state", text);
-        free(text);
+        b = store_bulk_new(st->store, runtime_db(st->rt), AK_RUNS, true);
         if (tx->seq == 0) {
-                err = store_insert(st->store, runtime_db(st->rt), AK_RUNS, &doc,
-                                   errstr, sizeof(errstr));
+                store_bulk_insert(b, &doc);
         } else {
-                store_bulk_t *b = store_bulk_new(st->store, runtime_db(st->rt),
-                                                 AK_RUNS, true);
-                store_bulk_result_t r = {0};
                 BSON_APPEND_UTF8(&filter, "_id", ak_str(run, "run_id"));
                 BSON_APPEND_INT64(&filter, "seq", tx->seq);
                 store_bulk_replace(b, &filter, &doc, false);
-                err = store_bulk_run(b, &r, errstr, sizeof(errstr));
-                store_bulk_destroy(b);
-                if (!err && r.matched == 0)
-                        err = STORE_NOT_FOUND;
         }
+        ak__corr_writes(b, tx);
+        err = store_bulk_run(b, &r, errstr, sizeof(errstr));
+        store_bulk_destroy(b);
+        if (!err && tx->seq > 0 && r.matched == 0)
+                err = STORE_NOT_FOUND;
         if (err && err != STORE_NOT_FOUND && err != STORE_DUPLICATE)
                 log_warn("run %s: writing its state: %s", ak_str(run, "run_id"),
                          errstr);
+        if (err)
+                ak_cache_drop_run(st->cache, ak_str(run, "run_id"));
+        else
+                ak_cache_put_run(st->cache, ak_str(run, "run_id"), tx->seq + 1,
+                                 text, strlen(text));
+        free(text);
         bson_destroy(&doc);
         bson_destroy(&filter);
         return err;
@@ -252,7 +286,13 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                 store_err_t err;
                 const json_t *seen;
                 ak__tx_init(&tx, ctx);
-                err = ak_run_load(st, run_id, &tx.run, &tx.seq);
+                /* This process's last write of the run, unless a conflict
+                 * just showed it stale. */
+                if (tries == 0 &&
+                    ak_cache_get_run(st->cache, run_id, &tx.run, &tx.seq))
+                        err = STORE_OK;
+                else
+                        err = ak_run_load(st, run_id, &tx.run, &tx.seq);
                 if (err == STORE_NOT_FOUND) {
                         tx.run = NULL;
                 } else if (err || (err = ak__tx_def(&tx))) {
