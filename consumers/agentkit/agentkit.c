@@ -170,7 +170,8 @@ const group_def_t group_agentkit = {
         .subscriptions = ak_subscriptions,
         .n_subscriptions = 1,
         .on_reply = ak_on_reply,
-        .concurrency = 8,
+        /* Transitions mostly wait for the store: more of them at once. */
+        .concurrency = 32,
         .indexes = agentkit_indexes,
         .init = ak_init,
         .shutdown = ak_shutdown,

@@ -29,7 +29,7 @@
  * attempt, so doing one twice is harmless: the receiver's operation log,
  * the outbox and the timers each keep one per id.
  *
- * Threads: handlers run on the runtime's workers (concurrency 8), two of one
+ * Threads: handlers run on the runtime's workers (concurrency 32), two of one
  * run never at once in a process (a lock per run, striped); the store's
  * compare-and-set keeps processes apart.
  */
@@ -122,11 +122,13 @@ ak_state_t *ak_state(rt_ctx_t *ctx);
 
 ak_cache_t *ak_cache_new(size_t max_bytes);
 void ak_cache_destroy(ak_cache_t *c);
+/* Keep a reference to the state just written (text_len: its size). */
 void ak_cache_put_run(ak_cache_t *c, const char *run_id, int64_t seq,
-                      const char *text, size_t len);
-/* The state (new reference) and seq this process wrote last, if kept. */
-bool ak_cache_get_run(ak_cache_t *c, const char *run_id, json_t **state,
-                      int64_t *seq);
+                      json_t *state, size_t text_len);
+/* The state (taken: the cache lets go of it) and seq this process wrote
+ * last, if kept. */
+bool ak_cache_take_run(ak_cache_t *c, const char *run_id, json_t **state,
+                       int64_t *seq, size_t *text_len);
 void ak_cache_drop_run(ak_cache_t *c, const char *run_id);
 void ak_cache_put_corr(ak_cache_t *c, const char *req_id, const char *run_id,
                        const char *step_id, int a);
@@ -352,6 +354,9 @@ void ak_step_cancel(ak_tx_t *tx, const ak_step_t *step);
 json_t *ak_attempt(json_t *S, int a);
 /* Keep a JSON value for events: itself, or {truncated, bytes} when big. */
 json_t *ak_event_value(const json_t *v);
+/* An event's data as published (new reference): the journal keeps a step's
+ * output once, in its attempt, and events get it from there. */
+json_t *ak_event_data(const json_t *run, const json_t *ev);
 /* Results of attempt a of a step (ignored when that attempt is not the one
  * in flight). True when the run changed. */
 bool ak_step_done(ak_tx_t *tx, const char *step_id, int a, json_t *output);

@@ -444,9 +444,9 @@ handler_result_t ak_runs_history(rt_ctx_t *ctx, const msgpack_object *body) {
                 json_object_del(e, "t");
         }
         json_array_foreach(json_object_get(run, "events"), i, e) {
-                json_t *x = json_pack("{s:s, s:s, s:O}", "id", ak_str(e, "id"),
+                json_t *x = json_pack("{s:s, s:s, s:o}", "id", ak_str(e, "id"),
                                       "type", ak_str(e, "type"), "data",
-                                      json_object_get(e, "data"));
+                                      ak_event_data(run, e));
                 ak__time(x, "at", ak_int(e, "at", 0));
                 json_array_append_new(events, x);
         }
@@ -479,10 +479,10 @@ handler_result_t ak_runs_past_events(rt_ctx_t *ctx,
         json_array_foreach(json_object_get(run, "events"), i, e) {
                 if (i >= from)
                         json_array_append_new(
-                                out, json_pack("{s:s, s:s, s:O}", "id",
+                                out, json_pack("{s:s, s:s, s:o}", "id",
                                                ak_str(e, "id"), "type",
                                                ak_str(e, "type"), "data",
-                                               json_object_get(e, "data")));
+                                               ak_event_data(run, e)));
         }
         st = ak_str(run, "status");
         o = json_pack("{s:o, s:b}", "events", out, "done",

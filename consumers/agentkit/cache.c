@@ -24,12 +24,14 @@
 #define AK_CACHE_RUN_SLOTS 4096
 #define AK_CACHE_CORR_SLOTS 65536
 #define AK_CACHE_RUN_MAX (512 * 1024)
+/* A parsed state takes about this many times its text's bytes. */
+#define AK_CACHE_PARSED 6
 
 typedef struct ak_run_entry {
         char id[MSGID_TEXT_SIZE];
         int64_t seq;
-        char *text;
-        size_t len;
+        json_t *state; /* owned */
+        size_t len;    /* what it counts against the budget */
 } ak_run_entry_t;
 
 typedef struct ak_corr_entry {
@@ -69,7 +71,7 @@ void ak_cache_destroy(ak_cache_t *c) {
         if (!c)
                 return;
         for (size_t i = 0; i < AK_CACHE_RUN_SLOTS; i++)
-                free(c->runs[i].text);
+                json_decref(c->runs[i].state);
         for (int i = 0; i < AK_CACHE_LOCKS; i++)
                 pthread_mutex_destroy(&c->locks[i]);
         free(c->runs);
@@ -78,39 +80,40 @@ void ak_cache_destroy(ak_cache_t *c) {
 }
 
 void ak_cache_put_run(ak_cache_t *c, const char *run_id, int64_t seq,
-                      const char *text, size_t len) {
+                      json_t *state, size_t text_len) {
         uint32_t h = ak__hash(run_id);
         ak_run_entry_t *e = &c->runs[h % AK_CACHE_RUN_SLOTS];
         pthread_mutex_t *lock = &c->locks[h % AK_CACHE_LOCKS];
-        char *copy = NULL;
-        if (len <= AK_CACHE_RUN_MAX &&
-            atomic_load(&c->bytes) + len <= c->max_bytes) {
-                copy = xmalloc(len + 1);
-                memcpy(copy, text, len);
-                copy[len] = '\0';
-        }
+        size_t cost = text_len * AK_CACHE_PARSED;
+        bool keep = text_len <= AK_CACHE_RUN_MAX &&
+                    atomic_load(&c->bytes) + cost <= c->max_bytes;
         pthread_mutex_lock(lock);
         atomic_fetch_sub(&c->bytes, e->len);
-        free(e->text);
-        e->text = copy;
-        e->len = copy ? len : 0;
+        json_decref(e->state);
+        e->state = keep ? json_incref(state) : NULL;
+        e->len = keep ? cost : 0;
         e->seq = seq;
-        snprintf(e->id, sizeof(e->id), "%s", copy ? run_id : "");
+        snprintf(e->id, sizeof(e->id), "%s", keep ? run_id : "");
         atomic_fetch_add(&c->bytes, e->len);
         pthread_mutex_unlock(lock);
 }
 
-bool ak_cache_get_run(ak_cache_t *c, const char *run_id, json_t **state,
-                      int64_t *seq) {
+bool ak_cache_take_run(ak_cache_t *c, const char *run_id, json_t **state,
+                       int64_t *seq, size_t *text_len) {
         uint32_t h = ak__hash(run_id);
         ak_run_entry_t *e = &c->runs[h % AK_CACHE_RUN_SLOTS];
         pthread_mutex_t *lock = &c->locks[h % AK_CACHE_LOCKS];
         bool hit = false;
         pthread_mutex_lock(lock);
-        if (e->text && strcmp(e->id, run_id) == 0) {
-                *state = json_loadb(e->text, e->len, 0, NULL);
+        if (e->state && strcmp(e->id, run_id) == 0) {
+                *state = e->state; /* handed over: the transition owns it */
                 *seq = e->seq;
-                hit = *state != NULL;
+                *text_len = e->len / AK_CACHE_PARSED;
+                e->state = NULL;
+                atomic_fetch_sub(&c->bytes, e->len);
+                e->len = 0;
+                e->id[0] = '\0';
+                hit = true;
         }
         pthread_mutex_unlock(lock);
         return hit;
@@ -123,8 +126,8 @@ void ak_cache_drop_run(ak_cache_t *c, const char *run_id) {
         pthread_mutex_lock(lock);
         if (strcmp(e->id, run_id) == 0) {
                 atomic_fetch_sub(&c->bytes, e->len);
-                free(e->text);
-                e->text = NULL;
+                json_decref(e->state);
+                e->state = NULL;
                 e->len = 0;
                 e->id[0] = '\0';
         }

@@ -45,8 +45,10 @@ static bool ak__emit(ak_tx_t *tx, const json_t *e) {
                 msgpack_sbuffer sb;
                 if (!ev)
                         continue;
+                json_t *data = ak_event_data(tx->run, ev);
                 o.id = ak_str(ev, "id");
-                ak__pack(&sb, json_object_get(ev, "data"));
+                ak__pack(&sb, data);
+                json_decref(data);
                 if (rt_emit_with(tx->ctx, ak_str(ev, "type"), slice_of(run_id),
                                  &sb, &o))
                         log_error("run %s: event %s not published", run_id,

@@ -28,6 +28,23 @@
  * Events and effects
  * ------------------------------------------------------------------------ */
 
+json_t *ak_event_data(const json_t *run, const json_t *ev) {
+        json_t *d = json_deep_copy(json_object_get(ev, "data"));
+        const char *type = ak_str(ev, "type");
+        if (!d)
+                d = json_object();
+        if (type && strcmp(type, "agentkit.step.completed") == 0) {
+                json_t *S = json_object_get(json_object_get(run, "steps"),
+                                            ak_str(d, "step_id"));
+                json_t *rec = ak_attempt(S, (int)ak_int(d, "attempt", 0));
+                if (json_object_get(rec, "output"))
+                        json_object_set_new(
+                                d, "output",
+                                ak_event_value(json_object_get(rec, "output")));
+        }
+        return d;
+}
+
 json_t *ak_event_value(const json_t *v) {
         char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         size_t n = text ? strlen(text) : 0;
@@ -586,8 +603,9 @@ bool ak_step_done(ak_tx_t *tx, const char *step_id, int a, json_t *output) {
         json_object_set(S, "output", output);
         json_object_del(S, "error");
         json_object_set_new(S, "ended_at", json_integer(tx->now));
-        ak__step_event(tx, "agentkit.step.completed", &step, a,
-                       json_pack("{s:o}", "output", ak_event_value(output)));
+        /* The output is the attempt's; the event gets it when it is sent
+         * (ak_event_data), the journal keeps it once. */
+        ak__step_event(tx, "agentkit.step.completed", &step, a, NULL);
         json_decref(output);
         if (tx->def && tx->def->kind == AK_DEF_AGENT)
                 ak_agent_step_ended(tx, step_id);

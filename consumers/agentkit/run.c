@@ -203,7 +203,7 @@ static store_err_t ak__run_save(ak_tx_t *tx) {
                 ak_cache_drop_run(st->cache, ak_str(run, "run_id"));
         else
                 ak_cache_put_run(st->cache, ak_str(run, "run_id"), tx->seq + 1,
-                                 text, strlen(text));
+                                 run, strlen(text));
         free(text);
         bson_destroy(&doc);
         bson_destroy(&filter);
@@ -279,6 +279,8 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
         pthread_mutex_t *lock = ak__lock_of(st, run_id);
         handler_result_t res = HANDLER_OK;
         uint64_t t_us = ak__now_us();
+        bool cached = false;
+        size_t cached_len = 0;
         ak_tx_t tx;
 
         pthread_mutex_lock(lock);
@@ -288,11 +290,11 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                 ak__tx_init(&tx, ctx);
                 /* This process's last write of the run, unless a conflict
                  * just showed it stale. */
-                if (tries == 0 &&
-                    ak_cache_get_run(st->cache, run_id, &tx.run, &tx.seq))
-                        err = STORE_OK;
-                else
-                        err = ak_run_load(st, run_id, &tx.run, &tx.seq);
+                cached = tries == 0 &&
+                         ak_cache_take_run(st->cache, run_id, &tx.run, &tx.seq,
+                                           &cached_len);
+                err = cached ? STORE_OK
+                             : ak_run_load(st, run_id, &tx.run, &tx.seq);
                 if (err == STORE_NOT_FOUND) {
                         tx.run = NULL;
                 } else if (err || (err = ak__tx_def(&tx))) {
@@ -310,6 +312,9 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                                 break;
                         }
                         ak__tx_reply(&tx);
+                        if (cached)
+                                ak_cache_put_run(st->cache, run_id, tx.seq,
+                                                 tx.run, cached_len);
                         break;
                 }
                 if (!fn(&tx, arg)) {
@@ -318,6 +323,9 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                 }
                 if (!tx.changed) {
                         ak__tx_reply(&tx);
+                        if (cached && tx.run)
+                                ak_cache_put_run(st->cache, run_id, tx.seq,
+                                                 tx.run, cached_len);
                         break;
                 }
                 ak_run_advance(&tx);
