@@ -265,7 +265,7 @@ static bool ak__close_turn(ak_tx_t *tx, json_t *ag) {
                 json_t *result;
                 char *text;
                 if (strcmp(ak_str(S, "status"), "completed") == 0)
-                        result = json_incref(json_object_get(S, "output"));
+                        result = json_incref((json_t *)ak_step_output(S));
                 else
                         result = json_pack("{s:s}", "error",
                                            ak_str(S, "error")
@@ -348,7 +348,7 @@ void ak_agent_advance(ak_tx_t *tx) {
                 if (!json_object_get(turn, "tools")) {
                         const json_t *calls;
                         json_t *msg;
-                        out = json_object_get(S, "output");
+                        out = (json_t *)ak_step_output(S);
                         calls = json_object_get(out, "tool_calls");
                         json_object_set_new(
                                 ag, "iteration",

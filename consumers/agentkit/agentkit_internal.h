@@ -352,6 +352,8 @@ void ak_step_start(ak_tx_t *tx, const ak_step_t *step, json_t *input);
 void ak_step_cancel(ak_tx_t *tx, const ak_step_t *step);
 /* The step's attempt a (NULL when none). */
 json_t *ak_attempt(json_t *S, int a);
+/* The step's output: that of its last completed attempt (NULL: none). */
+const json_t *ak_step_output(const json_t *S);
 /* Keep a JSON value for events: itself, or {truncated, bytes} when big. */
 json_t *ak_event_value(const json_t *v);
 /* An event's data as published (new reference): the journal keeps a step's

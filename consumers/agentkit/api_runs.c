@@ -265,9 +265,9 @@ static json_t *ak__summary(const json_t *run, bool full) {
                                 (json_int_t)ak_int(S, "attempt", 0));
                         const char *kind =
                                 ak_str(json_object_get(S, "spec"), "kind");
-                        if (json_object_get(S, "output"))
+                        if (ak_step_output(S))
                                 json_object_set(s, "output",
-                                                json_object_get(S, "output"));
+                                                (json_t *)ak_step_output(S));
                         if (ak_str(S, "error"))
                                 json_object_set_new(
                                         s, "error",

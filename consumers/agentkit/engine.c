@@ -155,6 +155,18 @@ json_t *ak_step_state(ak_tx_t *tx, const char *step_id) {
         return json_object_get(json_object_get(tx->run, "steps"), step_id);
 }
 
+const json_t *ak_step_output(const json_t *S) {
+        const json_t *atts = json_object_get(S, "attempts");
+        for (size_t i = json_array_size(atts); i > 0; i--) {
+                const json_t *x = json_array_get(atts, i - 1);
+                const char *st = ak_str(x, "status");
+                if (st && strcmp(st, "completed") == 0)
+                        return json_object_get(x, "output");
+        }
+        /* Runs journaled before outputs lived only in their attempts. */
+        return json_object_get(S, "output");
+}
+
 json_t *ak_attempt(json_t *S, int a) {
         size_t i;
         json_t *x;
@@ -600,7 +612,6 @@ bool ak_step_done(ak_tx_t *tx, const char *step_id, int a, json_t *output) {
         json_object_set(rec, "output", output);
         json_object_set_new(rec, "ended_at", json_integer(tx->now));
         json_object_set_new(S, "status", json_string("completed"));
-        json_object_set(S, "output", output);
         json_object_del(S, "error");
         json_object_set_new(S, "ended_at", json_integer(tx->now));
         /* The output is the attempt's; the event gets it when it is sent

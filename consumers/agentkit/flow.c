@@ -47,11 +47,14 @@ json_t *ak_run_context(const json_t *run) {
         const char *id;
         json_object_foreach(json_object_get(run, "steps"), id, S) {
                 json_t *o = json_object();
-                const char *keys[] = {"output", "status", "error", "attempt"};
-                for (size_t k = 0; k < 4; k++)
+                const char *keys[] = {"status", "error", "attempt"};
+                for (size_t k = 0; k < 3; k++)
                         if (json_object_get(S, keys[k]))
                                 json_object_set(o, keys[k],
                                                 json_object_get(S, keys[k]));
+                if (ak_step_output(S))
+                        json_object_set(o, "output",
+                                        (json_t *)ak_step_output(S));
                 json_object_set_new(steps, id, o);
         }
         return json_pack("{s:O, s:o, s:{s:s?, s:s?, s:I, s:I}}", "input",
@@ -110,7 +113,8 @@ static bool ak__advance_seq(ak_tx_t *tx, const ak_seq_t *seq);
 static json_t *ak__branch_output(ak_tx_t *tx, const json_t *SS) {
         const char *last = ak_str(SS, "last");
         json_t *S = last ? ak_step_state(tx, last) : NULL;
-        return json_incref(S ? json_object_get(S, "output") : json_null());
+        const json_t *out = S ? ak_step_output(S) : NULL;
+        return json_incref(out ? (json_t *)out : json_null());
 }
 
 static bool ak__advance_parallel(ak_tx_t *tx, const ak_step_t *p, json_t *S) {
