@@ -165,8 +165,10 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* Case-insensitive: does s start with prefix (given in lower case)? */
 bool edge__ieq_prefix(const char *s, const char *prefix);
 
-/* Suspend the request until another thread completes it. */
+/* Suspend the request until another thread completes it (counted in
+ * flight until edge__done_waiting or its end). */
 void edge__wait(req_t *req);
+void edge__done_waiting(req_t *req);
 
 /* ---------------------------------------------------------------------------
  * respond.c: answers
@@ -256,6 +258,9 @@ void edge__enqueue_lookup(edge_t *edge, req_t *req);
 enum MHD_Result edge__builtin(req_t *req, const char *url);
 /* Is url one of the built-in routes (any method)? */
 bool edge__is_builtin(const char *url);
+/* An embedded static file (assets.h) for a GET of url: MHD_NO when there is
+ * none at that path. */
+enum MHD_Result edge__asset(req_t *req, const char *url);
 /* /ops/<group>/<what> in the monolith. */
 enum MHD_Result edge__ops(req_t *req, const char *url);
 

@@ -53,6 +53,14 @@ void edge__wait(req_t *req) {
         MHD_suspend_connection(req->conn);
 }
 
+void edge__done_waiting(req_t *req) {
+        if (!req->waiting)
+                return;
+        req->waiting = false;
+        atomic_fetch_sub(&req->edge->inflight, 1);
+        metrics_add(req->edge->m_inflight, -1);
+}
+
 /* The Origin of the request if it is one we allow (NULL otherwise). */
 static const char *edge__cors_origin(req_t *req) {
         const char *origin = MHD_lookup_connection_value(
@@ -128,6 +136,9 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
                                              NULL, NULL, hdr);
                 }
                 if (is_get && edge__builtin(req, url) == MHD_YES)
+                        return MHD_YES;
+                if (!req->answered && is_get &&
+                    edge__asset(req, url) == MHD_YES)
                         return MHD_YES;
                 if (req->answered)
                         return MHD_NO;
@@ -300,10 +311,7 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (req->sub)
                 log_debug("stream closed (%s)", req->label);
         stream_sub_close(edge->hub, req->sub);
-        if (req->waiting) {
-                atomic_fetch_sub(&edge->inflight, 1);
-                metrics_add(edge->m_inflight, -1);
-        }
+        edge__done_waiting(req);
         if (req->label) {
                 snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%u\"",
                          req->label, req->status);

@@ -333,6 +333,9 @@ enum MHD_Result edge__stream_history(req_t *req) {
         size_t off = 0;
         bool ok;
 
+        /* Its command is answered: a stream is not a request in flight. */
+        edge__done_waiting(req);
+
         msgpack_zone_init(&zone, 4096);
         ok = msgpack_unpack(req->reply_mp, req->reply_mp_len, &off, &zone,
                             &obj) == MSGPACK_UNPACK_SUCCESS &&

@@ -90,6 +90,12 @@ bool cmdsend_check(const char *type, int version, slice_t body,
         return true;
 }
 
+cmd_caller_t cmdsend_caller(const env_t *env) {
+        return (cmd_caller_t){env->tenant, env->user, env->roles,
+                              env->correlation_id.len ? env->correlation_id
+                                                      : env->id};
+}
+
 bus_err_t cmdsend_produce(bus_t *bus, const char *topic, const cmdsend_msg_t *m,
                           bus_delivery_t *d) {
         env_t env;

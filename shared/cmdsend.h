@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "envelope.h"
 #include "msgid.h"
 #include "slice.h"
 
@@ -36,6 +37,12 @@ typedef struct cmd_caller {
         slice_t roles;
         slice_t correlation_id; /* a UUID, or empty */
 } cmd_caller_t;
+
+/* The caller of a command being handled (rt_env(ctx)): its tenant, user
+ * and roles, and as correlation id its own correlation id, or its id when
+ * it has none, so the later command is traced to the request that set it
+ * up. Points into env. */
+cmd_caller_t cmdsend_caller(const env_t *env);
 
 typedef struct cmdsend_msg {
         char id[MSGID_TEXT_SIZE]; /* cmdsend_derive_id */

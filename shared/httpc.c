@@ -16,6 +16,7 @@
  * Hosts live in a list under the lock, since callers adjust their limits.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #define HTTPC_DEFAULT_MAX_BYTES ((size_t)1 << 20)
 #define HTTPC_DEFAULT_CONNECTIONS 64
 #define HTTPC_MAX_WAIT_MS 200 /* cancel flags are looked at this often */
+#define HTTPC_LABELLED_HOSTS 256
 
 /* The client whose thread this is (completion callbacks run there). */
 static _Thread_local httpc_t *httpc__self;
@@ -54,7 +56,7 @@ httpc_host_t *httpc__host(httpc_t *client, const char *key) {
         static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx",
                                               "error"};
         httpc_host_t *h;
-        char labels[HTTPC_HOST_MAX + 32];
+        char labels[HTTPC_HOST_MAX + 32], label[HTTPC_HOST_MAX];
 
         for (h = client->hosts; h; h = h->next)
                 if (strcmp(h->key, key) == 0)
@@ -63,15 +65,23 @@ httpc_host_t *httpc__host(httpc_t *client, const char *key) {
         snprintf(h->key, sizeof(h->key), "%s", key);
         h->rate_per_s = -1;
         h->tokens = -1; /* full at first use */
+        /* Series per host, for the hosts a process calls (configured base
+         * URLs); past HTTPC_LABELLED_HOSTS (URLs from users, say) they
+         * share "other", so the series stay bounded. */
+        snprintf(label, sizeof(label), "%s",
+                 client->n_hosts++ < HTTPC_LABELLED_HOSTS ? key : "other");
+        for (char *c = label; *c; c++)
+                if (!isalnum((unsigned char)*c) && !strchr(".-:[]", *c))
+                        *c = '_';
         for (size_t i = 0; i < 5; i++) {
                 snprintf(labels, sizeof(labels), "host=\"%s\",class=\"%s\"",
-                         key, classes[i]);
+                         label, classes[i]);
                 h->by_class[i] = metrics_counter(
                         "omnify_httpc_requests_total",
                         "Outbound HTTP tries by host and answer class.",
                         labels);
         }
-        snprintf(labels, sizeof(labels), "host=\"%s\"", key);
+        snprintf(labels, sizeof(labels), "host=\"%s\"", label);
         h->retries = metrics_counter("omnify_httpc_retries_total",
                                      "Outbound HTTP tries made again.", labels);
         h->rate_limited = metrics_counter(

@@ -76,6 +76,7 @@ struct httpc {
         int n_calls;           /* submitted and not ended */
         atomic_bool stopping;
         httpc_host_t *hosts;
+        size_t n_hosts;
         CURL *spare[HTTPC_SPARE_HANDLES];
         int n_spare;
         metrics_counter_t *inflight_gauge, *waiting_gauge;

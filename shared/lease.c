@@ -142,10 +142,12 @@ store_err_t lease_claim(store_t *store, const lease_query_t *q, int64_t now_ms,
                               now_ms + q->horizon_ms + q->lease_ms);
         BSON_APPEND_UTF8(&set, "lease_owner", owner);
         bson_append_document_end(&update, &set);
-        err = store_update_many(store, q->db, q->coll, &filter, &update,
-                                &matched, errstr, errlen);
+        err = store_update(store, q->db, q->coll, &filter, &update, STORE_MANY,
+                           &matched, errstr, errlen);
         bson_destroy(&filter);
         bson_destroy(&update);
+        if (err == STORE_NOT_FOUND)
+                err = STORE_OK; /* others were faster: nothing won */
         if (err || matched == 0)
                 goto done;
 
@@ -205,10 +207,10 @@ store_err_t lease_update_many(store_t *store, const char *db, const char *coll,
         bson_append_array_end(&in, &arr);
         bson_append_document_end(&filter, &in);
         BSON_APPEND_UTF8(&filter, "lease_owner", owner);
-        err = store_update_many(store, db, coll, &filter, update, held, errstr,
-                                errlen);
+        err = store_update(store, db, coll, &filter, update, STORE_MANY, held,
+                           errstr, errlen);
         bson_destroy(&filter);
-        return err;
+        return err == STORE_NOT_FOUND ? STORE_OK : err; /* none held */
 }
 
 void lease_append_free(bson_t *set) {

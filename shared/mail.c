@@ -4,6 +4,7 @@
 #include "mail.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,26 @@
                            .timeout_ms = 10000,                        \
                            .connect_timeout_ms = 2000,                 \
                            .max_response_bytes = 64 * 1024})
+
+#define MOFF(f) offsetof(mail_settings_t, f)
+
+static const config_row_t mail_rows[] = {
+        {"OMNIFY_MAIL_BASE_URL", CONFIG_STRING, MOFF(base_url), 0, 1, 512,
+         "https://api.sendgrid.com", NULL, 0,
+         "Base URL of the mail API (SendGrid v3 mail-send)."},
+        {"OMNIFY_MAIL_API_KEY", CONFIG_STRING, MOFF(api_key), 0, 0, 512, "",
+         NULL, 1,
+         "Bearer key of the mail API; empty: mails wait in the outbox."},
+        {"OMNIFY_MAIL_FROM", CONFIG_STRING, MOFF(from), 0, 3, 254,
+         "no-reply@omnify.local", NULL, 0, "Sender address of mails."},
+};
+
+const config_table_t mail_settings = {
+        "mail",
+        mail_rows,
+        sizeof(mail_rows) / sizeof(mail_rows[0]),
+        sizeof(mail_settings_t),
+};
 
 struct mail {
         char url[MAIL_URL_MAX];

@@ -11,8 +11,10 @@
  * once the outcome is final. Records carry the recipient as a top-level
  * field "to" for the group's own lookups.
  *
- * Settings a group opts into (its own rows): the base URL, the API key (an
- * empty key holds mail in the outbox) and the sender address.
+ * Settings: a group that sends mail lists mail_settings among its tables
+ * (group_def_t.settings) and reads them with runtime_settings(): the base
+ * URL, the API key (an empty key holds mail in the outbox) and the sender
+ * address. Several groups of one process share the one table.
  *
  * Metrics, labelled by group: omnify_mail_sent_total,
  * omnify_mail_failed_total, omnify_mail_queued (this process's queued minus
@@ -26,9 +28,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "outbox.h"
 
 #define MAIL_KIND "mail"
+
+/* The values of mail_settings. */
+typedef struct mail_settings {
+        char *base_url; /* OMNIFY_MAIL_BASE_URL */
+        char *api_key;  /* OMNIFY_MAIL_API_KEY (secret) */
+        char *from;     /* OMNIFY_MAIL_FROM */
+} mail_settings_t;
+
+/* The mail settings' table (owner "mail"). */
+extern const config_table_t mail_settings;
 
 typedef struct mail_opts {
         const char *base_url; /* e.g. "https://api.sendgrid.com" */

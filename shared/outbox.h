@@ -48,6 +48,20 @@
  * "mail 0190...-...verify sent (HTTP 202, attempt 1)". Never URLs, header
  * values or bodies.
  *
+ * From a handler (st: the group's state holding its outbox):
+ *   outbox_request_t r = {.id = id, .kind = "crm.contact", .url = url,
+ *                         .body = body, .headers = &headers,
+ *                         .report = {.type = "crm.contact.pushed",
+ *                                    .caller = cmdsend_caller(rt_env(ctx)),
+ *                                    .key = rt_env(ctx)->key}};
+ *   switch (outbox_enqueue(st->outbox, &r, errstr, sizeof(errstr))) {
+ *   case OUTBOX_OK: case OUTBOX_EXISTS: reply 202 ...
+ *   case OUTBOX_STORE_DOWN: return HANDLER_TRANSIENT;
+ *   default: return HANDLER_PERMANENT; }
+ * with id made of the command's id ("<message id>.push"), so that a
+ * redelivery finds its record; the handler of "crm.contact.pushed" then
+ * finishes the work on the provider's answer.
+ *
  * Thread-safety: outbox_enqueue and outbox_find may be called from any
  * thread (handlers call them); a kind's hooks run on the sender thread.
  */

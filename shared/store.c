@@ -275,27 +275,6 @@ store_err_t store_update_one(store_t *store, const char *db, const char *coll,
                             upsert ? STORE_UPSERT : 0, NULL, errstr, errlen);
 }
 
-store_err_t store_update_many(store_t *store, const char *db, const char *coll,
-                              const bson_t *filter, const bson_t *update,
-                              int64_t *matched, char *errstr, size_t errlen) {
-        mongoc_client_t *client;
-        mongoc_collection_t *c = store__coll(store, db, coll, &client);
-        bson_t reply;
-        bson_error_t e;
-        bson_iter_t it;
-        store_err_t err = STORE_OK;
-
-        if (matched)
-                *matched = 0;
-        if (!mongoc_collection_update_many(c, filter, update, NULL, &reply, &e))
-                err = store__translate(&e, errstr, errlen);
-        else if (matched && bson_iter_init_find(&it, &reply, "matchedCount"))
-                *matched = bson_iter_as_int64(&it);
-        bson_destroy(&reply);
-        store__done(store, client, c);
-        return err;
-}
-
 store_err_t store_ensure_index(store_t *store, const char *db, const char *coll,
                                const char *name, const bson_t *keys,
                                bool unique, int64_t expire_after_s,

@@ -178,13 +178,6 @@ store_err_t store_bulk_run(store_bulk_t *b, store_bulk_result_t *result,
 /* NULL ok. */
 void store_bulk_destroy(store_bulk_t *b);
 
-/* Update every document matching filter with update (operators). *matched
- * (may be NULL) receives how many matched; none is STORE_OK. Each document
- * is updated atomically, the set as a whole is not. */
-store_err_t store_update_many(store_t *store, const char *db, const char *coll,
-                              const bson_t *filter, const bson_t *update,
-                              int64_t *matched, char *errstr, size_t errlen);
-
 /*
  * Create an index if missing: keys like {"email": 1}; unique; a TTL index
  * when expire_after_s >= 0 (0: each document's date is its expiry), none

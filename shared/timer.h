@@ -42,6 +42,12 @@
  * a firing costs three round trips per batch to claim, and one (timers,
  * per batch) or one per schedule to mark.
  *
+ * From a handler: timer_spec_t s = {.id = "<message id>.remind", .fire_at_ms
+ * = at, .type = "onboarding.reminder.due", .key = env->key, .body = body,
+ * .caller = cmdsend_caller(rt_env(ctx))}; timer_set(st->timers, &s, ...):
+ * TIMER_OK, TIMER_FIRED and (for a change) TIMER_FIRING answer the client;
+ * TIMER_STORE_DOWN is HANDLER_TRANSIENT.
+ *
  * Thread-safety: timer_set, timer_cancel, schedule_set and schedule_cancel
  * may be called from any thread (handlers call them). The service is
  * started and stopped by its owner.

@@ -1145,7 +1145,11 @@ static void test_openapi_real(void **state) {
                         json_string_value(json_object_get(
                                 json_object_get(resp, "400"), "$ref")),
                         "#/components/responses/BadRequest");
-                assert_non_null(json_object_get(resp, "504"));
+                /* A synchronous route may time out; an async one answers
+                 * 202 once the broker has the command, a stream 200 and
+                 * then events: neither lists 504. */
+                if (msg->route.mode == SCHEMA_MODE_SYNC && !msg->route.stream)
+                        assert_non_null(json_object_get(resp, "504"));
                 /* Every operation says its security: bearer or none. */
                 assert_int_equal(
                         json_array_size(json_object_get(op, "security")),
