@@ -4,7 +4,7 @@
  * The group's table (every command, the subscription of wait_event steps,
  * replies), its indexes, and its parts: the definitions cache, the durable
  * timers (sleeps, retries, timeouts) and the outbox of outbound calls
- * (http and llm steps) with the process's HTTP client. See
+ * (http and llm steps; the runtime's, on the process's HTTP client). See
  * agentkit_internal.h for how a run moves.
  */
 #include <stdio.h>
@@ -28,9 +28,8 @@ static bool ak__llm_prepare(void *arg, const bson_t *record,
 static void ak__stop(ak_state_t *st) {
         if (!st)
                 return;
+        /* The outbox is the runtime's (stopped before this hook). */
         timer_service_destroy(st->timers);
-        outbox_destroy(st->outbox);
-        httpc_destroy(st->http);
         ak_defs_destroy(st->defs);
         ak_cache_destroy(st->cache);
         for (int i = 0; i < AK_LOCKS; i++)
@@ -68,8 +67,6 @@ static handler_result_t ak_init(runtime_t *rt, void **state, char *errstr,
                 "Transitions that found their run changed meanwhile and "
                 "started over.",
                 "group=\"agentkit\"");
-        if (!(st->http = httpc_new(NULL, errstr, errlen)))
-                goto fail;
         st->kinds[0] = (outbox_kind_t){.name = "http"};
         st->kinds[1] = (outbox_kind_t){.name = "llm",
                                        .prepare = ak__llm_prepare,
@@ -77,11 +74,8 @@ static handler_result_t ak_init(runtime_t *rt, void **state, char *errstr,
         slowest = st->set->llm_timeout_ms > st->set->http_timeout_ms
                           ? st->set->llm_timeout_ms
                           : st->set->http_timeout_ms;
-        oo.cfg = st->cfg;
-        oo.store = st->store;
-        oo.bus = bus;
-        oo.http = st->http;
-        oo.group = "agentkit";
+        /* The runtime's outbox: the process's HTTP client (runtime_http),
+         * started now, stopped before ak_shutdown. */
         oo.collection = "outbox";
         oo.kinds = st->kinds;
         oo.n_kinds = 2;
@@ -90,8 +84,12 @@ static handler_result_t ak_init(runtime_t *rt, void **state, char *errstr,
         /* A claim outlasts one try and the write of its outcome; a process
          * killed mid-call leaves a claim that runs out this soon. */
         oo.lease_ms = slowest + 6000;
-        if (!(st->outbox = outbox_new(&oo, errstr, errlen)))
+        if (!(st->outbox = runtime_outbox_new(rt, &oo, errstr, errlen)))
                 goto fail;
+        /* A timer service of the group's own rather than the runtime's
+         * (group_def_t.timers): its lease is short, so timers held by a
+         * process killed with -9 fire 5 s late at most, not the runtime's
+         * message timeout + 30 s. */
         to.cfg = st->cfg;
         to.store = st->store;
         to.bus = bus;
@@ -103,8 +101,7 @@ static handler_result_t ak_init(runtime_t *rt, void **state, char *errstr,
         to.lease_ms = 5000;
         if (!(st->timers = timer_service_new(&to, errstr, errlen)))
                 goto fail;
-        if (bus && (outbox_start(st->outbox, errstr, errlen) ||
-                    timer_service_start(st->timers, errstr, errlen)))
+        if (bus && timer_service_start(st->timers, errstr, errlen))
                 goto fail;
         if (!st->set->llm_api_key[0])
                 log_warn("OMNIFY_LLM_API_KEY is empty: llm calls wait in the "

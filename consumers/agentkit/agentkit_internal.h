@@ -100,8 +100,7 @@ typedef struct ak_state {
         const ak_settings_t *set;
         store_t *store;
         const schema_set_t *schemas;
-        httpc_t *http;
-        outbox_t *outbox;
+        outbox_t *outbox; /* the runtime's (runtime_outbox_new) */
         timer_service_t *timers;
         outbox_kind_t kinds[2];
         ak_defs_t *defs;
