@@ -215,7 +215,7 @@ handler_result_t ak_threads_get(rt_ctx_t *ctx, const msgpack_object *body) {
         char errstr[256], *text;
         rt_caller_t c;
         store_err_t err;
-        json_t *j, *o, *msgs;
+        json_t *j, *o, *msgs, *runs;
         if (!rt_require_role(ctx, SCHEMA_ROLE_VIEWER))
                 return HANDLER_OK;
         rt_caller(ctx, &c);
@@ -241,11 +241,11 @@ handler_result_t ak_threads_get(rt_ctx_t *ctx, const msgpack_object *body) {
         msgs = ak_str(j, "messages")
                        ? json_loads(ak_str(j, "messages"), 0, NULL)
                        : NULL;
-        o = json_pack("{s:s#, s:s?, s:o, s:O}", "thread_id", s.ptr, (int)s.len,
+        runs = json_object_get(j, "runs");
+        o = json_pack("{s:s#, s:s?, s:o, s:o}", "thread_id", s.ptr, (int)s.len,
                       "agent_id", ak_str(j, "agent_id"), "messages",
                       msgs ? msgs : json_array(), "runs",
-                      json_object_get(j, "runs") ? json_object_get(j, "runs")
-                                                 : json_array());
+                      runs ? json_incref(runs) : json_array());
         ak_reply_json(ctx, 200, o);
         json_decref(o);
         json_decref(j);

@@ -127,7 +127,8 @@ static int ak__agent_state(ak_tx_t *tx, json_t *run, const json_t *b,
                 snprintf(seed, sizeof(seed), "thread|%s", run_id);
                 ak_derive_id(tx->now, seed, tid);
         }
-        json_array_extend(msgs, old ? old : json_array());
+        if (old)
+                json_array_extend(msgs, old);
         json_decref(old);
         json_object_set_new(run, "agent",
                             json_pack("{s:s, s:s, s:o, s:I, s:i, s:i}",

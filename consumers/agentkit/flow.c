@@ -27,7 +27,7 @@ json_t *ak_run_new_state(const char *run_id, const char *kind,
                          const ak_def_t *def, const json_t *input,
                          const rt_out_opts_t *caller, int64_t now) {
         json_t *run = json_pack(
-                "{s:i, s:s, s:s, s:s#, s:s#, s:s#, s:s, s:i, s:s, s:s, s:O, "
+                "{s:i, s:s, s:s, s:s#, s:s#, s:s#, s:s, s:i, s:s, s:s, s:o, "
                 "s:I, s:I, s:{}, s:{}, s:[], s:[], s:[]}",
                 "v", 1, "run_id", run_id, "kind", kind, "tenant",
                 caller->tenant.ptr ? caller->tenant.ptr : "",
@@ -36,9 +36,9 @@ json_t *ak_run_new_state(const char *run_id, const char *kind,
                 "roles", caller->roles.ptr ? caller->roles.ptr : "",
                 (int)caller->roles.len, "workflow_id", def->def_id, "version",
                 def->version, "def_key", def->key, "status", "running", "input",
-                input ? input : json_object(), "created_at", (json_int_t)now,
-                "updated_at", (json_int_t)now, "steps", "seqs", "events",
-                "signals", "applied");
+                input ? json_incref((json_t *)input) : json_object(),
+                "created_at", (json_int_t)now, "updated_at", (json_int_t)now,
+                "steps", "seqs", "events", "signals", "applied");
         return run;
 }
 

@@ -181,11 +181,10 @@ static bool ak__child_apply(ak_tx_t *tx, void *arg) {
         if (!tx->run)
                 return true;
         if (strcmp(st, "completed") == 0) {
-                json_t *out = json_pack("{s:s, s:O}", "run_id",
+                json_t *o = json_object_get(b, "output");
+                json_t *out = json_pack("{s:s, s:o}", "run_id",
                                         ak_str(b, "child_run_id"), "output",
-                                        json_object_get(b, "output")
-                                                ? json_object_get(b, "output")
-                                                : json_object());
+                                        o ? json_incref(o) : json_object());
                 tx->changed = ak_step_done(tx, r->step_id, r->a, out);
                 return true;
         }
