@@ -75,6 +75,7 @@ typedef struct pbuild {
         int code;
         char replay_id[64];
         char tenant[PROJECTION_TENANT_MAX];
+        bool scratch; /* a verifying build: never swapped */
 } pbuild_t;
 
 typedef struct pretired {
@@ -162,6 +163,8 @@ static void pointer__building(bson_iter_t *f, void *arg) {
                         pointer__str(f, b->replay_id, sizeof(b->replay_id));
                 else if (!strcmp(k, "tenant"))
                         pointer__str(f, b->tenant, sizeof(b->tenant));
+                else if (!strcmp(k, "scratch"))
+                        b->scratch = bson_iter_as_bool(f);
         }
 }
 
@@ -276,6 +279,7 @@ static void pointer__build(const projection_snapshot_t *s, bson_t *set) {
                 BSON_APPEND_INT32(&item, "code", b->code);
                 BSON_APPEND_UTF8(&item, "replay_id", b->replay_id);
                 BSON_APPEND_UTF8(&item, "tenant", b->tenant);
+                BSON_APPEND_BOOL(&item, "scratch", b->scratch);
                 bson_append_document_end(&arr, &item);
         }
         bson_append_array_end(set, &arr);
@@ -552,7 +556,8 @@ void projection_builder(const projection_snapshot_t *s, const char *name,
                         char *id, size_t size) {
         snprintf(id, size, "%s", "");
         for (size_t i = 0; s && i < s->n_building; i++)
-                if (strcmp(s->building[i].name, name) == 0) {
+                if (!s->building[i].scratch &&
+                    strcmp(s->building[i].name, name) == 0) {
                         snprintf(id, size, "%s", s->building[i].replay_id);
                         return;
                 }
@@ -618,6 +623,7 @@ typedef struct reserve_arg {
         const projection_def_t *def;
         const char *replay_id;
         slice_t tenant;
+        bool scratch;
         int64_t version;
 } reserve_arg_t;
 
@@ -640,6 +646,8 @@ static bool pointer__reserve(projection_snapshot_t *s, void *arg,
                         a->version = b->version; /* resuming */
                         return false;
                 }
+                if (a->scratch || b->scratch)
+                        continue;
                 snprintf(errstr, errlen,
                          "replay %s is building projection %s (v%" PRId64
                          "); resume it, or abort it first",
@@ -657,15 +665,16 @@ static bool pointer__reserve(projection_snapshot_t *s, void *arg,
         snprintf(b->replay_id, sizeof(b->replay_id), "%s", a->replay_id);
         snprintf(b->tenant, sizeof(b->tenant), "%.*s", (int)a->tenant.len,
                  a->tenant.ptr ? a->tenant.ptr : "");
+        b->scratch = a->scratch;
         return true;
 }
 
 projection_err_t projection_reserve(store_t *store, const char *db,
                                     const projection_def_t *def,
                                     const char *replay_id, slice_t tenant,
-                                    int64_t *version, char *errstr,
-                                    size_t errlen) {
-        reserve_arg_t a = {def, replay_id, tenant, 0};
+                                    bool scratch, int64_t *version,
+                                    char *errstr, size_t errlen) {
+        reserve_arg_t a = {def, replay_id, tenant, scratch, 0};
         projection_err_t err;
         if (tenant.len >= PROJECTION_TENANT_MAX) {
                 snprintf(errstr, errlen, "tenant id too long");
@@ -734,7 +743,7 @@ static bool pointer__swap(projection_snapshot_t *s, void *arg,
         for (size_t i = 0; i < s->n_building; i++) {
                 pbuild_t *b = &s->building[i];
                 pentry_t *e;
-                if (strcmp(b->replay_id, a->replay_id) != 0) {
+                if (strcmp(b->replay_id, a->replay_id) != 0 || b->scratch) {
                         s->building[kept++] = *b;
                         continue;
                 }

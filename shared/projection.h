@@ -20,7 +20,7 @@
  *   {_id: "pointer", rev, next_version,
  *    p: {<name>: {active, code, since_ms,
  *                 tenants: [{tenant, version, code}]}},
- *    building: [{name, version, code, replay_id, tenant}],
+ *    building: [{name, version, code, replay_id, tenant, scratch}],
  *    retired: [{name, version, tenant, drop_after_ms}]}
  * A retired entry with a tenant deletes only that tenant's documents from
  * the version (a per-tenant swap moved the tenant out of a shared version);
@@ -137,14 +137,16 @@ char *projection_describe(const projection_snapshot_t *s);
 /*
  * Reserve a new version of def for replay_id (tenant: empty for every
  * tenant) and make its indexes. PROJECTION_BUSY (naming the other replay in
- * errstr) when another replay builds def. A version already reserved by
- * replay_id is returned again (resuming).
+ * errstr) when another replay builds def to swap it in. A version already
+ * reserved by replay_id is returned again (resuming). A scratch reservation
+ * (a verifying build, never swapped) neither waits for others nor holds
+ * them back.
  */
 projection_err_t projection_reserve(store_t *store, const char *db,
                                     const projection_def_t *def,
                                     const char *replay_id, slice_t tenant,
-                                    int64_t *version, char *errstr,
-                                    size_t errlen);
+                                    bool scratch, int64_t *version,
+                                    char *errstr, size_t errlen);
 
 /*
  * Make every version replay_id built active, in one write: for a full

@@ -600,7 +600,8 @@ static replay_err_t replay__reserve(replay_t *r,
         for (size_t k = 0; k < r->n_sel; k++) {
                 projection_err_t perr = projection_reserve(
                         r->o->store, r->o->group, r->sel[k]->def, r->id,
-                        r->tenant, &r->version[k], errstr, errlen);
+                        r->tenant, r->o->verify, &r->version[k], errstr,
+                        errlen);
                 if (perr == PROJECTION_BUSY)
                         return REPLAY_BUSY;
                 if (perr != PROJECTION_OK)

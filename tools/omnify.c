@@ -8,6 +8,7 @@
  *   omnify asyncapi [--topic-prefix=P]
  *   omnify probe URL
  *   omnify dlq list|show|replay|purge GROUP
+ *   omnify replay [verify|status|abort|gc] GROUP ...
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include "edge.h"
 #include "log.h"
 #include "registry.h"
+#include "replay_tool.h"
 #include "service.h"
 #include "topics.h"
 
@@ -36,6 +38,10 @@ static void usage(FILE *out) {
                      "UNIX_MS] [--id ID]\n"
                      "                      look at, replay or purge a group's "
                      "dead letters\n"
+                     "  replay [verify|status|abort|gc] GROUP [--from ...] "
+                     "[--projection P]\n"
+                     "         [--tenant T] [--rate N]  rebuild a group's "
+                     "projections from the log\n"
                      "  settings [--markdown]  the settings table\n"
                      "  openapi             print the OpenAPI document\n"
                      "  asyncapi            print the AsyncAPI document of "
@@ -318,6 +324,8 @@ int main(int argc, char **argv) {
                 return cmd_asyncapi(argc - 1, argv + 1);
         if (strcmp(argv[1], "dlq") == 0)
                 return dlq_main(argc - 1, argv + 1);
+        if (strcmp(argv[1], "replay") == 0)
+                return replay_main(argc - 1, argv + 1);
         if (strcmp(argv[1], "probe") == 0)
                 return cmd_probe(argc - 1, argv + 1);
         fprintf(stderr, "omnify: unknown command '%s'\n\n", argv[1]);

@@ -44,10 +44,6 @@ static const config_row_t analytics_rows[] = {
          1, 86400, "60", NULL, 0,
          "How often retired projection versions past their grace are "
          "dropped."},
-        {"OMNIFY_ANALYTICS_REPLAY_GRACE_S", CONFIG_INT, AOFF(replay_grace_s), 0,
-         0, 86400, "60", NULL, 0,
-         "How long a replay keeps the versions it replaced (requests under "
-         "way finish on them)."},
         {"OMNIFY_ANALYTICS_MAIL_BASE_URL", CONFIG_STRING, AOFF(mail_base_url),
          0, 1, 512, "https://api.sendgrid.com", NULL, 0,
          "Base URL of the mail API scheduled reports are sent through "
