@@ -761,11 +761,18 @@ static enum MHD_Result edge__dispatch(req_t *req) {
                                      "the body exceeds the configured limit",
                                      NULL, NULL);
         msgpack_sbuffer_init(&mp);
-        cerr = codec_json_to_msgpack((slice_t){req->body, req->body_len},
-                                     &req->params, &mp, err, sizeof(err));
+        /* Body and path parameters as the declarations say (types,
+         * defaults); query and header fields are not read here yet. */
+        cerr = codec_request_to_msgpack(
+                req->msg,
+                &(codec_request_t){.body = {req->body, req->body_len},
+                                   .path = &req->params},
+                &mp, &report, err, sizeof(err));
         if (cerr != CODEC_OK) {
                 msgpack_sbuffer_destroy(&mp);
-                return edge__problem(req, 400, "Bad Request", err, NULL, NULL);
+                return edge__problem(req, 400, "Bad Request", err,
+                                     cerr == CODEC_BAD_PARAM ? &report : NULL,
+                                     NULL);
         }
         msgpack_zone_init(&zone, 2048);
         if (msgpack_unpack(mp.data, mp.size, &off, &zone, &obj) !=

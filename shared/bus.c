@@ -157,13 +157,19 @@ static void *bus__poller(void *arg) {
 /* Probe the cluster every half second with a broker-only metadata request. */
 static void *bus__watcher(void *arg) {
         bus_t *bus = arg;
+        int misses = 0; /* failed probes in a row */
         while (!atomic_load(&bus->stopping)) {
                 const struct rd_kafka_metadata *md = NULL;
                 rd_kafka_resp_err_t err =
                         rd_kafka_metadata(bus->rk, 0, NULL, &md, 800);
                 bool was = atomic_load(&bus->up);
-                bool now = err == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
-                           md->broker_cnt > 0;
+                bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
+                          md->broker_cnt > 0;
+                /* One slow probe on a loaded machine is no outage: down
+                 * after two in a row (all brokers down still says so at
+                 * once, from librdkafka's error callback). */
+                bool now = ok || (was && misses < 1);
+                misses = ok ? 0 : misses + 1;
                 if (md)
                         rd_kafka_metadata_destroy(md);
                 atomic_store(&bus->up, now);

@@ -118,11 +118,12 @@ static void req_report_field(req_ctx_t *c, const schema_field_t *f,
         req_report(c, name, strlen(name), reason);
 }
 
-/* Set root[f->name] = v (takes v); a bad v reports reason. */
+/* Set root[f->name] = v (takes v); a NULL v reports *reason (read here,
+ * after the call that made v set it). */
 static void req_set(req_ctx_t *c, const schema_field_t *f, json_t *v,
-                    const char *reason) {
+                    const char *const *reason) {
         if (!v) {
-                req_report_field(c, f, reason);
+                req_report_field(c, f, *reason ? *reason : "is not valid");
                 return;
         }
         if (json_object_set_new_nocheck(c->root, f->name, v) != 0)
@@ -203,14 +204,14 @@ static void req_query(req_ctx_t *c) {
                         continue;
                 if (f->type == SCHEMA_ARRAY) {
                         req_set(c, f, req_query_array(c, f, count, &reason),
-                                reason);
+                                &reason);
                 } else if (count > 1) {
                         req_report_field(c, f, "is given more than once");
                 } else {
                         req_set(c, f,
                                 text_value(f->type, rq->query[last].value,
                                            &reason),
-                                reason);
+                                &reason);
                 }
         }
 }
@@ -228,7 +229,7 @@ static void req_path_and_headers(req_ctx_t *c) {
                         req_set(c, f,
                                 text_value(f->type, rq->path->values[i],
                                            &reason),
-                                reason);
+                                &reason);
         }
         for (size_t k = 0; rq->header && k < msg->n_fields; k++) {
                 const schema_field_t *f = &msg->fields[k];
@@ -237,7 +238,7 @@ static void req_path_and_headers(req_ctx_t *c) {
                         continue;
                 v = rq->header(rq->header_ctx, f->header);
                 if (v.ptr)
-                        req_set(c, f, text_value(f->type, v, &reason), reason);
+                        req_set(c, f, text_value(f->type, v, &reason), &reason);
         }
 }
 

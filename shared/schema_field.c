@@ -388,8 +388,8 @@ static schema_err_t field_default(schema__loader_t *ld, json_t *def,
         }
         report.n = 0;
         report.truncated = false;
-        where[0] = '\0';
-        schema__check_value(field, &up.data, where, 0, 1, &report);
+        snprintf(where, sizeof(where), "%s", field->name);
+        schema__check_value(field, &up.data, where, strlen(where), 1, &report);
         if (report.n) {
                 err = schema__load_fail(
                         ld, SCHEMA_BAD_DEFINITION, p,

@@ -169,6 +169,7 @@ static size_t op_statuses(const schema_msg_t *msg, int *out, size_t max) {
                 params |= schema__segment_is_param(r->segments[i]);
         edge[k++] = 400;
         edge[k++] = 500; /* a group's handler failed: its bug, logged */
+        edge[k++] = 502; /* the group's reply was malformed: a bug too */
         edge[k++] = 503;
         if (r->auth)
                 edge[k++] = 401;

@@ -46,7 +46,8 @@ static handler_result_t auth_signup(rt_ctx_t *ctx, const msgpack_object *body) {
 
         auth_email_normalize(codec_map_str(body, "email"), email);
         if (auth_password_policy(password, email, why, sizeof(why))) {
-                rt_reply_problem(ctx, 400, "Bad Request", why);
+                /* Valid by the schema, refused by a rule it cannot state. */
+                rt_reply_problem(ctx, 422, "Unprocessable Content", why);
                 return HANDLER_OK;
         }
         hash = auth_password_hash(st->set, password);

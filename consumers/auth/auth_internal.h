@@ -84,7 +84,7 @@ char *auth_password_hash(const auth_settings_t *set, slice_t pwd);
 bool auth_password_verify(const char *encoded, slice_t pwd);
 
 /*
- * The password policy: 10..128 bytes, not all one character class when
+ * The password policy: 10..128 characters, not all one character class when
  * shorter than 16, not containing the email's local part, not a well-known
  * password. 0, or -1 with a reason (never quoting the password) in why.
  */

@@ -65,12 +65,17 @@ static const char *const auth__common_passwords[] = {
 int auth_password_policy(slice_t pwd, const char *email, char *why,
                          size_t size) {
         int lower = 0, upper = 0, digit = 0, other = 0;
-        char local[AUTH_EMAIL_MAX + 1], low[129];
+        /* Lengths count characters, as the schemas (JSON Schema) do: 128
+         * characters are at most 512 bytes of UTF-8. */
+        char local[AUTH_EMAIL_MAX + 1], low[4 * 128 + 1];
         const char *at = email ? strchr(email, '@') : NULL;
+        size_t chars = 0;
 
-        if (pwd.len < 10 || pwd.len > 128) {
+        for (size_t i = 0; i < pwd.len; i++)
+                chars += ((unsigned char)pwd.ptr[i] & 0xC0) != 0x80;
+        if (chars < 10 || chars > 128 || pwd.len >= sizeof(low)) {
                 snprintf(why, size,
-                         "the password must be 10 to 128 bytes long");
+                         "the password must be 10 to 128 characters long");
                 return -1;
         }
         for (size_t i = 0; i < pwd.len; i++) {
@@ -86,9 +91,9 @@ int auth_password_policy(slice_t pwd, const char *email, char *why,
                 low[i] = (char)tolower(c);
         }
         low[pwd.len] = '\0';
-        if (pwd.len < 16 && lower + upper + digit + other < 2) {
+        if (chars < 16 && lower + upper + digit + other < 2) {
                 snprintf(why, size,
-                         "a password under 16 bytes needs two kinds of "
+                         "a password under 16 characters needs two kinds of "
                          "characters "
                          "(lower case, upper case, digits, others)");
                 return -1;

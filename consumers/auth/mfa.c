@@ -510,7 +510,7 @@ handler_result_t auth_mfa_confirm(rt_ctx_t *ctx, const msgpack_object *body) {
                 goto out;
         }
         if (mfa__check_totp(v.pending, code, v.last_step, &step) != TOTP_OK) {
-                rt_reply_problem(ctx, 400, "Bad Request",
+                rt_reply_problem(ctx, 422, "Unprocessable Content",
                                  "the code is not valid: enter the current "
                                  "code of the app (and check its clock)");
                 goto out;
@@ -594,7 +594,8 @@ handler_result_t auth_mfa_verify(rt_ctx_t *ctx, const msgpack_object *body) {
         handler_result_t res;
 
         if ((code.ptr != NULL) == by_recovery) {
-                rt_reply_problem(ctx, 400, "Bad Request",
+                /* A rule across fields the schema cannot state. */
+                rt_reply_problem(ctx, 422, "Unprocessable Content",
                                  "give either code or recovery_code");
                 return HANDLER_OK;
         }
@@ -719,7 +720,8 @@ handler_result_t auth_mfa_disable(rt_ctx_t *ctx, const msgpack_object *body) {
         handler_result_t res = HANDLER_OK;
 
         if ((code.ptr != NULL) == by_recovery) {
-                rt_reply_problem(ctx, 400, "Bad Request",
+                /* A rule across fields the schema cannot state. */
+                rt_reply_problem(ctx, 422, "Unprocessable Content",
                                  "give either code or recovery_code");
                 return HANDLER_OK;
         }
@@ -763,7 +765,7 @@ handler_result_t auth_mfa_disable(rt_ctx_t *ctx, const msgpack_object *body) {
                         res = auth_store_failed(ctx, err, errstr);
                         goto out;
                 }
-                rt_reply_problem(ctx, 403, "Forbidden",
+                rt_reply_problem(ctx, 401, "Unauthorized",
                                  "the password or the code is not valid");
                 goto out;
         }

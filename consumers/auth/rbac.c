@@ -90,7 +90,8 @@ static handler_result_t rbac__refuse(rt_ctx_t *ctx, int status,
         } titles[] = {{401, "Unauthorized"},
                       {403, "Forbidden"},
                       {404, "Not Found"},
-                      {409, "Conflict"}};
+                      {409, "Conflict"},
+                      {410, "Gone"}};
         const char *title = "Bad Request";
         for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
                 if (titles[i].status == status)
@@ -1021,7 +1022,7 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
          * invitation usable by the person it is for. */
         err = rbac__invitation(st, secret, &inv, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 404,
+                return rbac__refuse(ctx, 410,
                                     "no such invitation, or it was used or "
                                     "has expired");
         if (err)
@@ -1032,7 +1033,7 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
             !inv_email || !inv_role ||
             !schema_role_parse(inv_role, strlen(inv_role))) {
                 bson_destroy(&inv);
-                return rbac__refuse(ctx, 404, "no such invitation");
+                return rbac__refuse(ctx, 410, "no such invitation");
         }
         snprintf(role, sizeof(role), "%s", inv_role);
         snprintf(inv_id, sizeof(inv_id), "%s",

@@ -135,8 +135,18 @@ static void recovery__reply_bool(rt_ctx_t *ctx, const char *key, bool value) {
                 msgpack_pack_false(pk);
 }
 
-static handler_result_t recovery__bad(rt_ctx_t *ctx, const char *detail) {
-        rt_reply_problem(ctx, 400, "Bad Request", detail);
+/* A link that cannot be used (unknown, used, expired, or for an account or
+ * address that is gone): 410, the same for all so nothing leaks. */
+static handler_result_t recovery__gone(rt_ctx_t *ctx, const char *detail) {
+        rt_reply_problem(ctx, 410, "Gone", detail);
+        return HANDLER_OK;
+}
+
+/* Well-formed, but a rule the schema cannot state refuses it (the password
+ * policy, a new password equal to the old one). */
+static handler_result_t recovery__unprocessable(rt_ctx_t *ctx,
+                                                const char *detail) {
+        rt_reply_problem(ctx, 422, "Unprocessable Content", detail);
         return HANDLER_OK;
 }
 
@@ -218,7 +228,7 @@ handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body) {
                 err = recovery__own_work(ctx, "email_verified_by", &user,
                                          errstr, sizeof(errstr));
                 if (err == STORE_NOT_FOUND)
-                        return recovery__bad(ctx, recovery__bad_verify);
+                        return recovery__gone(ctx, recovery__bad_verify);
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
                 bson_destroy(&user);
@@ -231,14 +241,14 @@ handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body) {
         email = auth_bson_str(&tok, "email");
         if (!user_id || !email) {
                 bson_destroy(&tok);
-                return recovery__bad(ctx, recovery__bad_verify);
+                return recovery__gone(ctx, recovery__bad_verify);
         }
         err = auth_find_user(st, slice_of(user_id), &user, errstr,
                              sizeof(errstr));
         if (err == STORE_NOT_FOUND) {
                 bson_destroy(&tok);
-                return recovery__bad(ctx, "the account of this link no "
-                                          "longer exists");
+                return recovery__gone(ctx, "the account of this link no "
+                                           "longer exists");
         }
         if (err) {
                 bson_destroy(&tok);
@@ -246,8 +256,8 @@ handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         user_email = auth_bson_str(&user, "email");
         if (!user_email || strcmp(user_email, email) != 0) {
-                res = recovery__bad(ctx, "this link is for an email address "
-                                         "the account no longer uses");
+                res = recovery__gone(ctx, "this link is for an email address "
+                                          "the account no longer uses");
                 goto done;
         }
         if (auth_bson_bool(&user, "email_verified")) {
@@ -272,8 +282,8 @@ handler_result_t auth_verify_email(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&update);
         if (err == STORE_NOT_FOUND) {
                 /* The email changed between the read and the write. */
-                res = recovery__bad(ctx, "this link is for an email address "
-                                         "the account no longer uses");
+                res = recovery__gone(ctx, "this link is for an email address "
+                                          "the account no longer uses");
                 goto done;
         }
         if (err) {
@@ -455,7 +465,7 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
                 err = recovery__own_work(ctx, "password_reset_by", &user,
                                          errstr, sizeof(errstr));
                 if (err == STORE_NOT_FOUND)
-                        return recovery__bad(ctx, recovery__bad_reset);
+                        return recovery__gone(ctx, recovery__bad_reset);
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
                 res = recovery__password_done(
@@ -472,13 +482,13 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
         if (err) {
                 free(user_id);
                 if (err == STORE_NOT_FOUND)
-                        return recovery__bad(ctx, recovery__bad_reset);
+                        return recovery__gone(ctx, recovery__bad_reset);
                 return auth_store_failed(ctx, err, errstr);
         }
         email = auth_bson_str(&user, "email");
         if (auth_password_policy(password, email ? email : "", why,
                                  sizeof(why)) != 0) {
-                res = recovery__bad(ctx, why);
+                res = recovery__unprocessable(ctx, why);
                 goto done;
         }
         if (!(hash = auth_password_hash(st->set, password))) {
@@ -491,7 +501,7 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
                                  errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND) {
                 /* Spent by a concurrent request since the peek. */
-                res = recovery__bad(ctx, recovery__bad_reset);
+                res = recovery__gone(ctx, recovery__bad_reset);
                 goto done;
         }
         if (err) {
@@ -501,7 +511,7 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
         spent_by = auth_bson_str(&tok, "user_id");
         if (!spent_by || strcmp(spent_by, user_id) != 0) {
                 bson_destroy(&tok);
-                res = recovery__bad(ctx, recovery__bad_reset);
+                res = recovery__gone(ctx, recovery__bad_reset);
                 goto done;
         }
         bson_destroy(&tok);
@@ -512,7 +522,7 @@ handler_result_t auth_password_reset(rt_ctx_t *ctx,
                                        errstr, sizeof(errstr));
         bson_destroy(&filter);
         if (err == STORE_NOT_FOUND) {
-                res = recovery__bad(ctx, recovery__bad_reset);
+                res = recovery__gone(ctx, recovery__bad_reset);
                 goto done;
         }
         if (err) {
@@ -569,20 +579,21 @@ handler_result_t auth_password_change(rt_ctx_t *ctx,
         }
         old_hash = auth_bson_str(&user, "password_hash");
         if (!old_hash || !auth_password_verify(old_hash, current)) {
-                res = recovery__bad(ctx, "the current password is not "
-                                         "correct");
+                rt_reply_problem(ctx, 401, "Unauthorized",
+                                 "the current password is not correct");
                 goto done;
         }
         if (current.len == fresh.len &&
             CRYPTO_memcmp(current.ptr, fresh.ptr, fresh.len) == 0) {
-                res = recovery__bad(ctx, "the new password must differ from "
-                                         "the current one");
+                res = recovery__unprocessable(ctx, "the new password must "
+                                                   "differ from the current "
+                                                   "one");
                 goto done;
         }
         email = auth_bson_str(&user, "email");
         if (auth_password_policy(fresh, email ? email : "", why, sizeof(why)) !=
             0) {
-                res = recovery__bad(ctx, why);
+                res = recovery__unprocessable(ctx, why);
                 goto done;
         }
         if (!(hash = auth_password_hash(st->set, fresh))) {

@@ -12,6 +12,15 @@
  *       does. With -W 1 it also inserts one operation-log-like document per
  *       message into DB.operations; with -W 2 it first looks the id up, as
  *       the runtime's oplog_find + oplog_record do.
+ *       With -W 3 it writes in bulk per poll: one document per message into
+ *       DB.things and its operation-log-like record into DB.operations, two
+ *       insert_many round trips per batch (what a batch handler and the
+ *       runtime's grouped records do).
+ *   bench-consume respond -t TOPIC -g GROUP -n N
+ *       the raw responder: as drain, and one reply per message to the
+ *       message's reply-to (topic:partition), as a group answering a read.
+ *   bench-consume fill ... -R REPLY_TOPIC -P PARTITION
+ *       the commands carry reply-to REPLY_TOPIC:PARTITION.
  *   bench-consume watch -u METRICS_URL -m SERIES_PREFIX -n N [-x SECS] --
  * CMD... exec CMD and poll METRICS_URL every 2 ms until the sum of the series
  *       starting with SERIES_PREFIX reaches N; then SIGTERM CMD and wait.
@@ -54,6 +63,7 @@ typedef struct bc_opts {
         const char *reply_topic, *prefix;
         long count;
         int store_ops, partition;
+        int respond; /* respond mode: one reply per message */
         double max_s;
         char **cmd;
 } bc_opts_t;
@@ -157,8 +167,13 @@ static void bc__produce_command(rd_kafka_t *rk, const char *topic,
 static int bc_fill(const bc_opts_t *o) {
         rd_kafka_t *rk = bc__producer(o);
         uint64_t t0 = bc__now();
+        char reply_to[300] = "";
+        if (o->reply_topic)
+                snprintf(reply_to, sizeof(reply_to), "%s:%d", o->reply_topic,
+                         o->partition);
         for (long i = 0; i < o->count; i++) {
-                bc__produce_command(rk, o->topic, o->type, NULL);
+                bc__produce_command(rk, o->topic, o->type,
+                                    reply_to[0] ? reply_to : NULL);
                 if ((i & 1023) == 0)
                         rd_kafka_poll(rk, 0);
         }
@@ -234,6 +249,102 @@ static void bc__store(mongoc_collection_t *coll, const rd_kafka_message_t *m,
         bson_destroy(&opts);
 }
 
+/* -W 3: per batch, one insert_many of the handler's documents and one of
+ * the operation records. */
+static void bc__store_bulk(mongoc_collection_t *ops,
+                           mongoc_collection_t *things, rd_kafka_message_t **ms,
+                           size_t n) {
+        const bson_t **ptrs = bson_malloc0(n * sizeof(bson_t *));
+        bson_t opts = BSON_INITIALIZER;
+        bson_error_t e;
+        int64_t now = (int64_t)clock_wall_ms();
+        static const uint8_t body[] = {0x80};
+        BSON_APPEND_BOOL(&opts, "ordered", false);
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < n; i++) {
+                        bson_t *doc = bson_new();
+                        const void *id = "";
+                        size_t id_len = 0;
+                        rd_kafka_headers_t *hdrs = NULL;
+                        if (rd_kafka_message_headers(ms[i], &hdrs) ==
+                            RD_KAFKA_RESP_ERR_NO_ERROR)
+                                rd_kafka_header_get_last(hdrs, "id", &id,
+                                                         &id_len);
+                        bson_append_utf8(doc, "_id", 3, id, (int)id_len);
+                        if (pass == 0) {
+                                BSON_APPEND_UTF8(doc, "tenant", "t1");
+                                BSON_APPEND_INT64(doc, "at", now);
+                        } else {
+                                BSON_APPEND_UTF8(doc, "group", "bench");
+                                BSON_APPEND_UTF8(doc, "type", "bench.raw");
+                                BSON_APPEND_INT32(doc, "status", 200);
+                                BSON_APPEND_BINARY(doc, "body",
+                                                   BSON_SUBTYPE_BINARY, body,
+                                                   sizeof(body));
+                                BSON_APPEND_DATE_TIME(doc, "created_at", now);
+                                BSON_APPEND_DATE_TIME(doc, "expires_at",
+                                                      now + 86400000);
+                        }
+                        ptrs[i] = doc;
+                }
+                if (!mongoc_collection_insert_many(pass ? ops : things, ptrs, n,
+                                                   &opts, NULL, &e) &&
+                    !bc_store_errors++)
+                        fprintf(stderr, "drain: insert_many: %s\n", e.message);
+                for (size_t i = 0; i < n; i++)
+                        bson_destroy((bson_t *)ptrs[i]);
+        }
+        bson_destroy(&opts);
+        bson_free(ptrs);
+}
+
+/* respond: the reply a group would send to the message's reply-to. */
+static void bc__reply(rd_kafka_t *prod, const rd_kafka_message_t *m) {
+        static const char body[] = "\x81\xa2ok\xc3";
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *rt = NULL, *id = NULL;
+        size_t rt_len = 0, id_len = 0;
+        char topic[256], reply_id[MSGID_TEXT_SIZE];
+        const char *colon;
+        msgid_t mid;
+        env_t r = {0};
+        if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_header_get_last(hdrs, "reply-to", &rt, &rt_len) ||
+            rd_kafka_header_get_last(hdrs, "id", &id, &id_len) ||
+            rt_len >= sizeof(topic))
+                return;
+        memcpy(topic, rt, rt_len);
+        topic[rt_len] = '\0';
+        colon = strrchr(topic, ':');
+        if (!colon)
+                return;
+        topic[colon - topic] = '\0';
+        msgid_new(&mid);
+        msgid_format(&mid, reply_id);
+        r.id = slice_of(reply_id);
+        r.type = slice_of("ml.status.reply");
+        r.schema_version = 1;
+        r.created_at_ms = (int64_t)clock_wall_ms();
+        r.correlation_id = (slice_t){id, id_len};
+        r.status = 200;
+        for (;;) {
+                rd_kafka_headers_t *h = env_headers(&r);
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                        prod, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_PARTITION(atoi(colon + 1)),
+                        RD_KAFKA_V_KEY(id, id_len),
+                        RD_KAFKA_V_VALUE((void *)body, sizeof(body) - 1),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+                if (!err)
+                        return;
+                rd_kafka_headers_destroy(h);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        bc__fail("reply", rd_kafka_err2str(err));
+                rd_kafka_poll(prod, 10);
+        }
+}
+
 static mongoc_collection_t *bc__collection(const bc_opts_t *o,
                                            mongoc_client_t **client) {
         bson_t cmd = BSON_INITIALIZER, indexes, index, keys, reply;
@@ -268,14 +379,29 @@ static int bc_drain(const bc_opts_t *o) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_topic_partition_list_t *subs;
         mongoc_client_t *client = NULL;
-        mongoc_collection_t *coll = NULL;
-        rd_kafka_t *rk;
+        mongoc_collection_t *coll = NULL, *things = NULL;
+        rd_kafka_t *rk, *prod = NULL;
+        rd_kafka_message_t *batch[500];
         char err[512];
         long n = 0, rss = 0, hwm = 0;
         double self_cpu;
 
-        if (o->store_ops)
+        if (o->store_ops) {
                 coll = bc__collection(o, &client);
+                things = mongoc_client_get_collection(client, o->db, "things");
+        }
+        if (o->respond) {
+                /* The runtime's producer settings (bus_new, linger 0). */
+                rd_kafka_conf_t *pc = rd_kafka_conf_new();
+                bc__set(pc, "bootstrap.servers", o->brokers);
+                bc__set(pc, "client.id", "bench-respond");
+                bc__set(pc, "enable.idempotence", "true");
+                bc__set(pc, "acks", "all");
+                bc__set(pc, "linger.ms", "0");
+                prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+                if (!prod)
+                        bc__fail("producer", err);
+        }
         /* bus_consumer_new's settings. */
         bc__set(conf, "bootstrap.servers", o->brokers);
         bc__set(conf, "client.id", "bench-drain");
@@ -301,26 +427,47 @@ static int bc_drain(const bc_opts_t *o) {
         rd_kafka_topic_partition_list_destroy(subs);
 
         while (n < o->count && (double)(bc__now() - t0) / 1e9 < o->max_s) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-                rd_kafka_topic_partition_list_t *done;
-                if (!m)
-                        continue;
-                if (m->err) {
-                        rd_kafka_message_destroy(m);
-                        continue;
+                size_t k = 0;
+                /* What is fetched, up to 500: the runtime's batch. */
+                for (int wait = 100; k < 500; wait = 0) {
+                        rd_kafka_message_t *m =
+                                rd_kafka_consumer_poll(rk, wait);
+                        if (!m)
+                                break;
+                        if (m->err) {
+                                rd_kafka_message_destroy(m);
+                                continue;
+                        }
+                        batch[k++] = m;
                 }
-                if (coll)
-                        bc__store(coll, m, o->store_ops);
-                done = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(
-                        done, rd_kafka_topic_name(m->rkt), m->partition)
-                        ->offset = m->offset + 1;
-                rd_kafka_offsets_store(rk, done);
-                rd_kafka_topic_partition_list_destroy(done);
-                rd_kafka_message_destroy(m);
-                if (!n)
-                        t_first = bc__now();
-                n++;
+                if (!k)
+                        continue;
+                if (coll && o->store_ops == 3)
+                        bc__store_bulk(coll, things, batch, k);
+                for (size_t i = 0; i < k; i++) {
+                        rd_kafka_message_t *m = batch[i];
+                        rd_kafka_topic_partition_list_t *done;
+                        if (coll && o->store_ops < 3)
+                                bc__store(coll, m, o->store_ops);
+                        if (prod)
+                                bc__reply(prod, m);
+                        done = rd_kafka_topic_partition_list_new(1);
+                        rd_kafka_topic_partition_list_add(
+                                done, rd_kafka_topic_name(m->rkt), m->partition)
+                                ->offset = m->offset + 1;
+                        rd_kafka_offsets_store(rk, done);
+                        rd_kafka_topic_partition_list_destroy(done);
+                        rd_kafka_message_destroy(m);
+                        if (!n)
+                                t_first = bc__now();
+                        n++;
+                }
+                if (prod)
+                        rd_kafka_poll(prod, 0);
+                t_last = bc__now();
+        }
+        if (prod) {
+                rd_kafka_flush(prod, 10000);
                 t_last = bc__now();
         }
         {
@@ -340,7 +487,10 @@ static int bc_drain(const bc_opts_t *o) {
                o->store_ops, bc_store_errors, self_cpu, rss, hwm);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
+        if (prod)
+                rd_kafka_destroy(prod);
         if (coll) {
+                mongoc_collection_destroy(things);
                 mongoc_collection_destroy(coll);
                 mongoc_client_destroy(client);
                 mongoc_cleanup();
@@ -696,8 +846,10 @@ int main(int argc, char **argv) {
 
         if (strcmp(mode, "fill") == 0 && o.topic && o.count > 0)
                 return bc_fill(&o);
-        if (strcmp(mode, "drain") == 0 && o.topic && o.group && o.count > 0 &&
-            (!o.store_ops || (o.mongo_uri && o.db)))
+        if (strcmp(mode, "respond") == 0)
+                o.respond = 1;
+        if ((o.respond || strcmp(mode, "drain") == 0) && o.topic && o.group &&
+            o.count > 0 && (!o.store_ops || (o.mongo_uri && o.db)))
                 return bc_drain(&o);
         if (strcmp(mode, "watch") == 0 && o.url && o.series && o.count > 0)
                 return bc_watch(&o);

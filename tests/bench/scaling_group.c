@@ -35,7 +35,9 @@ static const char benchio_schema[] =
         "\"version\":1,"
         "\"summary\":\"One outbound HTTP call (benchmark only)\","
         "\"fields\":{\"n\":{\"type\":\"integer\",\"required\":true,"
-        "\"doc\":\"sequence number\"}}}]}";
+        "\"doc\":\"sequence number\"}}},"
+        "{\"type\":\"benchio.put\",\"version\":1,"
+        "\"summary\":\"One document written (benchmark only)\"}]}";
 
 static const char *call_url;
 
@@ -80,15 +82,45 @@ static handler_result_t benchio_call(rt_ctx_t *ctx,
         return HANDLER_OK;
 }
 
+/* A state-changing command: one document per command, written in bulk
+ * for the whole poll (the runtime adds the operation records, also in
+ * bulk). */
+static handler_result_t benchio_put(rt_ctx_t *const *ctxs,
+                                    const msgpack_object *const *bodies,
+                                    size_t n) {
+        store_bulk_t *b = store_bulk_new(rt_store(ctxs[0]), rt_db(ctxs[0]),
+                                         "things", false);
+        char errstr[256];
+        store_err_t err;
+        int64_t now = (int64_t)clock_wall_ms();
+        (void)bodies;
+        for (size_t i = 0; i < n; i++) {
+                const env_t *env = rt_env(ctxs[i]);
+                bson_t doc = BSON_INITIALIZER;
+                bson_append_utf8(&doc, "_id", 3, env->id.ptr, (int)env->id.len);
+                BSON_APPEND_UTF8(&doc, "tenant", "t1");
+                BSON_APPEND_INT64(&doc, "at", now);
+                store_bulk_insert(b, &doc);
+                bson_destroy(&doc);
+                msgpack_pack_map(rt_reply(ctxs[i], 201), 0);
+        }
+        err = store_bulk_run(b, NULL, errstr, sizeof(errstr));
+        store_bulk_destroy(b);
+        return err == STORE_OK            ? HANDLER_OK
+               : store_err_transient(err) ? HANDLER_TRANSIENT
+                                          : HANDLER_PERMANENT;
+}
+
 static const group_handler_t benchio_handlers[] = {
         {"benchio.call", benchio_call},
+        {"benchio.put", NULL, benchio_put},
 };
 
 static group_def_t group_benchio = {
         .name = "benchio",
         .ops_port = 8099,
         .handlers = benchio_handlers,
-        .n_handlers = 1,
+        .n_handlers = 2,
 };
 
 static int setup(const config_t *cfg, int partitions) {

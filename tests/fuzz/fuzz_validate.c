@@ -3,9 +3,10 @@
  *
  * The input is a record value, unpacked as consumers unpack it
  * (env_unpack: one msgpack map, container counts checked first), then
- * validated against every routed message of the real schemas and every
- * message of the synthetic set in fuzz_util.c, which has all field types,
- * formats and limits.
+ * validated against every routed message and every event of the real
+ * schemas and every message of the synthetic set in fuzz_util.c, which has
+ * all field types, formats and limits and nested objects and arrays to the
+ * depth bound (reports name full paths: steps[2].retry.max).
  *
  * Checked: the verdict agrees with the report; the report stays within its
  * bounds, every string in it is terminated, and field names are whole UTF-8
@@ -47,6 +48,20 @@ static void check_report(const schema_report_t *report, bool ok) {
         }
 }
 
+static void validate_events(const schema_set_t *set,
+                            const msgpack_object *body) {
+        for (size_t i = 0; i < schema_event_count(set); i++) {
+                const schema_event_t *ev = schema_event_at(set, i);
+                schema_report_t report;
+                bool ok;
+
+                memset(&report, 0xA5, sizeof(report));
+                ok = schema_event_validate(ev, body, &report);
+                check_report(&report, ok);
+                FUZZ_CHECK(schema_event_validate(ev, body, NULL) == ok);
+        }
+}
+
 static void validate_all(const schema_set_t *set, const msgpack_object *body,
                          bool routed_only) {
         for (size_t i = 0; i < schema_set_count(set); i++) {
@@ -71,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         msgpack_zone_init(&zone, 1024);
         if (env_unpack(&env, &zone, &obj) == ENV_OK) {
                 validate_all(real_set, &obj, true);
+                validate_events(real_set, &obj);
                 validate_all(synthetic_set, &obj, false);
         }
         msgpack_zone_destroy(&zone);

@@ -199,7 +199,7 @@ def test_enroll_again_replaces_the_unconfirmed_secret(mono):
     r = post(mono, "/api/mfa/confirm", {"code": hotp(first, now_step())},
              token=acct["access"])
     if hotp(first, now_step()) != hotp(second, now_step()):
-        assert_problem(r, 400)
+        assert_problem(r, 422)
     r = post(mono, "/api/mfa/confirm", {"code": Authenticator(second).code()},
              token=acct["access"])
     assert r.status == 200, r
@@ -226,17 +226,19 @@ def test_confirm_refuses_wrong_malformed_and_unenrolled(mono):
     assert_problem(post(mono, "/api/mfa/confirm", {"code": "123456"},
                         token=acct["access"]), 409)
     app = Authenticator(enroll(mono, acct)["secret"])
+    # A wrong code is well-formed: 422, not 400.
     assert_problem(post(mono, "/api/mfa/confirm", {"code": app.wrong()},
-                        token=acct["access"]), 400)
+                        token=acct["access"]), 422)
     # The schema: six characters, required, nothing else.
     for body, fields in [({"code": "12345"}, {"code"}), ({"code": "1234567"}, {"code"}),
                          ({}, {"code"}), ({"code": 123456}, {"code"}),
                          ({"code": "123456", "extra": 1}, {"extra"})]:
         assert_problem(post(mono, "/api/mfa/confirm", body, token=acct["access"]),
                        400, fields)
-    # Six characters that are not digits are no code.
+    # Six characters that are not digits are no code (the schema says six
+    # characters; the group says which ones).
     assert_problem(post(mono, "/api/mfa/confirm", {"code": "12a456"},
-                        token=acct["access"]), 400)
+                        token=acct["access"]), 422)
     r = get(mono, "/api/mfa/status", acct["access"])
     assert r.body["enabled"] is False, r
     # The right code still works after all that.
@@ -313,10 +315,11 @@ def test_verify_refuses_unknown_challenge_and_bad_bodies(mono):
     acct = mfa_account(mono)
     assert_problem(verify(mono, "not-a-challenge", code="123456"), 401)
     challenge = challenge_of(mono, acct)
-    # Exactly one of code and recovery_code; these leave the challenge alone.
-    assert_problem(verify(mono, challenge), 400)
+    # Exactly one of code and recovery_code (a rule across fields: 422);
+    # these leave the challenge alone.
+    assert_problem(verify(mono, challenge), 422)
     assert_problem(verify(mono, challenge, code="123456", recovery_code=acct["recovery"][0]),
-                   400)
+                   422)
     assert_problem(verify(mono, challenge, code="12345"), 400, {"code"})
     assert_problem(post(mono, "/api/mfa/verify", {"code": "123456"}), 400, {"challenge"})
     # The challenge survived the refused bodies.
@@ -401,16 +404,16 @@ def test_disable_needs_password_and_code(mono):
     # Wrong password with a right code: refused, and the code is not spent.
     r = post(mono, "/api/mfa/disable", {"password": "not the password", "code": code},
              token=token)
-    assert_problem(r, 403)
+    assert_problem(r, 401)
     # Right password, wrong code.
     r = post(mono, "/api/mfa/disable", {"password": PASSWORD, "code": acct["app"].wrong()},
              token=token)
-    assert_problem(r, 403)
-    # Neither or both factors; missing password.
-    assert_problem(post(mono, "/api/mfa/disable", {"password": PASSWORD}, token=token), 400)
+    assert_problem(r, 401)
+    # Neither or both factors (422); missing password (400, the schema).
+    assert_problem(post(mono, "/api/mfa/disable", {"password": PASSWORD}, token=token), 422)
     assert_problem(post(mono, "/api/mfa/disable",
                         {"password": PASSWORD, "code": code,
-                         "recovery_code": acct["recovery"][0]}, token=token), 400)
+                         "recovery_code": acct["recovery"][0]}, token=token), 422)
     assert_problem(post(mono, "/api/mfa/disable", {"code": code}, token=token), 400,
                    {"password"})
     assert get(mono, "/api/mfa/status", token).body["enabled"] is True
@@ -442,7 +445,7 @@ def test_disable_refuses_a_replayed_code(mono):
     assert verify(mono, challenge_of(mono, acct), code=code).status == 200
     r = post(mono, "/api/mfa/disable", {"password": PASSWORD, "code": code},
              token=acct["access"])
-    assert_problem(r, 403)
+    assert_problem(r, 401)
     assert get(mono, "/api/mfa/status", acct["access"]).body["enabled"] is True
 
 

@@ -571,7 +571,7 @@ def test_invitation_flow(mono, owner, mail):
     # Used: gone from the pending list, and no second use.
     pending = owner.call("GET", "/api/rbac/invitations").body["invitations"]
     assert inv["id"] not in [i["id"] for i in pending]
-    assert_problem(bob.call("POST", "/api/rbac/invitations/accept", {"token": token}), 404)
+    assert_problem(bob.call("POST", "/api/rbac/invitations/accept", {"token": token}), 410)
 
     # The secret went by mail only: neither it nor its hash is in a log.
     log = mono.log_text()
@@ -623,7 +623,7 @@ def test_invitation_validation(owner, body, fields):
 @pytest.mark.parametrize("body,status,fields", [
     ({}, 400, {"token"}),
     ({"token": "short"}, 400, {"token"}),
-    ({"token": "x" * 43}, 404, None),
+    ({"token": "x" * 43}, 410, None),
 ])
 def test_accept_validation(owner, body, status, fields):
     assert_problem(owner.call("POST", "/api/rbac/invitations/accept", body), status, fields)

@@ -305,13 +305,13 @@ def test_signup_mails_a_verification_link_that_verifies(mono, mail):
     r = me(mono.url, tokens["access_token"])
     assert r.status == 200 and r.body["email_verified"] is True, r
 
-    # Single use.
-    body = assert_problem(verify(mono.url, token), 400)
+    # Single use: a used link is gone (410).
+    body = assert_problem(verify(mono.url, token), 410)
     assert "link" in body["detail"], body
 
 
 def test_verify_rejects_unknown_tokens_and_bad_bodies(mono):
-    body = assert_problem(verify(mono.url, "A" * 43), 400)
+    body = assert_problem(verify(mono.url, "A" * 43), 410)
     assert "invalid" in body["detail"] and "A" * 43 not in json.dumps(body), body
     assert_problem(http("POST", mono.url + "/api/auth/verify-email", json_body={}),
                    400, fields={"token"})
@@ -346,7 +346,7 @@ def test_a_verification_token_is_not_a_reset_token(mono, mail):
     email, _ = new_account(mono.url, "kinds")
     token = link_token(mail.wait_mail(email, contains="/verify-email?")[0],
                        "/verify-email")
-    assert_problem(reset(mono.url, token, NEW_PASSWORD), 400)
+    assert_problem(reset(mono.url, token, NEW_PASSWORD), 410)
     assert login(mono.url, email, PASSWORD).status == 200
     # The failed attempt did not spend it.
     assert verify(mono.url, token).status == 200
@@ -391,11 +391,11 @@ def test_reset_sets_the_password_and_signs_out_every_session(mono, mail):
     second = login(mono.url, email, PASSWORD).body
     token = reset_token_for(mono, mail, email)
 
-    # A password the policy refuses: 400 with the reason, the link still good.
-    body = assert_problem(reset(mono.url, token, "aaaaaaaaaaaa"), 400)
+    # A password the policy refuses: 422 with the reason, the link still good.
+    body = assert_problem(reset(mono.url, token, "aaaaaaaaaaaa"), 422)
     assert "two kinds" in body["detail"], body
     local = email.split("@")[0]
-    body = assert_problem(reset(mono.url, token, local + "-Secret9"), 400)
+    body = assert_problem(reset(mono.url, token, local + "-Secret9"), 422)
     assert "email" in body["detail"], body
 
     r = reset(mono.url, token, NEW_PASSWORD)
@@ -407,8 +407,8 @@ def test_reset_sets_the_password_and_signs_out_every_session(mono, mail):
         assert_problem(http("POST", mono.url + "/api/auth/refresh",
                             json_body={"refresh_token": old["refresh_token"]}), 401)
         wait_unauthorized(mono.url, old["access_token"])
-    # The link works once.
-    body = assert_problem(reset(mono.url, token, "Another-new-pw 3"), 400)
+    # The link works once: then it is gone.
+    body = assert_problem(reset(mono.url, token, "Another-new-pw 3"), 410)
     assert "link" in body["detail"], body
     assert login(mono.url, email, NEW_PASSWORD).status == 200
 
@@ -425,7 +425,7 @@ def test_reset_unlocks_a_locked_account(mono, mail):
 
 def test_reset_rejects_bad_tokens_and_bodies(mono):
     url = mono.url + "/api/auth/password/reset"
-    body = assert_problem(reset(mono.url, "C" * 43, NEW_PASSWORD), 400)
+    body = assert_problem(reset(mono.url, "C" * 43, NEW_PASSWORD), 410)
     assert "invalid" in body["detail"], body
     assert_problem(http("POST", url, json_body={"token": "C" * 43}), 400,
                    fields={"password"})
@@ -467,11 +467,13 @@ def test_change_password_keeps_this_session_and_ends_the_others(mono):
 def test_change_password_failures(mono):
     email, tokens = new_account(mono.url, "chfail")
     access = tokens["access_token"]
-    body = assert_problem(change(mono.url, access, "Not-the-password 9", NEW_PASSWORD), 400)
+    # A wrong current password is a failed authentication (401); a new
+    # password that a rule refuses is unprocessable (422), not invalid.
+    body = assert_problem(change(mono.url, access, "Not-the-password 9", NEW_PASSWORD), 401)
     assert "current password" in body["detail"], body
-    body = assert_problem(change(mono.url, access, PASSWORD, PASSWORD), 400)
+    body = assert_problem(change(mono.url, access, PASSWORD, PASSWORD), 422)
     assert "differ" in body["detail"], body
-    body = assert_problem(change(mono.url, access, PASSWORD, "Password123"), 400)
+    body = assert_problem(change(mono.url, access, PASSWORD, "Password123"), 422)
     assert "too common" in body["detail"], body
     url = mono.url + "/api/auth/password/change"
     assert_problem(http("POST", url, headers=bearer(access), json_body={}), 400,
