@@ -21,6 +21,13 @@ static const group_handler_t analytics_handlers[] = {
         {"analytics.insights.list", insights_list},
         {"analytics.budgets.set", budgets_set},
         {"analytics.budgets.list", budgets_list},
+        {"analytics.reports.create", reports_create},
+        {"analytics.reports.list", reports_list},
+        {"analytics.reports.get", reports_get},
+        {"analytics.reports.delete", reports_delete},
+        {"analytics.reports.run", reports_run},
+        {"analytics.reports.fire", reports_fire},
+        {"analytics.reports.result", reports_result},
         {"analytics.replays.get", replays_get},
         {"analytics.projections.get", projections_get},
 };

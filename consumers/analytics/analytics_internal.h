@@ -318,8 +318,9 @@ const measures_t *query_row(const query_result_t *r, size_t i,
                             const char **extra0, const char **name0);
 void query_pack_rows(const query_result_t *r, const query_t *q,
                      msgpack_packer *pk);
-/* The result as CSV (header line, then one line per row); caller frees. */
-char *query_csv(const query_result_t *r, const query_t *q, size_t *len);
+/* The columns of q's rows, in order (at most max into out); how many. */
+size_t query_columns(const query_t *q, const char **out, size_t max);
+#define QUERY_MAX_COLUMNS (1 + 2 * 3 + QUERY_MAX_METRICS)
 void query_result_free(query_result_t *r);
 
 /*
@@ -344,6 +345,24 @@ const measures_t *macc_find(const macc_t *a, const char *key);
 /* The keys starting with prefix, sorted (*out: free() it; the keys live
  * as long as a). */
 size_t macc_keys(const macc_t *a, const char *prefix, const char ***out);
+
+/* ---------------------------------------------------------------------------
+ * CSV (csv.c)
+ * ------------------------------------------------------------------------ */
+
+/* Rows (a msgpack array of maps) as CSV: a header of the columns, then a
+ * line per row with each column's value (strings, numbers; absent or nil:
+ * empty). RFC 4180 quoting; text a spreadsheet would run as a formula is
+ * prefixed with a quote. Caller frees. NULL when rows is not an array. */
+char *csv_of_rows(const char *const *columns, size_t n_columns, slice_t rows,
+                  size_t *len);
+
+/* Reply with rows as CSV (text/csv). */
+void csv_reply(rt_ctx_t *ctx, const char *const *columns, size_t n_columns,
+               slice_t rows);
+
+/* The caller asked for CSV (its Accept field names text/csv). */
+bool csv_wanted(const msgpack_object *body);
 
 /* ---------------------------------------------------------------------------
  * Common helpers (common.c)

@@ -4,18 +4,10 @@
  * command ml and agentkit call), as JSON or CSV; and the catalog of
  * metrics and dimensions.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "analytics_internal.h"
-
-/* The caller asked for CSV (Accept: text/csv). */
-static bool metrics__wants_csv(const msgpack_object *body) {
-        slice_t accept = mp_str(body, "accept");
-        for (size_t i = 0; i + 8 <= accept.len; i++)
-                if (strncasecmp(accept.ptr + i, "text/csv", 8) == 0)
-                        return true;
-        return false;
-}
 
 handler_result_t metrics_handle(rt_ctx_t *ctx, const msgpack_object *body) {
         aview_t v;
@@ -32,11 +24,16 @@ handler_result_t metrics_handle(rt_ctx_t *ctx, const msgpack_object *body) {
         serr = query_run(&v, &q, &r, err, sizeof(err));
         if (serr != STORE_OK)
                 return analytics_store_failed(ctx, serr, err);
-        if (metrics__wants_csv(body)) {
-                size_t len = 0;
-                char *csv = query_csv(r, &q, &len);
-                rt_reply_bytes(ctx, 200, "text/csv; charset=utf-8", csv, len);
-                free(csv);
+        if (csv_wanted(body)) {
+                const char *cols[QUERY_MAX_COLUMNS];
+                size_t n = query_columns(&q, cols, QUERY_MAX_COLUMNS);
+                msgpack_sbuffer sb;
+                msgpack_packer rows;
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer_init(&rows, &sb, msgpack_sbuffer_write);
+                query_pack_rows(r, &q, &rows);
+                csv_reply(ctx, cols, n, (slice_t){sb.data, sb.size});
+                msgpack_sbuffer_destroy(&sb);
                 query_result_free(r);
                 return HANDLER_OK;
         }

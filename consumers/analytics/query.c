@@ -587,96 +587,31 @@ void query_pack_rows(const query_result_t *r, const query_t *q,
         }
 }
 
-/* ---------------------------------------------------------------------------
- * CSV
- * ------------------------------------------------------------------------ */
-
-typedef struct csv {
-        char *p;
-        size_t len, cap;
-} csv_t;
-
-static void csv__put(csv_t *c, const char *s, size_t n) {
-        if (c->len + n + 1 > c->cap) {
-                while (c->len + n + 1 > c->cap)
-                        c->cap = c->cap ? c->cap * 2 : 4096;
-                c->p = xrealloc(c->p, c->cap);
-        }
-        memcpy(c->p + c->len, s, n);
-        c->len += n;
-        c->p[c->len] = '\0';
-}
-
-/* RFC 4180 quoting; text a spreadsheet would run as a formula (=, +, -, @
- * first) is prefixed with a quote. */
-static void csv__text(csv_t *c, const char *s, bool first) {
-        bool quote = strpbrk(s, ",\"\r\n") != NULL;
-        if (!first)
-                csv__put(c, ",", 1);
-        if (quote)
-                csv__put(c, "\"", 1);
-        if (*s == '=' || *s == '+' || *s == '-' || *s == '@')
-                csv__put(c, "'", 1);
-        for (; *s; s++) {
-                if (*s == '"')
-                        csv__put(c, "\"", 1);
-                csv__put(c, s, 1);
-        }
-        if (quote)
-                csv__put(c, "\"", 1);
-}
-
-static void csv__value(csv_t *c, const metric_def_t *md, const measures_t *m) {
-        char buf[64];
-        double v;
-        int n;
-        csv__put(c, ",", 1);
-        if (!query_value(md, m, &v))
-                return;
-        if (md->ratio || (int)(md - query_metrics) == M_CONVERSIONS)
-                n = snprintf(buf, sizeof(buf), "%.10g", v);
-        else
-                n = snprintf(buf, sizeof(buf), "%lld", (long long)llround(v));
-        csv__put(c, buf, (size_t)n);
-}
-
-char *query_csv(const query_result_t *r, const query_t *q, size_t *len) {
-        csv_t c = {NULL, 0, 0};
-        csv__text(&c, "currency", true);
+size_t query_columns(const query_t *q, const char **out, size_t max) {
+        size_t n = 0;
+#define COL(name)                      \
+        do {                           \
+                if (n < max)           \
+                        out[n] = name; \
+                n++;                   \
+        } while (0)
+        COL("currency");
         for (size_t d = 0; d < q->n_dims; d++) {
                 if (q->dims[d] == DIM_ACCOUNT) {
-                        csv__text(&c, "provider", false);
-                        csv__text(&c, "account_id", false);
+                        COL("provider");
+                        COL("account_id");
                 } else if (q->dims[d] == DIM_CAMPAIGN) {
-                        csv__text(&c, "provider", false);
-                        csv__text(&c, "campaign_id", false);
-                        csv__text(&c, "campaign_name", false);
+                        COL("provider");
+                        COL("campaign_id");
+                        COL("campaign_name");
                 } else {
-                        csv__text(&c, query_dim_names[q->dims[d]], false);
+                        COL(query_dim_names[q->dims[d]]);
                 }
         }
         for (size_t m = 0; m < q->n_metrics; m++)
-                csv__text(&c, q->metrics[m]->name, false);
-        csv__put(&c, "\r\n", 2);
-        for (size_t i = 0; i < r->n; i++) {
-                const group_t *g = &r->g[i];
-                csv__text(&c, g->currency, true);
-                for (size_t d = 0; d < q->n_dims; d++) {
-                        if (q->dims[d] == DIM_ACCOUNT ||
-                            q->dims[d] == DIM_CAMPAIGN)
-                                csv__text(&c, g->extra[d] ? g->extra[d] : "",
-                                          false);
-                        csv__text(&c, g->dim[d], false);
-                        if (q->dims[d] == DIM_CAMPAIGN)
-                                csv__text(&c, g->name[d] ? g->name[d] : "",
-                                          false);
-                }
-                for (size_t m = 0; m < q->n_metrics; m++)
-                        csv__value(&c, q->metrics[m], &g->m);
-                csv__put(&c, "\r\n", 2);
-        }
-        *len = c.len;
-        return c.p;
+                COL(q->metrics[m]->name);
+#undef COL
+        return n;
 }
 
 /* ---------------------------------------------------------------------------

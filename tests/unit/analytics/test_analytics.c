@@ -571,6 +571,81 @@ static void test_bad_events_are_refused(void **state) {
                 strstr(harness_output(fx.h, 0)->topic, "analytics.dlq"));
 }
 
+/* A report: saved, run (its rows as the metrics query gives them), read
+ * back as JSON and as CSV, deleted. */
+static void test_reports(void **state) {
+        char t[MSGID_TEXT_SIZE], body[512], run_id[64], report_id[64];
+        int status;
+        json_t *j, *r;
+        const harness_msg_t *m;
+        harness_caller_t who;
+        (void)state;
+        new_tenant(t);
+        ad(t, "google_ads", "g", "c1", "2025-07-01", "USD", 1000, 100, 10, 1,
+           3000, 1);
+        ad(t, "google_ads", "g", "c=2", "2025-07-02", "USD", 500, 50, 5, 1, 500,
+           1);
+        j = cmd("analytics.reports.create",
+                "{\"name\":\"July\",\"metrics\":[\"spend\",\"roas\"],"
+                "\"group_by\":[\"campaign\"],\"period\":{\"preset\":"
+                "\"custom\",\"from\":\"2025-07-01\",\"to\":"
+                "\"2025-07-31\"},\"schedule\":{\"every\":\"weekly\","
+                "\"recipients\":[\"a@example.com\"]}}",
+                t, &status);
+        assert_int_equal(status, 201);
+        snprintf(report_id, sizeof(report_id), "%s",
+                 json_string_value(json_object_get(j, "report_id")));
+        assert_int_equal(harness_count(fx.h, "analytics.report.scheduled"), 1);
+        json_decref(j);
+        snprintf(body, sizeof(body), "{\"report_id\":\"%s\"}", report_id);
+        j = cmd("analytics.reports.run", body, t, &status);
+        assert_int_equal(status, 201);
+        assert_int_equal(jint(j, "rows"), 2);
+        assert_int_equal(harness_count(fx.h, "analytics.report.completed"), 1);
+        snprintf(run_id, sizeof(run_id), "%s",
+                 json_string_value(json_object_get(j, "run_id")));
+        json_decref(j);
+        snprintf(body, sizeof(body), "{\"report_id\":\"%s\",\"run_id\":\"%s\"}",
+                 report_id, run_id);
+        j = cmd("analytics.reports.result", body, t, &status);
+        assert_int_equal(status, 200);
+        r = row(json_object_get(j, "rows"), "USD", "campaign_id", "c1");
+        assert_int_equal(jint(r, "spend"), 1000);
+        assert_true(fabs(jnum(r, "roas") - 3.0) < 1e-12);
+        json_decref(j);
+        snprintf(body, sizeof(body),
+                 "{\"report_id\":\"%s\",\"run_id\":\"%s\","
+                 "\"accept\":\"text/csv\"}",
+                 report_id, run_id);
+        who = (harness_caller_t){t, "u", "viewer"};
+        assert_int_equal(
+                harness_command(fx.h, "analytics.reports.result", body, &who),
+                200);
+        m = harness_reply(fx.h);
+        assert_non_null(m->content_type);
+        assert_non_null(strstr(m->content_type, "text/csv"));
+        assert_non_null(strstr(m->json,
+                               "currency,provider,campaign_id,campaign_name,"
+                               "spend,roas\r\n"));
+        assert_non_null(
+                strstr(m->json, "USD,google_ads,c1,Camp c1,1000,3\r\n"));
+        /* Another tenant sees nothing of it. */
+        {
+                char other[MSGID_TEXT_SIZE];
+                new_tenant(other);
+                j = cmd("analytics.reports.result", body, other, &status);
+                assert_int_equal(status, 404);
+                json_decref(j);
+        }
+        snprintf(body, sizeof(body), "{\"report_id\":\"%s\"}", report_id);
+        assert_int_equal(harness_command(fx.h, "analytics.reports.delete", body,
+                                         &(harness_caller_t){t, "u", "member"}),
+                         204);
+        j = cmd("analytics.reports.get", body, t, &status);
+        assert_int_equal(status, 404);
+        json_decref(j);
+}
+
 /* ---------------------------------------------------------------------------
  * Set-up
  * ------------------------------------------------------------------------ */
@@ -617,6 +692,7 @@ int main(void) {
                 cmocka_unit_test(test_insights),
                 cmocka_unit_test(test_dashboard_view_first),
                 cmocka_unit_test(test_bad_events_are_refused),
+                cmocka_unit_test(test_reports),
         };
         log_init(getenv("TEST_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR,
                  "test_analytics");
