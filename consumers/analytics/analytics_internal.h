@@ -407,6 +407,23 @@ void mp_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v);
 void bson_to_msgpack(msgpack_packer *pk, const bson_t *doc,
                      const char *const *skip);
 
+/* Documents found, gathered as msgpack maps for an answer's list: _id
+ * renamed id_name (NULL: kept unless skipped), the fields of skip left
+ * out. alist_add is a store_each_fn. */
+typedef struct alist {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        size_t n;
+        const char *id_name;
+        const char *const *skip;
+} alist_t;
+
+void alist_init(alist_t *l, const char *id_name, const char *const *skip);
+bool alist_add(const bson_t *doc, void *arg);
+/* The list as a msgpack array. */
+void alist_pack(msgpack_packer *pk, const alist_t *l);
+void alist_deinit(alist_t *l);
+
 /* ---------------------------------------------------------------------------
  * Handlers
  * ------------------------------------------------------------------------ */

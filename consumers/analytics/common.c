@@ -207,3 +207,39 @@ void bson_to_msgpack(msgpack_packer *pk, const bson_t *doc,
                 msgpack_pack_map(pk, 0);
         bson_destroy(&wrapper);
 }
+
+/* ---------------------------------------------------------------------------
+ * Lists of documents as answers
+ * ------------------------------------------------------------------------ */
+
+void alist_init(alist_t *l, const char *id_name, const char *const *skip) {
+        memset(l, 0, sizeof(*l));
+        msgpack_sbuffer_init(&l->sb);
+        msgpack_packer_init(&l->pk, &l->sb, msgpack_sbuffer_write);
+        l->id_name = id_name;
+        l->skip = skip;
+}
+
+bool alist_add(const bson_t *doc, void *arg) {
+        alist_t *l = arg;
+        bson_t copy;
+        bson_iter_t it;
+        bson_init(&copy);
+        if (l->id_name && bson_iter_init_find(&it, doc, "_id") &&
+            BSON_ITER_HOLDS_UTF8(&it))
+                BSON_APPEND_UTF8(&copy, l->id_name, bson_iter_utf8(&it, NULL));
+        bson_concat(&copy, doc);
+        bson_to_msgpack(&l->pk, &copy, l->skip);
+        bson_destroy(&copy);
+        l->n++;
+        return true;
+}
+
+void alist_pack(msgpack_packer *pk, const alist_t *l) {
+        msgpack_pack_array(pk, l->n);
+        msgpack_sbuffer_write(pk->data, l->sb.data, l->sb.size);
+}
+
+void alist_deinit(alist_t *l) {
+        msgpack_sbuffer_destroy(&l->sb);
+}

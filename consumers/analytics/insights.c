@@ -344,10 +344,6 @@ static void brain__campaigns(brain_t *b) {
         free(r);
 }
 
-typedef struct pacing {
-        brain_t *b;
-} pacing_t;
-
 /* pacing: each budget against month-to-date spend in its currency (one
  * provider's or all). */
 static bool brain__budget(const bson_t *doc, void *arg) {
@@ -463,33 +459,19 @@ out:
  * Routes
  * ------------------------------------------------------------------------ */
 
-typedef struct listing {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        size_t n;
-} listing_t;
-
-static bool list__one(const bson_t *doc, void *arg) {
-        static const char *const skip[] = {"tenant", "raised_by", NULL};
-        listing_t *l = arg;
-        bson_to_msgpack(&l->pk, doc, skip);
-        l->n++;
-        return true;
-}
-
-/* The items gathered, as {key: [...]} */
-static void list__reply(rt_ctx_t *ctx, const char *key, listing_t *l) {
+/* {key: [the list]} */
+static void list__reply(rt_ctx_t *ctx, const char *key, const alist_t *l) {
         msgpack_packer *pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 1);
         codec_pack_str(pk, key);
-        msgpack_pack_array(pk, l->n);
-        msgpack_sbuffer_write(pk->data, l->sb.data, l->sb.size);
+        alist_pack(pk, l);
 }
 
 handler_result_t insights_list(rt_ctx_t *ctx, const msgpack_object *body) {
         aview_t v;
         handler_result_t res;
-        listing_t l;
+        static const char *const skip[] = {"_id", "tenant", "raised_by", NULL};
+        alist_t l;
         bson_t filter, opts, sort, range;
         slice_t module = mp_str(body, "module"),
                 severity = mp_str(body, "severity");
@@ -534,16 +516,14 @@ handler_result_t insights_list(rt_ctx_t *ctx, const msgpack_object *body) {
         BSON_APPEND_INT32(&sort, "_id", 1);
         bson_append_document_end(&opts, &sort);
         BSON_APPEND_INT64(&opts, "limit", limit);
-        memset(&l, 0, sizeof(l));
-        msgpack_sbuffer_init(&l.sb);
-        msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
+        alist_init(&l, "insight_id", skip);
         serr = store_find(rt_store(ctx), rt_db(ctx), INSIGHTS_COLL, &filter,
-                          &opts, list__one, &l, err, sizeof(err));
+                          &opts, alist_add, &l, err, sizeof(err));
         bson_destroy(&filter);
         bson_destroy(&opts);
         if (serr == STORE_OK)
                 list__reply(ctx, "insights", &l);
-        msgpack_sbuffer_destroy(&l.sb);
+        alist_deinit(&l);
         return serr == STORE_OK ? HANDLER_OK
                                 : analytics_store_failed(ctx, serr, err);
 }
@@ -601,25 +581,22 @@ handler_result_t budgets_list(rt_ctx_t *ctx, const msgpack_object *body) {
         static const char *const skip[] = {"_id", "tenant", NULL};
         aview_t v;
         handler_result_t res;
-        listing_t l;
+        alist_t l;
         bson_t filter;
         char err[256];
         store_err_t serr;
         (void)body;
-        (void)skip;
         if (!analytics_view(ctx, SCHEMA_ROLE_VIEWER, &v, &res))
                 return res;
         bson_init(&filter);
         BSON_APPEND_UTF8(&filter, "tenant", v.tenant);
-        memset(&l, 0, sizeof(l));
-        msgpack_sbuffer_init(&l.sb);
-        msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
+        alist_init(&l, NULL, skip);
         serr = store_find(rt_store(ctx), rt_db(ctx), BUDGETS_COLL, &filter,
-                          NULL, list__one, &l, err, sizeof(err));
+                          NULL, alist_add, &l, err, sizeof(err));
         bson_destroy(&filter);
         if (serr == STORE_OK)
                 list__reply(ctx, "budgets", &l);
-        msgpack_sbuffer_destroy(&l.sb);
+        alist_deinit(&l);
         return serr == STORE_OK ? HANDLER_OK
                                 : analytics_store_failed(ctx, serr, err);
 }

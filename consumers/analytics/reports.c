@@ -304,42 +304,10 @@ handler_result_t reports_create(rt_ctx_t *ctx, const msgpack_object *body) {
         return HANDLER_OK;
 }
 
-typedef struct listing {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        size_t n;
-        const char *id_name; /* what _id is called in the answer */
-        const char *const *skip;
-} listing_t;
-
-static bool report__item(const bson_t *doc, void *arg) {
-        listing_t *l = arg;
-        bson_t copy;
-        bson_iter_t it;
-        /* {report_id or run_id, ...} */
-        bson_init(&copy);
-        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it))
-                BSON_APPEND_UTF8(&copy, l->id_name, bson_iter_utf8(&it, NULL));
-        bson_concat(&copy, doc);
-        bson_to_msgpack(&l->pk, &copy, l->skip);
-        bson_destroy(&copy);
-        l->n++;
-        return true;
-}
-
-static void listing_init(listing_t *l, const char *id_name,
-                         const char *const *skip) {
-        memset(l, 0, sizeof(*l));
-        msgpack_sbuffer_init(&l->sb);
-        msgpack_packer_init(&l->pk, &l->sb, msgpack_sbuffer_write);
-        l->id_name = id_name;
-        l->skip = skip;
-}
-
 handler_result_t reports_list(rt_ctx_t *ctx, const msgpack_object *body) {
         aview_t v;
         handler_result_t res;
-        listing_t l;
+        alist_t l;
         bson_t filter, opts, sort;
         char err[256];
         store_err_t serr;
@@ -348,7 +316,7 @@ handler_result_t reports_list(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!analytics_view(ctx, SCHEMA_ROLE_VIEWER, &v, &res))
                 return res;
         static const char *const skip[] = {"_id", "tenant", NULL};
-        listing_init(&l, "report_id", skip);
+        alist_init(&l, "report_id", skip);
         bson_init(&filter);
         BSON_APPEND_UTF8(&filter, "tenant", v.tenant);
         bson_init(&opts);
@@ -357,17 +325,16 @@ handler_result_t reports_list(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_append_document_end(&opts, &sort);
         BSON_APPEND_INT64(&opts, "limit", 500);
         serr = store_find(rt_store(ctx), rt_db(ctx), REPORTS_COLL, &filter,
-                          &opts, report__item, &l, err, sizeof(err));
+                          &opts, alist_add, &l, err, sizeof(err));
         bson_destroy(&filter);
         bson_destroy(&opts);
         if (serr == STORE_OK) {
                 pk = rt_reply(ctx, 200);
                 msgpack_pack_map(pk, 1);
                 codec_pack_str(pk, "reports");
-                msgpack_pack_array(pk, l.n);
-                msgpack_sbuffer_write(pk->data, l.sb.data, l.sb.size);
+                alist_pack(pk, &l);
         }
-        msgpack_sbuffer_destroy(&l.sb);
+        alist_deinit(&l);
         return serr == STORE_OK ? HANDLER_OK
                                 : analytics_store_failed(ctx, serr, err);
 }
@@ -380,7 +347,7 @@ handler_result_t reports_get(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_zone zone;
         msgpack_object def;
         slice_t id = mp_str(body, "report_id");
-        listing_t runs;
+        alist_t runs;
         bson_t filter, opts, sort, proj;
         char err[256];
         store_err_t serr;
@@ -392,7 +359,7 @@ handler_result_t reports_get(rt_ctx_t *ctx, const msgpack_object *body) {
                 msgpack_zone_destroy(&zone);
                 return res;
         }
-        listing_init(&runs, "run_id", run_skip);
+        alist_init(&runs, "run_id", run_skip);
         bson_init(&filter);
         bson_append_utf8(&filter, "report_id", -1, id.ptr, (int)id.len);
         BSON_APPEND_UTF8(&filter, "tenant", v.tenant);
@@ -405,7 +372,7 @@ handler_result_t reports_get(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_append_document_end(&opts, &proj);
         BSON_APPEND_INT64(&opts, "limit", 10);
         serr = store_find(rt_store(ctx), rt_db(ctx), RUNS_COLL, &filter, &opts,
-                          report__item, &runs, err, sizeof(err));
+                          alist_add, &runs, err, sizeof(err));
         bson_destroy(&filter);
         bson_destroy(&opts);
         if (serr == STORE_OK) {
@@ -422,10 +389,9 @@ handler_result_t reports_get(rt_ctx_t *ctx, const msgpack_object *body) {
                         msgpack_pack_object(pk, kv->val);
                 }
                 codec_pack_str(pk, "runs");
-                msgpack_pack_array(pk, runs.n);
-                msgpack_sbuffer_write(pk->data, runs.sb.data, runs.sb.size);
+                alist_pack(pk, &runs);
         }
-        msgpack_sbuffer_destroy(&runs.sb);
+        alist_deinit(&runs);
         msgpack_zone_destroy(&zone);
         return serr == STORE_OK ? HANDLER_OK
                                 : analytics_store_failed(ctx, serr, err);
