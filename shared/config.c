@@ -88,6 +88,14 @@ static const setting_t settings[] = {
          C_EDGE, 0, 4095, "0", NULL, 0,
          "Partition of edge.replies this edge replica owns; unique per "
          "replica."},
+        {"OMNIFY_MAX_STREAMS", SETTING_INT, OFF(max_streams), C_EDGE, 0, 100000,
+         "1000", NULL, 0,
+         "Server-Sent Events streams the edge serves at once (503 beyond)."},
+        {"OMNIFY_STREAM_BUFFER_BYTES", SETTING_INT, OFF(stream_buffer_bytes),
+         C_EDGE, 4096, 67108864, "262144", NULL, 0,
+         "Bytes the edge queues for one stream whose client reads too "
+         "slowly; beyond, the stream ends with an error event and the client "
+         "resumes with Last-Event-ID."},
         {"OMNIFY_JWT_SECRET", SETTING_STRING, OFF(jwt_secret), C_EDGE | C_AUTH,
          32, 4096, NULL, NULL, 1,
          "HS256 signing key of access tokens (>= 32 bytes). Required."},

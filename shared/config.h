@@ -97,6 +97,8 @@ typedef struct config {
         int max_connections;
         int max_buffered_bytes;
         int edge_reply_partition;
+        int max_streams;         /* Server-Sent Events streams at once */
+        int stream_buffer_bytes; /* queued for one slow stream client */
         /* edge and auth */
         char *jwt_secret;
         char *jwt_issuer;

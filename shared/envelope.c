@@ -44,6 +44,26 @@ static int parse_decimal(slice_t s, int64_t min, int64_t max, int64_t *out) {
         return 0;
 }
 
+/* "type/subtype" and optional parameters, visible ASCII only: the edge
+ * sends it as the Content-Type of an answer, so no CR, LF or NUL. */
+static bool valid_media_type(slice_t s) {
+        size_t slash = 0, i;
+        if (s.len == 0 || s.len > 255)
+                return false;
+        for (i = 0; i < s.len; i++) {
+                char c = s.ptr[i];
+                if (c < 0x20 || c > 0x7e)
+                        return false;
+                if (c == '/' && !slash)
+                        slash = i;
+        }
+        for (i = 0; i < s.len && s.ptr[i] != ';'; i++)
+                if (s.ptr[i] == ' ' && i < slash)
+                        return false;
+        return slash > 0 && slash + 1 < s.len && s.ptr[slash + 1] != ';' &&
+               s.ptr[slash + 1] != ' ';
+}
+
 static env_err_t bad(char *errstr, size_t errlen, env_err_t err,
                      const char *header) {
         if (errstr && errlen)
@@ -149,6 +169,9 @@ env_err_t env_decode_headers(const rd_kafka_headers_t *hdrs, slice_t key,
                                        &part))
                         return bad(errstr, errlen, ENV_BAD_HEADER, "reply-to");
         }
+
+        if (env->content_type.ptr && !valid_media_type(env->content_type))
+                return bad(errstr, errlen, ENV_BAD_HEADER, "content-type");
 
         if (!value.ptr || value.len == 0)
                 return bad(errstr, errlen, ENV_BAD_VALUE, "(value)");

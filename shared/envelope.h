@@ -21,9 +21,9 @@
  * traceparent     W3C trace context
  * idempotency-key the client's Idempotency-Key
  * status          replies: HTTP-like status 100..599
+ * content-type    replies: the media type of a value that is not msgpack
+ *                 (the bytes are the answer as they are, e.g. text/csv)
  * error           dead letters: why the message failed
- * content-type    replies: the value is these bytes as they are (text/csv,
- *                 ...), not a msgpack map; absent for msgpack
  */
 #ifndef OMNIFY_ENVELOPE_H
 #define OMNIFY_ENVELOPE_H
@@ -64,17 +64,19 @@ typedef struct env {
         slice_t user_agent;
         slice_t traceparent;
         slice_t idempotency_key;
-        int status; /* 0 when absent */
+        int status;           /* 0 when absent */
+        slice_t content_type; /* a media type "type/subtype[; params]" of
+                               * visible ASCII; empty: a msgpack value */
         slice_t error;
-        slice_t content_type; /* replies: raw bytes of this type */
-        slice_t key;          /* the record key */
-        slice_t value;        /* msgpack bytes */
+        slice_t key;   /* the record key */
+        slice_t value; /* msgpack bytes, or the bytes of content_type */
 } env_t;
 
 /*
  * Decode a consumed record into env (pointing into msg, which must outlive
  * it). Checks presence and shape of every header it knows and that a value is
- * there; env_unpack() checks the value itself. On error, errstr names the
+ * there (any bytes when content-type is set, the answer as it is);
+ * env_unpack() checks a msgpack value itself. On error, errstr names the
  * header.
  */
 env_err_t env_decode(const rd_kafka_message_t *msg, env_t *env, char *errstr,

@@ -8,16 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status,
-                          const char *content_type, const char *body,
-                          size_t len, const char *const *extra) {
-        struct MHD_Response *resp;
+/* Content-Type, the security headers every answer carries, then extra;
+ * queue and release. */
+static enum MHD_Result http__queue(struct MHD_Connection *conn,
+                                   struct MHD_Response *resp, unsigned status,
+                                   const char *content_type,
+                                   const char *const *extra) {
         enum MHD_Result ret;
-
-        resp = MHD_create_response_from_buffer(len, (void *)body,
-                                               MHD_RESPMEM_MUST_COPY);
-        if (!resp)
-                return MHD_NO;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 content_type);
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -31,6 +28,29 @@ enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status,
         ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
         return ret;
+}
+
+enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status,
+                          const char *content_type, const char *body,
+                          size_t len, const char *const *extra) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+                len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return MHD_NO;
+        return http__queue(conn, resp, status, content_type, extra);
+}
+
+enum MHD_Result http_send_stream(struct MHD_Connection *conn,
+                                 const char *content_type,
+                                 MHD_ContentReaderCallback reader, void *cls,
+                                 const char *const *extra) {
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+                MHD_SIZE_UNKNOWN, 4096, reader, cls, NULL);
+        if (!resp)
+                return MHD_NO;
+        /* Proxies must pass each event on at once. */
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        return http__queue(conn, resp, 200, content_type, extra);
 }
 
 const char *http_title(unsigned status) {

@@ -20,6 +20,16 @@ enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status,
                           size_t len, const char *const *extra);
 
 /*
+ * Queue a 200 whose body comes from reader as it is produced (Server-Sent
+ * Events: no length, chunked), with the same headers as http_send. reader
+ * is called on the connection's thread with cls.
+ */
+enum MHD_Result http_send_stream(struct MHD_Connection *conn,
+                                 const char *content_type,
+                                 MHD_ContentReaderCallback reader, void *cls,
+                                 const char *const *extra);
+
+/*
  * Queue an application/problem+json answer: {type, title, status, detail,
  * errors?}. report may be NULL; detail may be NULL.
  */

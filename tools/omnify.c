@@ -159,8 +159,14 @@ static int cmd_monolith(int argc, char **argv) {
         schemas = service_load_schemas(errstr, sizeof(errstr));
         if (!schemas)
                 goto out;
+        /* Listen first (/health answers at once, /ready waits for the
+         * groups), then connect and set the groups up. */
         edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
         if (!edge)
+                goto out;
+        edge_hold_ready(edge);
+        if (edge_start(edge, errstr, sizeof(errstr)) ||
+            edge_wait_started(edge, errstr, sizeof(errstr)))
                 goto out;
         for (size_t i = 0; i < registry_count; i++) {
                 if ((use_only && !only[i]) || except[i])
@@ -183,8 +189,7 @@ static int cmd_monolith(int argc, char **argv) {
                 }
                 threads[i].started = true;
         }
-        if (edge_start(edge, errstr, sizeof(errstr)))
-                goto out;
+        edge_release_ready(edge);
         log_info("omnify monolith %s started (pid %ld, %zu groups)",
                  OMNIFY_VERSION, (long)getpid(), n_threads);
         while (!atomic_load(&service_stop)) {

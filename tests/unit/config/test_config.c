@@ -740,6 +740,8 @@ static const char *all_vars[] = {
         "OMNIFY_RATE_ACCOUNT_PER_MIN",
         "OMNIFY_MAX_BUFFERED_BYTES",
         "OMNIFY_EDGE_REPLY_PARTITION",
+        "OMNIFY_MAX_STREAMS",
+        "OMNIFY_STREAM_BUFFER_BYTES",
         "OMNIFY_JWT_SECRET",
         "OMNIFY_JWT_ISSUER",
         "OMNIFY_JWT_AUDIENCE",

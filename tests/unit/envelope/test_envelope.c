@@ -141,6 +141,7 @@ static void test_round_trip_every_field(void **state) {
         in.idempotency_key = slice_of("idem-123");
         in.status = 201;
         in.error = slice_of("handler failed: timeout");
+        in.content_type = slice_of("text/csv; charset=utf-8");
         in.key = slice_of("partition-key");
         in.value = MAP_OK;
 
@@ -163,6 +164,7 @@ static void test_round_trip_every_field(void **state) {
         assert_slice(out.idempotency_key, "idem-123");
         assert_int_equal(out.status, 201);
         assert_slice(out.error, "handler failed: timeout");
+        assert_slice(out.content_type, "text/csv; charset=utf-8");
         assert_ptr_equal(out.key.ptr, in.key.ptr);
         assert_int_equal(out.key.len, in.key.len);
         assert_ptr_equal(out.value.ptr, in.value.ptr);
@@ -349,6 +351,29 @@ static void test_bad_status(void **state) {
         assert_int_equal(env.status, 100);
         assert_int_equal(decode_with("status", "599", &env), ENV_OK);
         assert_int_equal(env.status, 599);
+}
+
+/* The edge answers with this header as Content-Type: nothing that could
+ * split or end the header line, and the shape of a media type. */
+static void test_content_type(void **state) {
+        static const char *bad[] = {
+                "",           "csv",       "text/",
+                "/csv",       "text /csv", "text/csv\r\nSet-Cookie: a=b",
+                "text/csv\n", "text/\x7f", "text/;charset=utf-8"};
+        static const char *good[] = {"text/csv", "application/json",
+                                     "text/csv; charset=utf-8",
+                                     "application/vnd.ms-excel"};
+        env_t env;
+        (void)state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                expect_bad("content-type", bad[i], ENV_BAD_HEADER);
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                assert_int_equal(decode_with("content-type", good[i], &env),
+                                 ENV_OK);
+                assert_slice(env.content_type, good[i]);
+        }
+        assert_int_equal(decode_with(NULL, NULL, &env), ENV_OK);
+        assert_int_equal(env.content_type.len, 0);
 }
 
 static void test_bad_correlation_id(void **state) {
@@ -820,6 +845,7 @@ int main(void) {
                                           teardown),
                 cmocka_unit_test_teardown(test_round_trip_minimal, teardown),
                 cmocka_unit_test_teardown(test_decode_uppercase_id, teardown),
+                cmocka_unit_test_teardown(test_content_type, teardown),
                 cmocka_unit_test_teardown(test_missing_required_headers,
                                           teardown),
                 cmocka_unit_test_teardown(test_no_headers_at_all, teardown),
