@@ -9,7 +9,8 @@
  *       "type": "...", "tenant": "...", "key": "...", "id": "...",
  *       "created_at": ms, "version": 1, "body": {...}} (topic unprefixed; key
  *       default tenant; id default a new UUIDv7; created_at default now).
- *       Prints produced=N once every event is acknowledged.
+ *       Prints produced=N once every event is acknowledged; with -v first a
+ *       line "at ID PARTITION OFFSET" per event, as the broker placed it.
  *   bench-events generate -n N [-t TENANTS] [-a ACCOUNTS] [-c CAMPAIGNS]
  *                         [-d DAYS] [-s SEED]
  *       N integrations.ad_metrics.recorded events over TENANTS x ACCOUNTS x
@@ -22,6 +23,9 @@
  *       campaigns over 5 ad platforms, Shopify and Stripe orders, TripleWhale
  *       summaries, HubSpot, Klaviyo and GoHighLevel contacts and deals, for
  *       the last DAYS days (the dashboard benchmark).
+ *   bench-events delete -p PARTITION -o OFFSET
+ *       Delete the records of <prefix>integrations.events before OFFSET on
+ *       PARTITION, as retention would (what a replay can no longer read).
  *   bench-events consume [-n N]
  *       Read <prefix>integrations.events from the earliest offset to the
  *       high watermark with a plain consumer (no decoding): the raw rate.
@@ -34,6 +38,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,14 +52,25 @@
 
 static const config_t *cfg;
 static long delivered, failed;
+static bool verbose;
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o) {
         (void)rk;
         (void)o;
-        if (m->err)
+        if (m->err) {
                 failed++;
-        else
-                delivered++;
+                return;
+        }
+        delivered++;
+        if (verbose) {
+                rd_kafka_headers_t *h = NULL;
+                const void *v = NULL;
+                size_t n = 0;
+                if (!rd_kafka_message_headers(m, &h) && h)
+                        rd_kafka_header_get_last(h, "id", &v, &n);
+                printf("at %.*s %d %" PRId64 "\n", (int)n,
+                       v ? (const char *)v : "", (int)m->partition, m->offset);
+        }
 }
 
 static rd_kafka_t *producer(void) {
@@ -472,6 +488,53 @@ static int cmd_tenant(const char *tenant, int days, int campaigns) {
 }
 
 /* ---------------------------------------------------------------------------
+ * delete: records before an offset, as retention would
+ * ------------------------------------------------------------------------ */
+
+static int cmd_delete(int partition, int64_t offset) {
+        char err[512], topic[256];
+        rd_kafka_t *rk = producer();
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_DeleteRecords_t *dr;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_event_t *ev;
+        int status = 1;
+        snprintf(topic, sizeof(topic), "%sintegrations.events",
+                 cfg->topic_prefix);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+        dr = rd_kafka_DeleteRecords_new(l);
+        rd_kafka_DeleteRecords(rk, &dr, 1, NULL, q);
+        ev = rd_kafka_queue_poll(q, 30000);
+        if (ev && !rd_kafka_event_error(ev)) {
+                const rd_kafka_topic_partition_list_t *res =
+                        rd_kafka_DeleteRecords_result_offsets(
+                                rd_kafka_event_DeleteRecords_result(ev));
+                if (res && res->cnt == 1 && !res->elems[0].err) {
+                        printf("deleted=%d:%" PRId64 "\n", partition,
+                               res->elems[0].offset);
+                        status = 0;
+                } else {
+                        snprintf(err, sizeof(err), "%s",
+                                 res && res->cnt
+                                         ? rd_kafka_err2str(res->elems[0].err)
+                                         : "no result");
+                        fprintf(stderr, "bench-events: delete: %s\n", err);
+                }
+        } else {
+                fprintf(stderr, "bench-events: delete: %s\n",
+                        ev ? rd_kafka_event_error_string(ev) : "no answer");
+        }
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        rd_kafka_DeleteRecords_destroy(dr);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy(rk);
+        return status;
+}
+
+/* ---------------------------------------------------------------------------
  * consume: the raw rate
  * ------------------------------------------------------------------------ */
 
@@ -555,6 +618,8 @@ int main(int argc, char **argv) {
         int argi = 1, opt;
         long n = 1000;
         int tenants = 4, accounts = 10, campaigns = 50, days = 100;
+        int partition = 0;
+        int64_t offset = 0;
         uint64_t seed = 1;
         const char *tenant = NULL, *verb;
         config_load_or_exit(&c, CONFIG_SCOPE_TOOL, "bench-events", argc, argv,
@@ -567,7 +632,7 @@ int main(int argc, char **argv) {
         }
         verb = argv[argi];
         optind = argi + 1;
-        while ((opt = getopt(argc, argv, "n:t:a:c:d:s:T:")) != -1) {
+        while ((opt = getopt(argc, argv, "n:t:a:c:d:s:T:p:o:v")) != -1) {
                 switch (opt) {
                 case 'n':
                         n = atol(optarg);
@@ -590,6 +655,15 @@ int main(int argc, char **argv) {
                 case 'T':
                         tenant = optarg;
                         break;
+                case 'p':
+                        partition = atoi(optarg);
+                        break;
+                case 'o':
+                        offset = strtoll(optarg, NULL, 10);
+                        break;
+                case 'v':
+                        verbose = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -603,6 +677,8 @@ int main(int argc, char **argv) {
                 return cmd_tenant(tenant, days, campaigns);
         if (!strcmp(verb, "consume"))
                 return cmd_consume();
+        if (!strcmp(verb, "delete"))
+                return cmd_delete(partition, offset);
         fprintf(stderr, "bench-events: unknown verb or missing -T\n");
         return 2;
 }
