@@ -32,7 +32,7 @@ const char *replay_strerror(replay_err_t err) {
 }
 
 /* A replay whose record was heard from this recently is running. */
-#define REPLAY_ALIVE_MS 15000
+#define REPLAY_ALIVE_MS 10000
 #define REPLAY_POLL_MAX 2000
 #define REPLAY_REPORT_MS 1000
 /* Catch-up rounds before the swap: the log keeps growing under us. */
@@ -494,6 +494,11 @@ static replay_err_t replay__consume_to(replay_t *r, const int64_t *targets,
                                        char *errstr, size_t errlen) {
         rd_kafka_message_t **msgs = xcalloc(REPLAY_POLL_MAX, sizeof(*msgs));
         replay_err_t err = REPLAY_OK;
+        /* Under --rate, small polls (a twentieth of a second's worth), so
+         * the pace is even and progress moves smoothly. */
+        size_t max = REPLAY_POLL_MAX;
+        if (r->o->rate > 0 && (size_t)(r->o->rate / 20) < max)
+                max = r->o->rate >= 20 ? (size_t)(r->o->rate / 20) : 1;
         for (size_t i = 0; i < r->n_parts; i++)
                 r->parts[i].target = targets[i];
         while (!replay__reached(r)) {
@@ -507,7 +512,7 @@ static replay_err_t replay__consume_to(replay_t *r, const int64_t *targets,
                         }
                         break;
                 }
-                n = replay__kafka_poll(r, msgs, REPLAY_POLL_MAX, 100);
+                n = replay__kafka_poll(r, msgs, max, 100);
                 for (size_t i = 0; i < n; i++) {
                         rd_kafka_message_t *m = msgs[i];
                         rpart_t *p;
@@ -793,6 +798,9 @@ replay_err_t replay_run(const replay_opts_t *opts, replay_result_t *res,
         replay__open_folds(&r);
         if ((err = replay__kafka_assign(&r, errstr, errlen)) != REPLAY_OK)
                 goto out;
+        /* --rate counts from the first read, not from the set-up. */
+        r.rate_t0_ms = clock_mono_ms();
+        r.rate_events = 0;
         err = replay__build(&r, tail_only, errstr, errlen);
         if (err == REPLAY_OK) {
                 r.phase = o.verify ? "verified" : "done";

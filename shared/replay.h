@@ -166,7 +166,7 @@ typedef struct replay_result {
 /*
  * Run a replay (see the top of this file). A replay of the same options
  * that was killed is resumed from its last checkpoint; one still running
- * (its record heard from within 15 s) gives REPLAY_BUSY. On REPLAY_STOPPED
+ * (its record heard from within 10 s) gives REPLAY_BUSY. On REPLAY_STOPPED
  * the work so far is checkpointed. res is filled in every case; free it
  * with replay_result_deinit.
  */

@@ -400,7 +400,7 @@ int replay_main(int argc, char **argv) {
         int argi = 1, status = 2, rest;
         const char *verb = "replay", *name;
         const config_table_t *tables[CONFIG_MAX_TABLES];
-        bool use[32] = {false};
+        bool use[32] = {false}, up = false;
         char err[512];
         if (!t)
                 return 1;
@@ -453,7 +453,13 @@ int replay_main(int argc, char **argv) {
                 goto out;
         t->tty = isatty(2);
         t->store = store_new(&t->cfg, "omnify-replay", err, sizeof(err));
-        if (!t->store || store_ping(t->store) != STORE_OK) {
+        /* A busy store may miss a ping or two: half a minute of tries. */
+        for (int attempt = 0; t->store && !up && attempt < 15; attempt++) {
+                up = store_ping(t->store) == STORE_OK;
+                if (!up)
+                        backoff_sleep(NULL, 2000);
+        }
+        if (!up) {
                 fprintf(stderr, "omnify replay: the store is unreachable%s%s\n",
                         t->store ? "" : ": ", t->store ? "" : err);
                 status = 1;
