@@ -155,14 +155,20 @@ def near(a, b, rel=1e-9):
 # The world: an edge and the analytics group, and one tenant's data
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def world(session, module_procs):
+def start_world(session, procs):
+    """The analytics group and an edge, both answering."""
     w = type("World", (), {})()
     w.session = session
-    w.group = module_procs.start_group("analytics")
-    w.edge = module_procs.start_edge()
+    w.group = procs.start_group("analytics")
+    w.edge = procs.start_edge()
     w.url = w.edge.url
     wait_status(w.url, "analytics")
+    return w
+
+
+@pytest.fixture(scope="module")
+def world(session, module_procs):
+    w = start_world(session, module_procs)
     w.tenant = str(uuid.uuid4())
     today = standin.CLOCK.today()
     # Two periods of 7 days, final (late conversions are over after 4 days).

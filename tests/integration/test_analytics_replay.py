@@ -27,8 +27,9 @@ import uuid
 
 import pytest
 
-from conftest import bin_path, http, wait_status
-from test_analytics import EVENTS_BIN, event, get, handled, produce, wait_handled
+from conftest import bin_path
+from test_analytics import (EVENTS_BIN, event, get, handled, produce, start_world,
+                            wait_handled)
 
 DAYS = ["2025-03-%02d" % d for d in range(1, 11)]
 
@@ -103,12 +104,7 @@ def spend_of(world, tenant):
 
 @pytest.fixture(scope="module")
 def world(session, module_procs):
-    w = type("World", (), {})()
-    w.session = session
-    w.group = module_procs.start_group("analytics")
-    w.edge = module_procs.start_edge()
-    w.url = w.edge.url
-    wait_status(w.url, "analytics")
+    w = start_world(session, module_procs)
     w.a, w.b = str(uuid.uuid4()), str(uuid.uuid4())
     events = tenant_events(w.a, 1) + tenant_events(w.b, 2)
     # A day that closes, so the live group publishes something a replay
