@@ -164,6 +164,17 @@ static lww_doc_t *lww__doc(lww_t *b, slice_t id) {
         return d;
 }
 
+bool lww_holds(const lww_t *b, slice_t id) {
+        size_t k = lww__doc_hash(id.ptr, id.len) & (b->docs_cap - 1);
+        const lww_doc_t *d;
+        while ((d = b->docs[k]) != NULL) {
+                if (d->id_len == id.len && memcmp(d->id, id.ptr, id.len) == 0)
+                        return true;
+                k = (k + 1) & (b->docs_cap - 1);
+        }
+        return false;
+}
+
 static void lww__store_value(lww_t *b, lww_reg_t *r, slice_t value) {
         if (value.len + 1 > r->cap) {
                 b->bytes += value.len + 1 - r->cap;

@@ -25,6 +25,7 @@
 #ifndef OMNIFY_LWW_H
 #define OMNIFY_LWW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ void lww_set(lww_t *b, slice_t id, const char *path, slice_t value);
  * what the store holds, compared as strings by bytes. */
 void lww_max(lww_t *b, slice_t id, const char *path, slice_t value);
 void lww_min(lww_t *b, slice_t id, const char *path, slice_t value);
+
+/* Whether the buffer holds a document of this id (a fold skips writing
+ * its constant fields again). */
+bool lww_holds(const lww_t *b, slice_t id);
 
 /* Documents held, and about how many bytes they take. */
 size_t lww_docs(const lww_t *b);

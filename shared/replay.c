@@ -10,6 +10,7 @@
  *    finished_ms, error}
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,6 @@ static void replay__report(replay_t *r, bool force) {
         uint64_t now = clock_mono_ms();
         replay_progress_t p;
         bson_t set;
-        char err[256];
         double secs;
         if (!force && now - r->last_report_ms < REPLAY_REPORT_MS)
                 return;
@@ -117,9 +117,64 @@ static void replay__report(replay_t *r, bool force) {
         BSON_APPEND_DOUBLE(&set, "rate", p.rate);
         BSON_APPEND_DOUBLE(&set, "eta_s", p.eta_s);
         BSON_APPEND_INT64(&set, "heartbeat_ms", (int64_t)clock_wall_ms());
-        if (replay__record(r, &set, err, sizeof(err)) != STORE_OK)
-                log_warn("replay %s: progress not recorded: %s", r->id, err);
+        /* The recorder thread writes it: a slow store does not slow the
+         * reading. */
+        pthread_mutex_lock(&r->rec_lock);
+        if (r->rec_pending)
+                bson_destroy(r->rec_pending);
+        r->rec_pending = bson_copy(&set);
+        pthread_cond_signal(&r->rec_cond);
+        pthread_mutex_unlock(&r->rec_lock);
         bson_destroy(&set);
+}
+
+/* The recorder: writes the latest progress (the heartbeat too) as it comes,
+ * off the reading thread. */
+static void *replay__recorder(void *arg) {
+        replay_t *r = arg;
+        char err[256];
+        pthread_mutex_lock(&r->rec_lock);
+        for (;;) {
+                bson_t *set;
+                while (!r->rec_pending && !r->rec_stop)
+                        pthread_cond_wait(&r->rec_cond, &r->rec_lock);
+                if (!r->rec_pending)
+                        break;
+                set = r->rec_pending;
+                r->rec_pending = NULL;
+                pthread_mutex_unlock(&r->rec_lock);
+                if (replay__record(r, set, err, sizeof(err)) != STORE_OK)
+                        log_warn("replay %s: progress not recorded: %s", r->id,
+                                 err);
+                bson_destroy(set);
+                pthread_mutex_lock(&r->rec_lock);
+        }
+        pthread_mutex_unlock(&r->rec_lock);
+        return NULL;
+}
+
+static void replay__recorder_start(replay_t *r) {
+        pthread_mutex_init(&r->rec_lock, NULL);
+        pthread_cond_init(&r->rec_cond, NULL);
+        r->rec_started =
+                pthread_create(&r->rec_thread, NULL, replay__recorder, r) == 0;
+}
+
+/* Write what is pending, then stop. */
+static void replay__recorder_stop(replay_t *r) {
+        if (!r->rec_started)
+                return;
+        pthread_mutex_lock(&r->rec_lock);
+        r->rec_stop = true;
+        pthread_cond_signal(&r->rec_cond);
+        pthread_mutex_unlock(&r->rec_lock);
+        pthread_join(r->rec_thread, NULL);
+        r->rec_started = false;
+        if (r->rec_pending)
+                bson_destroy(r->rec_pending);
+        r->rec_pending = NULL;
+        pthread_cond_destroy(&r->rec_cond);
+        pthread_mutex_destroy(&r->rec_lock);
 }
 
 static void replay__status(replay_t *r, const char *status, const char *error) {
@@ -424,13 +479,15 @@ static void replay__message(replay_t *r, const rd_kafka_message_t *msg) {
  * starts here. Store outages are waited out (unless stopped). */
 static replay_err_t replay__checkpoint(replay_t *r, char *errstr,
                                        size_t errlen) {
+        uint64_t t0 = clock_mono_ms();
+        replay_err_t err;
         for (size_t k = 0; k < r->n_sel; k++) {
                 for (int attempt = 0;; attempt++) {
-                        store_err_t err =
+                        store_err_t serr =
                                 r->sel[k]->flush(r->st[k], errstr, errlen);
-                        if (err == STORE_OK)
+                        if (serr == STORE_OK)
                                 break;
-                        if (!store_err_transient(err) || attempt >= 30) {
+                        if (!store_err_transient(serr) || attempt >= 30) {
                                 log_error("replay %s: writing %s: %s", r->id,
                                           r->sel[k]->def->name, errstr);
                                 return REPLAY_STORE;
@@ -442,7 +499,10 @@ static replay_err_t replay__checkpoint(replay_t *r, char *errstr,
                 }
         }
         r->last_checkpoint_ms = clock_mono_ms();
-        return replay__kafka_commit(r, errstr, errlen);
+        err = replay__kafka_commit(r, errstr, errlen);
+        r->flush_ms += clock_mono_ms() - t0;
+        r->flushes++;
+        return err;
 }
 
 static size_t replay__held(const replay_t *r) {
@@ -667,6 +727,10 @@ static replay_err_t replay__build(replay_t *r, bool tail_only, char *errstr,
                 for (size_t i = 0; i < r->n_parts; i++)
                         targets[i] = r->parts[i].end;
                 err = replay__consume_to(r, targets, errstr, errlen);
+                log_debug("replay %s: built to the end offsets at +%llu ms",
+                          r->id,
+                          (unsigned long long)(clock_mono_ms() -
+                                               r->rate_t0_ms));
                 if (err != REPLAY_OK || r->o->verify)
                         goto out;
                 r->phase = "catching up";
@@ -686,6 +750,10 @@ static replay_err_t replay__build(replay_t *r, bool tail_only, char *errstr,
                 err = replay__checkpoint(r, errstr, errlen);
                 if (err != REPLAY_OK)
                         goto out;
+                log_debug("replay %s: caught up and written at +%llu ms",
+                          r->id,
+                          (unsigned long long)(clock_mono_ms() -
+                                               r->rate_t0_ms));
                 r->phase = "swapping";
                 replay__report(r, true);
                 if (projection_swap(r->o->store, r->o->group, r->id,
@@ -697,6 +765,9 @@ static replay_err_t replay__build(replay_t *r, bool tail_only, char *errstr,
                 log_info("replay %s: swapped; the new versions are active",
                          r->id);
                 replay__status(r, "tailing", NULL);
+                log_debug("replay %s: swapped at +%llu ms", r->id,
+                          (unsigned long long)(clock_mono_ms() -
+                                               r->rate_t0_ms));
         }
         /* The events read before the live group saw the swap are below the
          * high watermarks of now. */
@@ -796,24 +867,32 @@ replay_err_t replay_run(const replay_opts_t *opts, replay_result_t *res,
                 }
         }
         replay__open_folds(&r);
+        replay__recorder_start(&r);
         if ((err = replay__kafka_assign(&r, errstr, errlen)) != REPLAY_OK)
                 goto out;
         /* --rate counts from the first read, not from the set-up. */
         r.rate_t0_ms = clock_mono_ms();
         r.rate_events = 0;
+        log_info("replay %s: set up in %llu ms", r.id,
+                 (unsigned long long)(r.rate_t0_ms - r.t0_ms));
         err = replay__build(&r, tail_only, errstr, errlen);
-        if (err == REPLAY_OK) {
+        log_info("replay %s: %lld events read and folded in %llu ms, of "
+                 "which %d checkpoints (writes and commits) took %llu ms",
+                 r.id, (long long)r.events,
+                 (unsigned long long)(clock_mono_ms() - r.rate_t0_ms),
+                 r.flushes, (unsigned long long)r.flush_ms);
+        if (err == REPLAY_OK)
                 r.phase = o.verify ? "verified" : "done";
-                replay__report(&r, true);
+        replay__report(&r, true);
+        replay__recorder_stop(&r);
+        if (err == REPLAY_OK) {
                 replay__status(&r, r.phase, NULL);
                 replay__kafka_delete_group(&r);
         } else if (err != REPLAY_STOPPED) {
-                replay__report(&r, true);
                 replay__status(&r, "failed", errstr);
-        } else {
-                replay__report(&r, true);
         }
 out:
+        replay__recorder_stop(&r);
         replay__result(&r);
         replay__close_folds(&r);
         replay__kafka_close(&r);

@@ -7,6 +7,7 @@
 #define OMNIFY_REPLAY_INTERNAL_H
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 
 #include "replay.h"
 
@@ -44,6 +45,15 @@ typedef struct replay {
         uint64_t rate_t0_ms;
         double rate;
         int bad_logged;
+        uint64_t flush_ms; /* time spent writing (checkpoints) */
+        int flushes;
+        /* The recorder thread (progress to the record): rec_lock guards
+         * rec_pending and rec_stop. */
+        pthread_t rec_thread;
+        bool rec_started, rec_stop;
+        pthread_mutex_t rec_lock;
+        pthread_cond_t rec_cond;
+        bson_t *rec_pending;
 } replay_t;
 
 /* replay_kafka.c */

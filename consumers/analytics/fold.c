@@ -230,6 +230,10 @@ typedef struct afold {
         char coll[FOLD_BUFS][PROJECTION_COLL_MAX];
         size_t n_buf;
         rec_buf_t rec, tmp;
+        /* The last account written to the catalog and the days it was
+         * written with: most events repeat them. */
+        char cat_id[REC_ID_MAX];
+        char cat_first[CALTIME_DATE_SIZE], cat_last[CALTIME_DATE_SIZE];
 } afold_t;
 
 static void *fold_open(const replay_target_t *t) {
@@ -277,9 +281,12 @@ static void fold_close(void *st) {
         free(f);
 }
 
-/* The identity fields every document of a tenant's day carries. */
+/* The identity fields every document of a tenant's day carries (once per
+ * document held). */
 static void fold_identity(lww_t *b, slice_t id, slice_t tenant,
                           slice_t provider, slice_t account, slice_t day) {
+        if (lww_holds(b, id))
+                return;
         lww_set(b, id, "tenant", tenant);
         lww_set(b, id, "provider", provider);
         lww_set(b, id, "account_id", account);
@@ -289,11 +296,25 @@ static void fold_identity(lww_t *b, slice_t id, slice_t tenant,
 /* The tenant's catalog of accounts: which exist, first and last day. */
 static void fold_catalog(afold_t *f, lww_t *b, slice_t tenant, slice_t provider,
                          slice_t account, slice_t day) {
-        slice_t parts[2] = {provider, account};
+        slice_t parts[3] = {tenant, provider, account};
         char acct[REC_ID_MAX], key[17], path[32];
-        rec_id(acct, 2, parts);
+        rec_id(acct, 3, parts);
+        if (lww_holds(b, tenant) && strcmp(acct, f->cat_id) == 0 &&
+            day.len == 10 && memcmp(day.ptr, f->cat_first, 10) >= 0 &&
+            memcmp(day.ptr, f->cat_last, 10) <= 0)
+                return; /* nothing new for the catalog */
+        if (strcmp(f->cat_id, acct) != 0) {
+                snprintf(f->cat_id, sizeof(f->cat_id), "%s", acct);
+                f->cat_first[0] = f->cat_last[0] = '\0';
+        }
+        if (day.len == 10) {
+                if (!f->cat_first[0] || memcmp(day.ptr, f->cat_first, 10) < 0)
+                        memcpy(f->cat_first, day.ptr, 10);
+                if (!f->cat_last[0] || memcmp(day.ptr, f->cat_last, 10) > 0)
+                        memcpy(f->cat_last, day.ptr, 10);
+        }
+        rec_id(acct, 2, parts + 1);
         rec_key(slice_of(acct), key);
-        (void)f;
         lww_set(b, tenant, "tenant", tenant);
         snprintf(path, sizeof(path), "a.%s", key);
         lww_set(b, tenant, path, slice_of(acct));
