@@ -37,6 +37,9 @@ struct lww {
         lww_reg_t **regs;
         size_t regs_cap, n_regs;
         size_t bytes;
+        /* lww_flush_new: ids written before (open addressing). */
+        char **written;
+        size_t written_cap, n_written;
 };
 
 static uint64_t lww__hash(const char *p, size_t n, uint64_t h) {
@@ -86,6 +89,9 @@ void lww_destroy(lww_t *b) {
         if (!b)
                 return;
         lww__free_all(b);
+        for (size_t i = 0; i < b->written_cap; i++)
+                free(b->written[i]);
+        free(b->written);
         free(b->docs);
         free(b->regs);
         free(b);
@@ -313,4 +319,163 @@ store_err_t lww_flush(lww_t *b, store_t *store, const char *db,
         if (err == STORE_OK)
                 lww__free_all(b);
         return err;
+}
+
+/* ---------------------------------------------------------------------------
+ * Fresh collections: inserts
+ * ------------------------------------------------------------------------ */
+
+static bool lww__was_written(const lww_t *b, const lww_doc_t *d) {
+        size_t k;
+        if (!b->written_cap)
+                return false;
+        k = lww__doc_hash(d->id, d->id_len) & (b->written_cap - 1);
+        while (b->written[k]) {
+                if (strlen(b->written[k]) == d->id_len &&
+                    memcmp(b->written[k], d->id, d->id_len) == 0)
+                        return true;
+                k = (k + 1) & (b->written_cap - 1);
+        }
+        return false;
+}
+
+static void lww__mark_written(lww_t *b, const lww_doc_t *d) {
+        size_t k;
+        if ((b->n_written + 1) * 2 > b->written_cap) {
+                size_t cap = b->written_cap ? b->written_cap * 2 : 1024;
+                char **w = xcalloc(cap, sizeof(*w));
+                for (size_t i = 0; i < b->written_cap; i++) {
+                        if (!b->written[i])
+                                continue;
+                        k = lww__doc_hash(b->written[i],
+                                          strlen(b->written[i])) &
+                            (cap - 1);
+                        while (w[k])
+                                k = (k + 1) & (cap - 1);
+                        w[k] = b->written[i];
+                }
+                free(b->written);
+                b->written = w;
+                b->written_cap = cap;
+        }
+        k = lww__doc_hash(d->id, d->id_len) & (b->written_cap - 1);
+        while (b->written[k])
+                k = (k + 1) & (b->written_cap - 1);
+        b->written[k] = xstrndup(d->id, d->id_len);
+        b->n_written++;
+}
+
+/* The whole document: plain paths as fields, "map.key" paths grouped into
+ * a sub-document per map (one level, as the buffer's users write). */
+static void lww__document(const lww_doc_t *d, bson_t *doc) {
+        bson_append_utf8(doc, "_id", -1, d->id, (int)d->id_len);
+        for (const lww_reg_t *r = d->head; r; r = r->next)
+                if (!strchr(r->path, '.'))
+                        bson_append_utf8(doc, r->path, -1, r->value,
+                                         (int)r->len);
+        for (const lww_reg_t *r = d->head; r; r = r->next) {
+                const char *dot = strchr(r->path, '.');
+                size_t plen = dot ? (size_t)(dot - r->path) : 0;
+                bool first = true;
+                bson_t sub;
+                if (!dot)
+                        continue;
+                /* Only at the first register of its map. */
+                for (const lww_reg_t *q = d->head; q != r && first; q = q->next)
+                        first = !(strncmp(q->path, r->path, plen) == 0 &&
+                                  q->path[plen] == '.');
+                if (!first)
+                        continue;
+                bson_append_document_begin(doc, r->path, (int)plen, &sub);
+                for (const lww_reg_t *q = r; q; q = q->next)
+                        if (strncmp(q->path, r->path, plen) == 0 &&
+                            q->path[plen] == '.')
+                                bson_append_utf8(&sub, q->path + plen + 1, -1,
+                                                 q->value, (int)q->len);
+                bson_append_document_end(doc, &sub);
+        }
+}
+
+/* Insert the documents of docs[0..n) (falling back to upserts if any
+ * exists already). */
+static store_err_t lww__insert(lww_doc_t **docs, size_t n, store_t *store,
+                               const char *db, const char *coll, char *errstr,
+                               size_t errlen) {
+        store_bulk_t *bulk = store_bulk_new(store, db, coll, false);
+        store_bulk_result_t res;
+        store_err_t err;
+        for (size_t i = 0; i < n; i++) {
+                bson_t doc;
+                bson_init(&doc);
+                lww__document(docs[i], &doc);
+                store_bulk_insert(bulk, &doc);
+                bson_destroy(&doc);
+        }
+        err = store_bulk_run(bulk, &res, errstr, errlen);
+        store_bulk_destroy(bulk);
+        if (err != STORE_OK || res.duplicates == 0)
+                return err;
+        /* Not so fresh after all: the same documents as upserts. */
+        bulk = store_bulk_new(store, db, coll, false);
+        for (size_t i = 0; i < n; i++) {
+                bson_t filter, update;
+                bson_init(&filter);
+                bson_append_utf8(&filter, "_id", -1, docs[i]->id,
+                                 (int)docs[i]->id_len);
+                bson_init(&update);
+                lww__update(docs[i], &update);
+                store_bulk_update(bulk, &filter, &update, STORE_UPSERT);
+                bson_destroy(&filter);
+                bson_destroy(&update);
+        }
+        err = store_bulk_run(bulk, NULL, errstr, errlen);
+        store_bulk_destroy(bulk);
+        return err;
+}
+
+store_err_t lww_flush_new(lww_t *b, store_t *store, const char *db,
+                          const char *coll, size_t docs_per_bulk, char *errstr,
+                          size_t errlen) {
+        lww_doc_t **fresh;
+        size_t n = 0;
+        store_err_t err = STORE_OK;
+        lww_t *again;
+        if (!docs_per_bulk)
+                docs_per_bulk = 200;
+        fresh = xcalloc(docs_per_bulk, sizeof(*fresh));
+        /* Documents written before go through an ordinary flush of a
+         * buffer of their own. */
+        again = lww_new();
+        for (size_t i = 0; i < b->docs_cap && err == STORE_OK; i++) {
+                lww_doc_t *d = b->docs[i];
+                if (!d)
+                        continue;
+                if (lww__was_written(b, d)) {
+                        for (const lww_reg_t *r = d->head; r; r = r->next)
+                                lww__put(again, (slice_t){d->id, d->id_len},
+                                         r->path, (slice_t){r->value, r->len},
+                                         r->op);
+                        continue;
+                }
+                fresh[n++] = d;
+                if (n == docs_per_bulk) {
+                        err = lww__insert(fresh, n, store, db, coll, errstr,
+                                          errlen);
+                        n = 0;
+                }
+        }
+        if (err == STORE_OK && n)
+                err = lww__insert(fresh, n, store, db, coll, errstr, errlen);
+        if (err == STORE_OK)
+                err = lww_flush(again, store, db, coll, docs_per_bulk, errstr,
+                                errlen);
+        lww_destroy(again);
+        free(fresh);
+        if (err != STORE_OK)
+                return err;
+        for (size_t i = 0; i < b->docs_cap; i++)
+                if (b->docs[i] && !lww__was_written(b, b->docs[i]))
+                        lww__mark_written(b, b->docs[i]);
+        lww__free_all(b);
+        return STORE_OK;
 }

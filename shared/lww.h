@@ -63,6 +63,17 @@ store_err_t lww_flush(lww_t *b, store_t *store, const char *db,
                       const char *coll, size_t docs_per_bulk, char *errstr,
                       size_t errlen);
 
+/*
+ * The same for a collection known to hold none of these documents yet (a
+ * replay's fresh version): documents this buffer never wrote before go as
+ * whole inserts, which cost the store far less than upserts; the others as
+ * upserts. Should an insert meet an existing document after all, that bulk
+ * is sent again as upserts, so the result is the same either way.
+ */
+store_err_t lww_flush_new(lww_t *b, store_t *store, const char *db,
+                          const char *coll, size_t docs_per_bulk, char *errstr,
+                          size_t errlen);
+
 /* Drop everything held. */
 void lww_clear(lww_t *b);
 

@@ -573,6 +573,10 @@ static replay_err_t replay__consume_to(replay_t *r, const int64_t *targets,
                         break;
                 }
                 n = replay__kafka_poll(r, msgs, max, 100);
+                if (n && !r->events)
+                        log_debug("replay %s: first events at +%llu ms", r->id,
+                                  (unsigned long long)(clock_mono_ms() -
+                                                       r->rate_t0_ms));
                 for (size_t i = 0; i < n; i++) {
                         rd_kafka_message_t *m = msgs[i];
                         rpart_t *p;
@@ -646,6 +650,9 @@ static void replay__open_folds(replay_t *r) {
                 t->def = r->sel[k]->def;
                 t->version = r->version[k];
                 t->tenant = r->tenant;
+                t->fresh = !r->res->resumed &&
+                           !(r->o->from && *r->o->from &&
+                             strcmp(r->o->from, "earliest") != 0);
                 r->st[k] = r->sel[k]->open(t);
         }
 }
@@ -727,10 +734,10 @@ static replay_err_t replay__build(replay_t *r, bool tail_only, char *errstr,
                 for (size_t i = 0; i < r->n_parts; i++)
                         targets[i] = r->parts[i].end;
                 err = replay__consume_to(r, targets, errstr, errlen);
-                log_debug("replay %s: built to the end offsets at +%llu ms",
-                          r->id,
-                          (unsigned long long)(clock_mono_ms() -
-                                               r->rate_t0_ms));
+                log_debug(
+                        "replay %s: built to the end offsets at +%llu ms",
+                        r->id,
+                        (unsigned long long)(clock_mono_ms() - r->rate_t0_ms));
                 if (err != REPLAY_OK || r->o->verify)
                         goto out;
                 r->phase = "catching up";
@@ -750,10 +757,9 @@ static replay_err_t replay__build(replay_t *r, bool tail_only, char *errstr,
                 err = replay__checkpoint(r, errstr, errlen);
                 if (err != REPLAY_OK)
                         goto out;
-                log_debug("replay %s: caught up and written at +%llu ms",
-                          r->id,
-                          (unsigned long long)(clock_mono_ms() -
-                                               r->rate_t0_ms));
+                log_debug(
+                        "replay %s: caught up and written at +%llu ms", r->id,
+                        (unsigned long long)(clock_mono_ms() - r->rate_t0_ms));
                 r->phase = "swapping";
                 replay__report(r, true);
                 if (projection_swap(r->o->store, r->o->group, r->id,
@@ -765,9 +771,9 @@ static replay_err_t replay__build(replay_t *r, bool tail_only, char *errstr,
                 log_info("replay %s: swapped; the new versions are active",
                          r->id);
                 replay__status(r, "tailing", NULL);
-                log_debug("replay %s: swapped at +%llu ms", r->id,
-                          (unsigned long long)(clock_mono_ms() -
-                                               r->rate_t0_ms));
+                log_debug(
+                        "replay %s: swapped at +%llu ms", r->id,
+                        (unsigned long long)(clock_mono_ms() - r->rate_t0_ms));
         }
         /* The events read before the live group saw the swap are below the
          * high watermarks of now. */

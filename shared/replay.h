@@ -77,6 +77,9 @@ typedef struct replay_target {
         const projection_def_t *def;
         int64_t version;
         slice_t tenant; /* only this tenant's events come (empty: all) */
+        /* The version was empty when this build started (not resumed, not
+         * copied): the fold may insert what it writes first. */
+        bool fresh;
 } replay_target_t;
 
 /* A group's fold of one projection. */

@@ -130,11 +130,31 @@ replay_err_t replay__kafka_partitions(replay_t *r, char *errstr,
 
 replay_err_t replay__kafka_watermarks(replay_t *r, int64_t *lo, int64_t *hi,
                                       char *errstr, size_t errlen) {
+        /* The ends of every partition in one ListOffsets round per broker
+         * (offsets for the time "latest"), rather than one query each. */
+        if (!lo && hi) {
+                rd_kafka_topic_partition_list_t *l =
+                        replay__kafka_list(r, false);
+                rd_kafka_resp_err_t err;
+                bool ok = true;
+                for (int i = 0; i < l->cnt; i++)
+                        l->elems[i].offset = RD_KAFKA_OFFSET_END;
+                err = rd_kafka_offsets_for_times(r->rk, l, RK_TIMEOUT_MS);
+                for (int i = 0; !err && i < l->cnt; i++) {
+                        if (l->elems[i].err || l->elems[i].offset < 0)
+                                ok = false;
+                        else
+                                hi[i] = l->elems[i].offset;
+                }
+                rd_kafka_topic_partition_list_destroy(l);
+                if (!err && ok)
+                        return REPLAY_OK;
+        }
         for (size_t i = 0; i < r->n_parts; i++) {
                 int64_t l = 0, h = 0;
                 rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-                        r->rk, r->parts[i].topic, r->parts[i].partition, &l, &h,
-                        RK_TIMEOUT_MS);
+                        r->rk, r->parts[i].topic, r->parts[i].partition, &l,
+                        &h, RK_TIMEOUT_MS);
                 if (err) {
                         snprintf(errstr, errlen, "watermarks of %s[%d]: %s",
                                  r->parts[i].topic, (int)r->parts[i].partition,
@@ -315,8 +335,18 @@ void replay__kafka_delete_group(replay_t *r) {
 
 size_t replay__kafka_poll(replay_t *r, rd_kafka_message_t **msgs, size_t max,
                           int timeout_ms) {
-        ssize_t n = rd_kafka_consume_batch_queue(r->q, timeout_ms, msgs, max);
-        return n > 0 ? (size_t)n : 0;
+        /* Wait for the first message only: a batch call with a timeout
+         * waits for a full batch, which idles us whenever the fetcher is a
+         * little behind. */
+        rd_kafka_message_t *first = rd_kafka_consume_queue(r->q, timeout_ms);
+        ssize_t n;
+        if (!first)
+                return 0;
+        msgs[0] = first;
+        if (max == 1)
+                return 1;
+        n = rd_kafka_consume_batch_queue(r->q, 0, msgs + 1, max - 1);
+        return 1 + (n > 0 ? (size_t)n : 0);
 }
 
 rpart_t *replay__part(replay_t *r, const rd_kafka_message_t *msg) {

@@ -224,6 +224,7 @@ static slice_t ev_provider(ev_t *e) {
 
 typedef struct afold {
         store_t *store;
+        bool fresh; /* the target version started empty: insert */
         const char *db;
         char tenant[PROJECTION_TENANT_MAX];
         lww_t *buf[FOLD_BUFS];
@@ -241,6 +242,7 @@ static void *fold_open(const replay_target_t *t) {
         const char *const *c = t->def->collections;
         f->store = t->store;
         f->db = t->db;
+        f->fresh = t->fresh;
         for (; c && *c && f->n_buf < FOLD_BUFS; c++, f->n_buf++) {
                 f->buf[f->n_buf] = lww_new();
                 projection_coll(*c, t->version, f->coll[f->n_buf],
@@ -262,8 +264,11 @@ static size_t fold_held(const void *st) {
 static store_err_t fold_flush(void *st, char *errstr, size_t errlen) {
         afold_t *f = st;
         for (size_t i = 0; i < f->n_buf; i++) {
-                store_err_t err = lww_flush(f->buf[i], f->store, f->db,
-                                            f->coll[i], 0, errstr, errlen);
+                store_err_t err =
+                        f->fresh ? lww_flush_new(f->buf[i], f->store, f->db,
+                                                 f->coll[i], 0, errstr, errlen)
+                                 : lww_flush(f->buf[i], f->store, f->db,
+                                             f->coll[i], 0, errstr, errlen);
                 if (err != STORE_OK)
                         return err;
         }
