@@ -79,11 +79,20 @@ bool caltime_parse_date(const char *s, size_t len, int64_t *days) {
 void caltime_format_date(int64_t days, char out[CALTIME_DATE_SIZE]) {
         int y, m, d;
         caltime_civil(days, &y, &m, &d);
-        if (y < 0 || y > 9999) {
-                snprintf(out, CALTIME_DATE_SIZE, "0000-00-00");
-                return;
-        }
-        snprintf(out, CALTIME_DATE_SIZE, "%04d-%02d-%02d", y, m, d);
+        if (y < 0 || y > 9999)
+                y = m = d = 0;
+        /* By hand: folds format a date for every event. */
+        out[0] = (char)('0' + y / 1000);
+        out[1] = (char)('0' + y / 100 % 10);
+        out[2] = (char)('0' + y / 10 % 10);
+        out[3] = (char)('0' + y % 10);
+        out[4] = '-';
+        out[5] = (char)('0' + m / 10);
+        out[6] = (char)('0' + m % 10);
+        out[7] = '-';
+        out[8] = (char)('0' + d / 10);
+        out[9] = (char)('0' + d % 10);
+        out[10] = '\0';
 }
 
 bool caltime_parse_rfc3339(const char *s, size_t len, int64_t *ms) {

@@ -387,7 +387,9 @@ static int fold_ads(void *st, const env_t *env, const msgpack_object *body,
         rec_str(&f->rec, name);
         fold_identity(f->buf[0], slice_of(id), tenant, provider, account,
                       slice_of(daytext));
-        snprintf(path, sizeof(path), "c.%s", key);
+        path[0] = 'c';
+        path[1] = '.';
+        memcpy(path + 2, key, 17);
         lww_max(f->buf[0], slice_of(id), path, rec_slice(&f->rec));
         fold_catalog(f, f->buf[1], tenant, provider, account,
                      slice_of(daytext));

@@ -4,10 +4,9 @@
  *
  * Reads go by _id only: the tenant's catalog of accounts (one document)
  * says which accounts exist and their first and last day, from which the
- * ids of every account-day document of the period follow; those are read
- * with $in, a few hundred at a time. That is the store's primary index on
- * every store (no secondary index needed), and a request touches exactly
- * the documents of its period.
+ * _id range of each account's documents of the period follows; one query
+ * reads them all (read__days). A request touches exactly the documents of
+ * its period, through the primary index on MongoDB.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +16,8 @@
 #include "analytics_internal.h"
 #include "log.h"
 
-#define READ_IDS_PER_QUERY 400
 #define READ_MAX_ACCOUNTS 2048
+#define READ_IDS_PER_QUERY 400
 
 /* ---------------------------------------------------------------------------
  * Views
@@ -173,6 +172,11 @@ static void catalog_free(catalog_t *c) {
 
 typedef bool (*doc_fn)(const bson_t *doc, void *arg);
 
+/* Ids of a period past which one range query beats lists of ids on the
+ * local store (a collection scan each way; lists cost it a pass per
+ * batch and a lookup per id). */
+#define READ_IDS_MAX_LISTED 1000
+
 typedef struct idbatch {
         const aview_t *v;
         const char *coll;
@@ -211,52 +215,109 @@ static void idbatch_add(idbatch_t *b, const char *id) {
         }
 }
 
-/* The documents of every matching account for each day of [from, to]
- * within its first and last day; buckets > 0 adds "|<b>" ids. */
+/* The account-day ids of [lo, hi] of one account into b. */
+static void read__ids(idbatch_t *b, const aview_t *v, const account_t *a,
+                      int64_t lo, int64_t hi, int buckets) {
+        for (int64_t d = lo; d <= hi; d++) {
+                char day[CALTIME_DATE_SIZE], id[REC_ID_MAX], bucket[8];
+                caltime_format_date(d, day);
+                for (int k = 0; k < (buckets ? buckets : 1); k++) {
+                        slice_t parts[5] = {slice_of(v->tenant),
+                                            slice_of(a->provider),
+                                            slice_of(a->account), slice_of(day),
+                                            SLICE_NULL};
+                        snprintf(bucket, sizeof(bucket), "%d", k);
+                        parts[4] = slice_of(bucket);
+                        rec_id(id, buckets ? 5 : 4, parts);
+                        idbatch_add(b, id);
+                }
+        }
+}
+
+/* The documents of every matching account for the days of [from, to]
+ * within its first and last day: listed by id ($in, a few hundred at a
+ * time) for short periods, else in one query of an $or of one _id range
+ * per account ("<tenant>|<provider>|<account>|<from>" to "...|<to>",
+ * "...|<to>|~" when ids end in a bucket). Ids are escaped so '|' only
+ * separates: no other account's id falls in a range. Either way MongoDB
+ * walks its primary index. */
 static store_err_t read__days(const aview_t *v, int p, const char *catalog,
                               const char *base, const afilter_t *f,
                               int64_t from, int64_t to, int buckets, doc_fn fn,
                               void *arg, char *errstr, size_t errlen) {
         catalog_t c;
-        char coll[PROJECTION_COLL_MAX];
-        idbatch_t b;
+        char coll[PROJECTION_COLL_MAX], key[24];
+        bson_t filter, or, range, bounds;
+        size_t n = 0;
+        int64_t ids = 0;
         store_err_t err = catalog_load(v, p, catalog, &c, errstr, errlen);
         if (err != STORE_OK)
                 return err;
         aview_coll(v, p, base, coll, sizeof(coll));
-        memset(&b, 0, sizeof(b));
-        b.v = v;
-        b.coll = coll;
-        b.fn = fn;
-        b.arg = arg;
-        b.errstr = errstr;
-        b.errlen = errlen;
-        idbatch__open(&b);
+        for (size_t i = 0; i < c.n; i++) {
+                int64_t lo = from > c.a[i].first ? from : c.a[i].first;
+                int64_t hi = to < c.a[i].last ? to : c.a[i].last;
+                if (lo <= hi)
+                        ids += (hi - lo + 1) * (buckets ? buckets : 1);
+        }
+        if (ids <= READ_IDS_MAX_LISTED) {
+                idbatch_t b;
+                memset(&b, 0, sizeof(b));
+                b.v = v;
+                b.coll = coll;
+                b.fn = fn;
+                b.arg = arg;
+                b.errstr = errstr;
+                b.errlen = errlen;
+                idbatch__open(&b);
+                for (size_t i = 0; i < c.n; i++) {
+                        const account_t *a = &c.a[i];
+                        int64_t lo = from > a->first ? from : a->first;
+                        int64_t hi = to < a->last ? to : a->last;
+                        if (lo <= hi &&
+                            afilter_has(f->provider, f->n_provider,
+                                        a->provider) &&
+                            afilter_has(f->account, f->n_account, a->account))
+                                read__ids(&b, v, a, lo, hi, buckets);
+                }
+                idbatch__run(&b);
+                catalog_free(&c);
+                return b.err;
+        }
+        bson_init(&filter);
+        BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
         for (size_t i = 0; i < c.n; i++) {
                 const account_t *a = &c.a[i];
                 int64_t lo = from > a->first ? from : a->first;
                 int64_t hi = to < a->last ? to : a->last;
-                if (!afilter_has(f->provider, f->n_provider, a->provider) ||
+                char day[CALTIME_DATE_SIZE], id[REC_ID_MAX];
+                slice_t parts[5] = {slice_of(v->tenant), slice_of(a->provider),
+                                    slice_of(a->account), SLICE_NULL,
+                                    slice_of("~")};
+                if (lo > hi ||
+                    !afilter_has(f->provider, f->n_provider, a->provider) ||
                     !afilter_has(f->account, f->n_account, a->account))
                         continue;
-                for (int64_t d = lo; d <= hi; d++) {
-                        char day[CALTIME_DATE_SIZE], id[REC_ID_MAX], bucket[8];
-                        caltime_format_date(d, day);
-                        for (int k = 0; k < (buckets ? buckets : 1); k++) {
-                                slice_t parts[5] = {slice_of(v->tenant),
-                                                    slice_of(a->provider),
-                                                    slice_of(a->account),
-                                                    slice_of(day), SLICE_NULL};
-                                snprintf(bucket, sizeof(bucket), "%d", k);
-                                parts[4] = slice_of(bucket);
-                                rec_id(id, buckets ? 5 : 4, parts);
-                                idbatch_add(&b, id);
-                        }
-                }
+                snprintf(key, sizeof(key), "%zu", n++);
+                BSON_APPEND_DOCUMENT_BEGIN(& or, key, &range);
+                BSON_APPEND_DOCUMENT_BEGIN(&range, "_id", &bounds);
+                caltime_format_date(lo, day);
+                parts[3] = slice_of(day);
+                rec_id(id, 4, parts);
+                BSON_APPEND_UTF8(&bounds, "$gte", id);
+                caltime_format_date(hi, day);
+                rec_id(id, buckets ? 5 : 4, parts);
+                BSON_APPEND_UTF8(&bounds, "$lte", id);
+                bson_append_document_end(&range, &bounds);
+                bson_append_document_end(& or, &range);
         }
-        idbatch__run(&b);
+        bson_append_array_end(&filter, & or);
+        if (n)
+                err = store_find(v->store, v->db, coll, &filter, NULL, fn, arg,
+                                 errstr, errlen);
+        bson_destroy(&filter);
         catalog_free(&c);
-        return b.err;
+        return err;
 }
 
 static const char *read__str(const bson_t *doc, const char *key) {

@@ -81,12 +81,16 @@ void rec_escape(rec_buf_t *b, slice_t s) {
 }
 
 void rec_ver(rec_buf_t *b, int64_t observed_ms, slice_t event_id) {
-        char ms[24];
-        snprintf(ms, sizeof(ms), "%016" PRId64,
-                 observed_ms < 0 ? (int64_t)0 : observed_ms);
+        char ms[17];
+        uint64_t v = observed_ms < 0 ? 0 : (uint64_t)observed_ms;
+        /* Zero-padded to 16 digits, so texts compare as the times do. */
+        for (int i = 15; i >= 0; i--) {
+                ms[i] = (char)('0' + v % 10);
+                v /= 10;
+        }
+        ms[16] = '|';
         rec_reset(b);
-        rec_raw(b, ms);
-        rec__put(b, "|", 1);
+        rec__put(b, ms, 17);
         rec_escape(b, event_id);
 }
 
@@ -191,20 +195,36 @@ double rec_atof(const char *s) {
 }
 
 void rec_key(slice_t id, char out[17]) {
+        static const char hex[] = "0123456789abcdef";
         uint64_t h = 14695981039346656037ULL;
         for (size_t i = 0; i < id.len; i++)
                 h = (h ^ (unsigned char)id.ptr[i]) * 1099511628211ULL;
-        snprintf(out, 17, "%016" PRIx64, h);
+        for (int i = 15; i >= 0; i--) {
+                out[i] = hex[h & 15];
+                h >>= 4;
+        }
+        out[16] = '\0';
 }
 
 void rec_id(char out[REC_ID_MAX], size_t n, const slice_t *parts) {
-        rec_buf_t b;
-        rec_init(&b);
+        static const char hex[] = "0123456789ABCDEF";
+        size_t o = 0;
+        /* Straight into out (no heap: two ids per folded event). */
         for (size_t i = 0; i < n; i++) {
-                if (i)
-                        rec_raw(&b, "|");
-                rec_escape(&b, parts[i]);
+                if (i && o + 1 < REC_ID_MAX)
+                        out[o++] = '|';
+                for (size_t k = 0; k < parts[i].len; k++) {
+                        unsigned char c = (unsigned char)parts[i].ptr[k];
+                        if (rec__special(c)) {
+                                if (o + 4 > REC_ID_MAX)
+                                        break;
+                                out[o++] = '%';
+                                out[o++] = hex[c >> 4];
+                                out[o++] = hex[c & 15];
+                        } else if (o + 1 < REC_ID_MAX) {
+                                out[o++] = (char)c;
+                        }
+                }
         }
-        snprintf(out, REC_ID_MAX, "%s", b.p);
-        rec_free(&b);
+        out[o] = '\0';
 }
