@@ -17,6 +17,7 @@ typedef enum lww_op { LWW_SET, LWW_MAX, LWW_MIN } lww_op_t;
 
 typedef struct lww_reg {
         struct lww_doc *doc;
+        uint64_t hash; /* of (doc, path) */
         char *path;
         char *value;
         size_t len, cap;
@@ -27,6 +28,7 @@ typedef struct lww_reg {
 typedef struct lww_doc {
         char *id;
         size_t id_len;
+        uint64_t hash;
         lww_reg_t *head, *tail;
         size_t n_regs;
 } lww_doc_t;
@@ -122,7 +124,7 @@ static void lww__grow_docs(lww_t *b) {
                 size_t k;
                 if (!d)
                         continue;
-                k = lww__doc_hash(d->id, d->id_len) & (cap - 1);
+                k = d->hash & (cap - 1);
                 while (docs[k])
                         k = (k + 1) & (cap - 1);
                 docs[k] = d;
@@ -140,7 +142,7 @@ static void lww__grow_regs(lww_t *b) {
                 size_t k;
                 if (!r)
                         continue;
-                k = lww__reg_hash(r->doc, r->path) & (cap - 1);
+                k = r->hash & (cap - 1);
                 while (regs[k])
                         k = (k + 1) & (cap - 1);
                 regs[k] = r;
@@ -153,15 +155,18 @@ static void lww__grow_regs(lww_t *b) {
 static lww_doc_t *lww__doc(lww_t *b, slice_t id) {
         size_t k;
         lww_doc_t *d;
-        if ((b->n_docs + 1) * 4 > b->docs_cap * 3)
+        uint64_t h = lww__doc_hash(id.ptr, id.len);
+        if ((b->n_docs + 1) * 2 > b->docs_cap)
                 lww__grow_docs(b);
-        k = lww__doc_hash(id.ptr, id.len) & (b->docs_cap - 1);
+        k = h & (b->docs_cap - 1);
         while ((d = b->docs[k]) != NULL) {
-                if (d->id_len == id.len && memcmp(d->id, id.ptr, id.len) == 0)
+                if (d->hash == h && d->id_len == id.len &&
+                    memcmp(d->id, id.ptr, id.len) == 0)
                         return d;
                 k = (k + 1) & (b->docs_cap - 1);
         }
         d = xcalloc(1, sizeof(*d));
+        d->hash = h;
         d->id = xstrndup(id.ptr, id.len);
         d->id_len = id.len;
         b->docs[k] = d;
@@ -171,10 +176,12 @@ static lww_doc_t *lww__doc(lww_t *b, slice_t id) {
 }
 
 bool lww_holds(const lww_t *b, slice_t id) {
-        size_t k = lww__doc_hash(id.ptr, id.len) & (b->docs_cap - 1);
+        uint64_t h = lww__doc_hash(id.ptr, id.len);
+        size_t k = h & (b->docs_cap - 1);
         const lww_doc_t *d;
         while ((d = b->docs[k]) != NULL) {
-                if (d->id_len == id.len && memcmp(d->id, id.ptr, id.len) == 0)
+                if (d->hash == h && d->id_len == id.len &&
+                    memcmp(d->id, id.ptr, id.len) == 0)
                         return true;
                 k = (k + 1) & (b->docs_cap - 1);
         }
@@ -205,11 +212,12 @@ static void lww__put(lww_t *b, slice_t id, const char *path, slice_t value,
         lww_doc_t *d = lww__doc(b, id);
         lww_reg_t *r;
         size_t k;
-        if ((b->n_regs + 1) * 4 > b->regs_cap * 3)
+        uint64_t h = lww__reg_hash(d, path);
+        if ((b->n_regs + 1) * 2 > b->regs_cap)
                 lww__grow_regs(b);
-        k = lww__reg_hash(d, path) & (b->regs_cap - 1);
+        k = h & (b->regs_cap - 1);
         while ((r = b->regs[k]) != NULL) {
-                if (r->doc == d && strcmp(r->path, path) == 0) {
+                if (r->hash == h && r->doc == d && strcmp(r->path, path) == 0) {
                         int c = lww__cmp(r, value);
                         if (op == LWW_SET || (op == LWW_MAX && c > 0) ||
                             (op == LWW_MIN && c < 0))
@@ -220,6 +228,7 @@ static void lww__put(lww_t *b, slice_t id, const char *path, slice_t value,
         }
         r = xcalloc(1, sizeof(*r));
         r->doc = d;
+        r->hash = h;
         r->path = xstrdup(path);
         r->op = op;
         lww__store_value(b, r, value);

@@ -103,7 +103,10 @@ static void replay__report(replay_t *r, bool force) {
         p.phase = r->phase;
         replay__progress(r, &p.done, &p.total);
         p.events = r->events;
-        p.bad = r->bad;
+        if (r->workers) {
+                int64_t folded;
+                replay__folds_counts(r, &folded, &p.bad);
+        }
         p.rate = r->rate;
         p.eta_s = r->rate > 0 ? (double)(p.total - p.done) / r->rate : -1;
         if (r->o->progress)
@@ -426,90 +429,19 @@ static replay_err_t replay__find_resumable(replay_t *r,
  * Folding
  * ------------------------------------------------------------------------ */
 
-static void replay__bad(replay_t *r, const rd_kafka_message_t *msg,
-                        const char *why) {
-        r->bad++;
-        if (r->bad_logged < 20) {
-                r->bad_logged++;
-                log_warn("replay %s: skipped %s[%d]@%" PRId64 ": %s%s", r->id,
-                         rd_kafka_topic_name(msg->rkt), (int)msg->partition,
-                         msg->offset, why,
-                         r->bad_logged == 20 ? " (no more of these logged)"
-                                             : "");
-        }
-}
-
-static void replay__message(replay_t *r, const rd_kafka_message_t *msg) {
-        env_t env;
-        msgpack_object body;
-        char why[256];
-        bool unpacked = false;
-        r->events++;
-        r->rate_events++;
-        if (env_decode(msg, &env, why, sizeof(why)) != ENV_OK) {
-                replay__bad(r, msg, why);
-                return;
-        }
-        if (r->tenant.len &&
-            (env.tenant.len != r->tenant.len ||
-             memcmp(env.tenant.ptr, r->tenant.ptr, r->tenant.len) != 0))
-                return;
-        for (size_t k = 0; k < r->n_sel; k++) {
-                if (!projection_wants(r->sel[k]->def, env.type))
-                        continue;
-                if (!unpacked) {
-                        msgpack_zone_clear(&r->zone);
-                        if (env_unpack(&env, &r->zone, &body) != ENV_OK) {
-                                replay__bad(r, msg,
-                                            "the value is not a msgpack map");
-                                return;
-                        }
-                        unpacked = true;
-                }
-                why[0] = '\0';
-                if (r->sel[k]->fold(r->st[k], &env, &body, why, sizeof(why)) <
-                    0)
-                        replay__bad(r, msg, why);
-                else
-                        r->folded++;
-        }
-}
-
 /* Write what the folds hold, then commit the offsets read: a resume
  * starts here. Store outages are waited out (unless stopped). */
 static replay_err_t replay__checkpoint(replay_t *r, char *errstr,
                                        size_t errlen) {
         uint64_t t0 = clock_mono_ms();
-        replay_err_t err;
-        for (size_t k = 0; k < r->n_sel; k++) {
-                for (int attempt = 0;; attempt++) {
-                        store_err_t serr =
-                                r->sel[k]->flush(r->st[k], errstr, errlen);
-                        if (serr == STORE_OK)
-                                break;
-                        if (!store_err_transient(serr) || attempt >= 30) {
-                                log_error("replay %s: writing %s: %s", r->id,
-                                          r->sel[k]->def->name, errstr);
-                                return REPLAY_STORE;
-                        }
-                        log_warn("replay %s: writing %s: %s; retrying", r->id,
-                                 r->sel[k]->def->name, errstr);
-                        if (backoff_wait(r->o->stop, BACKOFF_DEFAULT, attempt))
-                                return REPLAY_STOPPED;
-                }
-        }
+        replay_err_t err = replay__folds_flush(r, errstr, errlen);
+        if (err != REPLAY_OK)
+                return err;
         r->last_checkpoint_ms = clock_mono_ms();
         err = replay__kafka_commit(r, errstr, errlen);
         r->flush_ms += clock_mono_ms() - t0;
         r->flushes++;
         return err;
-}
-
-static size_t replay__held(const replay_t *r) {
-        size_t n = 0;
-        for (size_t k = 0; k < r->n_sel; k++)
-                n += r->sel[k]->held(r->st[k]);
-        return n;
 }
 
 static bool replay__stopped(const replay_t *r) {
@@ -585,15 +517,19 @@ static replay_err_t replay__consume_to(replay_t *r, const int64_t *targets,
                                         log_warn("replay %s: %s", r->id,
                                                  rd_kafka_message_errstr(m));
                         } else if ((p = replay__part(r, m)) != NULL) {
-                                replay__message(r, m);
                                 p->pos = m->offset + 1;
+                                r->events++;
+                                r->rate_events++;
+                                replay__fold_dispatch(r, m, p);
+                                continue;
                         }
                         rd_kafka_message_destroy(m);
                 }
+                replay__folds_kick(r);
                 if (!n)
                         replay__positions(r);
                 replay__pace(r);
-                if (replay__held(r) >= r->o->memory_bytes ||
+                if (replay__folds_held(r) >= r->o->memory_bytes ||
                     clock_mono_ms() - r->last_checkpoint_ms >=
                             (uint64_t)r->o->checkpoint_ms) {
                         err = replay__checkpoint(r, errstr, errlen);
@@ -642,27 +578,6 @@ static replay_err_t replay__select(replay_t *r, char *errstr, size_t errlen) {
         return r->n_sel ? REPLAY_OK : REPLAY_BAD_OPTION;
 }
 
-static void replay__open_folds(replay_t *r) {
-        for (size_t k = 0; k < r->n_sel; k++) {
-                replay_target_t *t = &r->target[k];
-                t->store = r->o->store;
-                t->db = r->o->group;
-                t->def = r->sel[k]->def;
-                t->version = r->version[k];
-                t->tenant = r->tenant;
-                t->fresh = !r->res->resumed &&
-                           !(r->o->from && *r->o->from &&
-                             strcmp(r->o->from, "earliest") != 0);
-                r->st[k] = r->sel[k]->open(t);
-        }
-}
-
-static void replay__close_folds(replay_t *r) {
-        for (size_t k = 0; k < r->n_sel; k++)
-                if (r->st[k] && r->sel[k]->close)
-                        r->sel[k]->close(r->st[k]);
-}
-
 /* New versions, and the copy a start later than the earliest needs. */
 static replay_err_t replay__reserve(replay_t *r,
                                     const projection_snapshot_t *snap,
@@ -700,8 +615,8 @@ static void replay__result(replay_t *r) {
         uint64_t elapsed = clock_mono_ms() - r->t0_ms;
         snprintf(res->replay_id, sizeof(res->replay_id), "%s", r->id);
         res->events = r->events;
-        res->folded = r->folded;
-        res->bad = r->bad;
+        if (r->workers)
+                replay__folds_counts(r, &res->folded, &res->bad);
         res->elapsed_ms = (int64_t)elapsed;
         res->rate = elapsed ? (double)r->events * 1000.0 / (double)elapsed : 0;
         res->n_versions = r->n_sel;
@@ -811,7 +726,6 @@ replay_err_t replay_run(const replay_opts_t *opts, replay_result_t *res,
         r.t0_ms = r.last_report_ms = r.last_checkpoint_ms = r.rate_t0_ms =
                 clock_mono_ms();
         r.tenant = slice_of(o.tenant && *o.tenant ? o.tenant : NULL);
-        msgpack_zone_init(&r.zone, 8192);
         if (!o.cfg || !o.store || !o.group || !o.set || !o.set->n) {
                 snprintf(errstr, errlen, "replay: incomplete options");
                 err = REPLAY_BAD_OPTION;
@@ -872,7 +786,7 @@ replay_err_t replay_run(const replay_opts_t *opts, replay_result_t *res,
                         goto out;
                 }
         }
-        replay__open_folds(&r);
+        replay__folds_open(&r, o.threads ? o.threads : 2);
         replay__recorder_start(&r);
         if ((err = replay__kafka_assign(&r, errstr, errlen)) != REPLAY_OK)
                 goto out;
@@ -900,10 +814,9 @@ replay_err_t replay_run(const replay_opts_t *opts, replay_result_t *res,
 out:
         replay__recorder_stop(&r);
         replay__result(&r);
-        replay__close_folds(&r);
+        replay__folds_close(&r);
         replay__kafka_close(&r);
         free(r.parts);
-        msgpack_zone_destroy(&r.zone);
         projection_snapshot_free(snap);
         if (resume)
                 bson_destroy(resume);

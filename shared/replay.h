@@ -141,6 +141,7 @@ typedef struct replay_opts {
         int64_t rate;          /* events/s at most; 0: unbounded */
         int64_t grace_ms;      /* retired versions are dropped after */
         size_t memory_bytes;   /* 0: 256 MiB */
+        int threads;           /* folding threads; 0: 2 */
         int64_t checkpoint_ms; /* 0: 10 s */
         /* Build, never swap (the versions stay reserved: digest them, then
          * projection_abandon). until (n_until), when given, are the offsets

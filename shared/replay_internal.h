@@ -8,6 +8,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "replay.h"
 
@@ -21,6 +22,8 @@ typedef struct rpart {
         rd_kafka_topic_t *rkt;
 } rpart_t;
 
+typedef struct rworker rworker_t;
+
 typedef struct replay {
         const replay_opts_t *o;
         replay_result_t *res;
@@ -31,20 +34,21 @@ typedef struct replay {
         rd_kafka_queue_t *q;
         rpart_t *parts;
         size_t n_parts;
-        /* The selected folds, their states and versions. */
+        /* The selected folds, their versions, and the workers folding
+         * (replay_fold.c). */
         size_t n_sel;
         const replay_fold_t *sel[REPLAY_MAX_PROJECTIONS];
-        void *st[REPLAY_MAX_PROJECTIONS];
         int64_t version[REPLAY_MAX_PROJECTIONS];
         replay_target_t target[REPLAY_MAX_PROJECTIONS];
-        msgpack_zone zone;
+        rworker_t **workers;
+        int n_workers;
+        atomic_int bad_logged;
         const char *phase;
         uint64_t t0_ms, last_report_ms, last_checkpoint_ms;
-        int64_t events, folded, bad, last_report_events;
+        int64_t events, last_report_events;
         int64_t rate_events; /* counted against --rate since rate_t0 */
         uint64_t rate_t0_ms;
         double rate;
-        int bad_logged;
         uint64_t flush_ms; /* time spent writing (checkpoints) */
         int flushes;
         /* The recorder thread (progress to the record): rec_lock guards
@@ -55,6 +59,25 @@ typedef struct replay {
         pthread_cond_t rec_cond;
         bson_t *rec_pending;
 } replay_t;
+
+/* replay_fold.c */
+/* Targets, and `workers` threads each with fold states of its own. */
+void replay__folds_open(replay_t *r, int workers);
+/* Stop the workers (what they hold is dropped) and close the states. */
+void replay__folds_close(replay_t *r);
+/* Hand msg (taken over) to the worker of its partition; may wait while
+ * that worker is far behind. */
+void replay__fold_dispatch(replay_t *r, rd_kafka_message_t *msg,
+                           const rpart_t *part);
+/* Wake the workers that have messages waiting. */
+void replay__folds_kick(replay_t *r);
+/* Until every worker has folded what it was given. */
+void replay__folds_wait(replay_t *r);
+/* Bytes folded and not written, over the workers (approximate). */
+size_t replay__folds_held(replay_t *r);
+void replay__folds_counts(replay_t *r, int64_t *folded, int64_t *bad);
+/* Wait, then write what every worker holds (store outages waited out). */
+replay_err_t replay__folds_flush(replay_t *r, char *errstr, size_t errlen);
 
 /* replay_kafka.c */
 replay_err_t replay__kafka_open(replay_t *r, char *errstr, size_t errlen);

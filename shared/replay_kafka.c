@@ -153,8 +153,8 @@ replay_err_t replay__kafka_watermarks(replay_t *r, int64_t *lo, int64_t *hi,
         for (size_t i = 0; i < r->n_parts; i++) {
                 int64_t l = 0, h = 0;
                 rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-                        r->rk, r->parts[i].topic, r->parts[i].partition, &l,
-                        &h, RK_TIMEOUT_MS);
+                        r->rk, r->parts[i].topic, r->parts[i].partition, &l, &h,
+                        RK_TIMEOUT_MS);
                 if (err) {
                         snprintf(errstr, errlen, "watermarks of %s[%d]: %s",
                                  r->parts[i].topic, (int)r->parts[i].partition,
