@@ -22,12 +22,21 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      librdkafka-dev libmicrohttpd-dev libmongoc-dev libbson-dev libmsgpack-dev \
+      libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev \
+      libmicrohttpd-dev libmongoc-dev libbson-dev libmsgpack-dev \
       libcurl4-openssl-dev libcmocka-dev libjansson-dev libjwt-dev libargon2-dev \
       libssl-dev \
+      libnlopt-dev liblinear-dev \
  && rm -rf /var/lib/apt/lists/*
 
+# librdkafka 2.8.0 from Debian 13's source package (bookworm has 2.0.2), the
+# same script and flags as compose/local/deps, into /src/.local/librdkafka;
+# linked statically, so the runtime stage installs no librdkafka. Its own
+# layer: it is rebuilt only when the script changes.
 WORKDIR /src
+COPY compose/local/librdkafka compose/local/librdkafka
+RUN compose/local/librdkafka && rm -rf /var/lib/apt/lists/*
+
 COPY . .
 RUN cmake -S . -B build -DOMNIFY_WERROR=ON \
  && cmake --build build -j"$(nproc)"
@@ -43,14 +52,16 @@ RUN mkdir -p /out \
  && strip --strip-debug /out/*
 
 # ---------------------------------------------------------------------------
-# runtime: bookworm-slim with only the shared libraries the binaries link.
+# runtime: bookworm-slim with only the shared libraries the binaries link
+# (librdkafka is inside them; libsasl2, zstd, lz4 and zlib are what it uses).
 # ---------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
-      librdkafka1 libmicrohttpd12 libmongoc-1.0-0 libbson-1.0-0 libmsgpackc2 \
+      libsasl2-2 libzstd1 liblz4-1 zlib1g \
+      libmicrohttpd12 libmongoc-1.0-0 libbson-1.0-0 libmsgpackc2 \
       libcurl4 libjansson4 libjwt0 libargon2-1 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 omnify \

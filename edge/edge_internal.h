@@ -258,6 +258,9 @@ void edge__enqueue_lookup(edge_t *edge, req_t *req);
 enum MHD_Result edge__builtin(req_t *req, const char *url);
 /* Is url one of the built-in routes (any method)? */
 bool edge__is_builtin(const char *url);
+/* An embedded static file (assets.h) for a GET of url: MHD_NO when there is
+ * none at that path. */
+enum MHD_Result edge__asset(req_t *req, const char *url);
 /* /ops/<group>/<what> in the monolith. */
 enum MHD_Result edge__ops(req_t *req, const char *url);
 

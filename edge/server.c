@@ -137,6 +137,9 @@ static enum MHD_Result edge__begin(req_t *req, const char *url,
                 }
                 if (is_get && edge__builtin(req, url) == MHD_YES)
                         return MHD_YES;
+                if (!req->answered && is_get &&
+                    edge__asset(req, url) == MHD_YES)
+                        return MHD_YES;
                 if (req->answered)
                         return MHD_NO;
                 if (is_get && atomic_load(&edge->n_ops) &&

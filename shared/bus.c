@@ -20,6 +20,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -209,10 +210,19 @@ static rd_kafka_conf_t *bus__base_conf(const config_t *cfg,
         return conf;
 }
 
+/* Which librdkafka the process runs (it is linked statically: the build's,
+ * not the system's). */
+static void bus__log_version(void) {
+        log_info("kafka: librdkafka %s", rd_kafka_version_str());
+}
+
 bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
                size_t errlen) {
+        static pthread_once_t version_logged = PTHREAD_ONCE_INIT;
         bus_t *bus = xcalloc(1, sizeof(*bus));
         rd_kafka_conf_t *conf;
+
+        pthread_once(&version_logged, bus__log_version);
 
         bus->cfg = cfg;
         atomic_init(&bus->up, false);
@@ -378,9 +388,14 @@ bus_err_t bus_check_topics(bus_t *bus, const char *const *names, size_t n,
 /* A commit carries the member's generation. One sent while the group is
  * rebalancing can reach the broker after the generation moved on (the
  * JoinGroup of this member or of the second round of a cooperative
- * rebalance); the broker refuses it (ILLEGAL_GENERATION) and librdkafka 2.0
- * then drops the whole assignment, so what was handled since the last commit
- * is read again (fixed in later librdkafka). librdkafka does not tell the
+ * rebalance); the broker refuses it (ILLEGAL_GENERATION) and librdkafka
+ * then drops the whole assignment as lost, so what was handled since the
+ * last commit is read again. 2.0 did, and 2.8.0 still does with the classic
+ * protocol (its OffsetCommit handler: revoke_all_rejoin_maybe, assignment
+ * lost); in the cooperative flow its join state also passes through
+ * "steady" between the assign that follows a revoke and the rejoin of the
+ * second round. KIP-848's protocol would only defer such a commit, but
+ * 2.8.0 ships it as early access (see README). librdkafka does not tell the
  * application its join state, but it logs every change at debug level in the
  * cgrp context: consumers turn that on and follow it (bus__consumer_log_cb),
  * and commit in the background only while the state is "steady". A revoke is
@@ -634,7 +649,19 @@ bus_consumer_t *bus_consumer_new_multi(const config_t *cfg,
         char client_id[256];
         rd_kafka_resp_err_t err;
 
-        snprintf(client_id, sizeof(client_id), "%s-consumer", group_id);
+        /* "<group id>-consumer/<instance>" (the runtime's instance: the
+         * configured id, else host-pid), so that a member of a consumer
+         * group can be matched with the process behind it (heartbeats). */
+        if (cfg->instance_id[0]) {
+                snprintf(client_id, sizeof(client_id), "%s-consumer/%s",
+                         group_id, cfg->instance_id);
+        } else {
+                char host[128] = "unknown";
+                gethostname(host, sizeof(host));
+                host[sizeof(host) - 1] = '\0';
+                snprintf(client_id, sizeof(client_id), "%s-consumer/%s-%ld",
+                         group_id, host, (long)getpid());
+        }
         conf = bus__base_conf(cfg, client_id, errstr, errlen);
         if (!conf)
                 goto fail;
@@ -642,9 +669,10 @@ bus_consumer_t *bus_consumer_new_multi(const config_t *cfg,
             bus__set(conf, "partition.assignment.strategy",
                      "cooperative-sticky", errstr, errlen) ||
             /* Committed by bus_consumer_poll, not by librdkafka's timer:
-             * librdkafka 2.0 (fixed upstream in 2026) also commits after a
-             * session timeout, with the member id already reset, and a
-             * static member is then fenced for good (a fatal error). */
+             * librdkafka 2.0 also commits after a session timeout, with the
+             * member id already reset, and a static member is then fenced
+             * for good (a fatal error); not tried again with 2.8.0, whose
+             * session-timeout path still resets the member id first. */
             bus__set(conf, "enable.auto.commit", "false", errstr, errlen) ||
             bus__set(conf, "enable.auto.offset.store", "false", errstr,
                      errlen) ||
@@ -1014,37 +1042,23 @@ static bool bus__joining(bus_consumer_t *c) {
                atomic_load(&c->join_state) == BUS__JOIN_REBALANCING;
 }
 
-/* Consumers closed before their first assignment (bus_consumer_destroy):
- * never destroyed, kept reachable here until the process ends. */
-#define BUS__KEPT_MAX 16
-static pthread_mutex_t bus__kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static rd_kafka_t *bus__kept[BUS__KEPT_MAX];
-static size_t bus__n_kept;
-
-/* Keep rk instead of destroying it; false when there is no room left. */
-static bool bus__keep(rd_kafka_t *rk) {
-        bool kept = false;
-        pthread_mutex_lock(&bus__kept_lock);
-        if (bus__n_kept < BUS__KEPT_MAX) {
-                bus__kept[bus__n_kept++] = rk;
-                kept = true;
-        }
-        pthread_mutex_unlock(&bus__kept_lock);
-        return kept;
-}
-
 void bus_consumer_destroy(bus_consumer_t *c) {
         if (!c)
                 return;
+        /* Leaves the group, also before the first assignment (librdkafka
+         * 2.0 aborted destroying a consumer between its JoinGroup and its
+         * SyncGroup; 2.3 fixed it). */
         if (c->rk && c->is_group) {
                 rd_kafka_resp_err_t err;
-                /* librdkafka 2.0 aborts in rd_kafka_destroy (an assertion
-                 * in the sticky assignor: no state) when the consumer
-                 * joined but never completed a SyncGroup; fixed in 2.3.
-                 * First let a round under way finish, for at most 5 s
-                 * (a fenced consumer never finishes one).
-                 * Messages read here are not ours to handle; their
-                 * offsets are never stored, so they come again. */
+                /* A round under way (its first join, or a rebalance) is let
+                 * finish first, for at most 5 s (a fenced consumer never
+                 * finishes one): leaving in the middle of it starts another
+                 * round in which commits carry an old generation and are
+                 * refused (ILLEGAL_GENERATION, 2.8.0 too), and the next
+                 * owners redo what was finished (fault suite, scale: 38 and
+                 * 285 commands read twice without this wait, or with it for
+                 * owners only). Messages read meanwhile are not handled;
+                 * their offsets are never stored, so they come again. */
                 for (int i = 0; i < 50 && !c->fatal && bus__joining(c); i++) {
                         rd_kafka_message_t *m =
                                 rd_kafka_consumer_poll(c->rk, 100);
@@ -1055,15 +1069,6 @@ void bus_consumer_destroy(bus_consumer_t *c) {
                 if (err)
                         log_warn("kafka: consumer close: %s",
                                  rd_kafka_err2str(err));
-                /* Still never assigned (a slow join): closed, it has left
-                 * the group and reads nothing more; destroying it could
-                 * abort the process, so it stays until the process ends. */
-                if (!c->ever_assigned && bus__keep(c->rk)) {
-                        log_warn("kafka: consumer closed before its first "
-                                 "assignment: its handle is kept, not "
-                                 "destroyed (librdkafka 2.0 would abort)");
-                        c->rk = NULL;
-                }
         }
         if (c->rk)
                 rd_kafka_destroy(c->rk);

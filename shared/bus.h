@@ -54,6 +54,7 @@ struct bus_delivery {
 
 /*
  * A new producer for `client_id`. Starts the delivery and watcher threads.
+ * The first call of the process logs librdkafka's version.
  * Fills errstr and returns NULL on failure.
  */
 bus_t *bus_new(const config_t *cfg, const char *client_id, char *errstr,
@@ -200,9 +201,9 @@ void bus_consumer_on_revoke(
         void *arg);
 
 /* Commit what is done, leave the group, free. NULL ok. A join or rebalance
- * round under way is let finish first (at most 5 s); a consumer that never
- * got an assignment is closed but its librdkafka handle is kept until the
- * process ends (librdkafka 2.0 aborts destroying it). */
+ * round under way is let finish first (at most 5 s), so that leaving does
+ * not get commits refused; then the consumer is destroyed, also one that
+ * never got an assignment. */
 void bus_consumer_destroy(bus_consumer_t *c);
 
 #endif

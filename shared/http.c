@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Content-Type, the security headers every answer carries, then extra;
  * queue and release. */
@@ -15,14 +16,21 @@ static enum MHD_Result http__queue(struct MHD_Connection *conn,
                                    const char *content_type,
                                    const char *const *extra) {
         enum MHD_Result ret;
+        bool own_csp = false;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 content_type);
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(resp, "X-Frame-Options", "DENY");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
         MHD_add_response_header(resp, "Cache-Control", "no-store");
-        MHD_add_response_header(resp, "Content-Security-Policy",
-                                "default-src 'none'; frame-ancestors 'none'");
+        /* A page served by the edge brings a policy of its own. */
+        for (const char *const *e = extra; e && e[0] && e[1]; e += 2)
+                if (strcasecmp(e[0], "Content-Security-Policy") == 0)
+                        own_csp = true;
+        if (!own_csp)
+                MHD_add_response_header(
+                        resp, "Content-Security-Policy",
+                        "default-src 'none'; frame-ancestors 'none'");
         for (; extra && extra[0] && extra[1]; extra += 2)
                 MHD_add_response_header(resp, extra[0], extra[1]);
         ret = MHD_queue_response(conn, status, resp);

@@ -198,6 +198,9 @@ struct runtime {
         atomic_bool initialised;
         metrics_counter_t *dlq_total, *retries_total, *duplicates_total;
         metrics_counter_t *rejoins_total;
+        /* Messages the loops finished (handled or failed), for the
+         * heartbeat's rate. */
+        atomic_uint_fast64_t handled;
         /* The harness: what would have been sent (harness.c). */
         void (*capture)(void *arg, const char *topic, const env_t *env,
                         slice_t value);

@@ -662,6 +662,7 @@ static handler_result_t rt__call_one(void *arg) {
  * failure. */
 static void rt__settle_result(rt_job_t *job, handler_result_t res,
                               const char *why) {
+        atomic_fetch_add(&job->loop->rt->handled, 1);
         if (res == HANDLER_OK) {
                 if (job->tm)
                         metrics_add(job->tm->ok, 1);

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "oplog.h"
 #include "rt_internal.h"
@@ -310,8 +311,31 @@ static void *rt__sub_main(void *arg) {
         return NULL;
 }
 
+/* The process's heartbeat for this group (heartbeat.h): who serves it,
+ * as which consumer groups. */
+static heartbeat_t *rt__heartbeat_start(runtime_t *rt) {
+        const char *groups[17];
+        size_t n = 0;
+        heartbeat_info_t info = {
+                .group = rt->def->name,
+                .instance = rt->instance,
+                .host = rt->host,
+                .mode = rt->mode == RUNTIME_MONOLITH ? "monolith"
+                                                     : "standalone",
+                .consumer_groups = groups,
+        };
+        if (!rt->bus)
+                return NULL;
+        groups[n++] = rt->commands->group_id;
+        for (size_t s = 0; s < rt->n_subs && n < 16; s++)
+                groups[n++] = rt->subs[s]->group_id;
+        groups[n] = NULL;
+        return heartbeat_start(rt->cfg, rt->bus, &info, &rt->handled);
+}
+
 int runtime_run(runtime_t *rt, const atomic_bool *stop) {
         rt_sub_thread_t *subs;
+        heartbeat_t *hb;
         bool failed;
         log_set_group(rt->def->name);
         if (!rt__start(rt, stop, &failed))
@@ -330,10 +354,12 @@ int runtime_run(runtime_t *rt, const atomic_bool *stop) {
                         log_error("cannot start the thread of %s",
                                   rt->subs[s]->group_id);
         }
+        hb = rt__heartbeat_start(rt);
         rt__loop_run(rt->commands, stop);
         for (size_t s = 0; s < rt->n_subs; s++)
                 if (rt->subs[s]->thread_started)
                         pthread_join(rt->subs[s]->thread, NULL);
+        heartbeat_stop(hb);
         free(subs);
         return 0;
 }

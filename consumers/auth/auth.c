@@ -311,6 +311,7 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
 
         st->cfg = cfg;
         st->set = runtime_settings(rt, &auth_settings);
+        st->mail_set = runtime_settings(rt, &mail_settings);
         st->store = runtime_store(rt);
         st->keys.secret = cfg->jwt_secret;
         st->keys.issuer = cfg->jwt_issuer;
@@ -395,7 +396,8 @@ static const group_handler_t auth_handlers[] = {
         {"auth.legal.acceptances", auth_legal_acceptances},
 };
 
-static const config_table_t *const auth_tables[] = {&auth_settings, NULL};
+static const config_table_t *const auth_tables[] = {&auth_settings,
+                                                    &mail_settings, NULL};
 
 const group_def_t group_auth = {
         .name = "auth",

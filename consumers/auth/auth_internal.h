@@ -31,6 +31,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 
+#include "mail.h"
 #include "registry.h"
 #include "runtime.h"
 #include "slice.h"
@@ -54,9 +55,6 @@ typedef struct auth_settings {
         int login_lock_s;
         char *mfa_issuer;
         char *public_url;
-        char *mail_base_url;
-        char *mail_api_key;
-        char *mail_from;
         int argon2_t_cost;
         int argon2_m_cost_kib;
         int argon2_parallelism;
@@ -66,7 +64,8 @@ extern const config_table_t auth_settings;
 
 typedef struct auth_state {
         const config_t *cfg;
-        const auth_settings_t *set; /* auth_settings' values */
+        const auth_settings_t *set;      /* auth_settings' values */
+        const mail_settings_t *mail_set; /* mail_settings' (shared/mail.h) */
         store_t *store;
         token_keys_t keys;
         char *dummy_hash;      /* argon2 work for unknown emails */
@@ -229,8 +228,9 @@ handler_result_t auth_sessions_revoke_others(rt_ctx_t *ctx,
                                              const msgpack_object *body);
 
 /* ---------------------------------------------------------------------------
- * mailer.c: an outbox in the store and a sender thread, so a mail outage
- * never fails the request that wanted a mail; sending retries with backoff.
+ * mailer.c: auth's mail outbox (shared/outbox.h with shared/mail.h) and its
+ * sender thread, so a mail outage never fails the request that wanted a
+ * mail; sending retries with backoff.
  * ------------------------------------------------------------------------ */
 
 /* The outbox id of the mail of `kind` that command `cmd_id` sends: one
@@ -248,6 +248,9 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *mail_id,
 /* STORE_OK when the mail mail_id is in the outbox, STORE_NOT_FOUND if not. */
 store_err_t auth_mail_queued(auth_state_t *st, const char *mail_id,
                              char *errstr, size_t errlen);
+
+/* Start the sender (on st->store, with cfg's mail settings); stop it and
+ * free (NULL ok). */
 auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr, size_t errlen);
 void auth_mailer_stop(auth_mailer_t *m);
 

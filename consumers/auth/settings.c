@@ -1,6 +1,8 @@
 /*
  * settings.c - the auth group's own settings (see auth_internal.h): token
- * and link lifetimes, lock-out, MFA, links in mails, the mail API, argon2.
+ * and link lifetimes, lock-out, MFA, links in mails, argon2. The mail API's
+ * rows are the mail sender's (shared/mail.h: mail_settings), which auth
+ * lists beside these.
  * The shared table keeps only what the edge shares with auth (the JWT
  * rows).
  */
@@ -32,14 +34,6 @@ static const config_row_t auth_rows[] = {
          "Omnify", NULL, 0, "Issuer shown by authenticator apps."},
         {"OMNIFY_PUBLIC_URL", CONFIG_STRING, AOFF(public_url), 0, 1, 512,
          "http://localhost:8000", NULL, 0, "Base URL of links in mails."},
-        {"OMNIFY_MAIL_BASE_URL", CONFIG_STRING, AOFF(mail_base_url), 0, 1, 512,
-         "https://api.sendgrid.com", NULL, 0,
-         "Base URL of the mail API (SendGrid v3 mail-send)."},
-        {"OMNIFY_MAIL_API_KEY", CONFIG_STRING, AOFF(mail_api_key), 0, 0, 512,
-         "", NULL, 1,
-         "Bearer key of the mail API; empty: mails wait in the outbox."},
-        {"OMNIFY_MAIL_FROM", CONFIG_STRING, AOFF(mail_from), 0, 3, 254,
-         "no-reply@omnify.local", NULL, 0, "Sender address of mails."},
         {"OMNIFY_ARGON2_T_COST", CONFIG_INT, AOFF(argon2_t_cost), 0, 1, 64, "3",
          NULL, 0, "argon2id passes over memory."},
         {"OMNIFY_ARGON2_M_COST_KIB", CONFIG_INT, AOFF(argon2_m_cost_kib), 0, 8,

@@ -1,20 +1,52 @@
 /*
- * onboarding.c - the onboarding group: the client onboarding wizard and its
- * state.
- *
- * So far it answers only its status probe; its domain handlers join this
- * table as they are built, and the runtime does everything else.
+ * onboarding.c - the onboarding group: its table and settings (see onb.h
+ * for what it does).
  */
-#include "registry.h"
+#include <stddef.h>
+
+#include "onb.h"
+
+#define OOFF(f) offsetof(onb_settings_t, f)
+
+static const config_row_t onb_rows[] = {
+        {"OMNIFY_ONBOARDING_DAY_S", CONFIG_INT, OOFF(day_s), 0, 1, 864000,
+         "86400", NULL, 0,
+         "Seconds in a day of the checklist's deadlines (tests shorten it)."},
+        {"OMNIFY_ONBOARDING_LIST_MAX", CONFIG_INT, OOFF(list_max), 0, 1, 1000,
+         "100", NULL, 0, "Clients per list answer at most."},
+};
+
+const config_table_t onb_settings = {
+        "onboarding",
+        onb_rows,
+        sizeof(onb_rows) / sizeof(onb_rows[0]),
+        sizeof(onb_settings_t),
+};
+
+static const config_table_t *const onb_tables[] = {&onb_settings, NULL};
 
 static const group_handler_t onboarding_handlers[] = {
         {"onboarding.status", runtime_handle_status},
+        {"onboarding.clients.create", onb_client_create},
+        {"onboarding.clients.list", onb_client_list},
+        {"onboarding.clients.get", onb_client_get},
+        {"onboarding.steps.skip", onb_step_skip},
+};
+
+static const char *const onb_followed[] = {"auth.events", "integrations.events",
+                                           "analytics.events", NULL};
+
+static const group_subscription_t onb_subscriptions[] = {
+        {"checklist", onb_followed, onb_fact_handlers, ONB_N_FACT_HANDLERS, 0},
 };
 
 const group_def_t group_onboarding = {
         .name = "onboarding",
         .ops_port = 8005,
+        .settings = onb_tables,
         .handlers = onboarding_handlers,
         .n_handlers =
                 sizeof(onboarding_handlers) / sizeof(onboarding_handlers[0]),
+        .subscriptions = onb_subscriptions,
+        .n_subscriptions = 1,
 };

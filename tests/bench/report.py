@@ -295,6 +295,22 @@ row("g/f", "", "ratio of exec → all rates",
 row("g/h2", "runtime vs raw + the same two store calls", "ratio of steady msgs/s",
     paired("g", "steady_rps", "h2", "steady_rps", lambda x, y: x / y))
 
+for mid, bench in (("f2", "raw librdkafka responder (consume, one reply per message)"),
+                   ("g2", "omnify-ml, a read-only command (ml.status) answered to its reply-to"),
+                   ("h3", "raw consumer writing in bulk: one document + one operation record per message"),
+                   ("g3", "runtime, a state-changing command (benchio.put, batch handler) with its operation record")):
+    row(mid, f"{bench}, {n_msgs} msgs", "msgs/s, steady", series(mid, "steady_rps"), note=cpu_note(mid, ("broker", "store")))
+    cpu = per_msg_us(mid)
+    if cpu:
+        row(mid, "", "CPU µs per message (consumer process)", cpu)
+row("g2/f2", "read command vs raw responder", "ratio of steady msgs/s",
+    paired("g2", "steady_rps", "f2", "steady_rps", lambda x, y: x / y), "≥ 0.50", lambda v: v >= 0.5)
+row("g3/h3", "state-changing command vs raw bulk writes", "ratio of steady msgs/s",
+    paired("g3", "steady_rps", "h3", "steady_rps", lambda x, y: x / y), "≥ 0.80", lambda v: v >= 0.8)
+row("g3", "state-changing commands per group process", "msgs/s, steady",
+    series("g3", "steady_rps"), "≥ 10,000", lambda v: v >= 10000,
+    note="bounded by the local store's bulk inserts (tests/bench/store)")
+
 # ---------------------------------------------------------------------------
 # 4. Memory and start-up
 # ---------------------------------------------------------------------------

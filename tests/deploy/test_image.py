@@ -81,7 +81,8 @@ def test_builder_installs_what_the_build_needs():
     """The builder's packages are the build packages of compose/local/deps
     (the list this machine builds with), less the local-only tools."""
     builder = set(apt_packages(stage_of("build")))
-    local_only = {"kafkacat", "curl", "clang", "docker-compose"}
+    local_only = {"kafkacat", "curl", "clang", "clang-format", "docker-compose",
+                  "chromium", "chromium-driver"}
     assert builder == set(deps_packages()) - local_only
 
 

@@ -37,7 +37,14 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("OMNIFY_BIN_DIR", os.path.join(REPO, "build", "bin"))
 INFRA = os.path.join(REPO, "compose", "local", "infra")
 HOST = "127.0.0.1"
-KAFKA = os.environ.get("OMNIFY_FAULT_KAFKA", "127.0.0.1:9092")
+# The broker and store that compose/local/infra runs, by the same variables
+# (OMNIFY_INFRA_KAFKA_HOST/PORT, OMNIFY_INFRA_STORE_HOST/PORT): run with an
+# infra of your own on other ports and a local dir of your own
+# (OMNIFY_LOCAL_DIR), since the scenarios stop and start it.
+KAFKA = "{}:{}".format(os.environ.get("OMNIFY_INFRA_KAFKA_HOST", "127.0.0.1"),
+                       os.environ.get("OMNIFY_INFRA_KAFKA_PORT", "9092"))
+STORE_HOST = os.environ.get("OMNIFY_INFRA_STORE_HOST", "127.0.0.1")
+STORE_PORT = int(os.environ.get("OMNIFY_INFRA_STORE_PORT", "27017"))
 
 # argon2id as cheap as the settings allow in spirit (64 KiB, one pass):
 # these scenarios count messages, they do not measure hashing.
@@ -93,6 +100,7 @@ class Env:
             "OMNIFY_JWT_SECRET": self.jwt_secret,
             "OMNIFY_LOG_LEVEL": "info",
             "OMNIFY_KAFKA_BROKERS": KAFKA,
+            "OMNIFY_MONGO_URI": f"mongodb://{STORE_HOST}:{STORE_PORT}",
         })
         env.update(LOW_ARGON2)
         # The edge limits signups per client address and per account; all
@@ -379,7 +387,7 @@ def _bson(doc):
     return struct.pack("<i", len(out) + 5) + out + b"\x00"
 
 
-def drop_databases(names, uri_host="127.0.0.1", port=27017):
+def drop_databases(names, uri_host=STORE_HOST, port=STORE_PORT):
     """dropDatabase for each name over OP_MSG (no mongo client here)."""
     for i, name in enumerate(names):
         doc = _bson({"dropDatabase": 1, "$db": name})
@@ -460,7 +468,7 @@ class Store:
     """A tiny MongoDB wire-protocol client (OP_MSG) for reading what the
     services stored: no mongo client on this machine."""
 
-    def __init__(self, host="127.0.0.1", port=27017, timeout=60):
+    def __init__(self, host=STORE_HOST, port=STORE_PORT, timeout=60):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.rid = 0
 

@@ -246,7 +246,7 @@ def test_redelivered_invitation_is_listed_once_and_its_mail_link_works(system, s
         MailServer.text(mail.to(invitee)[-1])
     acct = Account(edge.url, name="Invitee", email=invitee)
     assert_problem(acct.call("POST", "/api/rbac/invitations/accept",
-                             {"token": first_token}), 404)
+                             {"token": first_token}), 410)
     r = acct.call("POST", "/api/rbac/invitations/accept", {"token": new_token})
     assert r.status == 200, r
     assert r.body == {"org_id": owner.org, "role": "member"}, r

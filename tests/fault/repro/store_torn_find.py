@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import faultlib as fl  # noqa: E402  (the tiny OP_MSG client)
 
-HOST, PORT = "127.0.0.1", 27017
+HOST, PORT = fl.STORE_HOST, fl.STORE_PORT
 
 
 def Conn():

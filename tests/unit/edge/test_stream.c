@@ -169,6 +169,29 @@ static void history_reply(msgpack_sbuffer *mp, const char *const *ids, size_t n,
 }
 
 static bool apply_history(stream_hub_t *hub, stream_sub_t *sub,
+                          msgpack_sbuffer *mp);
+
+/* Give sub the history reply of these ids (history_reply's arguments). */
+static bool give_history(stream_hub_t *hub, stream_sub_t *sub,
+                         const char *const *ids, size_t n, const char *type,
+                         int done) {
+        msgpack_sbuffer mp;
+        history_reply(&mp, ids, n, type, done);
+        return apply_history(hub, sub, &mp);
+}
+
+/* Close the subscribers (NULL-terminated) and the hub. */
+static void close_all(stream_hub_t *hub, ...) {
+        va_list ap;
+        stream_sub_t *sub;
+        va_start(ap, hub);
+        while ((sub = va_arg(ap, stream_sub_t *)))
+                stream_sub_close(hub, sub);
+        va_end(ap);
+        stream_hub_destroy(hub);
+}
+
+static bool apply_history(stream_hub_t *hub, stream_sub_t *sub,
                           msgpack_sbuffer *mp) {
         msgpack_zone zone;
         msgpack_object obj;
@@ -286,8 +309,7 @@ static void test_live_duplicate_sent_once(void **state) {
         publish(hub, 0, "e1", "agentkit.step.started", "t1", "r1", 1);
         publish(hub, 0, "e1", "agentkit.step.started", "t1", "r1", 1);
         assert_int_equal(count_of(drain(hub, sa, &end), "id: e1\n"), 1);
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -301,15 +323,13 @@ static void test_history_then_held_live(void **state) {
         stream_hub_t *hub = hub_with(10, 1 << 16);
         client_t a = {0};
         stream_sub_t *sa = open_run(hub, &a, "r1", true, NULL);
-        msgpack_sbuffer mp;
         char *text;
         bool end;
         (void)state;
         publish(hub, 0, "e2", "agentkit.step.started", "t1", "r1", 2);
         publish(hub, 0, "e3", "agentkit.step.started", "t1", "r1", 3);
         assert_int_equal(a.wakes, 0);
-        history_reply(&mp, ids, 3, "agentkit.step.finished", 0);
-        assert_true(apply_history(hub, sa, &mp));
+        assert_true(give_history(hub, sa, ids, 3, "agentkit.step.finished", 0));
         text = drain(hub, sa, &end);
         assert_false(end);
         assert_int_equal(count_of(text, "id: "), 4);
@@ -324,8 +344,7 @@ static void test_history_then_held_live(void **state) {
         text = drain(hub, sa, &end);
         assert_int_equal(count_of(text, "id: "), 1);
         assert_non_null(strstr(text, "id: e4"));
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 static void test_last_event_id_skipped(void **state) {
@@ -333,18 +352,16 @@ static void test_last_event_id_skipped(void **state) {
         stream_hub_t *hub = hub_with(10, 1 << 16);
         client_t a = {0};
         stream_sub_t *sa = open_run(hub, &a, "r1", true, "h2");
-        msgpack_sbuffer mp;
         char *text;
         bool end;
         (void)state;
         /* A history that still holds the client's last event. */
-        history_reply(&mp, ids, 3, "agentkit.step.finished", -1);
-        assert_true(apply_history(hub, sa, &mp));
+        assert_true(
+                give_history(hub, sa, ids, 3, "agentkit.step.finished", -1));
         text = drain(hub, sa, &end);
         assert_int_equal(count_of(text, "id: "), 2);
         assert_null(strstr(text, "id: h2"));
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 static void test_history_done_ends(void **state) {
@@ -352,16 +369,13 @@ static void test_history_done_ends(void **state) {
         stream_hub_t *hub = hub_with(10, 1 << 16);
         client_t a = {0};
         stream_sub_t *sa = open_run(hub, &a, "r1", true, NULL);
-        msgpack_sbuffer mp;
         bool end;
         (void)state;
         publish(hub, 0, "e9", "agentkit.step.started", "t1", "r1", 9);
-        history_reply(&mp, ids, 1, "agentkit.step.finished", 1);
-        assert_true(apply_history(hub, sa, &mp));
+        assert_true(give_history(hub, sa, ids, 1, "agentkit.step.finished", 1));
         assert_int_equal(count_of(drain(hub, sa, &end), "id: "), 1);
         assert_true(end);
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 static void test_history_until_type_ends(void **state) {
@@ -369,15 +383,12 @@ static void test_history_until_type_ends(void **state) {
         stream_hub_t *hub = hub_with(10, 1 << 16);
         client_t a = {0};
         stream_sub_t *sa = open_run(hub, &a, "r1", true, NULL);
-        msgpack_sbuffer mp;
         bool end;
         (void)state;
-        history_reply(&mp, ids, 2, "agentkit.run.failed", 0);
-        assert_true(apply_history(hub, sa, &mp));
+        assert_true(give_history(hub, sa, ids, 2, "agentkit.run.failed", 0));
         assert_int_equal(count_of(drain(hub, sa, &end), "id: "), 1);
         assert_true(end);
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 static void test_history_bad_shape(void **state) {
@@ -393,8 +404,7 @@ static void test_history_bad_shape(void **state) {
         msgpack_pack_str_with_body(&pk, "events", 6);
         msgpack_pack_str_with_body(&pk, "no", 2);
         assert_false(apply_history(hub, sa, &mp));
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -415,8 +425,7 @@ static void test_until_live_ends(void **state) {
         assert_true(end);
         assert_int_equal(count_of(text, "id: "), 2);
         assert_null(strstr(text, "id: e3"));
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 /* A client that reads nothing holds at most the bound plus the error. */
@@ -438,8 +447,7 @@ static void test_slow_client_dropped(void **state) {
         assert_non_null(strstr(text, "too_slow"));
         /* The error is a whole frame after whole frames. */
         assert_int_equal(count_of(text, "\n\n"), count_of(text, "id: ") + 1);
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 static void test_sleep_and_wake(void **state) {
@@ -461,8 +469,7 @@ static void test_sleep_and_wake(void **state) {
         stream_hub_close_all(hub);
         drain(hub, sa, &end);
         assert_true(end);
-        stream_sub_close(hub, sa);
-        stream_hub_destroy(hub);
+        close_all(hub, sa, NULL);
 }
 
 static void test_max_streams(void **state) {
@@ -480,8 +487,7 @@ static void test_max_streams(void **state) {
         s3 = open_run(hub, &a, "r3", false, NULL);
         assert_non_null(s3);
         stream_sub_close(hub, s2);
-        stream_sub_close(hub, s3);
-        stream_hub_destroy(hub);
+        close_all(hub, s3, NULL);
 }
 
 static void test_heartbeat(void **state) {
@@ -502,8 +508,7 @@ static void test_heartbeat(void **state) {
         /* A stream still waiting for its history gets none. */
         assert_string_equal(drain(hub, sp, &end), "");
         stream_sub_close(hub, sa);
-        stream_sub_close(hub, sp);
-        stream_hub_destroy(hub);
+        close_all(hub, sp, NULL);
 }
 
 /* A sleeping stream whose client left ends at the next tick, long before
@@ -528,8 +533,7 @@ static void test_gone_client_ends(void **state) {
         assert_int_equal(stream_sub_read(hub, sb, buf, sizeof(buf), &end), 0);
         assert_false(end);
         stream_sub_close(hub, sa);
-        stream_sub_close(hub, sb);
-        stream_hub_destroy(hub);
+        close_all(hub, sb, NULL);
 }
 
 int main(void) {
