@@ -128,7 +128,9 @@ def test_replay_from_earliest_equals_the_live_projection(world):
     for key, line in d.items():
         assert line["equal"], (key, line)
         assert line["active_equal"], (key, line)
-    assert d[("ads", "ad_days")]["documents"] == 2 * 2 * len(DAYS)
+    # At least this module's account-days (other modules of the session
+    # share the log).
+    assert d[("ads", "ad_days")]["documents"] >= 2 * 2 * len(DAYS)
 
 
 def test_kill_9_mid_replay_swaps_nothing_and_resumes(world):
