@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "analytics_internal.h"
 #include "log.h"
+#include "mail.h"
 
 static const group_handler_t analytics_handlers[] = {
         {"analytics.status", runtime_handle_status},
@@ -49,6 +50,9 @@ static const group_subscription_t analytics_subscriptions[] = {
 static const store_index_t analytics_indexes[] = {
         {"insights", "insights_tenant_period", "tenant,-period.to", false, -1},
         {"budgets", "budgets_tenant", "tenant", false, -1},
+        {"reports", "reports_tenant", "tenant,-created_ms", false, -1},
+        {"report_runs", "report_runs_report", "report_id,-created_ms", false,
+         -1},
         {NULL},
 };
 
@@ -69,6 +73,11 @@ static handler_result_t analytics_init(runtime_t *rt, void **state,
         st->cfg = runtime_config(rt);
         st->set = runtime_settings(rt, &analytics_settings);
         st->store = runtime_store(rt);
+        if (reports_start(st, rt, errstr, errlen) != HANDLER_OK) {
+                reports_stop(st);
+                free(st);
+                return HANDLER_TRANSIENT;
+        }
         if (projection_gc(st->store, runtime_db(rt), analytics_projection_defs,
                           PROJ_COUNT, (int64_t)clock_wall_ms(), &dropped,
                           errstr, errlen) != PROJECTION_OK)
@@ -78,11 +87,12 @@ static handler_result_t analytics_init(runtime_t *rt, void **state,
 }
 
 static void analytics_shutdown(void *state) {
+        reports_stop(state);
         free(state);
 }
 
 static const config_table_t *const analytics_tables[] = {&analytics_settings,
-                                                         NULL};
+                                                         &mail_settings, NULL};
 
 const group_def_t group_analytics = {
         .name = "analytics",

@@ -45,12 +45,16 @@
 
 #include "caltime.h"
 #include "codec.h"
+#include "httpc.h"
 #include "lww.h"
+#include "mail.h"
+#include "outbox.h"
 #include "projection.h"
 #include "registry.h"
 #include "replay.h"
 #include "runtime.h"
 #include "slice.h"
+#include "timer.h"
 
 /* ---------------------------------------------------------------------------
  * Settings (settings.c)
@@ -373,9 +377,22 @@ typedef struct analytics_state {
         const config_t *cfg;
         const analytics_settings_t *set;
         store_t *store;
-        uint64_t last_gc_ms;             /* live.c, under its thread */
-        struct analytics_mailer *mailer; /* reports.c */
+        uint64_t last_gc_ms; /* live.c, under its thread */
+        /* Scheduled reports (reports.c): their durable schedules, and the
+         * outbox their mails go through. */
+        timer_service_t *timers;
+        httpc_t *http;
+        mail_t *mail;
+        outbox_kind_t mail_kinds[1];
+        outbox_t *outbox;
 } analytics_state_t;
+
+/* reports.c: the schedules and the mail of reports, started by init (the
+ * harness has no bus: schedules are set, never fired, mails held). */
+handler_result_t reports_start(analytics_state_t *st, runtime_t *rt,
+                               char *errstr, size_t errlen);
+/* NULL members ok. */
+void reports_stop(analytics_state_t *st);
 
 analytics_state_t *analytics_state(rt_ctx_t *ctx);
 

@@ -17,10 +17,16 @@
  * last_30_days, month_to_date (from the first of the month of yesterday),
  * previous_month, custom (from and to as given).
  *
- * Schedules: a report with a schedule publishes analytics.report.scheduled;
- * its runs on a durable schedule and the mail of their CSV wait for the
- * timer and outbox modules (branch outbound) to be on main:
- * analytics.reports.fire already runs a report as a schedule will.
+ * Schedules: a report with a schedule gets a durable schedule
+ * (shared/timer.h, collection report_timers, id "report|<report id>") that
+ * sends analytics.reports.fire every day, week or 30 days ("monthly" is a
+ * fixed 30-day period: the timers know fixed periods only) from the next
+ * hour_utc, with its creator's tenant and roles; a fire runs the report and
+ * mails its rows as CSV to the recipients through the outbox
+ * (shared/outbox.h and mail.h, collection report_outbox; mail ids "<fire
+ * command id>.<n>", so a redelivered fire queues nothing twice). Deleting
+ * the report cancels its schedule. analytics.report.scheduled announces a
+ * schedule (onboarding).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +38,105 @@
 
 #define REPORTS_COLL "reports"
 #define RUNS_COLL "report_runs"
+#define REPORT_TIMERS "report_timers"
+#define REPORT_OUTBOX "report_outbox"
+#define DAY_MS 86400000LL
+
+/* ---------------------------------------------------------------------------
+ * Schedules and mail
+ * ------------------------------------------------------------------------ */
+
+handler_result_t reports_start(analytics_state_t *st, runtime_t *rt,
+                               char *errstr, size_t errlen) {
+        const mail_settings_t *ms = runtime_settings(rt, &mail_settings);
+        mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, "analytics"};
+        timer_opts_t to = {0};
+        outbox_opts_t oo = {0};
+        bus_t *bus = runtime_bus(rt);
+        to.cfg = runtime_config(rt);
+        to.store = runtime_store(rt);
+        to.bus = bus; /* none in the harness: schedules are set, not fired */
+        to.group = runtime_db(rt);
+        to.collection = REPORT_TIMERS;
+        if (!(st->timers = timer_service_new(&to, errstr, errlen)) ||
+            (bus && timer_service_start(st->timers, errstr, errlen)))
+                return HANDLER_PERMANENT;
+        if (!(st->http = httpc_new(NULL, errstr, errlen)) ||
+            !(st->mail = mail_new(&mo, errstr, errlen)))
+                return HANDLER_PERMANENT;
+        st->mail_kinds[0] = mail_kind(st->mail);
+        oo.cfg = runtime_config(rt);
+        oo.store = runtime_store(rt);
+        oo.http = st->http;
+        oo.group = runtime_db(rt);
+        oo.collection = REPORT_OUTBOX;
+        oo.index_prefix = "report_mail";
+        oo.kinds = st->mail_kinds;
+        oo.n_kinds = 1;
+        oo.hold = !mail_enabled(st->mail) || !bus;
+        if (!(st->outbox = outbox_new(&oo, errstr, errlen)) ||
+            outbox_start(st->outbox, errstr, errlen))
+                return HANDLER_PERMANENT;
+        if (bus && !mail_enabled(st->mail))
+                log_warn("report mails are held in the outbox: "
+                         "OMNIFY_MAIL_API_KEY is empty");
+        return HANDLER_OK;
+}
+
+void reports_stop(analytics_state_t *st) {
+        if (!st)
+                return;
+        outbox_destroy(st->outbox);
+        st->outbox = NULL;
+        timer_service_destroy(st->timers);
+        st->timers = NULL;
+        httpc_destroy(st->http);
+        st->http = NULL;
+        mail_destroy(st->mail);
+        st->mail = NULL;
+}
+
+static void report__timer_id(const char *report_id, char out[128]) {
+        snprintf(out, 128, "report|%.100s", report_id);
+}
+
+/* The schedule of a report: every day, week or 30 days from the next
+ * hour_utc. */
+static bool report__schedule(rt_ctx_t *ctx, const char *report_id,
+                             const msgpack_object *schedule, char *errstr,
+                             size_t errlen) {
+        analytics_state_t *st = analytics_state(ctx);
+        slice_t every = mp_str(schedule, "every");
+        int64_t hour = 6, now = (int64_t)clock_wall_ms(), first;
+        char id[128];
+        msgpack_sbuffer body;
+        msgpack_packer pk;
+        schedule_spec_t spec;
+        timer_err_t err;
+        mp_int(schedule, "hour_utc", &hour);
+        memset(&spec, 0, sizeof(spec));
+        spec.every_ms = slice_eq(every, "daily")    ? DAY_MS
+                        : slice_eq(every, "weekly") ? 7 * DAY_MS
+                                                    : 30 * DAY_MS;
+        first = caltime_day_of_ms(now) * DAY_MS + hour * 3600000LL;
+        if (first <= now)
+                first += DAY_MS;
+        report__timer_id(report_id, id);
+        msgpack_sbuffer_init(&body);
+        msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 1);
+        mp_pack_kv_str(&pk, "report_id", report_id);
+        spec.id = id;
+        spec.first_at_ms = first;
+        spec.type = "analytics.reports.fire";
+        spec.version = 1;
+        spec.key = rt_env(ctx)->tenant;
+        spec.body = (slice_t){body.data, body.size};
+        spec.caller = cmdsend_caller(rt_env(ctx));
+        err = schedule_set(st->timers, &spec, errstr, errlen);
+        msgpack_sbuffer_destroy(&body);
+        return err == TIMER_OK;
+}
 
 /* ---------------------------------------------------------------------------
  * A definition as a query
@@ -275,8 +380,17 @@ handler_result_t reports_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_destroy(&doc);
                 return analytics_store_failed(ctx, serr, err);
         }
-        if (schedule && schedule->type == MSGPACK_OBJECT_MAP)
+        if (schedule && schedule->type == MSGPACK_OBJECT_MAP) {
+                if (!report__schedule(ctx, id, schedule, err, sizeof(err))) {
+                        bson_destroy(&doc);
+                        return analytics_store_failed(
+                                ctx,
+                                store_is_up(rt_store(ctx)) ? STORE_ERROR
+                                                           : STORE_UNAVAILABLE,
+                                err);
+                }
                 report__emit_scheduled(ctx, id, mp_str(schedule, "every"));
+        }
         {
                 static const char *const skip[] = {"tenant", "_id", NULL};
                 msgpack_packer *pk = rt_reply(ctx, 201);
@@ -419,6 +533,14 @@ handler_result_t reports_delete(rt_ctx_t *ctx, const msgpack_object *body) {
                 rt_reply_problem(ctx, 404, "Not Found", "no such report");
                 return HANDLER_OK;
         }
+        {
+                char tid[128], rid[100];
+                snprintf(rid, sizeof(rid), "%.*s", (int)id.len, id.ptr);
+                report__timer_id(rid, tid);
+                if (schedule_cancel(analytics_state(ctx)->timers, tid, err,
+                                    sizeof(err)) == TIMER_STORE_DOWN)
+                        return HANDLER_TRANSIENT;
+        }
         msgpack_pack_map(rt_reply(ctx, 204), 0);
         return HANDLER_OK;
 }
@@ -552,12 +674,101 @@ handler_result_t reports_run(rt_ctx_t *ctx, const msgpack_object *body) {
         return report__run(ctx, mp_str(body, "report_id"));
 }
 
-handler_result_t reports_fire(rt_ctx_t *ctx, const msgpack_object *body) {
-        handler_result_t res = report__run(ctx, mp_str(body, "report_id"));
-        log_info("scheduled run of report %.*s",
-                 (int)mp_str(body, "report_id").len,
-                 mp_str(body, "report_id").ptr);
+/* Mail the rows of the run this command made to the report's recipients. */
+static handler_result_t report__mail(rt_ctx_t *ctx, slice_t id) {
+        analytics_state_t *st = analytics_state(ctx);
+        const env_t *env = rt_env(ctx);
+        bson_t filter, run, rep;
+        bson_iter_t it, arr;
+        const char *cols[QUERY_MAX_COLUMNS], *name = "", *from = "", *to = "";
+        size_t n_cols = 0, len = 0, n = 0;
+        const uint8_t *rows = NULL;
+        uint32_t rows_len = 0;
+        char err[256], *csv, *text;
+        store_err_t serr;
+        handler_result_t res = HANDLER_OK;
+        bson_init(&filter);
+        bson_append_utf8(&filter, "_id", -1, env->id.ptr, (int)env->id.len);
+        serr = store_find_one(rt_store(ctx), rt_db(ctx), RUNS_COLL, &filter,
+                              NULL, &run, err, sizeof(err));
+        bson_destroy(&filter);
+        if (serr != STORE_OK)
+                return serr == STORE_NOT_FOUND
+                               ? HANDLER_OK
+                               : analytics_store_failed(ctx, serr, err);
+        bson_init(&filter);
+        bson_append_utf8(&filter, "_id", -1, id.ptr, (int)id.len);
+        serr = store_find_one(rt_store(ctx), rt_db(ctx), REPORTS_COLL, &filter,
+                              NULL, &rep, err, sizeof(err));
+        bson_destroy(&filter);
+        if (serr != STORE_OK) {
+                bson_destroy(&run);
+                return serr == STORE_NOT_FOUND
+                               ? HANDLER_OK
+                               : analytics_store_failed(ctx, serr, err);
+        }
+        if (bson_iter_init_find(&it, &run, "columns") &&
+            BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+                while (bson_iter_next(&arr) && n_cols < QUERY_MAX_COLUMNS)
+                        if (BSON_ITER_HOLDS_UTF8(&arr))
+                                cols[n_cols++] = bson_iter_utf8(&arr, NULL);
+        if (bson_iter_init_find(&it, &run, "rows") &&
+            BSON_ITER_HOLDS_BINARY(&it))
+                bson_iter_binary(&it, NULL, &rows_len, &rows);
+        if (bson_iter_init_find(&it, &run, "from") && BSON_ITER_HOLDS_UTF8(&it))
+                from = bson_iter_utf8(&it, NULL);
+        if (bson_iter_init_find(&it, &run, "to") && BSON_ITER_HOLDS_UTF8(&it))
+                to = bson_iter_utf8(&it, NULL);
+        if (bson_iter_init_find(&it, &rep, "name") && BSON_ITER_HOLDS_UTF8(&it))
+                name = bson_iter_utf8(&it, NULL);
+        csv = csv_of_rows(cols, n_cols, (slice_t){(const char *)rows, rows_len},
+                          &len);
+        text = xmalloc(len + 512);
+        snprintf(text, len + 512,
+                 "Your Omnify report \"%s\" for %s to %s.\n\n%s", name, from,
+                 to, csv ? csv : "");
+        if (bson_iter_init_find(&it, &rep, "schedule") &&
+            BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &arr) &&
+            bson_iter_find(&arr, "recipients") && BSON_ITER_HOLDS_ARRAY(&arr)) {
+                bson_iter_t to_it;
+                char subject[300];
+                snprintf(subject, sizeof(subject),
+                         "Omnify report: %.200s (%s to %s)", name, from, to);
+                bson_iter_recurse(&arr, &to_it);
+                while (bson_iter_next(&to_it) && res == HANDLER_OK) {
+                        char mid[128];
+                        mail_message_t msg;
+                        outbox_err_t oerr;
+                        if (!BSON_ITER_HOLDS_UTF8(&to_it))
+                                continue;
+                        snprintf(mid, sizeof(mid), "%.*s.%zu", (int)env->id.len,
+                                 env->id.ptr, n++);
+                        msg.to = bson_iter_utf8(&to_it, NULL);
+                        msg.subject = subject;
+                        msg.text = text;
+                        oerr = mail_enqueue(st->mail, st->outbox, mid, &msg,
+                                            NULL, err, sizeof(err));
+                        if (oerr == OUTBOX_STORE_DOWN)
+                                res = HANDLER_TRANSIENT;
+                        else if (oerr != OUTBOX_OK && oerr != OUTBOX_EXISTS)
+                                log_error("report mail %s: %s", mid, err);
+                }
+        }
+        free(text);
+        free(csv);
+        bson_destroy(&rep);
+        bson_destroy(&run);
         return res;
+}
+
+handler_result_t reports_fire(rt_ctx_t *ctx, const msgpack_object *body) {
+        slice_t id = mp_str(body, "report_id");
+        handler_result_t res = report__run(ctx, id);
+        if (res != HANDLER_OK)
+                return res;
+        log_info("scheduled run of report %.*s", (int)id.len, id.ptr);
+        /* A report deleted meanwhile answered 404: nothing to mail. */
+        return report__mail(ctx, id);
 }
 
 handler_result_t reports_result(rt_ctx_t *ctx, const msgpack_object *body) {

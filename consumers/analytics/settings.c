@@ -1,8 +1,9 @@
 /*
  * settings.c - the analytics group's own settings (see
  * analytics_internal.h): closing days, the brain modules' thresholds,
- * query bounds, the janitor of retired projection versions, and the mail
- * API of scheduled reports.
+ * query bounds, the janitor of retired projection versions. Report mails
+ * go through the mail sender's own settings (shared/mail.h: mail_settings,
+ * OMNIFY_MAIL_*), listed in the group's tables.
  */
 #include <stddef.h>
 
@@ -44,17 +45,6 @@ static const config_row_t analytics_rows[] = {
          1, 86400, "60", NULL, 0,
          "How often retired projection versions past their grace are "
          "dropped."},
-        {"OMNIFY_ANALYTICS_MAIL_BASE_URL", CONFIG_STRING, AOFF(mail_base_url),
-         0, 1, 512, "https://api.sendgrid.com", NULL, 0,
-         "Base URL of the mail API scheduled reports are sent through "
-         "(SendGrid v3 mail-send)."},
-        {"OMNIFY_ANALYTICS_MAIL_API_KEY", CONFIG_STRING, AOFF(mail_api_key), 0,
-         0, 512, "", NULL, 1,
-         "Bearer key of the mail API; empty: report mails wait in the "
-         "outbox."},
-        {"OMNIFY_ANALYTICS_MAIL_FROM", CONFIG_STRING, AOFF(mail_from), 0, 3,
-         254, "reports@omnify.local", NULL, 0,
-         "Sender address of report mails."},
 };
 
 const config_table_t analytics_settings = {

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "harness.h"
 #include "log.h"
+#include "mail.h"
 #include "msgid.h"
 #include "registry.h"
 
@@ -629,6 +630,41 @@ static void test_reports(void **state) {
                                "spend,roas\r\n"));
         assert_non_null(
                 strstr(m->json, "USD,google_ads,c1,Camp c1,1000,3\r\n"));
+        /* Its schedule is armed (weekly), and a firing mails the CSV. */
+        {
+                runtime_t *rt = harness_runtime(fx.h);
+                bson_t filter, doc;
+                bson_iter_t it;
+                char tid[128], err[256];
+                int64_t n = 0;
+                snprintf(tid, sizeof(tid), "report|%s", report_id);
+                bson_init(&filter);
+                BSON_APPEND_UTF8(&filter, "_id", tid);
+                assert_int_equal(store_find_one(runtime_store(rt),
+                                                runtime_db(rt), "report_timers",
+                                                &filter, NULL, &doc, err,
+                                                sizeof(err)),
+                                 STORE_OK);
+                assert_true(bson_iter_init_find(&it, &doc, "every_ms"));
+                assert_int_equal(bson_iter_as_int64(&it), 7 * 86400000LL);
+                bson_destroy(&doc);
+                bson_destroy(&filter);
+                char fire[128];
+                snprintf(fire, sizeof(fire), "{\"report_id\":\"%s\"}",
+                         report_id);
+                assert_int_equal(
+                        harness_command(fx.h, "analytics.reports.fire", fire,
+                                        &(harness_caller_t){t, "u", "member"}),
+                        201);
+                bson_init(&filter);
+                BSON_APPEND_UTF8(&filter, "to", "a@example.com");
+                assert_int_equal(store_count(runtime_store(rt), runtime_db(rt),
+                                             "report_outbox", &filter, &n, err,
+                                             sizeof(err)),
+                                 STORE_OK);
+                assert_int_equal(n, 1);
+                bson_destroy(&filter);
+        }
         /* Another tenant sees nothing of it. */
         {
                 char other[MSGID_TEXT_SIZE];
@@ -653,7 +689,8 @@ static void test_reports(void **state) {
 static int setup(void **state) {
         char err[512], prefix[32];
         char *argv[] = {"test_analytics", NULL};
-        const config_table_t *tables[] = {&analytics_settings, NULL};
+        const config_table_t *tables[] = {&analytics_settings, &mail_settings,
+                                          NULL};
         msgid_t id;
         (void)state;
         memset(&fx, 0, sizeof(fx));
