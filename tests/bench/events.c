@@ -7,8 +7,10 @@
  *   bench-events produce
  *       JSON lines on stdin, one event each: {"topic": "integrations.events",
  *       "type": "...", "tenant": "...", "key": "...", "id": "...",
- *       "created_at": ms, "version": 1, "body": {...}} (topic unprefixed; key
- *       default tenant; id default a new UUIDv7; created_at default now).
+ *       "created_at": ms, "version": 1, "user": "...", "roles": "...",
+ *       "body": {...}} (topic unprefixed; key default tenant; id default a
+ *       new UUIDv7; created_at default now; user and roles for commands a
+ *       group sends itself, such as a timer's).
  *       Prints produced=N once every event is acknowledged; with -v first a
  *       line "at ID PARTITION OFFSET" per event, as the broker placed it.
  *   bench-events generate -n N [-t TENANTS] [-a ACCOUNTS] [-c CAMPAIGNS]
@@ -99,6 +101,8 @@ static rd_kafka_t *producer(void) {
 }
 
 /* Produce one event: headers of the envelope, msgpack body. */
+static const char *who_user, *who_roles; /* produce: this event's */
+
 static void send_event(rd_kafka_t *rk, const char *topic, const char *type,
                        const char *tenant, slice_t key, const char *id,
                        int64_t created_ms, int version, const char *body,
@@ -114,6 +118,8 @@ static void send_event(rd_kafka_t *rk, const char *topic, const char *type,
         env.schema_version = version;
         env.created_at_ms = created_ms;
         env.tenant = slice_of(tenant);
+        env.user = slice_of(who_user);
+        env.roles = slice_of(who_roles);
         h = env_headers(&env);
         (void)ver;
         for (;;) {
@@ -185,6 +191,8 @@ static int cmd_produce(void) {
                         id = idbuf;
                 }
                 created = json_integer_value(json_object_get(j, "created_at"));
+                who_user = json_string_value(json_object_get(j, "user"));
+                who_roles = json_string_value(json_object_get(j, "roles"));
                 send_event(rk,
                            json_string_value(json_object_get(j, "topic"))
                                    ?: "integrations.events",
@@ -198,6 +206,7 @@ static int cmd_produce(void) {
                                    ?: 1,
                            sb.data, sb.size);
                 sent++;
+                who_user = who_roles = NULL;
                 msgpack_sbuffer_destroy(&sb);
                 free(bj);
                 json_decref(j);

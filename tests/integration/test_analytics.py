@@ -29,6 +29,7 @@ from conftest import (BUILD_BIN, REPO, assert_problem, default_claims, http, mak
 
 sys.path.insert(0, os.path.join(REPO, "tests", "providers"))
 from standin import data as standin  # noqa: E402
+from standin.client import MailServer  # noqa: E402
 
 # The stand-ins name some ad platforms shorter than integrations' events do.
 PROVIDER = {"google_ads": "google_ads", "meta": "meta_ads", "tiktok": "tiktok_ads",
@@ -155,11 +156,11 @@ def near(a, b, rel=1e-9):
 # The world: an edge and the analytics group, and one tenant's data
 # ---------------------------------------------------------------------------
 
-def start_world(session, procs):
+def start_world(session, procs, env=None):
     """The analytics group and an edge, both answering."""
     w = type("World", (), {})()
     w.session = session
-    w.group = procs.start_group("analytics")
+    w.group = procs.start_group("analytics", env=env)
     w.edge = procs.start_edge()
     w.url = w.edge.url
     wait_status(w.url, "analytics")
@@ -167,8 +168,17 @@ def start_world(session, procs):
 
 
 @pytest.fixture(scope="module")
-def world(session, module_procs):
-    w = start_world(session, module_procs)
+def mail():
+    m = MailServer().start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="module")
+def world(session, module_procs, mail):
+    w = start_world(session, module_procs,
+                    env={"OMNIFY_MAIL_BASE_URL": mail.url, "OMNIFY_MAIL_API_KEY": mail.api_key})
+    w.mail = mail
     w.tenant = str(uuid.uuid4())
     today = standin.CLOCK.today()
     # Two periods of 7 days, final (late conversions are over after 4 days).
@@ -481,3 +491,27 @@ def test_report_runs_async_and_answers_csv(world):
     assert c.status == 200 and c.content_type.startswith("text/csv"), c
     table = list(csv.DictReader(io.StringIO(c.raw.decode())))
     assert len(table) == 7 and set(table[0]) == {"currency", "day", "spend", "clicks"}
+
+
+def test_scheduled_report_fires_and_mails_csv(world):
+    """A report with a schedule; its timer's command (sent here as the
+    timer service sends it, with the creator's tenant and roles) runs it and
+    mails the rows as CSV through the SendGrid stand-in."""
+    w = world
+    to = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+    rep = http("POST", w.url + "/api/analytics/reports",
+               headers=bearer(w.session, w.tenant, "member"),
+               json_body={"name": "Daily spend", "metrics": ["spend"], "group_by": ["provider"],
+                          "period": {"preset": "custom", "from": w.since.isoformat(),
+                                     "to": w.until.isoformat()},
+                          "schedule": {"every": "daily", "hour_utc": 7, "recipients": [to]}})
+    assert rep.status == 201, rep
+    fire = {"topic": "analytics.commands", "type": "analytics.reports.fire",
+            "tenant": w.tenant, "user": str(uuid.uuid4()), "roles": "member",
+            "body": {"report_id": rep.body["report_id"]}}
+    produce(w.session, [fire])
+    got = w.mail.wait_mail(to, timeout=60)[0]
+    assert "Daily spend" in got["subject"] and "currency,provider,spend" in got["text"], got
+    for prov, acct, cur in w.accounts:
+        t = standin.truth_ads(prov, acct, w.since, w.until, final=True)["values"]["total"]
+        assert f"{cur},{PROVIDER[prov]},{t['spend']}" in got["text"], got["text"]
