@@ -194,14 +194,15 @@ static void lww__store_value(lww_t *b, lww_reg_t *r, slice_t value) {
                 r->cap = value.len + 1;
                 r->value = xrealloc(r->value, r->cap);
         }
-        memcpy(r->value, value.ptr, value.len);
+        if (value.len) /* an empty slice may have no pointer */
+                memcpy(r->value, value.ptr, value.len);
         r->value[value.len] = '\0';
         r->len = value.len;
 }
 
 static int lww__cmp(const lww_reg_t *r, slice_t value) {
         size_t n = r->len < value.len ? r->len : value.len;
-        int c = memcmp(value.ptr, r->value, n);
+        int c = n ? memcmp(value.ptr, r->value, n) : 0;
         if (c)
                 return c;
         return value.len < r->len ? -1 : value.len > r->len ? 1 : 0;

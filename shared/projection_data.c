@@ -114,7 +114,8 @@ static void data__hash_doc(EVP_MD_CTX *md, const bson_iter_t *parent,
                 }
                 keys[n++] = bson_iter_key(&it);
         }
-        qsort(keys, n, sizeof(*keys), data__key_cmp);
+        if (n > 1) /* keys is NULL for an empty document */
+                qsort(keys, n, sizeof(*keys), data__key_cmp);
         for (size_t i = 0; i < n; i++) {
                 bson_iter_t child;
                 uint32_t len = (uint32_t)strlen(keys[i]);

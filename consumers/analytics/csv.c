@@ -22,7 +22,8 @@ static void csv__put(csv_t *c, const char *s, size_t n) {
                         c->cap = c->cap ? c->cap * 2 : 4096;
                 c->p = xrealloc(c->p, c->cap);
         }
-        memcpy(c->p + c->len, s, n);
+        if (n) /* s may be NULL when n is 0 */
+                memcpy(c->p + c->len, s, n);
         c->len += n;
         c->p[c->len] = '\0';
 }

@@ -501,7 +501,8 @@ store_err_t query_run(const aview_t *v, const query_t *q, query_result_t **out,
                 *out = NULL;
                 return err;
         }
-        qsort(r->g, r->n, sizeof(*r->g), qr__cmp);
+        if (r->n > 1) /* r->g is NULL when nothing matched */
+                qsort(r->g, r->n, sizeof(*r->g), qr__cmp);
         free(r->slots); /* indices are stale once sorted */
         r->slots = NULL;
         r->n_slots = 0;

@@ -50,7 +50,8 @@ static void rec__room(rec_buf_t *b, size_t more) {
 
 static void rec__put(rec_buf_t *b, const char *s, size_t n) {
         rec__room(b, n);
-        memcpy(b->p + b->len, s, n);
+        if (n) /* s may be NULL when n is 0 */
+                memcpy(b->p + b->len, s, n);
         b->len += n;
         b->p[b->len] = '\0';
 }

@@ -42,6 +42,20 @@
 #define REPORT_OUTBOX "report_outbox"
 #define DAY_MS 86400000LL
 
+/* Unpack sb into zone, strings included: msgpack_unpack's strings point
+ * into the buffer it reads, so the buffer is copied into the zone first and
+ * the object outlives sb. */
+static bool report__unpack(msgpack_zone *zone, const msgpack_sbuffer *sb,
+                           msgpack_object *out) {
+        char *copy = msgpack_zone_malloc(zone, sb->size ? sb->size : 1);
+        size_t off = 0;
+        if (!copy)
+                return false;
+        memcpy(copy, sb->data, sb->size);
+        return msgpack_unpack(copy, sb->size, &off, zone, out) ==
+               MSGPACK_UNPACK_SUCCESS;
+}
+
 /* ---------------------------------------------------------------------------
  * Schedules and mail
  * ------------------------------------------------------------------------ */
@@ -189,7 +203,6 @@ static bool report__query(rt_ctx_t *ctx, const msgpack_object *def,
         msgpack_object body;
         char fday[CALTIME_DATE_SIZE], tday[CALTIME_DATE_SIZE];
         int64_t from, to;
-        size_t off = 0;
         bool ok;
         if (slice_eq(preset, "custom")) {
                 slice_t a = mp_str(period, "from"), b = mp_str(period, "to");
@@ -221,9 +234,7 @@ static bool report__query(rt_ctx_t *ctx, const msgpack_object *def,
         }
         mp_pack_kv_str(&pk, "from", fday);
         mp_pack_kv_str(&pk, "to", tday);
-        ok = msgpack_unpack(sb.data, sb.size, &off, zone, &body) ==
-                     MSGPACK_UNPACK_SUCCESS &&
-             query_parse(ctx, &body, q);
+        ok = report__unpack(zone, &sb, &body) && query_parse(ctx, &body, q);
         msgpack_sbuffer_destroy(&sb);
         return ok;
 }
@@ -238,7 +249,6 @@ static bool report__load(rt_ctx_t *ctx, const aview_t *v, slice_t id,
         store_err_t serr;
         msgpack_sbuffer sb;
         msgpack_packer pk;
-        size_t off = 0;
         *res = HANDLER_OK;
         bson_init(&filter);
         bson_append_utf8(&filter, "_id", -1, id.ptr, (int)id.len);
@@ -258,8 +268,7 @@ static bool report__load(rt_ctx_t *ctx, const aview_t *v, slice_t id,
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         bson_to_msgpack(&pk, &doc, NULL);
         bson_destroy(&doc);
-        if (msgpack_unpack(sb.data, sb.size, &off, zone, def) !=
-            MSGPACK_UNPACK_SUCCESS) {
+        if (!report__unpack(zone, &sb, def)) {
                 msgpack_sbuffer_destroy(&sb);
                 rt_reply_problem(ctx, 500, "Internal error",
                                  "a stored report is unreadable");
