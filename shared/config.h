@@ -107,6 +107,22 @@ typedef struct config {
         /* groups */
         char *ops_bind;
         int ops_port; /* 0: the group's own default port */
+        /* groups: outbound calls, outboxes, durable timers (runtime parts) */
+        int httpc_host_concurrency;
+        int httpc_host_rate_per_s;
+        int httpc_host_burst;
+        int httpc_max_waiting;
+        int httpc_max_response_bytes;
+        int httpc_max_connections;
+        int outbox_poll_ms;
+        int outbox_inflight;
+        int outbox_batch;
+        int outbox_lease_ms;
+        int outbox_keep_s;
+        int timer_poll_ms;
+        int timer_horizon_ms;
+        int timer_batch;
+        int timer_keep_s;
         /* edge protections */
         char *cors_origins; /* comma-separated; "" disables CORS */
         int rate_ip_per_min;

@@ -201,6 +201,12 @@ struct runtime {
         /* Messages the loops finished (handled or failed), for the
          * heartbeat's rate. */
         atomic_uint_fast64_t handled;
+        /* Parts (runtime_parts.c): the timer service, outboxes, whether
+         * this runtime holds a reference on the process's HTTP client. */
+        timer_service_t *timers;
+        outbox_t **outboxes;
+        size_t n_outboxes;
+        atomic_bool http_ref;
         /* The harness: what would have been sent (harness.c). */
         void (*capture)(void *arg, const char *topic, const env_t *env,
                         slice_t value);
@@ -241,6 +247,16 @@ void rt__problem(rt_ctx_t *ctx, int status, const char *title,
 bool rt__flush(runtime_t *rt, rt_job_t *list, const atomic_bool *stop);
 /* The partition of key in the group's own commands topic. */
 int32_t rt__key_partition(const runtime_t *rt, slice_t key);
+
+/* runtime_parts.c --------------------------------------------------------- */
+
+/* Make the timer service (def->timers). False and errstr on bad options. */
+bool rt__parts_new(runtime_t *rt, char *errstr, size_t errlen);
+/* Start the timer service's firing (needs a bus). */
+void rt__parts_start(runtime_t *rt);
+/* Stop and free the outboxes and the timer service, let go of the HTTP
+ * client. */
+void rt__parts_destroy(runtime_t *rt);
 
 /* rt_loop.c --------------------------------------------------------------- */
 

@@ -206,7 +206,8 @@ runtime_t *runtime_new(const group_def_t *def, const config_t *cfg,
                 "Consumers replaced after a fatal error (fenced by the "
                 "group).",
                 labels);
-        if (!rt__make_loops(rt, errstr, errlen))
+        if (!rt__make_loops(rt, errstr, errlen) ||
+            !rt__parts_new(rt, errstr, errlen))
                 goto fail;
         return rt;
 
@@ -222,6 +223,8 @@ void runtime_destroy(runtime_t *rt) {
         for (size_t s = 0; s < rt->n_subs; s++)
                 rt__loop_destroy(rt->subs[s]);
         free(rt->subs);
+        /* Outboxes and timers first: their kinds use the group's state. */
+        rt__parts_destroy(rt);
         if (rt->def->shutdown && rt->state)
                 rt->def->shutdown(rt->state);
         free(rt);
@@ -354,6 +357,7 @@ int runtime_run(runtime_t *rt, const atomic_bool *stop) {
                         log_error("cannot start the thread of %s",
                                   rt->subs[s]->group_id);
         }
+        rt__parts_start(rt);
         hb = rt__heartbeat_start(rt);
         rt__loop_run(rt->commands, stop);
         for (size_t s = 0; s < rt->n_subs; s++)

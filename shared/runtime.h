@@ -45,8 +45,11 @@
 #include "bus.h"
 #include "config.h"
 #include "envelope.h"
+#include "httpc.h"
+#include "outbox.h"
 #include "schema.h"
 #include "store.h"
+#include "timer.h"
 
 typedef struct runtime runtime_t;
 typedef struct rt_ctx rt_ctx_t;
@@ -122,6 +125,10 @@ typedef struct group_def {
          * May be NULL. */
         handler_fn on_reply;
         int concurrency; /* command workers; 0 or 1: the loop's own thread */
+        /* The group sets durable timers and schedules: the runtime runs a
+         * timer service on its database (runtime_timers, rt_timers) whose
+         * firings come back as the group's own commands. */
+        bool timers;
         /* Created in the group's database at start-up (up to the {NULL}
          * entry); may be NULL. */
         const store_index_t *indexes;
@@ -171,6 +178,28 @@ const char *runtime_db(const runtime_t *rt);
 /* The values of one of the group's settings tables (its struct). */
 const void *runtime_settings(const runtime_t *rt, const config_table_t *table);
 
+/* The process's outbound HTTP client (httpc.h), shared by every group of
+ * the process, made at the first call from the OMNIFY_HTTPC_* settings.
+ * NULL only when it cannot start (logged). Any thread. */
+httpc_t *runtime_http(runtime_t *rt);
+
+/* The group's timer service (timer.h) when def->timers, else NULL. Made
+ * with the runtime (so init may set timers); it fires once runtime_run
+ * starts (never in the harness, which has no bus). */
+timer_service_t *runtime_timers(const runtime_t *rt);
+
+/*
+ * An outbox of the group (outbox.h). opts names its collection (and index
+ * prefix), its kinds (which must outlive it) and whether it holds; the
+ * runtime fills the rest: config, store, bus, runtime_http, group,
+ * database, and the OMNIFY_OUTBOX_* settings where opts leaves them 0.
+ * Started now (in the harness: made but not started); the runtime stops it
+ * at shutdown before the group's shutdown hook, so the state its kinds use
+ * is still there. Call from init. NULL and errstr on failure.
+ */
+outbox_t *runtime_outbox_new(runtime_t *rt, const outbox_opts_t *opts,
+                             char *errstr, size_t errlen);
+
 /*
  * Answer an operations probe: what is "health", "ready" or "metrics".
  * Fills status, a new body (caller frees) and its content type.
@@ -193,6 +222,9 @@ store_t *rt_store(const rt_ctx_t *ctx);
 const char *rt_db(const rt_ctx_t *ctx);
 /* The values of one of the group's settings tables (runtime_settings). */
 const void *rt_settings(const rt_ctx_t *ctx, const config_table_t *table);
+/* runtime_http, runtime_timers of the handler's group. */
+httpc_t *rt_http(const rt_ctx_t *ctx);
+timer_service_t *rt_timers(const rt_ctx_t *ctx);
 
 /* Who sent the command, as the edge checked it (headers only the edge
  * sets). Empty slices when absent (Kafka-only commands, events). */

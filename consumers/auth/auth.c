@@ -336,7 +336,7 @@ static handler_result_t auth_init(runtime_t *rt, void **state, char *errstr,
                 free(st);
                 return HANDLER_PERMANENT;
         }
-        st->mailer = auth_mailer_start(st, errstr, errlen);
+        st->mailer = auth_mailer_start(st, rt, errstr, errlen);
         if (!st->mailer) {
                 free(st->dummy_hash);
                 free(st);

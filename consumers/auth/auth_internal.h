@@ -249,9 +249,11 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *mail_id,
 store_err_t auth_mail_queued(auth_state_t *st, const char *mail_id,
                              char *errstr, size_t errlen);
 
-/* Start the sender (on st->store, with cfg's mail settings); stop it and
- * free (NULL ok). */
-auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr, size_t errlen);
+/* Auth's mail outbox (rt's, sending through the process's HTTP client,
+ * with the mail settings); stop frees the mail kind's state once the
+ * runtime stopped the outbox (NULL ok). */
+auth_mailer_t *auth_mailer_start(auth_state_t *st, runtime_t *rt, char *errstr,
+                                 size_t errlen);
 void auth_mailer_stop(auth_mailer_t *m);
 
 /* ---------------------------------------------------------------------------

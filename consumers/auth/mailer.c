@@ -28,9 +28,6 @@
 #include "outbox.h"
 
 struct auth_mailer {
-        /* Auth's own client until the runtime hands every group the
-         * process's one. */
-        httpc_t *http;
         mail_t *mail;
         outbox_kind_t kinds[1];
         outbox_t *outbox;
@@ -75,29 +72,24 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *id, const char *to,
                                         id, &msg, NULL, errstr, errlen));
 }
 
-auth_mailer_t *auth_mailer_start(auth_state_t *st, char *errstr,
+auth_mailer_t *auth_mailer_start(auth_state_t *st, runtime_t *rt, char *errstr,
                                  size_t errlen) {
-        const config_t *cfg = st->cfg;
         const mail_settings_t *ms = st->mail_set;
         auth_mailer_t *m = xcalloc(1, sizeof(*m));
         mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, "auth"};
         outbox_opts_t oo = {0};
 
-        if (!(m->http = httpc_new(NULL, errstr, errlen)) ||
-            !(m->mail = mail_new(&mo, errstr, errlen)))
+        if (!(m->mail = mail_new(&mo, errstr, errlen)))
                 goto fail;
         m->kinds[0] = mail_kind(m->mail);
-        oo.cfg = cfg;
-        oo.store = st->store;
-        oo.http = m->http;
-        oo.group = "auth";
         oo.collection = "mail_outbox";
         oo.index_prefix = "mail";
         oo.kinds = m->kinds;
         oo.n_kinds = 1;
         oo.hold = !mail_enabled(m->mail);
-        if (!(m->outbox = outbox_new(&oo, errstr, errlen)) ||
-            outbox_start(m->outbox, errstr, errlen))
+        /* The runtime sends through the process's client and stops the
+         * outbox before auth_mailer_stop frees the mail kind's state. */
+        if (!(m->outbox = runtime_outbox_new(rt, &oo, errstr, errlen)))
                 goto fail;
         if (oo.hold)
                 log_warn("mail is disabled (OMNIFY_MAIL_API_KEY is empty): "
@@ -111,8 +103,6 @@ fail:
 void auth_mailer_stop(auth_mailer_t *m) {
         if (!m)
                 return;
-        outbox_destroy(m->outbox);
-        httpc_destroy(m->http);
         mail_destroy(m->mail);
         free(m);
 }
