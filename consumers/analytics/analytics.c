@@ -98,6 +98,7 @@ const group_def_t group_analytics = {
         .name = "analytics",
         .ops_port = 8004,
         .settings = analytics_tables,
+        .timers = true, /* scheduled reports (reports.c) */
         .handlers = analytics_handlers,
         .n_handlers =
                 sizeof(analytics_handlers) / sizeof(analytics_handlers[0]),

@@ -45,7 +45,6 @@
 
 #include "caltime.h"
 #include "codec.h"
-#include "httpc.h"
 #include "lww.h"
 #include "mail.h"
 #include "outbox.h"
@@ -380,8 +379,7 @@ typedef struct analytics_state {
         uint64_t last_gc_ms; /* live.c, under its thread */
         /* Scheduled reports (reports.c): their durable schedules, and the
          * outbox their mails go through. */
-        timer_service_t *timers;
-        httpc_t *http;
+        timer_service_t *timers; /* the runtime's */
         mail_t *mail;
         outbox_kind_t mail_kinds[1];
         outbox_t *outbox;

@@ -18,11 +18,11 @@
  * previous_month, custom (from and to as given).
  *
  * Schedules: a report with a schedule gets a durable schedule
- * (shared/timer.h, collection report_timers, id "report|<report id>") that
- * sends analytics.reports.fire every day, week or 30 days ("monthly" is a
- * fixed 30-day period: the timers know fixed periods only) from the next
- * hour_utc, with its creator's tenant and roles; a fire runs the report and
- * mails its rows as CSV to the recipients through the outbox
+ * (the runtime's timer service, shared/timer.h: collection timers, id
+ * "report|<report id>") that sends analytics.reports.fire every day, week or 30
+ * days ("monthly" is a fixed 30-day period: the timers know fixed periods only)
+ * from the next hour_utc, with its creator's tenant and roles; a fire runs the
+ * report and mails its rows as CSV to the recipients through the outbox
  * (shared/outbox.h and mail.h, collection report_outbox; mail ids "<fire
  * command id>.<n>", so a redelivered fire queues nothing twice). Deleting
  * the report cancels its schedule. analytics.report.scheduled announces a
@@ -38,7 +38,6 @@
 
 #define REPORTS_COLL "reports"
 #define RUNS_COLL "report_runs"
-#define REPORT_TIMERS "report_timers"
 #define REPORT_OUTBOX "report_outbox"
 #define DAY_MS 86400000LL
 
@@ -64,32 +63,26 @@ handler_result_t reports_start(analytics_state_t *st, runtime_t *rt,
                                char *errstr, size_t errlen) {
         const mail_settings_t *ms = runtime_settings(rt, &mail_settings);
         mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, "analytics"};
-        timer_opts_t to = {0};
         outbox_opts_t oo = {0};
-        bus_t *bus = runtime_bus(rt);
-        to.cfg = runtime_config(rt);
-        to.store = runtime_store(rt);
-        to.bus = bus; /* none in the harness: schedules are set, not fired */
-        to.group = runtime_db(rt);
-        to.collection = REPORT_TIMERS;
-        if (!(st->timers = timer_service_new(&to, errstr, errlen)) ||
-            (bus && timer_service_start(st->timers, errstr, errlen)))
+        bool bus = runtime_bus(rt) != NULL; /* none in the harness */
+        /* The runtime's timer service (group_def_t.timers): schedules are
+         * set here and fire as analytics.reports.fire commands. */
+        st->timers = runtime_timers(rt);
+        if (!st->timers) {
+                snprintf(errstr, errlen, "no timer service");
                 return HANDLER_PERMANENT;
-        if (!(st->http = httpc_new(NULL, errstr, errlen)) ||
-            !(st->mail = mail_new(&mo, errstr, errlen)))
+        }
+        if (!(st->mail = mail_new(&mo, errstr, errlen)))
                 return HANDLER_PERMANENT;
         st->mail_kinds[0] = mail_kind(st->mail);
-        oo.cfg = runtime_config(rt);
-        oo.store = runtime_store(rt);
-        oo.http = st->http;
-        oo.group = runtime_db(rt);
         oo.collection = REPORT_OUTBOX;
         oo.index_prefix = "report_mail";
         oo.kinds = st->mail_kinds;
         oo.n_kinds = 1;
         oo.hold = !mail_enabled(st->mail) || !bus;
-        if (!(st->outbox = outbox_new(&oo, errstr, errlen)) ||
-            outbox_start(st->outbox, errstr, errlen))
+        /* The runtime stops it before the shutdown hook frees the mail
+         * kind's state (reports_stop). */
+        if (!(st->outbox = runtime_outbox_new(rt, &oo, errstr, errlen)))
                 return HANDLER_PERMANENT;
         if (bus && !mail_enabled(st->mail))
                 log_warn("report mails are held in the outbox: "
@@ -100,12 +93,9 @@ handler_result_t reports_start(analytics_state_t *st, runtime_t *rt,
 void reports_stop(analytics_state_t *st) {
         if (!st)
                 return;
-        outbox_destroy(st->outbox);
+        /* The outbox and the timers are the runtime's. */
         st->outbox = NULL;
-        timer_service_destroy(st->timers);
         st->timers = NULL;
-        httpc_destroy(st->http);
-        st->http = NULL;
         mail_destroy(st->mail);
         st->mail = NULL;
 }

@@ -641,7 +641,7 @@ static void test_reports(void **state) {
                 bson_init(&filter);
                 BSON_APPEND_UTF8(&filter, "_id", tid);
                 assert_int_equal(store_find_one(runtime_store(rt),
-                                                runtime_db(rt), "report_timers",
+                                                runtime_db(rt), "timers",
                                                 &filter, NULL, &doc, err,
                                                 sizeof(err)),
                                  STORE_OK);
