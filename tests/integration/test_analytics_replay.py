@@ -108,12 +108,15 @@ def world(session, module_procs):
     w.a, w.b = str(uuid.uuid4()), str(uuid.uuid4())
     events = tenant_events(w.a, 1) + tenant_events(w.b, 2)
     # A day that closes, so the live group publishes something a replay
-    # must not publish again.
+    # must not publish again. Connection and sync ids are UUIDs and the
+    # sync names its account, as schemas/integrations.json declares.
+    conn = str(uuid.uuid4())
     events.append(event("integrations.connection.connected", w.a,
-                        {"connection_id": "cn1", "provider": "google_ads",
+                        {"connection_id": conn, "provider": "google_ads",
                          "account_id": "a1", "account_name": "A1"}))
     events.append(event("integrations.sync.completed", w.a,
-                        {"sync_id": "s1", "connection_id": "cn1", "provider": "google_ads",
+                        {"sync_id": str(uuid.uuid4()), "connection_id": conn,
+                         "provider": "google_ads", "account_id": "a1",
                          "kind": "scheduled", "records": 1, "streams": {},
                          "first_sync": True}))
     before = handled(w.group)

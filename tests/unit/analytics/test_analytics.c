@@ -420,6 +420,11 @@ static void test_attribution_models(void **state) {
         }
 }
 
+/* Connections and syncs are UUIDs, as schemas/integrations.json declares. */
+#define CONN_ID "0b6f3c52-6a38-4c1e-9d1a-3f1c2e5a7b01"
+#define SYNC_ID_1 "5d2e8f10-2b3c-4d5e-8f60-7a8b9c0d1e21"
+#define SYNC_ID_2 "5d2e8f10-2b3c-4d5e-8f60-7a8b9c0d1e22"
+
 /* A connected provider that completed a sync closes the days before; a
  * second sync of the same day closes nothing new. */
 static void test_days_close(void **state) {
@@ -429,7 +434,7 @@ static void test_days_close(void **state) {
         new_tenant(t);
         assert_int_equal(
                 harness_event(fx.h, "integrations.connection.connected",
-                              "{\"connection_id\":\"cn1\",\"provider\":"
+                              "{\"connection_id\":\"" CONN_ID "\",\"provider\":"
                               "\"google_ads\",\"account_id\":\"g\","
                               "\"account_name\":\"G\"}",
                               t),
@@ -437,8 +442,10 @@ static void test_days_close(void **state) {
         assert_int_equal(harness_count(fx.h, "analytics.day.closed"), 0);
         assert_int_equal(
                 harness_event(fx.h, "integrations.sync.completed",
-                              "{\"sync_id\":\"s1\",\"connection_id\":\"cn1\","
-                              "\"provider\":\"google_ads\",\"kind\":"
+                              "{\"sync_id\":\"" SYNC_ID_1
+                              "\",\"connection_id\":\"" CONN_ID "\","
+                              "\"provider\":\"google_ads\",\"account_id\":"
+                              "\"g\",\"kind\":"
                               "\"scheduled\",\"records\":10,\"streams\":{},"
                               "\"first_sync\":true}",
                               t),
@@ -460,8 +467,10 @@ static void test_days_close(void **state) {
         }
         assert_int_equal(
                 harness_event(fx.h, "integrations.sync.completed",
-                              "{\"sync_id\":\"s2\",\"connection_id\":\"cn1\","
-                              "\"provider\":\"google_ads\",\"kind\":"
+                              "{\"sync_id\":\"" SYNC_ID_2
+                              "\",\"connection_id\":\"" CONN_ID "\","
+                              "\"provider\":\"google_ads\",\"account_id\":"
+                              "\"g\",\"kind\":"
                               "\"scheduled\",\"records\":1,\"streams\":{},"
                               "\"first_sync\":false}",
                               t),
@@ -495,12 +504,15 @@ static void test_insights(void **state) {
         assert_int_equal(status, 200);
         json_decref(j);
         harness_event(fx.h, "integrations.connection.connected",
-                      "{\"connection_id\":\"cn1\",\"provider\":\"google_ads\","
+                      "{\"connection_id\":\"" CONN_ID
+                      "\",\"provider\":\"google_ads\","
                       "\"account_id\":\"g\",\"account_name\":\"G\"}",
                       t);
         harness_event(fx.h, "integrations.sync.completed",
-                      "{\"sync_id\":\"s1\",\"connection_id\":\"cn1\","
-                      "\"provider\":\"google_ads\",\"kind\":\"scheduled\","
+                      "{\"sync_id\":\"" SYNC_ID_1
+                      "\",\"connection_id\":\"" CONN_ID "\","
+                      "\"provider\":\"google_ads\",\"account_id\":\"g\","
+                      "\"kind\":\"scheduled\","
                       "\"records\":1,\"streams\":{},\"first_sync\":true}",
                       t);
         raised = harness_count(fx.h, "analytics.insight.raised");
