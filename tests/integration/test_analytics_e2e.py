@@ -7,7 +7,8 @@ Shopify (shop acme) as a browser would; the integrations group syncs them
 The dashboard's figures are then checked against the stand-in's ground
 truth for the same days (its /_admin/truth routes, not our code), and the
 tenant's days close across both providers (analytics.day.closed) once the
-first syncs completed.
+first syncs completed, and last-click attribution credits the ad providers
+the stand-in's orders came from (the touchpoints integrations read).
 """
 
 import collections
@@ -15,10 +16,13 @@ import time
 
 import pytest
 
-from conftest import HOST, free_port, http, wait_status
+from conftest import HOST, free_port, wait_status
 from test_integrations_kit import (Api, Standin, Tenant, day_shift, events_of,
                                    location_query, read_events, settings, today)
 
+# The stand-in's ad provider names -> ours.
+STANDIN_PROVIDER = {"google_ads": "google_ads", "meta": "meta_ads", "tiktok": "tiktok_ads",
+                    "linkedin": "linkedin_ads", "youtube": "youtube"}
 AD_KEYS = ("spend", "impressions", "clicks", "conversions", "conversion_value")
 
 
@@ -140,3 +144,24 @@ def test_days_close_across_both_providers(e2e):
     for e in closed:
         p = e.body["providers"]
         assert p and p == sorted(p) and set(p) <= {"google_ads", "shopify"}, e.body
+
+
+def test_last_click_credits_the_ad_campaigns_the_stand_in_credits(e2e):
+    """Shopify's orders reach analytics with the touchpoints integrations
+    read from them: last-click orders per ad provider equal the stand-in's
+    orders per campaign, summed by provider."""
+    acct = e2e.shop[0]["account_id"].replace(".myshopify.com", "")
+    t = e2e.standin.truth("shopify", account=acct, since=e2e.since, until=e2e.until)
+    want = collections.Counter()
+    for c in t["values"]["by_campaign"].values():
+        want[STANDIN_PROVIDER.get(c["provider"], c["provider"])] += c["orders"]
+    assert want, "no order of the window came from an ad campaign"
+    r = e2e.api.call("GET", f"/api/analytics/attribution?model=last_click&from={e2e.since}"
+                     f"&to={e2e.until}", e2e.a, "viewer")
+    assert r.status == 200, r
+    got = collections.Counter()
+    for cur in r.body["currencies"]:
+        for row in cur["rows"]:
+            if row["channel"] in STANDIN_PROVIDER.values():
+                got[row["channel"]] += row["orders"]
+    assert dict(got) == dict(want), (r.body, t["values"]["by_campaign"])
