@@ -35,6 +35,9 @@
 #define RT_BACKOFF ((backoff_policy_t){100, 2000})
 /* Jobs a loop holds at once per worker before it pauses fetching. */
 #define RT_INFLIGHT_PER_WORKER 256
+/* A synchronous read-only command younger than this is not recorded in the
+ * operation log (rt_job.c): its caller still waits for the reply. */
+#define RT_READ_ONLY_FRESH_MS 500
 
 typedef struct rt_loop rt_loop_t;
 

@@ -440,9 +440,15 @@ static void rt__check_command(rt_job_t *job) {
                            "the message does not match its schema", &report);
                 return;
         }
-        /* A synchronous read-only command is simply run again if
-         * redelivered; everything else is looked up and recorded. */
-        job->record = !(job->sm->read_only && env->reply_to.len);
+        /* A synchronous read-only command still fresh is simply run again
+         * if redelivered: its caller is waiting for the reply. One older
+         * than half the shortest wait a caller may ask for (Prefer: wait=1)
+         * may have been given up on (504 with an operation id, or its group
+         * was down): its result goes to the operation log like everything
+         * else, which is also looked up first. */
+        job->record = !(job->sm->read_only && env->reply_to.len &&
+                        clock_wall_ms() < (uint64_t)env->created_at_ms +
+                                                  RT_READ_ONLY_FRESH_MS);
         job->state = RT_JOB_RUN;
 }
 
