@@ -40,7 +40,7 @@
 typedef struct insight {
         const char *module, *severity, *metric;
         char title[256];
-        char provider[40], campaign[136], currency[4];
+        char provider[40], campaign[136], currency[8];
         const char *names[INSIGHT_NUMBERS];
         double values[INSIGHT_NUMBERS];
         size_t n;

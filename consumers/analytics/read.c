@@ -219,7 +219,8 @@ static void idbatch_add(idbatch_t *b, const char *id) {
 static void read__ids(idbatch_t *b, const aview_t *v, const account_t *a,
                       int64_t lo, int64_t hi, int buckets) {
         for (int64_t d = lo; d <= hi; d++) {
-                char day[CALTIME_DATE_SIZE], id[REC_ID_MAX], bucket[8];
+                char day[CALTIME_DATE_SIZE], id[REC_ID_MAX],
+                        bucket[12]; /* any int */
                 caltime_format_date(d, day);
                 for (int k = 0; k < (buckets ? buckets : 1); k++) {
                         slice_t parts[5] = {slice_of(v->tenant),
