@@ -78,6 +78,8 @@ typedef struct rt_output {
         size_t key_len;
         char *body;
         size_t body_len;
+        /* rt_*_with: on whose behalf (NULL: the handled message's). */
+        char *tenant, *user, *roles;
 } rt_output_t;
 
 typedef struct rt_job rt_job_t;
