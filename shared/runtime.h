@@ -53,6 +53,7 @@
 
 typedef struct runtime runtime_t;
 typedef struct rt_ctx rt_ctx_t;
+struct replay_set; /* replay.h */
 
 typedef enum handler_result {
         HANDLER_OK,        /* done; the reply set with rt_reply* stands */
@@ -138,6 +139,9 @@ typedef struct group_def {
                                  size_t errlen);
         /* Free the private state. May be NULL. */
         void (*shutdown)(void *state);
+        /* The projections `omnify replay <group>` can rebuild (replay.h).
+         * May be NULL. */
+        const struct replay_set *replay;
 } group_def_t;
 
 typedef enum runtime_mode {

@@ -8,6 +8,7 @@
  *   omnify asyncapi [--topic-prefix=P]
  *   omnify probe URL
  *   omnify dlq list|show|replay|purge GROUP
+ *   omnify replay [verify|status|abort|gc] GROUP ...
  *   omnify integrations rekey [--dry-run]
  */
 #include <curl/curl.h>
@@ -22,6 +23,7 @@
 #include "edge.h"
 #include "log.h"
 #include "registry.h"
+#include "replay_tool.h"
 #include "service.h"
 #include "integrations.h"
 #include "topics.h"
@@ -38,6 +40,10 @@ static void usage(FILE *out) {
                      "UNIX_MS] [--id ID]\n"
                      "                      look at, replay or purge a group's "
                      "dead letters\n"
+                     "  replay [verify|status|abort|gc] GROUP [--from ...] "
+                     "[--projection P]\n"
+                     "         [--tenant T] [--rate N]  rebuild a group's "
+                     "projections from the log\n"
                      "  settings [--markdown]  the settings table\n"
                      "  openapi             print the OpenAPI document\n"
                      "  asyncapi            print the AsyncAPI document of "
@@ -329,6 +335,8 @@ int main(int argc, char **argv) {
                 return cmd_asyncapi(argc - 1, argv + 1);
         if (strcmp(argv[1], "dlq") == 0)
                 return dlq_main(argc - 1, argv + 1);
+        if (strcmp(argv[1], "replay") == 0)
+                return replay_main(argc - 1, argv + 1);
         if (strcmp(argv[1], "probe") == 0)
                 return cmd_probe(argc - 1, argv + 1);
         if (strcmp(argv[1], "integrations") == 0)
