@@ -40,10 +40,11 @@ MODES = ["monolith", "microservices", "hybrid"]
 COMPOSE_FILES = {m: os.path.join(COMPOSE_DIR, f"docker-compose.{m}.yml") for m in MODES}
 OVERLAYS = {m: os.path.join(REPO, "k8s", "overlays", m) for m in MODES}
 
-# Binaries in build/bin that are build tools, not deployed (the build runs
-# omnify-schemacheck over schemas/). Anything else named omnify* must be
+# Binaries in build/bin that are build and test tools, not deployed (the
+# build runs omnify-schemacheck over schemas/; the edge tests run
+# omnify-edge-fixture). Anything else named omnify* must be
 # deployed somewhere.
-BUILD_TOOLS = {"omnify-schemacheck"}
+BUILD_TOOLS = {"omnify-schemacheck", "omnify-edge-fixture"}
 
 # A signing key for the tests only (>= 32 bytes).
 TEST_JWT_SECRET = "deploy-tests-" + "0123456789abcdef" * 3

@@ -108,18 +108,22 @@ def test_scaledobject_per_deployed_group_capped_at_partitions(mode):
 
 def test_consumer_group_rule_is_the_codes():
     """The ScaledObjects watch consumer group <topic prefix><group>: that is
-    the group id shared/runtime.c gives a group's consumer. A tripwire: when
-    the code names groups differently, this fails and k8s/generate must
-    follow."""
+    the group id shared/runtime.c gives a group's commands loop (its
+    subscriptions use <prefix><group>.<subscription>, groups of their own
+    that the scalers do not watch). A tripwire: when the code names groups
+    differently, this fails and k8s/generate must follow."""
     with open(os.path.join(REPO, "shared", "runtime.c")) as f:
         code = f.read()
-    named = re.search(r'snprintf\(rt->group_id, sizeof\(rt->group_id\), "%s%s", '
-                      r'cfg->topic_prefix,\s*def->name\);', code)
+    named = re.search(r'snprintf\(group_id, sizeof\(group_id\), "%s%s", '
+                      r'rt->cfg->topic_prefix,\s*def->name\);\s*'
+                      r'rt->commands = rt__loop_new\(', code)
     assert named, "shared/runtime.c no longer names consumer groups <prefix><group>"
-    # Every consumer the runtime makes (at start and when it joins again
-    # after being fenced) uses that name.
-    uses = re.findall(r'bus_consumer_new\(\s*(?:rt->)?cfg,\s*([\w>-]+),', code)
-    assert uses and set(uses) == {"rt->group_id"}, uses
+    # Every consumer a loop makes (at start and when it joins again after
+    # being fenced) uses the loop's group id.
+    with open(os.path.join(REPO, "shared", "rt_loop.c")) as f:
+        loop = f.read()
+    uses = re.findall(r'bus_consumer_new(?:_multi)?\(\s*rt->cfg,\s*([\w>-]+),', loop)
+    assert uses and set(uses) == {"loop->group_id"}, uses
 
 
 def test_edge_hpa_on_cpu_capped_at_reply_partitions():
