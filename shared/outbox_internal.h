@@ -42,8 +42,9 @@ struct outbox {
         pthread_mutex_t lock; /* guards ticker, done and inflight */
         pthread_cond_t idle;  /* a job came back */
         ticker_t *ticker;
-        outbox_job_t *done; /* jobs back from httpc or the producer */
-        int inflight;       /* jobs handed out, not yet collected */
+        outbox_job_t *done;   /* jobs back from httpc or the producer */
+        int inflight;         /* jobs handed out, not yet collected */
+        int inflight_retries; /* of which tries after a failed one */
         /* The sender's own. */
         bool indexed;
         bool store_down_logged;

@@ -105,9 +105,15 @@ static void job_back(outbox_job_t *job) {
         pthread_mutex_unlock(&ob->lock);
 }
 
-static void job_out(outbox_t *ob) {
+static bool job_is_retry(const outbox_job_t *job) {
+        return job->what == OUTBOX_JOB_SEND && job->attempts > 1;
+}
+
+static void job_out(outbox_job_t *job) {
+        outbox_t *ob = job->ob;
         pthread_mutex_lock(&ob->lock);
         ob->inflight++;
+        ob->inflight_retries += job_is_retry(job);
         pthread_mutex_unlock(&ob->lock);
 }
 
@@ -223,7 +229,7 @@ static bool job_report(outbox_job_t *job, const outbox_outcome_t *o,
         job->sent = o->sent;
         job->what = OUTBOX_JOB_REPORT;
         job->d.done = report_done;
-        job_out(ob);
+        job_out(job);
         err = cmdsend_produce(ob->bus, ob->topic, &m, &job->d);
         if (err)
                 report_done(&job->d, err); /* no report will come */
@@ -490,7 +496,7 @@ static bool job_send(outbox_job_t *job) {
         }
         req.headers = &headers;
         job->what = OUTBOX_JOB_SEND;
-        job_out(ob);
+        job_out(job);
         err = httpc_submit(ob->http, &req, send_done, job);
         httpc_headers_deinit(&headers); /* copied (and wiped) by now */
         if (err) {
@@ -522,6 +528,7 @@ static void collect(outbox_t *ob) {
                 jobs = job->next;
                 pthread_mutex_lock(&ob->lock);
                 ob->inflight--;
+                ob->inflight_retries -= job_is_retry(job);
                 pthread_mutex_unlock(&ob->lock);
                 if (job->what == OUTBOX_JOB_SEND) {
                         out = job_tried(job);
@@ -585,19 +592,61 @@ static void job_start(outbox_job_t *job) {
                 job_free(job);
 }
 
-int64_t outbox__round(void *arg, const atomic_bool *stop) {
-        outbox_t *ob = arg;
-        bson_t filter = BSON_INITIALIZER, in, arr;
+/* Records to send or report: never tried ones, or (retried) the others. */
+static void claimable(bson_t *filter, bool retried) {
+        bson_t in, arr, cond;
+        BSON_APPEND_DOCUMENT_BEGIN(filter, "status", &in);
+        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+        BSON_APPEND_UTF8(&arr, "0", "queued");
+        BSON_APPEND_UTF8(&arr, "1", "reporting");
+        bson_append_array_end(&in, &arr);
+        bson_append_document_end(filter, &in);
+        BSON_APPEND_DOCUMENT_BEGIN(filter, "attempts", &cond);
+        BSON_APPEND_INT64(&cond, retried ? "$gt" : "$lte", 0);
+        bson_append_document_end(filter, &cond);
+}
+
+/* One claim of up to limit records matching filter (with status); their
+ * jobs started. Returns the store's answer; *n and *next as lease_claim. */
+static store_err_t claim_some(outbox_t *ob, const bson_t *filter, int limit,
+                              int *n, int64_t *next) {
         lease_query_t q = {.db = ob->db,
                            .coll = ob->coll,
-                           .filter = &filter,
+                           .filter = filter,
                            .time_field = "next_attempt_at",
+                           .limit = limit,
                            .lease_ms = ob->lease_ms};
         outbox_claim_t cl = {.ob = ob, .head = NULL, .tail = &cl.head};
         char owner[LEASE_OWNER_SIZE], errstr[256];
-        int64_t next = INT64_MAX;
-        int n = 0, free_slots;
         store_err_t err;
+
+        cl.owner = owner;
+        *n = 0;
+        err = lease_claim(ob->store, &q, (int64_t)clock_wall_ms(), owner,
+                          claimed, &cl, n, next, errstr, sizeof(errstr));
+        for (outbox_job_t *job = cl.head, *after; job; job = after) {
+                after = job->next;
+                job->next = NULL;
+                job_start(job);
+        }
+        if (err)
+                store_failed(ob, "claiming due records", errstr);
+        return err;
+}
+
+/*
+ * A round: records never tried (and outcomes to report) first, then the
+ * retries, which may hold at most three quarters of the slots: a
+ * destination that times out cannot keep a new record waiting behind the
+ * backlog of its own retries (found with hundreds of mails to a dead mail
+ * API ahead of a verification mail to a live one).
+ */
+int64_t outbox__round(void *arg, const atomic_bool *stop) {
+        outbox_t *ob = arg;
+        bson_t fresh = BSON_INITIALIZER, retry = BSON_INITIALIZER;
+        int64_t next = INT64_MAX, next_retry = INT64_MAX;
+        int n = 0, n_retry = 0, free_slots, retry_slots, limit;
+        bool full = false;
 
         collect(ob);
         if (atomic_load(stop) || !store_is_up(ob->store))
@@ -608,31 +657,35 @@ int64_t outbox__round(void *arg, const atomic_bool *stop) {
                 return INT64_MAX;
         pthread_mutex_lock(&ob->lock);
         free_slots = ob->inflight_max - ob->inflight;
+        retry_slots =
+                ob->inflight_max - ob->inflight_max / 4 - ob->inflight_retries;
         pthread_mutex_unlock(&ob->lock);
         if (free_slots <= 0)
                 return INT64_MAX; /* a job coming back kicks us */
-        q.limit = free_slots < ob->batch ? free_slots : ob->batch;
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "status", &in);
-        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
-        BSON_APPEND_UTF8(&arr, "0", "queued");
-        BSON_APPEND_UTF8(&arr, "1", "reporting");
-        bson_append_array_end(&in, &arr);
-        bson_append_document_end(&filter, &in);
-        cl.owner = owner;
-        err = lease_claim(ob->store, &q, (int64_t)clock_wall_ms(), owner,
-                          claimed, &cl, &n, &next, errstr, sizeof(errstr));
-        bson_destroy(&filter);
-        for (outbox_job_t *job = cl.head, *after; job; job = after) {
-                after = job->next;
-                job->next = NULL;
-                job_start(job);
-        }
-        if (err) {
-                store_failed(ob, "claiming due records", errstr);
-                return INT64_MAX;
+        limit = free_slots < ob->batch ? free_slots : ob->batch;
+        claimable(&fresh, false);
+        if (claim_some(ob, &fresh, limit, &n, &next))
+                goto down;
+        full = n == limit;
+        limit -= n;
+        if (retry_slots < limit)
+                limit = retry_slots;
+        if (limit > 0) {
+                claimable(&retry, true);
+                if (claim_some(ob, &retry, limit, &n_retry, &next_retry))
+                        goto down;
+                full = full || n_retry == limit;
+                if (next_retry < next)
+                        next = next_retry;
         }
         ob->store_down_logged = false;
-        return n == q.limit ? 0 : next;
+        bson_destroy(&fresh);
+        bson_destroy(&retry);
+        return full ? 0 : next;
+down:
+        bson_destroy(&fresh);
+        bson_destroy(&retry);
+        return INT64_MAX;
 }
 
 void outbox__drain(outbox_t *ob) {

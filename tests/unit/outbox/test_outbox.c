@@ -10,7 +10,10 @@
  * cancels a call in flight without counting it.
  * Label "store": skipped (77) when the store does not answer.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -249,6 +252,77 @@ static void test_failures_are_retried_with_backoff(void **state) {
                 assert_true(b.at_ms - a.at_ms >= 50); /* backoff [50, 100] */
         }
         outbox_destroy(ob);
+}
+
+/* Forty records already failing against a destination that never answers
+ * (a listening socket nobody accepts from), then a new record to a live
+ * one: retries hold at most three quarters of the slots, so the new record
+ * is sent while they keep failing. Without that reserve it waits behind
+ * every due retry, each holding a slot until it times out (10 rounds of
+ * 1.5 s here; hundreds of mails to a dead mail API in the integration
+ * run). */
+static void test_retries_leave_room_for_new_records(void **state) {
+        outbox_opts_t o = {.cfg = &FX.cfg,
+                           .store = FX.store,
+                           .bus = FX.bus,
+                           .http = HTTP,
+                           .group = GROUP,
+                           .collection = "o_fair",
+                           .kinds = KINDS,
+                           .n_kinds = 1,
+                           .inflight = 4,
+                           .poll_ms = 100};
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        socklen_t len = sizeof(sa);
+        char url[128], dead_url[128], errstr[256], id[32];
+        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+        outbox_request_t r;
+        outbox_t *ob;
+        bson_t *doc;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        (void)state;
+        reset();
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 128), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%d/send",
+                 (int)ntohs(sa.sin_port));
+        ob = outbox_new(&o, errstr, sizeof(errstr));
+        assert_non_null(ob);
+        assert_int_equal(outbox_indexes(ob, errstr, sizeof(errstr)), OUTBOX_OK);
+        for (int i = 0; i < 40; i++) {
+                r = request(NULL, "/send", NULL, url, sizeof(url));
+                snprintf(id, sizeof(id), "o-fair.dead.%d", i);
+                r.id = id;
+                r.url = dead_url;
+                r.policy.timeout_ms = 1500;
+                assert_int_equal(enqueue(ob, &r, errstr, sizeof(errstr)),
+                                 OUTBOX_OK);
+        }
+        /* As a backlog left by earlier failures: tried three times each. */
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+        BSON_APPEND_INT64(&set, "attempts", 3);
+        bson_append_document_end(&update, &set);
+        assert_int_equal(store_update(FX.store, GROUP, "o_fair", &filter,
+                                      &update, STORE_MANY, NULL, errstr,
+                                      sizeof(errstr)),
+                         STORE_OK);
+        bson_destroy(&filter);
+        bson_destroy(&update);
+        r = request("o-fair.live", "/send", NULL, url, sizeof(url));
+        assert_int_equal(enqueue(ob, &r, errstr, sizeof(errstr)), OUTBOX_OK);
+        assert_int_equal(outbox_start(ob, errstr, sizeof(errstr)), 0);
+        doc = record_when(ob, "o-fair.live", "sent", 8000);
+        assert_non_null(doc);
+        record_free(doc);
+        doc = record_when(ob, "o-fair.dead.0", NULL, 1000);
+        assert_non_null(doc);
+        assert_string_equal(lease_doc_str(doc, "status"), "queued");
+        record_free(doc);
+        outbox_destroy(ob);
+        close(fd);
 }
 
 static void test_retry_after_is_honoured(void **state) {
@@ -694,6 +768,7 @@ static void test_mail_goes_out_in_the_sendgrid_shape(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_a_record_is_sent_once),
+                cmocka_unit_test(test_retries_leave_room_for_new_records),
                 cmocka_unit_test(test_failures_are_retried_with_backoff),
                 cmocka_unit_test(test_retry_after_is_honoured),
                 cmocka_unit_test(test_a_refusal_is_final),
