@@ -231,7 +231,7 @@ handler_result_t infra_cluster(rt_ctx_t *ctx, const msgpack_object *body) {
         json_object_set_new(out, "limit", json_integer(limit));
         json_object_set_new(out, "offset", json_integer(skip));
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 /* The processes known by instance: {instance: process}. */
@@ -298,7 +298,7 @@ handler_result_t infra_groups(rt_ctx_t *ctx, const msgpack_object *body) {
         json_object_set_new(out, "groups", groups);
         json_decref(procs);
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -377,7 +377,7 @@ handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
                                     "a commit, and who would consume them: "
                                     "the group has no members now"));
         json_decref(cur);
-        return docjson_reply(ctx, 200, g);
+        return docjson_reply_present(ctx, 200, g);
 }
 
 handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -402,7 +402,7 @@ handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
                           "replay", "omnify dlq replay GROUP [--id MESSAGE_ID]",
                           "purge", "omnify dlq purge GROUP"));
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -427,7 +427,7 @@ handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         json_object_set_new(out, "dependencies", deps);
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -462,5 +462,5 @@ handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
         out = json_pack("{s:I, s:o, s:i}", "now", (json_int_t)clock_wall_ms(),
                         "groups", groups, "stale_after_s", st->set->stale_s);
         json_decref(procs);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
