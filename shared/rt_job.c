@@ -272,6 +272,20 @@ int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
         return 0;
 }
 
+int rt_emit_id(rt_ctx_t *ctx, const char *type, slice_t key,
+               const msgpack_sbuffer *body, const char *id) {
+        msgid_t parsed;
+        if (!id || !msgid_parse(id, strlen(id), &parsed)) {
+                log_error("event %s: its id is not a UUID", type);
+                ctx->bad_output = true;
+                return -1;
+        }
+        if (rt_emit(ctx, type, key, body) != 0)
+                return -1;
+        msgid_format(&parsed, ctx->outs[ctx->n_outs - 1].id);
+        return 0;
+}
+
 /* "<group>.<name>" -> "<prefix><group>.commands" */
 static char *rt__commands_topic_of(runtime_t *rt, const char *type) {
         const char *dot = strchr(type, '.');

@@ -267,6 +267,13 @@ void rt_fail(rt_ctx_t *ctx, const char *why);
 int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
             const msgpack_sbuffer *body);
 
+/* rt_emit with an id the caller chose (canonical UUID text, e.g. from
+ * msgid_derive over the fact it states): publishing the same fact again
+ * (a re-sync, a redelivered handler) publishes the same id, which
+ * followers drop. Returns as rt_emit; -1 too when id is not a UUID. */
+int rt_emit_id(rt_ctx_t *ctx, const char *type, slice_t key,
+               const msgpack_sbuffer *body, const char *id);
+
 /* Send a command to a group (its type names it: "<group>.<name>") after
  * the handler succeeds, with this message's tenant, user and roles, and no
  * reply. Recorded like events, so a redelivery sends it again with the

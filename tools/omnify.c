@@ -8,6 +8,7 @@
  *   omnify asyncapi [--topic-prefix=P]
  *   omnify probe URL
  *   omnify dlq list|show|replay|purge GROUP
+ *   omnify integrations rekey [--dry-run]
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "registry.h"
 #include "service.h"
+#include "integrations.h"
 #include "topics.h"
 
 static void usage(FILE *out) {
@@ -42,7 +44,11 @@ static void usage(FILE *out) {
                      "the bus (topics under\n"
                      "                      OMNIFY_TOPIC_PREFIX)\n"
                      "  probe URL           exit 0 when URL answers 2xx within "
-                     "3 s (container health checks)\n\n"
+                     "3 s (container health checks)\n"
+                     "  integrations rekey [--dry-run]\n"
+                     "                      re-encrypt connections' "
+                     "credentials under the first key\n"
+                     "                      of OMNIFY_INTEGRATIONS_TOKEN_KEYS\n\n"
                      "Groups:");
         for (size_t i = 0; i < registry_count; i++)
                 fprintf(out, " %s", registry_groups[i]->name);
@@ -325,6 +331,8 @@ int main(int argc, char **argv) {
                 return dlq_main(argc - 1, argv + 1);
         if (strcmp(argv[1], "probe") == 0)
                 return cmd_probe(argc - 1, argv + 1);
+        if (strcmp(argv[1], "integrations") == 0)
+                return integrations_main(argc - 1, argv + 1);
         fprintf(stderr, "omnify: unknown command '%s'\n\n", argv[1]);
         usage(stderr);
         return 2;

@@ -407,6 +407,13 @@ print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for line in ROWS:
     print(line)
 
+integrations = read("integrations.md").strip()
+if integrations:
+    print("\nIntegrations (tests/bench/integrations.py): records synced per second from the "
+          "provider stand-ins against a plain client reading the same pages at the same pace, "
+          "and the group's RSS:\n")
+    print(integrations)
+
 restarts = read("restarts.txt").strip().splitlines()
 if restarts:
     print(f"\nThe shared broker was restarted by other work during {len(restarts)} sample(s); "

@@ -737,7 +737,7 @@ static void sb_aggregate(sb_run_t *run, mongoc_client_t *client) {
         mongoc_collection_t *coll =
                 mongoc_client_get_collection(client, run->db, "facts");
         sb_lat_t lat = {0};
-        char why[320] = "";
+        char why[512] = "";
         bson_t *keys = BCON_NEW("tenant", BCON_INT32(1), "day", BCON_INT32(1));
         bool filled = sb__fill_facts(coll, days, why, sizeof(why)) &&
                       sb_index(client, run, "facts", "tenant_day", keys, false,

@@ -51,14 +51,17 @@ def test_checklist_completes_from_events(mono, session):
     produce_event(session, "auth", "auth.org.invitation_created",
                   {"org_id": tenant, "invitation_id": str(uuid.uuid4()), "role": "member",
                    "invited_by": user}, tenant)
+    # As schemas/integrations.json declares them: ids are UUIDs, and the
+    # sync events name their account too.
+    conn_id, sync_id = str(uuid.uuid4()), str(uuid.uuid4())
     produce_event(session, "integrations", "integrations.connection.connected",
-                  {"connection_id": "c1", "provider": "google_ads", "account_id": "a1",
+                  {"connection_id": conn_id, "provider": "google_ads", "account_id": "a1",
                    "account_name": "Acme Ads"}, tenant)
     for _ in range(2):  # a redelivery changes nothing
         produce_event(session, "integrations", "integrations.sync.completed",
-                      {"sync_id": "s1", "connection_id": "c1", "provider": "google_ads",
-                       "kind": "scheduled", "records": 10, "streams": {"campaigns": 10},
-                       "first_sync": True}, tenant)
+                      {"sync_id": sync_id, "connection_id": conn_id, "provider": "google_ads",
+                       "account_id": "a1", "kind": "scheduled", "records": 10,
+                       "streams": {"campaigns": 10}, "first_sync": True}, tenant)
     produce_event(session, "analytics", "analytics.dashboard.viewed",
                   {"user_id": user, "first": True}, tenant)
     r = until(lambda: (lambda x: x if x.body["progress"]["percent"] == 6 * 100 // 7 else None)(

@@ -1145,8 +1145,10 @@ static void test_openapi_real(void **state) {
                         json_string_value(json_object_get(
                                 json_object_get(resp, "400"), "$ref")),
                         "#/components/responses/BadRequest");
-                /* A stream answers 200 and then events: no 504. */
-                if (!msg->route.stream)
+                /* A synchronous route may time out; an async one answers
+                 * 202 once the broker has the command, a stream 200 and
+                 * then events: neither lists 504. */
+                if (msg->route.mode == SCHEMA_MODE_SYNC && !msg->route.stream)
                         assert_non_null(json_object_get(resp, "504"));
                 /* Every operation says its security: bearer or none. */
                 assert_int_equal(
