@@ -32,6 +32,17 @@
 #include "onb.h"
 
 #define DAY_S 10
+/* Integrations' events as schemas/integrations.json declares them (the
+ * harness checks what it delivers). */
+#define CONN_ID "0b0c6c3e-8f4a-4d47-9a55-2f7d4e1c9a01"
+#define CONNECTED                                                             \
+        "{\"connection_id\": \"" CONN_ID "\", \"provider\": \"google_ads\", " \
+        "\"account_id\": \"a1\", \"account_name\": \"Acme Ads\"}"
+#define SYNCED                                                               \
+        "{\"sync_id\": \"5f1e9d2a-3b7c-4e8f-a1d2-c3b4a5968778\", "           \
+        "\"connection_id\": \"" CONN_ID "\", \"provider\": \"google_ads\", " \
+        "\"account_id\": \"a1\", \"kind\": \"scheduled\", \"records\": 10, " \
+        "\"streams\": {\"campaigns\": 10}, \"first_sync\": true}"
 #define DAY_MS ((int64_t)DAY_S * 1000)
 
 /* ---------------------------------------------------------------------------
@@ -376,9 +387,7 @@ static void test_checklist_from_events_in_any_order_and_again(void **state) {
                 0);
         assert_int_equal(harness_event(fx.h,
                                        "integrations.connection.connected",
-                                       "{\"connection_id\": \"k\", "
-                                       "\"provider\": \"google_ads\"}",
-                                       other.tenant),
+                                       CONNECTED, other.tenant),
                          0);
         c = get(&agency, id);
         assert_non_null(c);
@@ -394,8 +403,7 @@ static void test_checklist_from_events_in_any_order_and_again(void **state) {
                       "\"version\": \"1\", \"accepted_at\": "
                       "\"2026-12-06T12:00:00Z\"}",
                       agency.tenant);
-        harness_event(fx.h, "integrations.sync.completed",
-                      "{\"sync_id\": \"s\", \"provider\": \"google_ads\"}",
+        harness_event(fx.h, "integrations.sync.completed", SYNCED,
                       agency.tenant);
         c = get(&agency, id);
         assert_int_equal(pint(c, "done"), 4);
@@ -543,9 +551,7 @@ static void test_reminders_once_per_overdue_step(void **state) {
 
         /* Day 7: the connection is done, the sync skipped; the dashboard
          * (agency) is reminded of, the report (day 10) is next. */
-        harness_event(fx.h, "integrations.connection.connected",
-                      "{\"connection_id\": \"k\", \"provider\": "
-                      "\"google_ads\"}",
+        harness_event(fx.h, "integrations.connection.connected", CONNECTED,
                       reminded.tenant);
         {
                 char body[256];
