@@ -110,7 +110,9 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                         return onb_store_failed(ctx, err);
                 if (!json_array_size(found)) {
                         json_decref(found);
-                        rt_reply_problem(ctx, 422, "Unprocessable Content",
+                        /* An unknown id in the body, as Stripe answers
+                         * one: 404 (the request itself is valid). */
+                        rt_reply_problem(ctx, 404, "Not Found",
                                          "workspace_id is not an organisation "
                                          "created from yours (yet)");
                         return HANDLER_OK;

@@ -9,13 +9,18 @@ its own, so a test can stop ml and start it again.
 """
 
 import json
+import os
 import socket
+import sys
 import time
 
 import pytest
 
-from conftest import GROUPS, assert_problem, http, wait_all_status, free_port
+from conftest import GROUPS, REPO, assert_problem, http, wait_all_status, free_port
 from infra_helpers import auth, get, produce_command, token, until
+
+sys.path.insert(0, os.path.join(REPO, "tests", "providers"))
+from standin.client import Standin  # noqa: E402
 
 ROUTES = ["/api/infrastructure/cluster", "/api/infrastructure/groups",
           "/api/infrastructure/dead-letters", "/api/infrastructure/dependencies",
@@ -24,7 +29,12 @@ ROUTES = ["/api/infrastructure/cluster", "/api/infrastructure/groups",
 
 @pytest.fixture(scope="module")
 def system(module_procs, session):
-    env = {"OMNIFY_INFRA_SAMPLE_S": "2", "OMNIFY_INFRA_WINDOW": "3"}
+    # Kong and Metabase configured (their stand-ins, tests/providers),
+    # Temporal and Airbyte not: absent from the dependencies.
+    deps = Standin()
+    env = {"OMNIFY_INFRA_SAMPLE_S": "2", "OMNIFY_INFRA_WINDOW": "3",
+           "OMNIFY_KONG_URL": deps.base("kong") + "/status",
+           "OMNIFY_METABASE_URL": deps.base("metabase") + "/api/health"}
     mono = module_procs.start_monolith(["--except", "ml"], env=env)
     ml = module_procs.start_group("ml", env=env)
     wait_all_status(mono.url)
@@ -37,8 +47,9 @@ def system(module_procs, session):
     # heartbeats (its pids) before any test reads the topology.
     until(lambda: {mono.pid, ml.pid} <= live_pids(mono.url, admin),
           timeout=60, what="this system's processes in the topology")
-    return {"url": mono.url, "mono": mono, "ml": ml, "admin": admin,
-            "procs": module_procs}
+    yield {"url": mono.url, "mono": mono, "ml": ml, "admin": admin,
+           "procs": module_procs, "deps": deps}
+    deps.stop()
 
 
 def groups_by_group(url, tok):
@@ -177,13 +188,26 @@ def test_dead_letters_are_counted_with_the_command(system, session):
     assert d["auth"]["command"] == "omnify dlq list auth"
 
 
-def test_dependencies_are_kafka_and_the_store_only(system):
-    r = get(system["url"], system["admin"], "/api/infrastructure/dependencies")
-    assert r.status == 200, r
-    deps = {d["name"]: d for d in r.body["dependencies"]}
-    assert set(deps) == {"kafka", "store"}, deps
-    assert deps["kafka"]["ok"] and deps["store"]["ok"]
-    assert deps["kafka"]["latency_ms"] >= 0
+def test_dependencies_kafka_the_store_and_those_configured(system):
+    def now():
+        r = get(system["url"], system["admin"], "/api/infrastructure/dependencies")
+        assert r.status == 200, r
+        return {d["name"]: d for d in r.body["dependencies"]}
+    deps = until(lambda: (lambda d: d if {"kong", "metabase"} <= set(d) else None)(now()),
+                 timeout=30, what="the configured dependencies probed")
+    assert set(deps) == {"kafka", "store", "kong", "metabase"}, deps
+    assert all(d["ok"] and d["latency_ms"] >= 0 for d in deps.values()), deps
+    assert deps["kong"]["status"] == 200
+    # Kong down: said with why, Metabase still up; then back.
+    system["deps"].admin("POST", "/deps/kong", {"state": "down"})
+    try:
+        kong = until(lambda: (lambda d: d if not d["ok"] else None)(now()["kong"]),
+                     timeout=30, what="kong shown down")
+        assert kong["status"] == 503 and "503" in kong["error"] and kong["error_at"], kong
+        assert now()["metabase"]["ok"]
+    finally:
+        system["deps"].admin("POST", "/deps/kong", {"state": "up"})
+    until(lambda: now()["kong"]["ok"], timeout=30, what="kong back up")
 
 
 def test_the_stream_sends_snapshots(system):
