@@ -433,7 +433,7 @@ handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
 handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
         infra_state_t *st = infra__st(ctx);
         store_err_t err;
-        json_t *procs, *out, *groups, *p;
+        json_t *procs, *out, *groups, *edges, *p;
         size_t i;
         (void)body;
         if (!infra_allowed(ctx))
@@ -459,8 +459,16 @@ handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
                         groups, json_pack("{s:s, s:i, s:o}", "group", name,
                                           "live", live, "processes", list));
         }
-        out = json_pack("{s:I, s:o, s:i}", "now", (json_int_t)clock_wall_ms(),
-                        "groups", groups, "stale_after_s", st->set->stale_s);
+        /* The edges (HTTP): their own heartbeats, as the group "edge". */
+        edges = json_array();
+        json_array_foreach(procs, i, p) {
+                if (strcmp(json_string_value(json_object_get(p, "group")) ?: "",
+                           "edge") == 0)
+                        json_array_append(edges, p);
+        }
+        out = json_pack("{s:I, s:o, s:o, s:i}", "now",
+                        (json_int_t)clock_wall_ms(), "groups", groups, "edges",
+                        edges, "stale_after_s", st->set->stale_s);
         json_decref(procs);
         return docjson_reply_present(ctx, 200, out);
 }

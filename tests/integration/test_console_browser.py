@@ -151,6 +151,10 @@ def test_console_in_a_browser(procs, session, browser):
     by = by_group(groups)
     assert set(by) == set(GROUPS)
     assert all(mono.pid in by[g] for g in GROUPS if g != "ml"), by
+    # The monolith's HTTP edge, from its own heartbeat.
+    until(lambda: browser.js("""return [...document.querySelectorAll(
+        '#topology .group-edge .process')].map(p => Number(p.dataset.pid));""").count(mono.pid),
+          timeout=30, what="the monolith's edge shown")
 
     # ml stopped: its lag rises in the page.
     assert ml.stop() == 0

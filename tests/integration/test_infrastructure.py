@@ -93,6 +93,14 @@ def test_topology_names_every_group_and_its_process(system):
         assert any(x["pid"] == want for x in by[g]["processes"]), by[g]
         assert p["mode"] == ("standalone" if g == "ml" else "monolith")
         assert p["rss_bytes"] > 0 and p["uptime_s"] >= 0 and p["version"]
+    # The monolith's edge beats too, as "edge", with the groups' instance.
+    edges = until(lambda: (lambda e: e if any(x["pid"] == system["mono"].pid and not x["stale"]
+                                              for x in e) else None)(
+        get(system["url"], system["admin"], "/api/infrastructure/topology").body["edges"]),
+        timeout=30, what="the monolith's edge in the topology")
+    e = next(x for x in edges if x["pid"] == system["mono"].pid)
+    assert e["mode"] == "monolith" and e["group"] == "edge", e
+    assert any(x["instance"] == e["instance"] for x in by["auth"]["processes"]), (e, by["auth"])
 
 
 def test_cluster_lists_topics_with_partitions_and_watermarks(system, session):
