@@ -56,10 +56,9 @@ typedef struct onb_settings {
 extern const config_table_t onb_settings;
 
 /* The group's state (init in onboarding.c). */
-typedef struct onb_mailer onb_mailer_t;
 typedef struct onb_state {
         const onb_settings_t *set;
-        onb_mailer_t *mailer;
+        runtime_mailbox_t *mailer; /* reminders.c's mails */
 } onb_state_t;
 
 /* steps.c: the checklist of client (a clients document as JSON) from the
@@ -92,11 +91,7 @@ handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t onb_client_get(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body);
 
-/* reminders.c: the mail outbox (from init; NULL and errstr on failure)
- * and its end (after the runtime stopped the outbox). */
-onb_mailer_t *onb_mailer_start(runtime_t *rt, char *errstr, size_t errlen);
-void onb_mailer_stop(onb_mailer_t *m);
-
+/* reminders.c */
 /* Arm the reminder timer of client_id at the earliest deadline of its open
  * steps later than after (nothing when none is). HANDLER_TRANSIENT when the
  * store is down. */

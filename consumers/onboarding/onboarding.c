@@ -32,7 +32,8 @@ static handler_result_t onb_init(runtime_t *rt, void **state, char *errstr,
                                  size_t errlen) {
         onb_state_t *st = xcalloc(1, sizeof(*st));
         st->set = runtime_settings(rt, &onb_settings);
-        if (!(st->mailer = onb_mailer_start(rt, errstr, errlen))) {
+        if (!(st->mailer = runtime_mailbox_new(rt, "reminder_mail", errstr,
+                                               errlen))) {
                 free(st);
                 return HANDLER_PERMANENT;
         }
@@ -44,7 +45,7 @@ static void onb_shutdown(void *state) {
         onb_state_t *st = state;
         if (!st)
                 return;
-        onb_mailer_stop(st->mailer);
+        runtime_mailbox_free(st->mailer);
         free(st);
 }
 

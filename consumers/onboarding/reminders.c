@@ -22,9 +22,10 @@
  * says the step is overdue (recipient "none"). Events never carry
  * addresses.
  *
- * The outbox: <prefix>onboarding.mail_outbox, indexes reminder_mail_due and
- * reminder_mail_expiry; the mail settings are the shared ones
- * (shared/mail.h); an empty OMNIFY_MAIL_API_KEY holds the mails.
+ * The outbox (runtime_mailbox_new, from init): <prefix>onboarding.mail_outbox,
+ * indexes reminder_mail_due and reminder_mail_expiry; the mail settings are
+ * the shared ones (shared/mail.h); an empty OMNIFY_MAIL_API_KEY holds the
+ * mails.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,57 +33,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "alloc.h"
 #include "codec.h"
 #include "docjson.h"
 #include "log.h"
 #include "onb.h"
 
-struct onb_mailer {
-        mail_t *mail;
-        outbox_kind_t kinds[1];
-        outbox_t *outbox;
-};
-
 #define ONB_REMIND_TYPE "onboarding.reminders.due"
-
-/* ---------------------------------------------------------------------------
- * The mail outbox
- * ------------------------------------------------------------------------ */
-
-onb_mailer_t *onb_mailer_start(runtime_t *rt, char *errstr, size_t errlen) {
-        const mail_settings_t *ms = runtime_settings(rt, &mail_settings);
-        onb_mailer_t *m = xcalloc(1, sizeof(*m));
-        mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, "onboarding"};
-        outbox_opts_t oo = {0};
-
-        if (!(m->mail = mail_new(&mo, errstr, errlen)))
-                goto fail;
-        m->kinds[0] = mail_kind(m->mail);
-        oo.collection = "mail_outbox";
-        oo.index_prefix = "reminder_mail";
-        oo.kinds = m->kinds;
-        oo.n_kinds = 1;
-        oo.hold = !mail_enabled(m->mail);
-        /* The runtime stops the outbox before onb_mailer_stop frees the
-         * mail kind's state. */
-        if (!(m->outbox = runtime_outbox_new(rt, &oo, errstr, errlen)))
-                goto fail;
-        if (oo.hold)
-                log_warn("mail is disabled (OMNIFY_MAIL_API_KEY is empty): "
-                         "reminders stay queued in the outbox");
-        return m;
-fail:
-        onb_mailer_stop(m);
-        return NULL;
-}
-
-void onb_mailer_stop(onb_mailer_t *m) {
-        if (!m)
-                return;
-        mail_destroy(m->mail);
-        free(m);
-}
 
 /* ---------------------------------------------------------------------------
  * Timers
