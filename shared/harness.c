@@ -24,6 +24,7 @@ struct harness {
         runtime_t *rt;
         harness_msg_t reply;
         bool has_reply;
+        int64_t command_age_ms; /* harness_set_command_age */
         harness_msg_t *outs;
         size_t n_outs;
 };
@@ -197,7 +198,7 @@ int harness_command_id(harness_t *h, const char *id, const char *type,
         env.id = slice_of(id);
         env.type = slice_of(type);
         env.schema_version = sm ? sm->version : 1;
-        env.created_at_ms = (int64_t)clock_wall_ms();
+        env.created_at_ms = (int64_t)clock_wall_ms() - h->command_age_ms;
         env.correlation_id = env.id;
         env.reply_to = slice_of(HARNESS_REPLY_TO);
         if (caller) {
@@ -210,6 +211,10 @@ int harness_command_id(harness_t *h, const char *id, const char *type,
         harness__run(h, h->rt->commands, &env);
         msgpack_sbuffer_destroy(&mp);
         return h->has_reply ? h->reply.status : 0;
+}
+
+void harness_set_command_age(harness_t *h, int64_t age_ms) {
+        h->command_age_ms = age_ms;
 }
 
 int harness_command(harness_t *h, const char *type, const char *json,

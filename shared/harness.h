@@ -70,6 +70,10 @@ int harness_command_id(harness_t *h, const char *id, const char *type,
 int harness_command(harness_t *h, const char *type, const char *json,
                     const harness_caller_t *caller);
 
+/* Commands made from now on were sent age_ms ago (0: just now), as a command
+ * that waited in its topic while its group was down. */
+void harness_set_command_age(harness_t *h, int64_t age_ms);
+
 /* Hand an event of another group to the subscription that follows it
  * (tenant may be NULL). Returns 0, or -1 when no subscription follows the
  * type or the body is not JSON. Outputs are cleared first. */

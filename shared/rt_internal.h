@@ -35,6 +35,9 @@
 #define RT_BACKOFF ((backoff_policy_t){100, 2000})
 /* Jobs a loop holds at once per worker before it pauses fetching. */
 #define RT_INFLIGHT_PER_WORKER 256
+/* A synchronous read-only command younger than this is not recorded in the
+ * operation log (rt_job.c): its caller still waits for the reply. */
+#define RT_READ_ONLY_FRESH_MS 500
 
 typedef struct rt_loop rt_loop_t;
 
@@ -75,6 +78,8 @@ typedef struct rt_output {
         size_t key_len;
         char *body;
         size_t body_len;
+        /* rt_*_with: on whose behalf (NULL: the handled message's). */
+        char *tenant, *user, *roles;
 } rt_output_t;
 
 typedef struct rt_job rt_job_t;

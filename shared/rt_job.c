@@ -36,6 +36,9 @@ void rt__ctx_drop_outputs(rt_ctx_t *ctx) {
                 free(o->reply_to);
                 free(o->key);
                 free(o->body);
+                free(o->tenant);
+                free(o->user);
+                free(o->roles);
         }
         free(ctx->outs);
         ctx->outs = NULL;
@@ -191,14 +194,17 @@ static bool rt__outputs_allowed(rt_ctx_t *ctx, const char *type) {
  * keeps it) and derived from the message for events of subscriptions (so a
  * redelivery sends the same ids again). */
 static rt_output_t *rt__output_new(rt_ctx_t *ctx, const char *type, slice_t key,
-                                   const msgpack_sbuffer *body) {
+                                   const msgpack_sbuffer *body,
+                                   const rt_out_opts_t *opts) {
         rt_output_t *o;
         msgid_t mid;
         rt_job_t *job = ctx->job;
         ctx->outs = xrealloc(ctx->outs, (ctx->n_outs + 1) * sizeof(*o));
         o = &ctx->outs[ctx->n_outs++];
         memset(o, 0, sizeof(*o));
-        if (job && job->loop && !job->loop->commands) {
+        if (opts && opts->id && msgid_parse(opts->id, strlen(opts->id), &mid)) {
+                /* The caller's own (derived) id. */
+        } else if (job && job->loop && !job->loop->commands) {
                 char seed[512];
                 int n = snprintf(seed, sizeof(seed), "%s|%.*s|%zu|%s",
                                  job->loop->group_id, (int)ctx->env->id.len,
@@ -218,6 +224,12 @@ static rt_output_t *rt__output_new(rt_ctx_t *ctx, const char *type, slice_t key,
         o->body = xmalloc(body->size ? body->size : 1);
         memcpy(o->body, body->data, body->size);
         o->body_len = body->size;
+        if (opts && opts->tenant.len)
+                o->tenant = xstrndup(opts->tenant.ptr, opts->tenant.len);
+        if (opts && opts->user.len)
+                o->user = xstrndup(opts->user.ptr, opts->user.len);
+        if (opts && opts->roles.len)
+                o->roles = xstrndup(opts->roles.ptr, opts->roles.len);
         return o;
 }
 
@@ -255,6 +267,11 @@ static bool rt__event_valid(rt_ctx_t *ctx, const char *type,
 
 int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
             const msgpack_sbuffer *body) {
+        return rt_emit_with(ctx, type, key, body, NULL);
+}
+
+int rt_emit_with(rt_ctx_t *ctx, const char *type, slice_t key,
+                 const msgpack_sbuffer *body, const rt_out_opts_t *opts) {
         const char *dot = strchr(type, '.');
         const char *group = ctx->rt->def->name;
         size_t glen = strlen(group);
@@ -268,7 +285,7 @@ int rt_emit(rt_ctx_t *ctx, const char *type, slice_t key,
         if (!rt__outputs_allowed(ctx, type) ||
             !rt__event_valid(ctx, type, body))
                 return -1;
-        rt__output_new(ctx, type, key, body);
+        rt__output_new(ctx, type, key, body, opts);
         return 0;
 }
 
@@ -297,21 +314,32 @@ static char *rt__commands_topic_of(runtime_t *rt, const char *type) {
 
 void rt_send(rt_ctx_t *ctx, const char *type, slice_t key,
              const msgpack_sbuffer *body) {
+        rt_send_with(ctx, type, key, body, NULL);
+}
+
+void rt_send_with(rt_ctx_t *ctx, const char *type, slice_t key,
+                  const msgpack_sbuffer *body, const rt_out_opts_t *opts) {
         rt_output_t *o;
         if (!rt__outputs_allowed(ctx, type))
                 return;
-        o = rt__output_new(ctx, type, key, body);
+        o = rt__output_new(ctx, type, key, body, opts);
         o->topic = rt__commands_topic_of(ctx->rt, type);
 }
 
 void rt_request(rt_ctx_t *ctx, const char *type, slice_t key,
                 const msgpack_sbuffer *body, char *id_out) {
+        rt_request_with(ctx, type, key, body, NULL, id_out);
+}
+
+void rt_request_with(rt_ctx_t *ctx, const char *type, slice_t key,
+                     const msgpack_sbuffer *body, const rt_out_opts_t *opts,
+                     char *id_out) {
         char reply_to[300];
         rt_output_t *o;
         id_out[0] = '\0';
         if (!rt__outputs_allowed(ctx, type))
                 return;
-        o = rt__output_new(ctx, type, key, body);
+        o = rt__output_new(ctx, type, key, body, opts);
         o->topic = rt__commands_topic_of(ctx->rt, type);
         snprintf(reply_to, sizeof(reply_to), "%s:%d", ctx->rt->commands_topic,
                  (int)rt__key_partition(
@@ -440,9 +468,15 @@ static void rt__check_command(rt_job_t *job) {
                            "the message does not match its schema", &report);
                 return;
         }
-        /* A synchronous read-only command is simply run again if
-         * redelivered; everything else is looked up and recorded. */
-        job->record = !(job->sm->read_only && env->reply_to.len);
+        /* A synchronous read-only command still fresh is simply run again
+         * if redelivered: its caller is waiting for the reply. One older
+         * than half the shortest wait a caller may ask for (Prefer: wait=1)
+         * may have been given up on (504 with an operation id, or its group
+         * was down): its result goes to the operation log like everything
+         * else, which is also looked up first. */
+        job->record = !(job->sm->read_only && env->reply_to.len &&
+                        clock_wall_ms() < (uint64_t)env->created_at_ms +
+                                                  RT_READ_ONLY_FRESH_MS);
         job->state = RT_JOB_RUN;
 }
 

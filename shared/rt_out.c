@@ -88,7 +88,8 @@ static void rt__send_reply(runtime_t *rt, rt_tracker_t *t, const env_t *env,
  * given when made (the same on a resend). */
 static void rt__send_output(runtime_t *rt, rt_tracker_t *t, const env_t *cmd,
                             const char *id, const char *type, const char *topic,
-                            const char *reply_to, slice_t key, slice_t body) {
+                            const char *reply_to, slice_t key, slice_t body,
+                            const rt_output_t *as) {
         env_t out = {0};
         out.id = slice_of(id);
         out.type = slice_of(type);
@@ -104,6 +105,12 @@ static void rt__send_output(runtime_t *rt, rt_tracker_t *t, const env_t *cmd,
                 out.roles = cmd->roles;
                 out.reply_to = slice_of(reply_to);
         }
+        if (as && as->tenant)
+                out.tenant = slice_of(as->tenant);
+        if (as && as->user)
+                out.user = slice_of(as->user);
+        if (as && as->roles && topic)
+                out.roles = slice_of(as->roles);
         rt__produce(rt, t, topic ? topic : rt->events_topic,
                     RD_KAFKA_PARTITION_UA, key, env_headers(&out), body,
                     topic ? "command" : "event");
@@ -126,6 +133,12 @@ static bson_t *rt__outputs_bson(const rt_ctx_t *ctx) {
                 if (o->reply_to)
                         BSON_APPEND_UTF8(&doc, "reply_to", o->reply_to);
                 bson_append_utf8(&doc, "key", 3, o->key, (int)o->key_len);
+                if (o->tenant)
+                        BSON_APPEND_UTF8(&doc, "tenant", o->tenant);
+                if (o->user)
+                        BSON_APPEND_UTF8(&doc, "user", o->user);
+                if (o->roles)
+                        BSON_APPEND_UTF8(&doc, "roles", o->roles);
                 BSON_APPEND_BINARY(&doc, "body", BSON_SUBTYPE_BINARY,
                                    (const uint8_t *)o->body,
                                    (uint32_t)o->body_len);
@@ -143,6 +156,7 @@ static void rt__resend_outputs(runtime_t *rt, rt_tracker_t *t, const env_t *cmd,
         while (bson_iter_next(&it)) {
                 const char *id = NULL, *type = NULL, *key = "", *topic = NULL,
                            *reply_to = NULL;
+                rt_output_t as = {0};
                 uint32_t key_len = 0, body_len = 0;
                 const uint8_t *body = NULL;
                 if (!BSON_ITER_HOLDS_DOCUMENT(&it) ||
@@ -161,15 +175,21 @@ static void rt__resend_outputs(runtime_t *rt, rt_tracker_t *t, const env_t *cmd,
                                 reply_to = bson_iter_utf8(&doc, NULL);
                         else if (strcmp(k, "key") == 0 && text)
                                 key = bson_iter_utf8(&doc, &key_len);
+                        else if (strcmp(k, "tenant") == 0 && text)
+                                as.tenant = (char *)bson_iter_utf8(&doc, NULL);
+                        else if (strcmp(k, "user") == 0 && text)
+                                as.user = (char *)bson_iter_utf8(&doc, NULL);
+                        else if (strcmp(k, "roles") == 0 && text)
+                                as.roles = (char *)bson_iter_utf8(&doc, NULL);
                         else if (strcmp(k, "body") == 0 &&
                                  BSON_ITER_HOLDS_BINARY(&doc))
                                 bson_iter_binary(&doc, NULL, &body_len, &body);
                 }
                 if (id && type && body)
-                        rt__send_output(
-                                rt, t, cmd, id, type, topic, reply_to,
-                                (slice_t){key, key_len},
-                                (slice_t){(const char *)body, body_len});
+                        rt__send_output(rt, t, cmd, id, type, topic, reply_to,
+                                        (slice_t){key, key_len},
+                                        (slice_t){(const char *)body, body_len},
+                                        &as);
         }
 }
 
@@ -347,7 +367,7 @@ static bool rt__send_job(runtime_t *rt, rt_job_t *job,
                 rt__send_output(rt, job->tracker, &job->env, o->id, o->type,
                                 o->topic, o->reply_to,
                                 (slice_t){o->key, o->key_len},
-                                (slice_t){o->body, o->body_len});
+                                (slice_t){o->body, o->body_len}, o);
         }
         if (job->idem_id[0] && !rt__idem_record(rt, job, stop))
                 return false;

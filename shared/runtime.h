@@ -308,6 +308,29 @@ void rt_send(rt_ctx_t *ctx, const char *type, slice_t key,
 void rt_request(rt_ctx_t *ctx, const char *type, slice_t key,
                 const msgpack_sbuffer *body, char *id_out);
 
+/*
+ * The same three with options of one output: a message id of the caller's
+ * making (derived, e.g. with msgid_derive, from what the output stands for,
+ * so that a handler run again after a crash sends the same message again and
+ * the receiver's operation log answers the second), and, for commands, on
+ * whose behalf it goes (a durable workflow acts for the user who started it,
+ * whatever message it is handling now: a reply, a timer). Both are kept in
+ * the operation record and used again when it is replayed. Empty fields:
+ * as rt_emit, rt_send and rt_request.
+ */
+typedef struct rt_out_opts {
+        const char *id;              /* MSGID text, or NULL: a new id */
+        slice_t tenant, user, roles; /* empty: the handled message's */
+} rt_out_opts_t;
+
+int rt_emit_with(rt_ctx_t *ctx, const char *type, slice_t key,
+                 const msgpack_sbuffer *body, const rt_out_opts_t *opts);
+void rt_send_with(rt_ctx_t *ctx, const char *type, slice_t key,
+                  const msgpack_sbuffer *body, const rt_out_opts_t *opts);
+void rt_request_with(rt_ctx_t *ctx, const char *type, slice_t key,
+                     const msgpack_sbuffer *body, const rt_out_opts_t *opts,
+                     char *id_out);
+
 /* The generic "<group>.status" handler: group, instance, pid, host, mode,
  * uptime. Every group lists it in its table. */
 handler_result_t runtime_handle_status(rt_ctx_t *ctx,

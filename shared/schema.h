@@ -461,6 +461,14 @@ const char *schema_fact_detail(const schema_fact_t *fact, int64_t value,
 char *schema_openapi(const schema_set_t *set, const char *version);
 
 /*
+ * The JSON Schema (2020-12) of the body a message carries on the bus: every
+ * field but those taken from HTTP headers, with every constraint the
+ * validator applies. A new JSON string (caller frees with free()). Agents
+ * describe tools to a model with it.
+ */
+char *schema_msg_json_schema(const schema_msg_t *msg);
+
+/*
  * The AsyncAPI 3.0 document of the bus, as a new JSON string (caller frees
  * with free()): every topic (channel), command with its reply, and event.
  * topic_prefix is the deployment's topic prefix ("omnify."), shown in the

@@ -147,3 +147,15 @@ json_t *schema__json_object(const schema_field_t *fields, size_t n,
                 json_decref(required);
         return s;
 }
+
+static bool schema__not_header(const schema_field_t *field) {
+        return field->in != SCHEMA_IN_HEADER;
+}
+
+char *schema_msg_json_schema(const schema_msg_t *msg) {
+        json_t *s = schema__json_object(msg->fields, msg->n_fields,
+                                        msg->additional, schema__not_header);
+        char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(s);
+        return text;
+}

@@ -414,6 +414,12 @@ if integrations:
           "and the group's RSS:\n")
     print(integrations)
 
+agentkit = read("agentkit.md").strip()
+if agentkit:
+    print("\nAgentkit (tests/bench/agentkit): one agentkit process, each figure beside the bus "
+          "round trip and the store's acknowledged writes measured in the same run:\n")
+    print(agentkit)
+
 restarts = read("restarts.txt").strip().splitlines()
 if restarts:
     print(f"\nThe shared broker was restarted by other work during {len(restarts)} sample(s); "

@@ -437,7 +437,7 @@ static void sb__projection(sb_run_t *run, mongoc_client_t *client, bool by_id) {
         mongoc_collection_t *coll =
                 mongoc_client_get_collection(client, run->db, "daily");
         sb_lat_t lat = {0};
-        char why[320] = "";
+        char why[1024] = "";
         bson_t *ukeys = BCON_NEW(
                 "tenant", BCON_INT32(1), "provider", BCON_INT32(1), "account",
                 BCON_INT32(1), "campaign", BCON_INT32(1), "day", BCON_INT32(1));
@@ -619,7 +619,7 @@ static bool sb__find_range(sb_run_t *run, mongoc_collection_t *coll,
                            int tenants, int queries, const char *pattern,
                            const char *what) {
         sb_lat_t lat = {0};
-        char why[320] = "";
+        char why[1024] = "";
         int done = 0, bad = 0;
         bson_t *opts = BCON_NEW("sort", "{", "day", BCON_INT32(-1), "}",
                                 "limit", BCON_INT64(50));
@@ -737,7 +737,7 @@ static void sb_aggregate(sb_run_t *run, mongoc_client_t *client) {
         mongoc_collection_t *coll =
                 mongoc_client_get_collection(client, run->db, "facts");
         sb_lat_t lat = {0};
-        char why[512] = "";
+        char why[1024] = "";
         bson_t *keys = BCON_NEW("tenant", BCON_INT32(1), "day", BCON_INT32(1));
         bool filled = sb__fill_facts(coll, days, why, sizeof(why)) &&
                       sb_index(client, run, "facts", "tenant_day", keys, false,

@@ -169,7 +169,7 @@ static void sb__claims(sb_run_t *run, mongoc_client_t *client,
                 mongoc_client_get_collection(client, run->db, name);
         int *claims = calloc((size_t)total, sizeof(int));
         bson_t **docs = calloc((size_t)total, sizeof(*docs));
-        char why[400] = "", err[200] = "";
+        char why[1024] = "", err[200] = "";
         sb_lat_t lat = {0};
         if (!claims || !docs) {
                 abort();
@@ -377,7 +377,7 @@ void sb_cas(sb_run_t *run, mongoc_client_t *client) {
         sb_casser_t c[SB_CLAIMERS];
         pthread_t th[SB_CLAIMERS];
         sb_lat_t lat = {0};
-        char why[300] = "", err[200] = "";
+        char why[1024] = "", err[200] = "";
         bson_error_t berr;
         for (int i = 0; i < SB_CAS_DOCS; i++) {
                 bson_t *doc = BCON_NEW("_id", BCON_INT32(i), "version",
@@ -471,7 +471,7 @@ void sb_unique(sb_run_t *run, mongoc_client_t *client) {
         bson_t reply;
         bson_t *keys = BCON_NEW("email", BCON_INT32(1));
         bson_error_t err;
-        char why[400] = "", ignored[200];
+        char why[1024] = "", ignored[200];
         bool index_ok = sb_index(client, run, "users", "email_unique", keys,
                                  true, -1, why, sizeof(why));
 
@@ -649,7 +649,7 @@ static void sb__ttl_said(char *buf, size_t len, double after, double waited) {
 }
 
 void sb_ttl_finish(sb_run_t *run) {
-        char why[400];
+        char why[1024];
         if (!sb_ttl.started) {
                 sb_row(run, "ttl", 0, "s", 0, NULL, false,
                        sb_ttl.err[0] ? sb_ttl.err : "not started");

@@ -104,7 +104,7 @@ class MailServer:
     def text(mail):
         return "".join(c.get("value", "") for c in mail.get("content", []))
 
-    def wait_invitation(self, email, count=1, timeout=30.0):
+    def wait_invitation(self, email, count=1, timeout=60.0):
         """The invitation token of the count-th invitation mail to email."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -49,7 +49,7 @@ def delete_one(st, db, coll, _id):
     assert r.get("n") == 1, r
 
 
-def wait_for(what, fn, timeout=30.0):
+def wait_for(what, fn, timeout=60.0):
     """fn() until it returns something truthy, at most timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

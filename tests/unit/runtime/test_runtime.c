@@ -277,6 +277,24 @@ static void test_read_only_is_not_recorded(void **state) {
         assert_int_equal(calls_get, 2);
 }
 
+/* One that waited in its topic (its caller got 504 and an operation id) is
+ * recorded: the operation log answers the caller's poll. */
+static void test_late_read_only_is_recorded(void **state) {
+        fixture_t *fx = *state;
+        char id[MSGID_TEXT_SIZE];
+        msgid_t mid;
+        msgid_new(&mid);
+        msgid_format(&mid, id);
+        calls_get = 0;
+        harness_set_command_age(fx->h, 5000);
+        assert_int_equal(harness_command_id(fx->h, id, "rtt.get", "{}", &ann),
+                         200);
+        assert_int_equal(harness_command_id(fx->h, id, "rtt.get", "{}", &ann),
+                         200);
+        harness_set_command_age(fx->h, 0);
+        assert_int_equal(calls_get, 1);
+}
+
 static void test_invalid_body_is_refused_and_dead_lettered(void **state) {
         fixture_t *fx = *state;
         calls_put = 0;
@@ -371,6 +389,7 @@ int main(void) {
                 cmocka_unit_test(test_command_replies_and_publishes),
                 cmocka_unit_test(test_redelivery_answered_from_the_log),
                 cmocka_unit_test(test_read_only_is_not_recorded),
+                cmocka_unit_test(test_late_read_only_is_recorded),
                 cmocka_unit_test(
                         test_invalid_body_is_refused_and_dead_lettered),
                 cmocka_unit_test(test_transient_errors_are_retried),
