@@ -78,6 +78,12 @@ static json_t *onb__answer(rt_ctx_t *ctx, json_t *client, store_err_t *err) {
         return client;
 }
 
+/* A new reference to in's array name, or a new empty array. */
+static json_t *onb__or_empty(json_t *in, const char *name) {
+        json_t *v = json_object_get(in, name);
+        return v ? json_incref(v) : json_array();
+}
+
 handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
         const env_t *env = rt_env(ctx);
         rt_caller_t c;
@@ -131,19 +137,14 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 "_id", id, "tenant", tenant, "workspace", ws, "name",
                 json_object_get(in, "name"), "website",
                 json_incref(json_object_get(in, "website") ?: json_null()),
-                "goals",
-                json_incref(json_object_get(in, "goals") ?: json_array()),
-                "monthly_budget_minor",
+                "goals", onb__or_empty(in, "goals"), "monthly_budget_minor",
                 json_incref(json_object_get(in, "monthly_budget_minor")
                                     ?: json_null()),
                 "currency",
                 json_incref(json_object_get(in, "currency") ?: json_null()),
-                "contacts",
-                json_incref(json_object_get(in, "contacts") ?: json_array()),
-                "created_by", user, "created_at",
-                (json_int_t)env->created_at_ms, "skipped");
-        json_object_set(doc, "providers",
-                        json_object_get(in, "providers") ?: json_array());
+                "contacts", onb__or_empty(in, "contacts"), "created_by", user,
+                "created_at", (json_int_t)env->created_at_ms, "skipped");
+        json_object_set_new(doc, "providers", onb__or_empty(in, "providers"));
         json_object_set(doc, "account_manager",
                         json_object_get(in, "account_manager") ?: json_null());
         json_decref(in);
