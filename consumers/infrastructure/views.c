@@ -157,6 +157,15 @@ static void infra__age(infra_state_t *st, const json_t *cur, json_t *out) {
         json_object_set_new(out, "unknown", unknown);
 }
 
+/* A new reference to cur's member name, or dflt (taken over) when absent. */
+static json_t *infra__or(const json_t *cur, const char *name, json_t *dflt) {
+        json_t *v = json_object_get(cur, name);
+        if (!v)
+                return dflt;
+        json_decref(dflt);
+        return json_incref(v);
+}
+
 static infra_state_t *infra__st(rt_ctx_t *ctx) {
         return rt_state(ctx);
 }
@@ -215,18 +224,18 @@ handler_result_t infra_cluster(rt_ctx_t *ctx, const msgpack_object *body) {
                         json_object_get(out, "unknown"),
                         json_string("the controller: the metadata did not "
                                     "name one"));
-        json_object_set(out, "brokers",
-                        json_object_get(cur, "brokers") ?: json_array());
-        json_object_set(out, "controller",
-                        json_object_get(cur, "controller") ?: json_null());
-        json_object_set(out, "topics_total",
-                        json_object_get(cur, "topics") ?: json_integer(0));
-        json_object_set(out, "partitions",
-                        json_object_get(cur, "partitions") ?: json_integer(0));
-        json_object_set(out, "messages_per_s",
-                        json_object_get(cur, "messages_per_s") ?: json_real(0));
-        json_object_set(out, "sample_ms",
-                        json_object_get(cur, "duration_ms") ?: json_null());
+        json_object_set_new(out, "brokers",
+                            infra__or(cur, "brokers", json_array()));
+        json_object_set_new(out, "controller",
+                            infra__or(cur, "controller", json_null()));
+        json_object_set_new(out, "topics_total",
+                            infra__or(cur, "topics", json_integer(0)));
+        json_object_set_new(out, "partitions",
+                            infra__or(cur, "partitions", json_integer(0)));
+        json_object_set_new(out, "messages_per_s",
+                            infra__or(cur, "messages_per_s", json_real(0)));
+        json_object_set_new(out, "sample_ms",
+                            infra__or(cur, "duration_ms", json_null()));
         json_object_set_new(out, "topics", page);
         json_object_set_new(out, "limit", json_integer(limit));
         json_object_set_new(out, "offset", json_integer(skip));
@@ -391,8 +400,8 @@ handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
                 return infra_store_failed(ctx, err);
         out = json_object();
         infra__age(st, cur, out);
-        json_object_set(out, "groups",
-                        json_object_get(cur, "dead_letters") ?: json_array());
+        json_object_set_new(out, "groups",
+                            infra__or(cur, "dead_letters", json_array()));
         json_object_set_new(
                 out, "commands",
                 json_pack("{s:s, s:s, s:s, s:s}", "list",
