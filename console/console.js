@@ -185,19 +185,23 @@
     drawDeps(s.dependencies);
   }
 
+  // One box per group, then the HTTP edges (their heartbeats' group "edge").
   function drawTopology(processes) {
     const box = $("#topology");
-    const names = groupNames.length ? groupNames : [...new Set(processes.map((p) => p.group))];
-    box.replaceChildren(...names.map((name) => {
-      const mine = processes.filter((p) => p.group === name);
+    const names = groupNames.length ? groupNames
+      : [...new Set(processes.map((p) => p.group))].filter((n) => n !== "edge");
+    const procBox = (cls, name, title, mine, unit) => {
       const live = mine.filter((p) => !p.stale).length;
-      return el("div", { class: `group${live ? "" : " empty"}`, "data-group": name },
-        el("h3", {}, el("span", { text: name }), el("span", { class: "live", text: live ? `${live} live` : "no process" })),
+      return el("div", { class: `${cls}${live ? "" : " empty"}`, "data-group": name },
+        el("h3", {}, el("span", { text: title }), el("span", { class: "live", text: live ? `${live} live` : "no process" })),
         ...mine.map((p) => el("div", { class: `process${p.stale ? " stale" : ""}`, "data-pid": String(p.pid) },
           el("b", { text: `${p.mode} pid ${p.pid}` }), ` on ${p.host}`, el("br"),
-          `v${p.version}, up ${duration(p.uptime_s)}, ${bytes(p.rss_bytes)}, ${fmt(p.messages_per_s, 1)} msg/s`,
+          `v${p.version}, up ${duration(p.uptime_s)}, ${bytes(p.rss_bytes)}, ${fmt(p.messages_per_s, 1)} ${unit}/s`,
           p.stale ? el("span", { text: ` (stale, ${Math.round(p.age_s)} s)` }) : null)));
-    }));
+    };
+    box.replaceChildren(
+      ...names.map((name) => procBox("group", name, name, processes.filter((p) => p.group === name), "msg")),
+      procBox("group-edge", "edge", "edge (HTTP)", processes.filter((p) => p.group === "edge"), "requests"));
   }
 
   function spark(values, color) {

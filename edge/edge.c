@@ -64,6 +64,7 @@ edge_t *edge_new(const config_t *cfg, const schema_set_t *schemas, char *errstr,
         atomic_init(&edge->failed, false);
         atomic_init(&edge->ready_holds, 0);
         atomic_init(&edge->n_ops, 0);
+        atomic_init(&edge->handled, 0);
         atomic_init(&edge->inflight, 0);
         atomic_init(&edge->buffered, 0);
         pthread_mutex_init(&edge->jobs_lock, NULL);
@@ -222,6 +223,29 @@ no_thread:
         return -1;
 }
 
+/* The edge's heartbeat (heartbeat.h), as the group "edge", with the
+ * instance the runtimes of the process use (a monolith's groups and edge
+ * share it). */
+static void edge__heartbeat_start(edge_t *edge) {
+        char host[256], instance[320];
+        heartbeat_info_t info = {0};
+        if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "unknown");
+        host[sizeof(host) - 1] = '\0';
+        if (edge->cfg->instance_id[0])
+                snprintf(instance, sizeof(instance), "%s",
+                         edge->cfg->instance_id);
+        else
+                snprintf(instance, sizeof(instance), "%s-%ld", host,
+                         (long)getpid());
+        info.group = "edge";
+        info.instance = instance;
+        info.host = host;
+        info.mode = edge->standalone ? "standalone" : "monolith";
+        edge->heartbeat =
+                heartbeat_start(edge->cfg, edge->bus, &info, &edge->handled);
+}
+
 static void *edge__warmup(void *arg) {
         edge_t *edge = arg;
         char errstr[sizeof(edge->fatal)] = "";
@@ -239,10 +263,12 @@ static void *edge__warmup(void *arg) {
         }
         pthread_cond_broadcast(&edge->start_cond);
         pthread_mutex_unlock(&edge->start_lock);
-        if (!ret)
+        if (!ret) {
                 log_info("edge connected in %llu ms, replies on %s",
                          (unsigned long long)(clock_mono_ms() - t0),
                          edge->reply_to);
+                edge__heartbeat_start(edge);
+        }
         return NULL;
 }
 
@@ -335,6 +361,8 @@ static void edge__join(edge_t *edge) {
         if (edge->warmup_started)
                 pthread_join(edge->warmup_thread, NULL);
         edge->warmup_started = false;
+        heartbeat_stop(edge->heartbeat); /* its last beat: stopping */
+        edge->heartbeat = NULL;
         pthread_mutex_lock(&edge->jobs_lock);
         pthread_cond_broadcast(&edge->jobs_cond);
         pthread_mutex_unlock(&edge->jobs_lock);
@@ -446,6 +474,8 @@ int edge_run(const char *program, int argc, char **argv,
         if (!schemas)
                 goto out;
         edge = edge_new(&cfg, schemas, errstr, sizeof(errstr));
+        if (edge)
+                edge->standalone = true;
         if (!edge || edge_start(edge, errstr, sizeof(errstr)))
                 goto out;
         log_info("%s %s started (pid %ld)", program, OMNIFY_VERSION,

@@ -29,6 +29,7 @@
 #include "envelope.h"
 #include "facts.h"
 #include "guard.h"
+#include "heartbeat.h"
 #include "metrics.h"
 #include "msgid.h"
 #include "pending.h"
@@ -124,6 +125,12 @@ struct edge {
         char fatal[512];
         atomic_int inflight;
         atomic_llong buffered; /* body bytes held by requests, all threads */
+        /* The process's heartbeat as "edge" (heartbeat.h): started by the
+         * warm-up once connected, stopped once it is joined. handled:
+         * requests finished; standalone: omnify-edge, not a monolith. */
+        heartbeat_t *heartbeat;
+        atomic_uint_fast64_t handled;
+        bool standalone;
         pthread_t warmup_thread, reply_thread, lookup_thread;
         bool warmup_started, reply_started, lookup_started;
         pthread_mutex_t

@@ -305,6 +305,7 @@ void edge__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         (void)toe;
         if (!req)
                 return;
+        atomic_fetch_add(&edge->handled, 1);
         if (req->registered)
                 pending_take(edge->pending,
                              &req->pending.id); /* if still there */

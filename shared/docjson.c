@@ -45,6 +45,18 @@ handler_result_t docjson_reply(rt_ctx_t *ctx, int status, json_t *json) {
         return HANDLER_OK;
 }
 
+handler_result_t docjson_reply_present(rt_ctx_t *ctx, int status,
+                                       json_t *json) {
+        const char *key;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(json, tmp, key, v) {
+                if (json_is_null(v))
+                        json_object_del(json, key);
+        }
+        return docjson_reply(ctx, status, json);
+}
+
 typedef struct docjson_collect {
         json_t *out;
         const char *const *drop;

@@ -31,6 +31,11 @@ json_t *docjson_date(int64_t ms);
  * cannot be packed. */
 handler_result_t docjson_reply(rt_ctx_t *ctx, int status, json_t *json);
 
+/* As docjson_reply, with the null members of the object json left out (not
+ * those nested deeper): the schemas have no null type, so a reply says
+ * "unknown" or "none" by an absent field. */
+handler_result_t docjson_reply_present(rt_ctx_t *ctx, int status, json_t *json);
+
 /* Every document of db.coll matching filter (NULL: all) in opts' order and
  * number (NULL: any), as a new JSON array; NULL and *err when the store
  * failed. Fields named in drop (NULL-terminated; may be NULL) are left

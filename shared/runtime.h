@@ -46,6 +46,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "httpc.h"
+#include "mail.h"
 #include "outbox.h"
 #include "schema.h"
 #include "store.h"
@@ -199,6 +200,25 @@ timer_service_t *runtime_timers(const runtime_t *rt);
  */
 outbox_t *runtime_outbox_new(runtime_t *rt, const outbox_opts_t *opts,
                              char *errstr, size_t errlen);
+
+/*
+ * A group's mail outbox (mail.h): the sender made from the shared
+ * OMNIFY_MAIL_* settings (mail_settings must be one of the group's settings
+ * tables) and an outbox of the group's own through runtime_outbox_new
+ * (collection "mail_outbox", indexes "<index_prefix>_due" and
+ * "<index_prefix>_expiry"), holding the mails while OMNIFY_MAIL_API_KEY is
+ * empty (said in the log). Call from init; free with runtime_mailbox_free
+ * from the shutdown hook (the runtime stopped the outbox by then). NULL and
+ * errstr on failure.
+ */
+typedef struct runtime_mailbox {
+        mail_t *mail;
+        outbox_t *outbox;
+        outbox_kind_t kinds[1];
+} runtime_mailbox_t;
+runtime_mailbox_t *runtime_mailbox_new(runtime_t *rt, const char *index_prefix,
+                                       char *errstr, size_t errlen);
+void runtime_mailbox_free(runtime_mailbox_t *m);
 
 /*
  * Answer an operations probe: what is "health", "ready" or "metrics".

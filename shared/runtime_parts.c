@@ -138,6 +138,40 @@ outbox_t *runtime_outbox_new(runtime_t *rt, const outbox_opts_t *opts,
         return ob;
 }
 
+runtime_mailbox_t *runtime_mailbox_new(runtime_t *rt, const char *index_prefix,
+                                       char *errstr, size_t errlen) {
+        const mail_settings_t *ms = runtime_settings(rt, &mail_settings);
+        runtime_mailbox_t *m = xcalloc(1, sizeof(*m));
+        mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, rt->def->name};
+        outbox_opts_t oo = {0};
+
+        if (!(m->mail = mail_new(&mo, errstr, errlen)))
+                goto fail;
+        m->kinds[0] = mail_kind(m->mail);
+        oo.collection = "mail_outbox";
+        oo.index_prefix = index_prefix;
+        oo.kinds = m->kinds;
+        oo.n_kinds = 1;
+        oo.hold = !mail_enabled(m->mail);
+        if (!(m->outbox = runtime_outbox_new(rt, &oo, errstr, errlen)))
+                goto fail;
+        if (oo.hold)
+                log_warn("mail is disabled (OMNIFY_MAIL_API_KEY is empty): "
+                         "%s's mails stay queued in the outbox",
+                         rt->def->name);
+        return m;
+fail:
+        runtime_mailbox_free(m);
+        return NULL;
+}
+
+void runtime_mailbox_free(runtime_mailbox_t *m) {
+        if (!m)
+                return;
+        mail_destroy(m->mail);
+        free(m);
+}
+
 void rt__parts_destroy(runtime_t *rt) {
         for (size_t i = 0; i < rt->n_outboxes; i++)
                 outbox_destroy(rt->outboxes[i]);

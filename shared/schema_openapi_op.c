@@ -217,15 +217,28 @@ static json_t *op_success(const schema_msg_t *msg, int status) {
         json_t *resp, *content;
 
         if (r->stream) {
-                char d[256];
+                char d[256], types[512] = "";
+                size_t used = 0;
+                for (size_t i = 0; i < r->stream->n_types && used < 400; i++)
+                        used += (size_t)snprintf(
+                                types + used, sizeof(types) - used, "%s%s",
+                                i ? ", " : "", r->stream->types[i]);
                 snprintf(d, sizeof(d),
                          "A Server-Sent Events stream of %s events: each with "
                          "id, event (the type) and data (its JSON body); a "
                          "comment line every 15 s keeps it open.",
                          r->stream->topic);
-                return json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", d,
-                                 "content", "text/event-stream", "schema",
-                                 "type", "string");
+                /* The schema of one event, as SSE tooling reads it
+                 * (schemathesis checks each event against it). */
+                return json_pack(
+                        "{s:s, s:{s:{s:{s:s, s:{s:{s:s}, s:{s:s, s:s+}, "
+                        "s:{s:s, s:s}, s:{s:s}}, s:[s]}}}}",
+                        "description", d, "content", "text/event-stream",
+                        "schema", "type", "object", "properties", "id", "type",
+                        "string", "event", "type", "string", "description",
+                        "The event's type: ", types, "data", "type", "string",
+                        "contentMediaType", "application/json", "retry", "type",
+                        "integer", "required", "data");
         }
         if (status == 204)
                 return json_pack("{s:s}", "description", "Done; no content.");

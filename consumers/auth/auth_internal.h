@@ -42,7 +42,7 @@
 #define AUTH_HASH_HEX 65    /* sha256 hex, NUL */
 #define AUTH_ID_TEXT 37     /* UUID text, NUL */
 
-typedef struct auth_mailer auth_mailer_t;
+typedef runtime_mailbox_t auth_mailer_t; /* runtime.h */
 
 /* The auth group's own settings (settings.c). */
 typedef struct auth_settings {

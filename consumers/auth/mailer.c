@@ -20,18 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "alloc.h"
 #include "auth_internal.h"
-#include "httpc.h"
-#include "log.h"
 #include "mail.h"
 #include "outbox.h"
-
-struct auth_mailer {
-        mail_t *mail;
-        outbox_kind_t kinds[1];
-        outbox_t *outbox;
-};
 
 void auth_mail_id(slice_t cmd_id, const char *kind,
                   char out[AUTH_MAIL_ID_MAX]) {
@@ -74,35 +65,12 @@ store_err_t auth_mail_enqueue(auth_state_t *st, const char *id, const char *to,
 
 auth_mailer_t *auth_mailer_start(auth_state_t *st, runtime_t *rt, char *errstr,
                                  size_t errlen) {
-        const mail_settings_t *ms = st->mail_set;
-        auth_mailer_t *m = xcalloc(1, sizeof(*m));
-        mail_opts_t mo = {ms->base_url, ms->api_key, ms->from, "auth"};
-        outbox_opts_t oo = {0};
-
-        if (!(m->mail = mail_new(&mo, errstr, errlen)))
-                goto fail;
-        m->kinds[0] = mail_kind(m->mail);
-        oo.collection = "mail_outbox";
-        oo.index_prefix = "mail";
-        oo.kinds = m->kinds;
-        oo.n_kinds = 1;
-        oo.hold = !mail_enabled(m->mail);
+        (void)st;
         /* The runtime sends through the process's client and stops the
          * outbox before auth_mailer_stop frees the mail kind's state. */
-        if (!(m->outbox = runtime_outbox_new(rt, &oo, errstr, errlen)))
-                goto fail;
-        if (oo.hold)
-                log_warn("mail is disabled (OMNIFY_MAIL_API_KEY is empty): "
-                         "mails stay queued in the outbox");
-        return m;
-fail:
-        auth_mailer_stop(m);
-        return NULL;
+        return runtime_mailbox_new(rt, "mail", errstr, errlen);
 }
 
 void auth_mailer_stop(auth_mailer_t *m) {
-        if (!m)
-                return;
-        mail_destroy(m->mail);
-        free(m);
+        runtime_mailbox_free(m);
 }

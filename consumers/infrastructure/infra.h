@@ -129,6 +129,16 @@ void infra_sampler_destroy(infra_sampler_t *s);
  * unknown. */
 handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st);
 
+/* probes.c: probe the configured ones of Kong, Temporal, Airbyte and
+ * Metabase (in parallel, 2 s at most) and queue their documents of the
+ * dependencies collection into b (removing those not configured). */
+void infra_probe_deps(rt_ctx_t *ctx, infra_state_t *st, store_bulk_t *b,
+                      uint64_t now);
+/* Queue into b the dependencies document of name as checked at now:
+ * status, the HTTP status (< 0: none, not written); err, why when !ok. */
+void infra_dep_put(store_bulk_t *b, const char *name, bool ok, int64_t ms,
+                   long status, const char *err, uint64_t now);
+
 /* topology.c: a heartbeat (runtime.heartbeat): keep it; samples when it
  * is an infrastructure process's and the period has passed. */
 handler_result_t infra_on_heartbeat(rt_ctx_t *ctx, const msgpack_object *body);

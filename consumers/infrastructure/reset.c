@@ -115,14 +115,11 @@ handler_result_t infra_reset(rt_ctx_t *ctx, const msgpack_object *body) {
 
         if (!infra_allowed(ctx))
                 return HANDLER_OK;
-        if (slice_eq(to, "time") && !at) {
-                rt_reply_problem(ctx, 422, "Unprocessable Content",
-                                 "to \"time\" needs at_ms");
-                return HANDLER_OK;
-        }
+        /* to "time" without at_ms: now (the messages from now on). */
         when = slice_eq(to, "earliest") ? -2
                : slice_eq(to, "latest") ? -1
-                                        : at->via.i64;
+               : at                     ? at->via.i64
+                                        : (int64_t)clock_wall_ms();
         snprintf(gid, sizeof(gid), "%.*s", (int)id.len, id.ptr);
         snprintf(topic, sizeof(topic), "%.*s", (int)topic_s.len, topic_s.ptr);
         if (strncmp(gid, st->cfg->topic_prefix,
@@ -199,5 +196,5 @@ handler_result_t infra_reset(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_sbuffer_destroy(&sb);
         log_info("offsets of %s reset to %.*s on %zu partitions", gid,
                  (int)to.len, to.ptr, n);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }

@@ -639,23 +639,9 @@ static void infra__deps(infra_state_t *st, store_bulk_t *b, uint64_t now,
         } d[] = {{"kafka", kafka_ok, kafka_ms, kafka_err},
                  {"store", store_ok, store_ms, "the store did not answer"}};
         (void)st;
-        for (size_t i = 0; i < 2; i++) {
-                bson_t filter = BSON_INITIALIZER, up = BSON_INITIALIZER, set;
-                BSON_APPEND_UTF8(&filter, "_id", d[i].name);
-                BSON_APPEND_DOCUMENT_BEGIN(&up, "$set", &set);
-                BSON_APPEND_BOOL(&set, "configured", true);
-                BSON_APPEND_BOOL(&set, "ok", d[i].ok);
-                BSON_APPEND_INT64(&set, "latency_ms", d[i].ms);
-                BSON_APPEND_INT64(&set, "checked_at", (int64_t)now);
-                if (!d[i].ok) {
-                        BSON_APPEND_UTF8(&set, "error", d[i].err);
-                        BSON_APPEND_INT64(&set, "error_at", (int64_t)now);
-                }
-                bson_append_document_end(&up, &set);
-                store_bulk_update(b, &filter, &up, STORE_UPSERT);
-                bson_destroy(&filter);
-                bson_destroy(&up);
-        }
+        for (size_t i = 0; i < 2; i++)
+                infra_dep_put(b, d[i].name, d[i].ok, d[i].ms, -1, d[i].err,
+                              now);
 }
 
 /* One history point per group: pushed into the document of its minute. */
@@ -905,6 +891,7 @@ handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st) {
                 infra__deps(st, b, now, kerr == KADMIN_OK,
                             (int64_t)(t_store - t0), errstr, store_ok,
                             (int64_t)(clock_mono_ms() - t_store));
+                infra_probe_deps(ctx, st, b, now);
                 err = store_bulk_run(b, NULL, serr, sizeof(serr));
                 store_bulk_destroy(b);
         }

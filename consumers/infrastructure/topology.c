@@ -142,5 +142,5 @@ handler_result_t infra_snapshot(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         json_decref(found);
         out = json_pack("{s:o, s:b}", "events", events, "done", false);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }

@@ -157,6 +157,15 @@ static void infra__age(infra_state_t *st, const json_t *cur, json_t *out) {
         json_object_set_new(out, "unknown", unknown);
 }
 
+/* A new reference to cur's member name, or dflt (taken over) when absent. */
+static json_t *infra__or(const json_t *cur, const char *name, json_t *dflt) {
+        json_t *v = json_object_get(cur, name);
+        if (!v)
+                return dflt;
+        json_decref(dflt);
+        return json_incref(v);
+}
+
 static infra_state_t *infra__st(rt_ctx_t *ctx) {
         return rt_state(ctx);
 }
@@ -215,23 +224,23 @@ handler_result_t infra_cluster(rt_ctx_t *ctx, const msgpack_object *body) {
                         json_object_get(out, "unknown"),
                         json_string("the controller: the metadata did not "
                                     "name one"));
-        json_object_set(out, "brokers",
-                        json_object_get(cur, "brokers") ?: json_array());
-        json_object_set(out, "controller",
-                        json_object_get(cur, "controller") ?: json_null());
-        json_object_set(out, "topics_total",
-                        json_object_get(cur, "topics") ?: json_integer(0));
-        json_object_set(out, "partitions",
-                        json_object_get(cur, "partitions") ?: json_integer(0));
-        json_object_set(out, "messages_per_s",
-                        json_object_get(cur, "messages_per_s") ?: json_real(0));
-        json_object_set(out, "sample_ms",
-                        json_object_get(cur, "duration_ms") ?: json_null());
+        json_object_set_new(out, "brokers",
+                            infra__or(cur, "brokers", json_array()));
+        json_object_set_new(out, "controller",
+                            infra__or(cur, "controller", json_null()));
+        json_object_set_new(out, "topics_total",
+                            infra__or(cur, "topics", json_integer(0)));
+        json_object_set_new(out, "partitions",
+                            infra__or(cur, "partitions", json_integer(0)));
+        json_object_set_new(out, "messages_per_s",
+                            infra__or(cur, "messages_per_s", json_real(0)));
+        json_object_set_new(out, "sample_ms",
+                            infra__or(cur, "duration_ms", json_null()));
         json_object_set_new(out, "topics", page);
         json_object_set_new(out, "limit", json_integer(limit));
         json_object_set_new(out, "offset", json_integer(skip));
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 /* The processes known by instance: {instance: process}. */
@@ -298,7 +307,7 @@ handler_result_t infra_groups(rt_ctx_t *ctx, const msgpack_object *body) {
         json_object_set_new(out, "groups", groups);
         json_decref(procs);
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -377,7 +386,7 @@ handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
                                     "a commit, and who would consume them: "
                                     "the group has no members now"));
         json_decref(cur);
-        return docjson_reply(ctx, 200, g);
+        return docjson_reply_present(ctx, 200, g);
 }
 
 handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -391,8 +400,8 @@ handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
                 return infra_store_failed(ctx, err);
         out = json_object();
         infra__age(st, cur, out);
-        json_object_set(out, "groups",
-                        json_object_get(cur, "dead_letters") ?: json_array());
+        json_object_set_new(out, "groups",
+                            infra__or(cur, "dead_letters", json_array()));
         json_object_set_new(
                 out, "commands",
                 json_pack("{s:s, s:s, s:s, s:s}", "list",
@@ -402,7 +411,7 @@ handler_result_t infra_dead_letters(rt_ctx_t *ctx, const msgpack_object *body) {
                           "replay", "omnify dlq replay GROUP [--id MESSAGE_ID]",
                           "purge", "omnify dlq purge GROUP"));
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -427,13 +436,13 @@ handler_result_t infra_dependencies(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         json_object_set_new(out, "dependencies", deps);
         json_decref(cur);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
         infra_state_t *st = infra__st(ctx);
         store_err_t err;
-        json_t *procs, *out, *groups, *p;
+        json_t *procs, *out, *groups, *edges, *p;
         size_t i;
         (void)body;
         if (!infra_allowed(ctx))
@@ -459,8 +468,16 @@ handler_result_t infra_topology(rt_ctx_t *ctx, const msgpack_object *body) {
                         groups, json_pack("{s:s, s:i, s:o}", "group", name,
                                           "live", live, "processes", list));
         }
-        out = json_pack("{s:I, s:o, s:i}", "now", (json_int_t)clock_wall_ms(),
-                        "groups", groups, "stale_after_s", st->set->stale_s);
+        /* The edges (HTTP): their own heartbeats, as the group "edge". */
+        edges = json_array();
+        json_array_foreach(procs, i, p) {
+                if (strcmp(json_string_value(json_object_get(p, "group")) ?: "",
+                           "edge") == 0)
+                        json_array_append(edges, p);
+        }
+        out = json_pack("{s:I, s:o, s:o, s:i}", "now",
+                        (json_int_t)clock_wall_ms(), "groups", groups, "edges",
+                        edges, "stale_after_s", st->set->stale_s);
         json_decref(procs);
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }

@@ -14,7 +14,7 @@
 #include "msgid.h"
 #include "onb.h"
 
-static handler_result_t onb__store_failed(rt_ctx_t *ctx, store_err_t err) {
+handler_result_t onb_store_failed(rt_ctx_t *ctx, store_err_t err) {
         if (store_err_transient(err))
                 return HANDLER_TRANSIENT;
         rt_reply_problem(ctx, 500, "Internal error", store_strerror(err));
@@ -32,25 +32,25 @@ static json_t *onb__body(rt_ctx_t *ctx) {
         return out;
 }
 
-static void onb__emit(rt_ctx_t *ctx, const char *type, const char *key,
-                      json_t *body) {
+int onb_emit(rt_ctx_t *ctx, const char *type, const char *key, json_t *body) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
+        int ret;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         codec_pack_json(&pk, body);
-        rt_emit(ctx, type, slice_of(key), &sb);
+        ret = rt_emit(ctx, type, slice_of(key), &sb);
         msgpack_sbuffer_destroy(&sb);
         json_decref(body);
+        return ret;
 }
 
-/* The caller's client id, or NULL after a 404 (or *err on a store
- * failure). */
-static json_t *onb__client(rt_ctx_t *ctx, slice_t id, store_err_t *err) {
+json_t *onb_client_find(rt_ctx_t *ctx, slice_t id, store_err_t *err) {
         rt_caller_t c;
         bson_t filter = BSON_INITIALIZER;
         json_t *found, *client = NULL;
         rt_caller(ctx, &c);
+        *err = STORE_OK;
         bson_append_utf8(&filter, "_id", 3, id.ptr, (int)id.len);
         bson_append_utf8(&filter, "tenant", 6, c.tenant.ptr, (int)c.tenant.len);
         found = docjson_find(rt_store(ctx), ONB_DB, "clients", &filter, NULL,
@@ -78,6 +78,12 @@ static json_t *onb__answer(rt_ctx_t *ctx, json_t *client, store_err_t *err) {
         return client;
 }
 
+/* A new reference to in's array name, or a new empty array. */
+static json_t *onb__or_empty(json_t *in, const char *name) {
+        json_t *v = json_object_get(in, name);
+        return v ? json_incref(v) : json_array();
+}
+
 handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
         const env_t *env = rt_env(ctx);
         rt_caller_t c;
@@ -86,7 +92,7 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
         char id[MSGID_TEXT_SIZE], tenant[128], user[128], ws[128], errstr[256];
         slice_t wsid = codec_map_str(body, "workspace_id");
         store_err_t err;
-        (void)body;
+        handler_result_t r;
 
         if (!rt_require_role(ctx, SCHEMA_ROLE_MEMBER))
                 return HANDLER_OK;
@@ -107,10 +113,12 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                                      &filter, NULL, NULL, &err);
                 bson_destroy(&filter);
                 if (!found)
-                        return onb__store_failed(ctx, err);
+                        return onb_store_failed(ctx, err);
                 if (!json_array_size(found)) {
                         json_decref(found);
-                        rt_reply_problem(ctx, 422, "Unprocessable Content",
+                        /* An unknown id in the body, as Stripe answers
+                         * one: 404 (the request itself is valid). */
+                        rt_reply_problem(ctx, 404, "Not Found",
                                          "workspace_id is not an organisation "
                                          "created from yours (yet)");
                         return HANDLER_OK;
@@ -129,19 +137,16 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 "_id", id, "tenant", tenant, "workspace", ws, "name",
                 json_object_get(in, "name"), "website",
                 json_incref(json_object_get(in, "website") ?: json_null()),
-                "goals",
-                json_incref(json_object_get(in, "goals") ?: json_array()),
-                "monthly_budget_minor",
+                "goals", onb__or_empty(in, "goals"), "monthly_budget_minor",
                 json_incref(json_object_get(in, "monthly_budget_minor")
                                     ?: json_null()),
                 "currency",
                 json_incref(json_object_get(in, "currency") ?: json_null()),
-                "contacts",
-                json_incref(json_object_get(in, "contacts") ?: json_array()),
-                "created_by", user, "created_at",
-                (json_int_t)env->created_at_ms, "skipped");
-        json_object_set(doc, "providers",
-                        json_object_get(in, "providers") ?: json_array());
+                "contacts", onb__or_empty(in, "contacts"), "created_by", user,
+                "created_at", (json_int_t)env->created_at_ms, "skipped");
+        json_object_set_new(doc, "providers", onb__or_empty(in, "providers"));
+        json_object_set(doc, "account_manager",
+                        json_object_get(in, "account_manager") ?: json_null());
         json_decref(in);
         bd = docjson_to_bson(doc);
         err = bd ? store_insert(rt_store(ctx), ONB_DB, "clients", bd, errstr,
@@ -150,17 +155,25 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(bd);
         if (err != STORE_OK && err != STORE_DUPLICATE) {
                 json_decref(doc);
-                return onb__store_failed(ctx, err);
+                return onb_store_failed(ctx, err);
         }
-        onb__emit(ctx, "onboarding.client.created", id,
-                  json_pack("{s:s, s:O, s:s, s:O}", "client_id", id, "name",
-                            json_object_get(doc, "name"), "workspace_id", ws,
-                            "providers", json_object_get(doc, "providers")));
+        onb_emit(ctx, "onboarding.client.created", id,
+                 json_pack("{s:s, s:O, s:s, s:O}", "client_id", id, "name",
+                           json_object_get(doc, "name"), "workspace_id", ws,
+                           "providers", json_object_get(doc, "providers")));
         if (!(out = onb__answer(ctx, doc, &err))) {
                 json_decref(doc);
-                return onb__store_failed(ctx, err);
+                return onb_store_failed(ctx, err);
         }
-        return docjson_reply(ctx, 201, out);
+        /* The first deadline's reminder timer, with the client: a
+         * redelivered create arms the same timer again (a no-op). */
+        r = onb_remind_arm(ctx, id, json_object_get(out, "steps"),
+                           (int64_t)clock_wall_ms());
+        if (r != HANDLER_OK) {
+                json_decref(out);
+                return r;
+        }
+        return docjson_reply_present(ctx, 201, out);
 }
 
 handler_result_t onb_client_get(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -168,14 +181,14 @@ handler_result_t onb_client_get(rt_ctx_t *ctx, const msgpack_object *body) {
         json_t *client, *out;
         if (!rt_require_role(ctx, SCHEMA_ROLE_VIEWER))
                 return HANDLER_OK;
-        client = onb__client(ctx, codec_map_str(body, "client_id"), &err);
+        client = onb_client_find(ctx, codec_map_str(body, "client_id"), &err);
         if (!client)
-                return err ? onb__store_failed(ctx, err) : HANDLER_OK;
+                return err ? onb_store_failed(ctx, err) : HANDLER_OK;
         if (!(out = onb__answer(ctx, client, &err))) {
                 json_decref(client);
-                return onb__store_failed(ctx, err);
+                return onb_store_failed(ctx, err);
         }
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }
 
 handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -203,7 +216,7 @@ handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&opts);
         if (!list) {
                 json_decref(items);
-                return onb__store_failed(ctx, err);
+                return onb_store_failed(ctx, err);
         }
         json_array_foreach(list, i, cl) {
                 json_t *one = onb__answer(ctx, json_incref(cl), &err);
@@ -211,7 +224,7 @@ handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body) {
                         json_decref(cl);
                         json_decref(list);
                         json_decref(items);
-                        return onb__store_failed(ctx, err);
+                        return onb_store_failed(ctx, err);
                 }
                 json_array_append_new(
                         items,
@@ -238,9 +251,9 @@ handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_t filter = BSON_INITIALIZER, up = BSON_INITIALIZER, set, s;
         if (!rt_require_role(ctx, SCHEMA_ROLE_MEMBER))
                 return HANDLER_OK;
-        client = onb__client(ctx, codec_map_str(body, "client_id"), &err);
+        client = onb_client_find(ctx, codec_map_str(body, "client_id"), &err);
         if (!client)
-                return err ? onb__store_failed(ctx, err) : HANDLER_OK;
+                return err ? onb_store_failed(ctx, err) : HANDLER_OK;
         snprintf(key, sizeof(key), "%.*s", (int)step.len, step.ptr);
         if (!onb_step_known(client, key)) {
                 json_decref(client);
@@ -250,7 +263,7 @@ handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         if (!(facts = onb_facts(rt_store(ctx), client, &err))) {
                 json_decref(client);
-                return onb__store_failed(ctx, err);
+                return onb_store_failed(ctx, err);
         }
         if (json_object_get(facts, key)) {
                 json_decref(facts);
@@ -278,14 +291,14 @@ handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&up);
         json_decref(client);
         if (err != STORE_OK)
-                return onb__store_failed(ctx, err);
-        onb__emit(ctx, "onboarding.step.skipped", id,
-                  json_pack("{s:s, s:s, s:s#}", "client_id", id, "step", key,
-                            "reason", reason.ptr, (int)reason.len));
-        client = onb__client(ctx, codec_map_str(body, "client_id"), &err);
+                return onb_store_failed(ctx, err);
+        onb_emit(ctx, "onboarding.step.skipped", id,
+                 json_pack("{s:s, s:s, s:s#}", "client_id", id, "step", key,
+                           "reason", reason.ptr, (int)reason.len));
+        client = onb_client_find(ctx, codec_map_str(body, "client_id"), &err);
         if (!client || !(out = onb__answer(ctx, client, &err))) {
                 json_decref(client);
-                return onb__store_failed(ctx, err);
+                return onb_store_failed(ctx, err);
         }
-        return docjson_reply(ctx, 200, out);
+        return docjson_reply_present(ctx, 200, out);
 }

@@ -27,12 +27,23 @@
  *   facts      as above
  *   workspaces {_id: org id, tenant: the organisation it was created
  *               from, at}: which workspaces an agency may name
+ *   reminders  {_id: "<client>|<step>", tenant, client_id, step, due_at,
+ *               command_id: the firing that sent it, at}: one per step, ever
+ *   timers     the durable reminder timers (shared/timer.h)
+ *   mail_outbox  reminder mails (shared/outbox.h, shared/mail.h)
+ *
+ * Reminders (reminders.c): each client has one armed timer, at the earliest
+ * deadline of its open steps. Its firing (onboarding.reminders.due) reminds
+ * of every open step past its deadline that was never reminded of, and arms
+ * the timer of the next deadline.
  */
 #ifndef OMNIFY_ONB_H
 #define OMNIFY_ONB_H
 
 #include <jansson.h>
 
+#include "mail.h"
+#include "outbox.h"
 #include "registry.h"
 
 #define ONB_DB "onboarding"
@@ -44,10 +55,20 @@ typedef struct onb_settings {
 
 extern const config_table_t onb_settings;
 
+/* The group's state (init in onboarding.c). */
+typedef struct onb_state {
+        const onb_settings_t *set;
+        runtime_mailbox_t *mailer; /* reminders.c's mails */
+} onb_state_t;
+
 /* steps.c: the checklist of client (a clients document as JSON) from the
  * facts of its workspace ({fact: at}); adds "steps", "progress" (percent,
  * done, skipped, total, next, blocking, overdue) to it. now: wall ms. */
 void onb_checklist(json_t *client, const json_t *facts, int64_t now, int day_s);
+
+/* The earliest due_at of the open steps of a checklist's steps (as
+ * onb_checklist made them) that is later than after, or 0 when none is. */
+int64_t onb_next_due(const json_t *steps, int64_t after);
 
 /* Whether step names a step of client's checklist. */
 bool onb_step_known(const json_t *client, const char *step);
@@ -57,10 +78,28 @@ bool onb_step_known(const json_t *client, const char *step);
 json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err);
 
 /* clients.c */
+/* A store failure: transient (retried), else a 500 problem. */
+handler_result_t onb_store_failed(rt_ctx_t *ctx, store_err_t err);
+/* Emit event type with body (taken over: decref'd); rt_emit's result. */
+int onb_emit(rt_ctx_t *ctx, const char *type, const char *key, json_t *body);
+/* The client id of the caller's organisation (rt_caller's tenant) as stored,
+ * or NULL: after a 404 reply (*err STORE_OK), or on a store failure
+ * (*err). */
+json_t *onb_client_find(rt_ctx_t *ctx, slice_t id, store_err_t *err);
 handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t onb_client_get(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body);
+
+/* reminders.c */
+/* Arm the reminder timer of client_id at the earliest deadline of its open
+ * steps later than after (nothing when none is). HANDLER_TRANSIENT when the
+ * store is down. */
+handler_result_t onb_remind_arm(rt_ctx_t *ctx, const char *client_id,
+                                const json_t *steps, int64_t after);
+
+/* onboarding.reminders.due: a reminder timer fired. */
+handler_result_t onb_reminders_due(rt_ctx_t *ctx, const msgpack_object *body);
 
 /* facts.c: the subscription's handlers. */
 #define ONB_N_FACT_HANDLERS 8

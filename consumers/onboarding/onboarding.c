@@ -3,7 +3,9 @@
  * for what it does).
  */
 #include <stddef.h>
+#include <stdlib.h>
 
+#include "alloc.h"
 #include "onb.h"
 
 #define OOFF(f) offsetof(onb_settings_t, f)
@@ -23,7 +25,29 @@ const config_table_t onb_settings = {
         sizeof(onb_settings_t),
 };
 
-static const config_table_t *const onb_tables[] = {&onb_settings, NULL};
+static const config_table_t *const onb_tables[] = {&onb_settings,
+                                                   &mail_settings, NULL};
+
+static handler_result_t onb_init(runtime_t *rt, void **state, char *errstr,
+                                 size_t errlen) {
+        onb_state_t *st = xcalloc(1, sizeof(*st));
+        st->set = runtime_settings(rt, &onb_settings);
+        if (!(st->mailer = runtime_mailbox_new(rt, "reminder_mail", errstr,
+                                               errlen))) {
+                free(st);
+                return HANDLER_PERMANENT;
+        }
+        *state = st;
+        return HANDLER_OK;
+}
+
+static void onb_shutdown(void *state) {
+        onb_state_t *st = state;
+        if (!st)
+                return;
+        runtime_mailbox_free(st->mailer);
+        free(st);
+}
 
 static const group_handler_t onboarding_handlers[] = {
         {"onboarding.status", runtime_handle_status},
@@ -31,6 +55,7 @@ static const group_handler_t onboarding_handlers[] = {
         {"onboarding.clients.list", onb_client_list},
         {"onboarding.clients.get", onb_client_get},
         {"onboarding.steps.skip", onb_step_skip},
+        {"onboarding.reminders.due", onb_reminders_due},
 };
 
 static const char *const onb_followed[] = {"auth.events", "integrations.events",
@@ -49,4 +74,7 @@ const group_def_t group_onboarding = {
                 sizeof(onboarding_handlers) / sizeof(onboarding_handlers[0]),
         .subscriptions = onb_subscriptions,
         .n_subscriptions = 1,
+        .timers = true,
+        .init = onb_init,
+        .shutdown = onb_shutdown,
 };

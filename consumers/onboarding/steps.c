@@ -156,6 +156,21 @@ void onb_checklist(json_t *client, const json_t *facts, int64_t now,
         json_object_set_new(client, "progress", progress);
 }
 
+int64_t onb_next_due(const json_t *steps, int64_t after) {
+        int64_t next = 0;
+        size_t i;
+        json_t *s;
+        json_array_foreach(steps, i, s) {
+                int64_t due = json_integer_value(json_object_get(s, "due_at"));
+                const char *status =
+                        json_string_value(json_object_get(s, "status"));
+                if (status && strcmp(status, "open") == 0 && due > after &&
+                    (!next || due < next))
+                        next = due;
+        }
+        return next;
+}
+
 typedef struct onb_ids {
         const char *workspace;
         bson_t *arr;

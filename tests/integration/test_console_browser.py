@@ -111,6 +111,14 @@ def browser():
     b.close()
 
 
+DLQ = """const c = document.querySelector('#dlq tr[data-group="auth"] .count');
+return c ? Number(c.textContent.replace(/,/g, "")) || 0 : 0;"""
+
+
+def by_group(groups):
+    return {g["group"]: g["processes"] for g in groups}
+
+
 LAG = """const r = document.querySelector(`#groups tr[data-group="${arguments[0]}"] .lag`);
 return r ? Number(r.dataset.lag) : null;"""
 
@@ -130,14 +138,23 @@ def test_console_in_a_browser(procs, session, browser):
     browser.click("#login-submit")
     until(lambda: browser.js("return document.querySelector('#stream-state').dataset.state") == "live",
           timeout=60, what="the stream live")
-    # Seven groups, each with its process.
-    groups = until(lambda: (lambda g: g if len(g) == 7 and all(x["processes"] for x in g) else None)(
+    # Seven groups, each with this system's process (in a full run the
+    # session's database also lists earlier modules' processes: wait for
+    # this system's own heartbeats to reach the page).
+    groups = until(lambda: (lambda g: g if len(g) == 7 and all(x["processes"] for x in g) and
+                            ml.pid in by_group(g).get("ml", []) and
+                            mono.pid in by_group(g).get("auth", [])
+                            else None)(
         browser.js("""return [...document.querySelectorAll('#topology .group')].map(g => ({
             group: g.dataset.group, processes: [...g.querySelectorAll('.process')].map(p => Number(p.dataset.pid))}));""")),
-        timeout=60, what="seven groups with processes")
-    by = {g["group"]: g["processes"] for g in groups}
+        timeout=60, what="seven groups with this system's processes")
+    by = by_group(groups)
     assert set(by) == set(GROUPS)
-    assert ml.pid in by["ml"] and mono.pid in by["auth"]
+    assert all(mono.pid in by[g] for g in GROUPS if g != "ml"), by
+    # The monolith's HTTP edge, from its own heartbeat.
+    until(lambda: browser.js("""return [...document.querySelectorAll(
+        '#topology .group-edge .process')].map(p => Number(p.dataset.pid));""").count(mono.pid),
+          timeout=30, what="the monolith's edge shown")
 
     # ml stopped: its lag rises in the page.
     assert ml.stop() == 0
@@ -163,10 +180,11 @@ def test_console_in_a_browser(procs, session, browser):
     procs.start_group("ml", env=env)
     until(lambda: browser.js(LAG, gid) == 0, timeout=90, what="ml's lag back to 0")
 
-    # A dead letter appears.
+    # A dead letter appears (one more than the page showed: earlier modules
+    # of a full run may have left some).
+    before = browser.js(DLQ)
     produce_command(session, f"{session.topic_prefix}auth.commands", "auth.no_such_command", {"x": 1})
-    until(lambda: browser.js("""const c = document.querySelector('#dlq tr[data-group="auth"] .count');
-        return c ? Number(c.textContent) : 0;""") >= 1, timeout=60, what="a dead letter shown")
+    until(lambda: browser.js(DLQ) >= before + 1, timeout=60, what="a dead letter shown")
     assert browser.js("return document.querySelector('#stream-state').dataset.state") == "live"
     browser.screenshot("console.png")
     # The token stayed in memory.

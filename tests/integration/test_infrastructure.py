@@ -9,13 +9,18 @@ its own, so a test can stop ml and start it again.
 """
 
 import json
+import os
 import socket
+import sys
 import time
 
 import pytest
 
-from conftest import GROUPS, assert_problem, http, wait_all_status, free_port
+from conftest import GROUPS, REPO, assert_problem, http, wait_all_status, free_port
 from infra_helpers import auth, get, produce_command, token, until
+
+sys.path.insert(0, os.path.join(REPO, "tests", "providers"))
+from standin.client import Standin  # noqa: E402
 
 ROUTES = ["/api/infrastructure/cluster", "/api/infrastructure/groups",
           "/api/infrastructure/dead-letters", "/api/infrastructure/dependencies",
@@ -24,7 +29,12 @@ ROUTES = ["/api/infrastructure/cluster", "/api/infrastructure/groups",
 
 @pytest.fixture(scope="module")
 def system(module_procs, session):
-    env = {"OMNIFY_INFRA_SAMPLE_S": "2", "OMNIFY_INFRA_WINDOW": "3"}
+    # Kong and Metabase configured (their stand-ins, tests/providers),
+    # Temporal and Airbyte not: absent from the dependencies.
+    deps = Standin()
+    env = {"OMNIFY_INFRA_SAMPLE_S": "2", "OMNIFY_INFRA_WINDOW": "3",
+           "OMNIFY_KONG_URL": deps.base("kong") + "/status",
+           "OMNIFY_METABASE_URL": deps.base("metabase") + "/api/health"}
     mono = module_procs.start_monolith(["--except", "ml"], env=env)
     ml = module_procs.start_group("ml", env=env)
     wait_all_status(mono.url)
@@ -32,8 +42,14 @@ def system(module_procs, session):
     # The first samples: every group found with its members.
     until(lambda: len(groups_by_group(mono.url, admin)) >= len(GROUPS),
           timeout=60, what="every group sampled")
-    return {"url": mono.url, "mono": mono, "ml": ml, "admin": admin,
-            "procs": module_procs}
+    # In a full run the session's database already holds the samples and
+    # processes of earlier modules' systems: wait for this system's own
+    # heartbeats (its pids) before any test reads the topology.
+    until(lambda: {mono.pid, ml.pid} <= live_pids(mono.url, admin),
+          timeout=60, what="this system's processes in the topology")
+    yield {"url": mono.url, "mono": mono, "ml": ml, "admin": admin,
+           "procs": module_procs, "deps": deps}
+    deps.stop()
 
 
 def groups_by_group(url, tok):
@@ -41,6 +57,13 @@ def groups_by_group(url, tok):
     assert r.status == 200, r
     return {g["group"]: g for g in r.body["groups"] if g.get("group") and
             not g.get("subscription") and g["found"]}
+
+
+def live_pids(url, tok):
+    r = get(url, tok, "/api/infrastructure/topology")
+    assert r.status == 200, r
+    return {p["pid"] for g in r.body["groups"] for p in g["processes"]
+            if not p["stale"]}
 
 
 def ml_group(system):
@@ -70,6 +93,14 @@ def test_topology_names_every_group_and_its_process(system):
         assert any(x["pid"] == want for x in by[g]["processes"]), by[g]
         assert p["mode"] == ("standalone" if g == "ml" else "monolith")
         assert p["rss_bytes"] > 0 and p["uptime_s"] >= 0 and p["version"]
+    # The monolith's edge beats too, as "edge", with the groups' instance.
+    edges = until(lambda: (lambda e: e if any(x["pid"] == system["mono"].pid and not x["stale"]
+                                              for x in e) else None)(
+        get(system["url"], system["admin"], "/api/infrastructure/topology").body["edges"]),
+        timeout=30, what="the monolith's edge in the topology")
+    e = next(x for x in edges if x["pid"] == system["mono"].pid)
+    assert e["mode"] == "monolith" and e["group"] == "edge", e
+    assert any(x["instance"] == e["instance"] for x in by["auth"]["processes"]), (e, by["auth"])
 
 
 def test_cluster_lists_topics_with_partitions_and_watermarks(system, session):
@@ -138,8 +169,12 @@ def test_reset_of_a_stopped_group(system, session):
     assert r.status == 200, r
     assert len(r.body["partitions"]) == 8
     assert all(p["offset"] >= 0 for p in r.body["partitions"])
-    assert_problem(http("POST", f"{url}/api/infrastructure/groups/{gid}/reset",
-                        json_body={"to": "time"}, headers=auth(admin)), 422)
+    # A time without at_ms is now: every partition to its end.
+    r = http("POST", f"{url}/api/infrastructure/groups/{gid}/reset",
+             json_body={"to": "time"}, headers=auth(admin))
+    assert r.status == 200, r
+    assert len(r.body["partitions"]) == 8
+    assert all(p["offset"] >= 0 for p in r.body["partitions"])
     assert_problem(http("POST", f"{url}/api/infrastructure/groups/other.x/reset",
                         json_body={"to": "latest"}, headers=auth(admin)), 404)
     r = http("POST", f"{url}/api/infrastructure/groups/{gid}/reset",
@@ -161,13 +196,26 @@ def test_dead_letters_are_counted_with_the_command(system, session):
     assert d["auth"]["command"] == "omnify dlq list auth"
 
 
-def test_dependencies_are_kafka_and_the_store_only(system):
-    r = get(system["url"], system["admin"], "/api/infrastructure/dependencies")
-    assert r.status == 200, r
-    deps = {d["name"]: d for d in r.body["dependencies"]}
-    assert set(deps) == {"kafka", "store"}, deps
-    assert deps["kafka"]["ok"] and deps["store"]["ok"]
-    assert deps["kafka"]["latency_ms"] >= 0
+def test_dependencies_kafka_the_store_and_those_configured(system):
+    def now():
+        r = get(system["url"], system["admin"], "/api/infrastructure/dependencies")
+        assert r.status == 200, r
+        return {d["name"]: d for d in r.body["dependencies"]}
+    deps = until(lambda: (lambda d: d if {"kong", "metabase"} <= set(d) else None)(now()),
+                 timeout=30, what="the configured dependencies probed")
+    assert set(deps) == {"kafka", "store", "kong", "metabase"}, deps
+    assert all(d["ok"] and d["latency_ms"] >= 0 for d in deps.values()), deps
+    assert deps["kong"]["status"] == 200
+    # Kong down: said with why, Metabase still up; then back.
+    system["deps"].admin("POST", "/deps/kong", {"state": "down"})
+    try:
+        kong = until(lambda: (lambda d: d if not d["ok"] else None)(now()["kong"]),
+                     timeout=30, what="kong shown down")
+        assert kong["status"] == 503 and "503" in kong["error"] and kong["error_at"], kong
+        assert now()["metabase"]["ok"]
+    finally:
+        system["deps"].admin("POST", "/deps/kong", {"state": "up"})
+    until(lambda: now()["kong"]["ok"], timeout=30, what="kong back up")
 
 
 def test_the_stream_sends_snapshots(system):
@@ -211,7 +259,10 @@ def test_answers_say_what_is_unknown_while_the_broker_is_down(procs, session):
     every route answers, saying so."""
     dead = free_port()
     prefix = session.topic_prefix + "down."
-    env = {"OMNIFY_TOPIC_PREFIX": prefix, "OMNIFY_INFRA_SAMPLE_S": "1",
+    # Databases of its own too: the module's system, still running, writes
+    # its own (good) samples into the session's.
+    env = {"OMNIFY_TOPIC_PREFIX": prefix, "OMNIFY_MONGO_DB_PREFIX": session.db_prefix + "down_",
+           "OMNIFY_INFRA_SAMPLE_S": "1",
            "OMNIFY_INFRA_KAFKA_BROKERS": f"127.0.0.1:{dead}"}
     from conftest import bin_path
     r = session.run([bin_path("omnify"), "topics", "apply"], env=env, timeout=120)
@@ -221,7 +272,7 @@ def test_answers_say_what_is_unknown_while_the_broker_is_down(procs, session):
         admin = token(session)
         def failed():
             r = get(mono.url, admin, "/api/infrastructure/groups")
-            return r if r.status == 200 and r.body["sampled_at"] and not r.body["ok"] else None
+            return r if r.status == 200 and r.body.get("sampled_at") and not r.body["ok"] else None
         r = until(failed, timeout=90, what="a failed sample written down")
         assert any("did not answer" in u for u in r.body["unknown"]), r.body
         for path in ROUTES:

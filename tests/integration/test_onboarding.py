@@ -107,6 +107,6 @@ def test_skip_with_a_reason_and_refusals(mono, session):
                         headers=auth(viewer)), 403)
     assert_problem(http("POST", mono.url + "/api/onboarding/clients",
                         json_body=dict(CLIENT, workspace_id=str(uuid.uuid4())),
-                        headers=auth(tok)), 422)
+                        headers=auth(tok)), 404)
     assert_problem(http("POST", mono.url + "/api/onboarding/clients",
                         json_body=dict(CLIENT, providers=["myspace"]), headers=auth(tok)), 400)
