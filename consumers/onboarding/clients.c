@@ -107,10 +107,15 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 /* Only a workspace created from the caller's organisation. */
                 bson_t filter = BSON_INITIALIZER;
                 json_t *found;
+                char coll[PROJECTION_COLL_MAX];
+                err = onb_coll(rt_store(ctx), "workspaces", slice_of(ws), coll,
+                               sizeof(coll));
+                if (err != STORE_OK)
+                        return onb_store_failed(ctx, err);
                 BSON_APPEND_UTF8(&filter, "_id", ws);
                 BSON_APPEND_UTF8(&filter, "tenant", tenant);
-                found = docjson_find(rt_store(ctx), ONB_DB, "workspaces",
-                                     &filter, NULL, NULL, &err);
+                found = docjson_find(rt_store(ctx), ONB_DB, coll, &filter, NULL,
+                                     NULL, &err);
                 bson_destroy(&filter);
                 if (!found)
                         return onb_store_failed(ctx, err);

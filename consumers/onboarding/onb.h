@@ -14,19 +14,27 @@
  *   report_scheduled    analytics.report.scheduled
  *
  * The subscription "checklist" keeps facts: {_id: "<workspace>|<fact>",
- * workspace, fact, at} upserted with $min of the event's time, so the same
- * events in any order, again or replayed from the start, give the same
- * facts (the projection is rebuilt by rewinding that consumer group). A
- * client's checklist is worked out when read: its workspace's facts, its
- * skips, and the deadlines from its creation time.
+ * workspace, fact, at: "<ms, 16 digits>"}, at a $min register of the
+ * event's time (shared/lww.h), so the same events in any order, again or
+ * replayed, give the same facts. Facts and workspaces are the versioned
+ * projection "checklist" (shared/projection.h, collections "<base>_v<N>"),
+ * rebuilt by `omnify replay onboarding` with the live handler's fold
+ * (facts.c) and swapped in by one compare-and-set of the pointer document;
+ * every read resolves the version it reads first. A client's checklist is
+ * worked out when read: its workspace's facts, its skips, and the
+ * deadlines from its creation time.
  *
  * Database "onboarding":
+ * Commands' state (not rebuilt by a replay):
  *   clients    {_id, tenant, workspace, name, website, goals, budget,
  *               contacts, providers, created_by, created_at, skipped:
  *               {step: {reason, by, at}}}
- *   facts      as above
- *   workspaces {_id: org id, tenant: the organisation it was created
- *               from, at}: which workspaces an agency may name
+ *   projections  the pointer document of the versioned projection
+ *   replays      `omnify replay onboarding`'s records
+ *   facts_v<N>   as above (projection "checklist")
+ *   workspaces_v<N>  {_id: org id, workspace: org id, tenant: the
+ *               organisation it was created from}: which workspaces an
+ *               agency may name (projection "checklist")
  *   reminders  {_id: "<client>|<step>", tenant, client_id, step, due_at,
  *               command_id: the firing that sent it, at}: one per step, ever
  *   timers     the durable reminder timers (shared/timer.h)
@@ -44,13 +52,17 @@
 
 #include "mail.h"
 #include "outbox.h"
+#include "projection.h"
+#include "replay.h"
 #include "registry.h"
 
 #define ONB_DB "onboarding"
+#define ONB_PROJECTION "checklist"
 
 typedef struct onb_settings {
         int day_s; /* seconds in a deadline "day" */
         int list_max;
+        int gc_interval_s; /* janitor of retired projection versions */
 } onb_settings_t;
 
 extern const config_table_t onb_settings;
@@ -59,6 +71,7 @@ extern const config_table_t onb_settings;
 typedef struct onb_state {
         const onb_settings_t *set;
         runtime_mailbox_t *mailer; /* reminders.c's mails */
+        uint64_t last_gc_ms;       /* facts.c's janitor (monotonic) */
 } onb_state_t;
 
 /* steps.c: the checklist of client (a clients document as JSON) from the
@@ -101,8 +114,20 @@ handler_result_t onb_remind_arm(rt_ctx_t *ctx, const char *client_id,
 /* onboarding.reminders.due: a reminder timer fired. */
 handler_result_t onb_reminders_due(rt_ctx_t *ctx, const msgpack_object *body);
 
-/* facts.c: the subscription's handlers. */
+/* facts.c: the projection, its fold and the subscription's handlers. */
+extern const projection_def_t onb_checklist_def;
+extern const projection_def_t *const onb_projection_defs[1];
+extern const replay_set_t onb_replay_set; /* group_def_t.replay */
+extern const char *const onb_followed[];  /* the events topics it folds */
 #define ONB_N_FACT_HANDLERS 8
 extern const group_handler_t onb_fact_handlers[ONB_N_FACT_HANDLERS];
+handler_result_t onb_facts_batch(rt_ctx_t *const *ctxs,
+                                 const msgpack_object *const *bodies, size_t n);
+
+/* The collection of the projection's base name ("facts", "workspaces")
+ * that workspace reads now ("<base>_v<N>", from the pointer document),
+ * into coll; STORE_OK or why not. */
+store_err_t onb_coll(store_t *store, const char *base, slice_t workspace,
+                     char *coll, size_t size);
 
 #endif

@@ -16,6 +16,10 @@ static const config_row_t onb_rows[] = {
          "Seconds in a day of the checklist's deadlines (tests shorten it)."},
         {"OMNIFY_ONBOARDING_LIST_MAX", CONFIG_INT, OOFF(list_max), 0, 1, 1000,
          "100", NULL, 0, "Clients per list answer at most."},
+        {"OMNIFY_ONBOARDING_GC_INTERVAL_S", CONFIG_INT, OOFF(gc_interval_s), 0,
+         1, 86400, "300", NULL, 0,
+         "Seconds between drops of retired versions of the checklist "
+         "projection (after `omnify replay onboarding`)."},
 };
 
 const config_table_t onb_settings = {
@@ -30,7 +34,17 @@ static const config_table_t *const onb_tables[] = {&onb_settings,
 
 static handler_result_t onb_init(runtime_t *rt, void **state, char *errstr,
                                  size_t errlen) {
-        onb_state_t *st = xcalloc(1, sizeof(*st));
+        onb_state_t *st;
+        projection_snapshot_t *snap = NULL;
+        if (projection_snapshot_load(runtime_store(rt), ONB_DB,
+                                     onb_projection_defs, 1, &snap, errstr,
+                                     errlen) != PROJECTION_OK)
+                return HANDLER_TRANSIENT;
+        /* Say it when the projection was built by older code. */
+        projection_check(snap, onb_projection_defs, 1,
+                         "omnify replay onboarding");
+        projection_snapshot_free(snap);
+        st = xcalloc(1, sizeof(*st));
         st->set = runtime_settings(rt, &onb_settings);
         if (!(st->mailer = runtime_mailbox_new(rt, "reminder_mail", errstr,
                                                errlen))) {
@@ -58,9 +72,6 @@ static const group_handler_t onboarding_handlers[] = {
         {"onboarding.reminders.due", onb_reminders_due},
 };
 
-static const char *const onb_followed[] = {"auth.events", "integrations.events",
-                                           "analytics.events", NULL};
-
 static const group_subscription_t onb_subscriptions[] = {
         {"checklist", onb_followed, onb_fact_handlers, ONB_N_FACT_HANDLERS, 0},
 };
@@ -77,4 +88,5 @@ const group_def_t group_onboarding = {
         .timers = true,
         .init = onb_init,
         .shutdown = onb_shutdown,
+        .replay = &onb_replay_set,
 };

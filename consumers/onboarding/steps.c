@@ -8,6 +8,7 @@
  * (workspace, team, dashboards, reports) or the system (a first sync).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "docjson.h"
@@ -194,7 +195,13 @@ json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err) {
                 json_string_value(json_object_get(client, "workspace")), &arr,
                 0};
         json_t *list, *out, *f;
+        char coll[PROJECTION_COLL_MAX];
         size_t i;
+        *err = onb_coll(store, "facts",
+                        slice_of(ids.workspace ? ids.workspace : ""), coll,
+                        sizeof(coll));
+        if (*err != STORE_OK)
+                return NULL;
         /* By _id: the store answers from its one index. */
         BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
         BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
@@ -202,7 +209,7 @@ json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err) {
                 onb__each(client, onb__id, &ids);
         bson_append_array_end(&in, &arr);
         bson_append_document_end(&filter, &in);
-        list = docjson_find(store, ONB_DB, "facts", &filter, NULL, NULL, err);
+        list = docjson_find(store, ONB_DB, coll, &filter, NULL, NULL, err);
         bson_destroy(&filter);
         if (!list)
                 return NULL;
@@ -210,8 +217,11 @@ json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err) {
         json_array_foreach(list, i, f) {
                 const char *fact =
                         json_string_value(json_object_get(f, "fact"));
-                if (fact)
-                        json_object_set(out, fact, json_object_get(f, "at"));
+                /* A $min register: "<ms, 16 digits>" (facts.c). */
+                const char *at = json_string_value(json_object_get(f, "at"));
+                if (fact && at)
+                        json_object_set_new(
+                                out, fact, json_integer(strtoll(at, NULL, 10)));
         }
         json_decref(list);
         return out;

@@ -25,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "config.h"
+#include "docjson.h"
 #include "harness.h"
 #include "log.h"
 #include "msgid.h"
@@ -416,6 +418,120 @@ static void test_checklist_from_events_in_any_order_and_again(void **state) {
         assert_int_equal(harness_reply(fx.h)->status, 404);
 }
 
+/* The replay's fold (the live handler's too) into two versions: the same
+ * events in order, and reversed with every one twice, give the same
+ * documents (digests); the earliest time of a fact wins. */
+typedef struct fold_ev {
+        const char *type, *tenant, *body;
+        int64_t at;
+} fold_ev_t;
+
+static void fold_into(int64_t version, const fold_ev_t *evs, size_t n,
+                      bool backwards) {
+        const replay_fold_t *f = &onb_replay_set.folds[0];
+        replay_target_t t = {fx.store, ONB_DB,     f->def,
+                             version,  SLICE_NULL, false};
+        void *st = f->open(&t);
+        char why[256], errstr[256];
+        for (size_t k = 0; k < (backwards ? 2 * n : n); k++) {
+                const fold_ev_t *e = &evs[backwards ? n - 1 - k / 2 : k];
+                msgpack_sbuffer sb;
+                msgpack_packer pk;
+                msgpack_unpacked u;
+                json_t *body = json_loads(e->body, 0, NULL);
+                env_t env;
+                memset(&env, 0, sizeof(env));
+                env.id = slice_of("e");
+                env.type = slice_of(e->type);
+                env.tenant = slice_of(e->tenant);
+                env.created_at_ms = e->at;
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                assert_int_equal(codec_pack_json(&pk, body), CODEC_OK);
+                msgpack_unpacked_init(&u);
+                assert_int_equal(
+                        msgpack_unpack_next(&u, sb.data, sb.size, NULL),
+                        MSGPACK_UNPACK_SUCCESS);
+                assert_int_equal(f->fold(st, &env, &u.data, why, sizeof(why)),
+                                 0);
+                msgpack_unpacked_destroy(&u);
+                msgpack_sbuffer_destroy(&sb);
+                json_decref(body);
+        }
+        assert_int_equal(f->flush(st, errstr, sizeof(errstr)), STORE_OK);
+        f->close(st);
+}
+
+static void test_fold_commutative_and_idempotent(void **state) {
+        static const fold_ev_t evs[] = {
+                {"auth.org.created", "agency1", "{\"org_id\": \"ws1\"}", 300},
+                {"auth.user.registered", "ws2", "{\"tenant_id\": \"ws2\"}",
+                 200},
+                {"integrations.sync.completed", "ws1", SYNCED, 500},
+                {"integrations.sync.completed", "ws1", SYNCED, 400},
+                {"auth.legal.accepted", "ws1",
+                 "{\"type\": \"privacy\", \"user_id\": \"u\"}", 100},
+                {"analytics.dashboard.viewed", "ws1", "{\"first\": true}", 700},
+                {"analytics.dashboard.viewed", "ws1", "{\"first\": true}", 600},
+        };
+        const size_t n = sizeof(evs) / sizeof(evs[0]);
+        projection_digest_t a[2], b[2];
+        size_t na = 0, nb = 0;
+        char errstr[256];
+        store_err_t err;
+        (void)state;
+        fold_into(900, evs, n, false);
+        fold_into(901, evs, n, true);
+        assert_int_equal(projection_digest(fx.store, ONB_DB, &onb_checklist_def,
+                                           900, SLICE_NULL, a, &na, errstr,
+                                           sizeof(errstr)),
+                         STORE_OK);
+        assert_int_equal(projection_digest(fx.store, ONB_DB, &onb_checklist_def,
+                                           901, SLICE_NULL, b, &nb, errstr,
+                                           sizeof(errstr)),
+                         STORE_OK);
+        assert_int_equal(na, 2);
+        assert_int_equal(nb, 2);
+        for (size_t i = 0; i < na; i++) {
+                assert_string_equal(a[i].hex, b[i].hex);
+                assert_int_equal(a[i].documents, b[i].documents);
+        }
+        /* facts: ws1 created, synced, dashboard; ws2 created (no terms:
+         * another document); workspaces: ws1 from agency1. */
+        assert_int_equal(a[0].documents, 4);
+        assert_int_equal(a[1].documents, 1);
+        /* The earliest time of each fact won, in either order. */
+        for (int64_t v = 900; v <= 901; v++) {
+                char coll[PROJECTION_COLL_MAX];
+                bson_t filter = BSON_INITIALIZER;
+                json_t *list;
+                projection_coll("facts", v, coll, sizeof(coll));
+                BSON_APPEND_UTF8(&filter, "workspace", "ws1");
+                list = docjson_find(fx.store, ONB_DB, coll, &filter, NULL, NULL,
+                                    &err);
+                bson_destroy(&filter);
+                assert_non_null(list);
+                assert_int_equal(json_array_size(list), 3);
+                for (size_t i = 0; i < 3; i++) {
+                        json_t *d = json_array_get(list, i);
+                        const char *fact =
+                                json_string_value(json_object_get(d, "fact"));
+                        const char *at =
+                                json_string_value(json_object_get(d, "at"));
+                        assert_non_null(at);
+                        if (strcmp(fact, "synced:google_ads") == 0)
+                                assert_string_equal(at, "0000000000000400");
+                        else if (strcmp(fact, "dashboard_viewed") == 0)
+                                assert_string_equal(at, "0000000000000600");
+                        else
+                                assert_string_equal(at, "0000000000000300");
+                }
+                json_decref(list);
+                projection_drop_version(fx.store, ONB_DB, &onb_checklist_def, v,
+                                        SLICE_NULL, errstr, sizeof(errstr));
+        }
+}
+
 static void test_skip_rules(void **state) {
         char id[64], body[256];
         json_t *c;
@@ -608,6 +724,7 @@ int main(void) {
         const struct CMUnitTest handlers[] = {
                 cmocka_unit_test(
                         test_checklist_from_events_in_any_order_and_again),
+                cmocka_unit_test(test_fold_commutative_and_idempotent),
                 cmocka_unit_test(test_skip_rules),
                 cmocka_unit_test(test_reminders_once_per_overdue_step),
                 cmocka_unit_test(
