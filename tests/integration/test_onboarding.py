@@ -33,6 +33,16 @@ CLIENT = {"name": "Acme", "website": "https://acme.example", "goals": ["roas 4"]
           "providers": ["google_ads"]}
 
 
+def terms_and_team(session, tenant, user):
+    """auth's events of the terms accepted and a team member invited."""
+    now = "2026-12-06T12:00:00Z"
+    produce_event(session, "auth", "auth.legal.accepted",
+                  {"user_id": user, "type": "terms", "version": "1", "accepted_at": now}, tenant)
+    produce_event(session, "auth", "auth.org.invitation_created",
+                  {"org_id": tenant, "invitation_id": str(uuid.uuid4()), "role": "member",
+                   "invited_by": user}, tenant)
+
+
 def test_checklist_completes_from_events(mono, session):
     tok, tenant, user = owner(mono.url)
     r = http("POST", mono.url + "/api/onboarding/clients", json_body=CLIENT, headers=auth(tok))
@@ -45,12 +55,7 @@ def test_checklist_completes_from_events(mono, session):
     # The signup's own auth.user.registered completes the workspace step.
     until(lambda: http("GET", f"{mono.url}/api/onboarding/clients/{cid}", headers=auth(tok))
           .body["steps"][0]["status"] == "done", timeout=30, what="workspace step done")
-    now = "2026-12-06T12:00:00Z"
-    produce_event(session, "auth", "auth.legal.accepted",
-                  {"user_id": user, "type": "terms", "version": "1", "accepted_at": now}, tenant)
-    produce_event(session, "auth", "auth.org.invitation_created",
-                  {"org_id": tenant, "invitation_id": str(uuid.uuid4()), "role": "member",
-                   "invited_by": user}, tenant)
+    terms_and_team(session, tenant, user)
     # As schemas/integrations.json declares them: ids are UUIDs, and the
     # sync events name their account too.
     conn_id, sync_id = str(uuid.uuid4()), str(uuid.uuid4())

@@ -24,7 +24,7 @@ import uuid
 from conftest import bin_path, http
 from infra_helpers import auth, produce_event, until
 from test_analytics import produce
-from test_onboarding import CLIENT, mono, owner  # noqa: F401 (mono: a fixture)
+from test_onboarding import CLIENT, mono, owner, terms_and_team  # noqa: F401 (mono: a fixture)
 
 NOISE = 1500  # events of other workspaces, so a slowed replay can be caught
 
@@ -62,12 +62,7 @@ def test_replay_rebuilds_the_same_checklist(mono, session):
     cid = r.body["id"]
     until(lambda: checklist(mono, tok, cid)["steps"][0]["status"] == "done",
           timeout=30, what="workspace step done (auth.user.registered)")
-    now = "2026-12-06T12:00:00Z"
-    produce_event(session, "auth", "auth.legal.accepted",
-                  {"user_id": user, "type": "terms", "version": "1", "accepted_at": now}, tenant)
-    produce_event(session, "auth", "auth.org.invitation_created",
-                  {"org_id": tenant, "invitation_id": str(uuid.uuid4()), "role": "member",
-                   "invited_by": user}, tenant)
+    terms_and_team(session, tenant, user)
     conn_id = str(uuid.uuid4())
     produce_event(session, "integrations", "integrations.connection.connected",
                   {"connection_id": conn_id, "provider": "google_ads", "account_id": "a1",
