@@ -42,6 +42,15 @@ def verify(session):
     return {d["collection"]: d for d in lines}
 
 
+def settled(session):
+    """verify's lines when both builds are equal (always) and the live
+    version equals them too; else None."""
+    d = verify(session)
+    for coll, line in d.items():
+        assert line["equal"], (coll, line)
+    return d if all(line["active_equal"] for line in d.values()) else None
+
+
 def active_version(session):
     r = replay(session, "status", "onboarding")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -84,10 +93,11 @@ def test_replay_rebuilds_the_same_checklist(mono, session):
         checklist(mono, tok, cid)), timeout=60, what="six of seven steps done live")
     assert live["progress"]["next"] == "report_scheduled"
 
-    # Two builds from the earliest offsets and the live version: equal.
-    d = verify(session)
-    for coll, line in d.items():
-        assert line["equal"] and line["active_equal"], (coll, line)
+    # Two builds from the earliest offsets and the live version: equal
+    # (other modules of the session share the log: the live group may
+    # still be folding their events for a moment).
+    d = until(lambda: settled(session), timeout=30, every=2,
+              what="the live version equal to the rebuilt ones")
     assert d["facts"]["documents"] >= NOISE + 6
 
     # Killed mid-build: nothing swapped.
@@ -96,15 +106,15 @@ def test_replay_rebuilds_the_same_checklist(mono, session):
                           "--grace", "0"], env=session.env(OMNIFY_LOG_LEVEL="warn"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
-    replay_id, seen = None, 0.0
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    # Killed at a fifth, or after 8 s when the session's log is long.
+    replay_id, seen, t0 = None, 0.0, time.monotonic()
+    while time.monotonic() < t0 + 60:
         m = re.match(r"(\S+) building: .*\(([\d.]+)%\)", p.stderr.readline())
         if m:
             replay_id, seen = m.group(1), float(m.group(2))
-            if seen >= 20:
+            if seen >= 20 or (seen > 0 and time.monotonic() > t0 + 8):
                 break
-    assert replay_id and 20 <= seen < 100, (replay_id, seen)
+    assert replay_id and 0 < seen < 100, (replay_id, seen)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=30)
     assert active_version(session) == version
@@ -131,5 +141,5 @@ def test_replay_rebuilds_the_same_checklist(mono, session):
     done = until(lambda: (lambda b: b if b["progress"]["complete"] else None)(
         checklist(mono, tok, cid)), timeout=30, what="checklist complete after the swap")
     assert done["progress"]["percent"] == 100
-    for coll, line in verify(session).items():
-        assert line["equal"] and line["active_equal"], (coll, line)
+    until(lambda: settled(session), timeout=30, every=2,
+          what="the live version equal to the rebuilt ones after the swap")
