@@ -4,9 +4,9 @@
  * list) and conversation threads.
  *
  * Writing a definition is idempotent: the same definition as the latest
- * version answers that version (created: false), so a retried request makes
- * no new version. Problems the schema cannot state answer 422 naming each
- * field by its path.
+ * version answers that version (created: false, with the route's one success
+ * status), so a retried request makes no new version. Problems the schema
+ * cannot state answer 422 naming each field by its path.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +36,7 @@ static json_t *ak__doc_of(const msgpack_object *body, const char *id_field) {
 
 static handler_result_t ak__put(rt_ctx_t *ctx, ak_def_kind_t kind,
                                 const char *id, json_t *doc,
-                                int created_status) {
+                                int success_status) {
         ak_state_t *st = ak_state(ctx);
         schema_report_t report;
         rt_caller_t c;
@@ -75,7 +75,9 @@ static handler_result_t ak__put(rt_ctx_t *ctx, ak_def_kind_t kind,
         if (ak_str(doc, "name"))
                 json_object_set_new(o, "name",
                                     json_string(ak_str(doc, "name")));
-        ak_reply_json(ctx, created ? created_status : 200, o);
+        /* One status either way (the document's success; "created" says
+         * whether a version was made). */
+        ak_reply_json(ctx, success_status, o);
         json_decref(o);
         json_decref(doc);
         return HANDLER_OK;

@@ -164,6 +164,12 @@ def test_agent_definitions_refused_and_tenants(world):
     again = a.call("POST", "/api/agents", {"agent_id": agent, "name": "helper 2",
                                            "instructions": "Be brief."})
     assert again.status == 201 and again.body["version"] == 2, again
+    # The same definition again: no new version, and the document's one
+    # success status (it answered an undeclared 200).
+    same = a.call("POST", "/api/agents", {"agent_id": agent, "name": "helper 2",
+                                          "instructions": "Be brief."})
+    assert same.status == 201 and same.body["version"] == 2, same
+    assert same.body["created"] is False, same
     r = b.call("POST", f"/api/agents/{agent}/runs", {"message": "hi"})
     assert r.status == 202 and b.result(r)["status"] == 404
     assert_problem(b.call("GET", f"/api/agents/{agent}"), 404)
