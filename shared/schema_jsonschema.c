@@ -11,8 +11,12 @@
  */
 #include "schema_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+/* How deep a free-form value's description goes (then scalars only). */
+#define SCHEMA__ANY_DEPTH 2
 
 /* The NUL rule, with the length in the quantifier. */
 static json_t *string_pattern(const schema_field_t *field) {
@@ -68,6 +72,43 @@ static void string_schema(json_t *s, const schema_field_t *field) {
                 json_object_set_new(s, "pattern", string_pattern(field));
 }
 
+static json_t *any_value(int depth);
+
+/* A free-form object: keys without NUL, values any_value. */
+static json_t *any_object(int depth) {
+        return json_pack("{s:s, s:{s:s}, s:o}", "type", "object",
+                         "propertyNames", "pattern", "^[^\\u0000]*$",
+                         "additionalProperties", any_value(depth));
+}
+
+/*
+ * A value of a free-form object or array (a workflow's input, a step's
+ * body): any JSON the edge accepts. Integers must fit 64 bits (the edge
+ * refuses bigger ones with 400) and strings hold no NUL, so generators
+ * produce only what is accepted; nested to depth levels, then scalars.
+ */
+static json_t *any_value(int depth) {
+        json_t *of = json_array();
+        json_array_append_new(of, json_pack("{s:s, s:s}", "type", "string",
+                                            "pattern", "^[^\\u0000]*$"));
+        json_array_append_new(of,
+                              json_pack("{s:s, s:I, s:I}", "type", "integer",
+                                        "minimum", (json_int_t)INT64_MIN,
+                                        "maximum", (json_int_t)INT64_MAX));
+        json_array_append_new(of,
+                              json_pack("{s:s, s:f, s:f}", "type", "number",
+                                        "minimum", -9.2e18, "maximum", 9.2e18));
+        json_array_append_new(of, json_pack("{s:s}", "type", "boolean"));
+        json_array_append_new(of, json_pack("{s:s}", "type", "null"));
+        if (depth > 0) {
+                json_array_append_new(of,
+                                      json_pack("{s:s, s:o}", "type", "array",
+                                                "items", any_value(depth - 1)));
+                json_array_append_new(of, any_object(depth - 1));
+        }
+        return json_pack("{s:o}", "anyOf", of);
+}
+
 json_t *schema__json_schema(const schema_field_t *field) {
         json_t *s = json_object();
 
@@ -98,13 +139,14 @@ json_t *schema__json_schema(const schema_field_t *field) {
                                                   field->object->n_fields,
                                                   field->object->additional,
                                                   NULL)
-                            : json_pack("{s:s}", "type", "object");
+                            : any_object(SCHEMA__ANY_DEPTH);
                 break;
         case SCHEMA_ARRAY:
                 json_object_set_new(s, "type", json_string("array"));
-                if (field->items)
-                        json_object_set_new(s, "items",
-                                            schema__json_schema(field->items));
+                json_object_set_new(s, "items",
+                                    field->items
+                                            ? schema__json_schema(field->items)
+                                            : any_value(SCHEMA__ANY_DEPTH));
                 set_length(s, field, "minItems", "maxItems");
                 break;
         case SCHEMA_BINARY:
@@ -139,8 +181,9 @@ json_t *schema__json_object(const schema_field_t *fields, size_t n,
                 if (f->required)
                         json_array_append_new(required, json_string(f->name));
         }
-        s = json_pack("{s:s, s:o, s:b}", "type", "object", "properties", props,
-                      "additionalProperties", additional);
+        s = json_pack("{s:s, s:o, s:o}", "type", "object", "properties", props,
+                      "additionalProperties",
+                      additional ? any_value(SCHEMA__ANY_DEPTH) : json_false());
         if (json_array_size(required))
                 json_object_set_new(s, "required", required);
         else
