@@ -16,6 +16,10 @@
  *       until SIGTERM: the sampler's clock (it samples on an
  *       infrastructure process's beat, every 5 s otherwise), so a run
  *       takes one sample a second (OMNIFY_INFRA_SAMPLE_S=1).
+ *   bench-infra cleanup -b BROKERS -p PREFIX
+ *       deletes the topics and consumer groups whose name starts with
+ *       PREFIX (a phase's, once measured: the broker's data outlives
+ *       `compose/local/infra down`).
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -56,7 +60,7 @@ static rd_kafka_t *bi_client(rd_kafka_type_t type, const char *brokers,
         char err[256];
         rd_kafka_t *rk;
         if (bi_set(conf, "bootstrap.servers", brokers) ||
-            bi_set(conf, "linger.ms", "20") ||
+            (type == RD_KAFKA_PRODUCER && bi_set(conf, "linger.ms", "20")) ||
             (group && (bi_set(conf, "group.id", group) ||
                        bi_set(conf, "enable.auto.commit", "false")))) {
                 rd_kafka_conf_destroy(conf);
@@ -224,6 +228,96 @@ static int bi_setup(int argc, char **argv) {
         return rc ? 1 : 0;
 }
 
+/* The result event of an admin request on q, or NULL (logged). */
+static rd_kafka_event_t *bi_wait(rd_kafka_queue_t *q, const char *what) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 90000);
+        if (!ev || rd_kafka_event_error(ev)) {
+                fprintf(stderr, "bench-infra: %s: %s\n", what,
+                        ev ? rd_kafka_event_error_string(ev) : "timeout");
+                if (ev)
+                        rd_kafka_event_destroy(ev);
+                return NULL;
+        }
+        return ev;
+}
+
+/* Delete the topics and consumer groups whose name starts with prefix. */
+static int bi_cleanup(int argc, char **argv) {
+        const char *brokers = "127.0.0.1:9092", *prefix = NULL;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_DeleteTopic_t **dt = NULL;
+        rd_kafka_DeleteGroup_t **dg = NULL;
+        rd_kafka_queue_t *q;
+        rd_kafka_event_t *ev;
+        rd_kafka_t *rk;
+        size_t nt = 0, ng = 0;
+        int opt, rc = 0;
+        while ((opt = getopt(argc, argv, "b:p:")) != -1) {
+                if (opt == 'b')
+                        brokers = optarg;
+                else if (opt == 'p')
+                        prefix = optarg;
+                else
+                        return 2;
+        }
+        if (!prefix || strlen(prefix) < 4) {
+                fprintf(stderr, "bench-infra cleanup: -p PREFIX of 4 "
+                                "characters at least\n");
+                return 2;
+        }
+        if (!(rk = bi_client(RD_KAFKA_PRODUCER, brokers, NULL)))
+                return 1;
+        q = rd_kafka_queue_new(rk);
+        if (rd_kafka_metadata(rk, 1, NULL, &md, 30000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+                dt = calloc((size_t)md->topic_cnt + 1, sizeof(*dt));
+                for (int i = 0; i < md->topic_cnt; i++)
+                        if (strncmp(md->topics[i].topic, prefix,
+                                    strlen(prefix)) == 0)
+                                dt[nt++] = rd_kafka_DeleteTopic_new(
+                                        md->topics[i].topic);
+                rd_kafka_metadata_destroy(md);
+        }
+        if (nt) {
+                rd_kafka_DeleteTopics(rk, dt, nt, NULL, q);
+                if ((ev = bi_wait(q, "DeleteTopics")))
+                        rd_kafka_event_destroy(ev);
+                else
+                        rc = 1;
+        }
+        rd_kafka_ListConsumerGroups(rk, NULL, q);
+        if ((ev = bi_wait(q, "ListConsumerGroups"))) {
+                size_t n;
+                const rd_kafka_ConsumerGroupListing_t **l =
+                        rd_kafka_ListConsumerGroups_result_valid(
+                                rd_kafka_event_ListConsumerGroups_result(ev),
+                                &n);
+                dg = calloc(n + 1, sizeof(*dg));
+                for (size_t i = 0; i < n; i++) {
+                        const char *id =
+                                rd_kafka_ConsumerGroupListing_group_id(l[i]);
+                        if (strncmp(id, prefix, strlen(prefix)) == 0)
+                                dg[ng++] = rd_kafka_DeleteGroup_new(id);
+                }
+                rd_kafka_event_destroy(ev);
+        }
+        if (ng) {
+                rd_kafka_DeleteGroups(rk, dg, ng, NULL, q);
+                if ((ev = bi_wait(q, "DeleteGroups")))
+                        rd_kafka_event_destroy(ev);
+                else
+                        rc = 1;
+        }
+        printf("cleanup topics=%zu groups=%zu\n", nt, ng);
+        rd_kafka_DeleteTopic_destroy_array(dt, nt);
+        rd_kafka_DeleteGroup_destroy_array(dg, ng);
+        free(dt);
+        free(dg);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy(rk);
+        return rc;
+}
+
 static int bi_beat(int argc, char **argv) {
         config_t cfg;
         char err[512];
@@ -267,8 +361,11 @@ int main(int argc, char **argv) {
                 return bi_setup(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "beat") == 0)
                 return bi_beat(argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], "cleanup") == 0)
+                return bi_cleanup(argc - 1, argv + 1);
         fprintf(stderr, "usage: bench-infra setup -b BROKERS -p PREFIX -t "
                         "TOPICS -g GROUPS [-P PARTS] [-m MESSAGES]\n"
-                        "       bench-infra beat [-i MS]\n");
+                        "       bench-infra beat [-i MS]\n"
+                        "       bench-infra cleanup -b BROKERS -p PREFIX\n");
         return 2;
 }
