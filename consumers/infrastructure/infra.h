@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "kadmin.h"
+#include "metrics.h"
 #include "registry.h"
 
 #define INFRA_DB "infrastructure"
@@ -57,6 +58,7 @@ typedef struct infra_settings {
         char *tenants; /* comma-separated; "": admins of any tenant */
         char *kong_url, *temporal_url, *airbyte_url, *metabase_url;
         int probe_timeout_ms;
+        int count_requests; /* 1: kadmin counts broker requests (bench) */
 } infra_settings_t;
 
 extern const config_table_t infra_settings;
@@ -116,6 +118,12 @@ typedef struct infra_state {
         pthread_mutex_t admin_lock; /* admin: the sampler and resets */
         infra_sampler_t *sampler;
         uint64_t last_sample_ms; /* sampler thread only */
+        /* Per sample, for /metrics (tests/bench/infra reads them). */
+        metrics_counter_t *m_samples;  /* samples taken */
+        metrics_counter_t *m_last_us;  /* duration of the last one */
+        metrics_counter_t *m_requests; /* broker requests so far (only
+                                          with count_requests, else 0) */
+        metrics_histogram_t *m_seconds;
 } infra_state_t;
 
 /* sample.c: the sampler's memory between samples (windows, previous
