@@ -628,7 +628,14 @@ void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
                 rt__take_finished(loop, &head, &tail);
                 rt__flush_list(loop, head);
         }
-        if (rt__drain(loop, loop->rt->cfg->shutdown_timeout_ms) > 0) {
+        if (rt__drain(loop, loop->rt->cfg->shutdown_timeout_ms) > 0 &&
+            loop->rt->bus &&
+            bus_flush(loop->rt->bus, loop->rt->cfg->shutdown_timeout_ms) ==
+                    BUS_OK)
+                /* Every delivery report has run: what settles now is all
+                 * there is, and nothing will touch the trackers after. */
+                rt__settle(loop);
+        else if (rt__settle(loop) > 0) {
                 /* Deliveries still running will touch their trackers: leave
                  * them allocated rather than free memory in use. */
                 log_warn("outputs still in flight at shutdown; their messages "

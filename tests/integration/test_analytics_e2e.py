@@ -2,7 +2,7 @@
 dashboard, end to end over HTTP against the real broker and store.
 
 A tenant connects Google Ads (the stand-in's user acme: two accounts) and
-Shopify (shop acme) as a browser would; the integrations group syncs them
+Shopify (shop acme-e2e) as a browser would; the integrations group syncs them
 (three days) and publishes its events; the analytics group follows them.
 The dashboard's figures are then checked against the stand-in's ground
 truth for the same days (its /_admin/truth routes, not our code), and the
@@ -45,7 +45,9 @@ def e2e(module_procs, session):
     wait_status(ns.edge.url, "analytics")
     ns.api = Api(ns.edge.url)
     ns.a = Tenant(session, "a")
-    for p, shop in (("google_ads", None), ("shopify", "acme")):
+    # A shop of its own: a webhook reaches every tenant connected to its
+    # shop, and test_integrations sends some for shop acme.
+    for p, shop in (("google_ads", None), ("shopify", "acme-e2e")):
         r = ns.api.connect(ns.a, p, "acme", shop=shop)
         assert r.status == 302 and location_query(r)["status"] == "connected", r
     ns.google = ns.api.wait_synced(ns.a, "google_ads", 2, timeout=180)
