@@ -50,12 +50,14 @@ int service_main(const group_def_t *def, int argc, char **argv) {
         ops_server_t *ops = NULL;
         int status = 1, port;
 
+        /* First: a SIGTERM during start-up (a scaler that changed its mind)
+         * stops the process cleanly, never by the default action. */
+        service_install_signals();
         snprintf(program, sizeof(program), "omnify-%s", def->name);
         config_load_tables_or_exit(&cfg, CONFIG_SCOPE_GROUP | def->config_scope,
                                    def->settings, program, argc, argv, NULL);
         log_init((log_level_t)cfg.log_level, program);
         log_set_group(def->name);
-        service_install_signals();
 
         schemas = service_load_schemas(errstr, sizeof(errstr));
         if (!schemas)
