@@ -6,7 +6,8 @@
  * strings, as JSON Schema counts them), bounds, enums, formats, nested
  * objects and arrays, whether undeclared fields are refused, and that
  * strings hold no NUL character (a pattern, which also carries the length
- * so generators need not filter for it). Our uri format is narrower than
+ * so generators need not filter for it), nor object keys in free-form
+ * values (propertyNames, a few levels deep). Our uri format is narrower than
  * JSON Schema's (absolute http or https only): a pattern says so.
  */
 #include "schema_internal.h"
@@ -29,6 +30,26 @@ static json_t *string_pattern(const schema_field_t *field) {
                                                            : field->min_length),
                          (long long)field->max_length);
         return json_string(p);
+}
+
+/*
+ * What a free-form value (an object without declared fields, the undeclared
+ * fields of an "additional" object, an array without declared items) may
+ * hold, as far as JSON Schema can say it without recursion: object keys
+ * without NUL (jansson cannot hold them; the edge answers 400), stated
+ * FREE_DEPTH levels deep. Untyped, so scalars stay free.
+ */
+#define FREE_DEPTH 4
+
+static json_t *free_value(int depth) {
+        json_t *s = json_pack("{s:{s:s}}", "propertyNames", "pattern",
+                              "^[^\\u0000]*$");
+        if (depth > 1) {
+                json_t *inner = free_value(depth - 1);
+                json_object_set(s, "additionalProperties", inner);
+                json_object_set_new(s, "items", inner);
+        }
+        return s;
 }
 
 static void set_length(json_t *s, const schema_field_t *field,
@@ -93,18 +114,21 @@ json_t *schema__json_schema(const schema_field_t *field) {
                 break;
         case SCHEMA_OBJECT:
                 json_decref(s);
-                s = field->object
-                            ? schema__json_object(field->object->fields,
-                                                  field->object->n_fields,
-                                                  field->object->additional,
-                                                  NULL)
-                            : json_pack("{s:s}", "type", "object");
+                if (field->object) {
+                        s = schema__json_object(
+                                field->object->fields, field->object->n_fields,
+                                field->object->additional, NULL);
+                } else {
+                        s = free_value(FREE_DEPTH);
+                        json_object_set_new(s, "type", json_string("object"));
+                }
                 break;
         case SCHEMA_ARRAY:
                 json_object_set_new(s, "type", json_string("array"));
-                if (field->items)
-                        json_object_set_new(s, "items",
-                                            schema__json_schema(field->items));
+                json_object_set_new(s, "items",
+                                    field->items
+                                            ? schema__json_schema(field->items)
+                                            : free_value(FREE_DEPTH - 1));
                 set_length(s, field, "minItems", "maxItems");
                 break;
         case SCHEMA_BINARY:
@@ -139,8 +163,14 @@ json_t *schema__json_object(const schema_field_t *fields, size_t n,
                 if (f->required)
                         json_array_append_new(required, json_string(f->name));
         }
-        s = json_pack("{s:s, s:o, s:b}", "type", "object", "properties", props,
-                      "additionalProperties", additional);
+        if (additional) {
+                s = free_value(FREE_DEPTH);
+                json_object_set_new(s, "type", json_string("object"));
+                json_object_set_new(s, "properties", props);
+        } else {
+                s = json_pack("{s:s, s:o, s:b}", "type", "object", "properties",
+                              props, "additionalProperties", false);
+        }
         if (json_array_size(required))
                 json_object_set_new(s, "required", required);
         else
