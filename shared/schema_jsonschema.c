@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* How deep a free-form value's description goes (then scalars only). */
-#define SCHEMA__ANY_DEPTH 2
+/* How deep a free-form value's description goes (then anything). */
+#define SCHEMA__ANY_DEPTH 3
 
 /* The NUL rule, with the length in the quantifier. */
 static json_t *string_pattern(const schema_field_t *field) {
@@ -85,10 +85,15 @@ static json_t *any_object(int depth) {
  * A value of a free-form object or array (a workflow's input, a step's
  * body): any JSON the edge accepts. Integers must fit 64 bits (the edge
  * refuses bigger ones with 400) and strings hold no NUL, so generators
- * produce only what is accepted; nested to depth levels, then scalars.
+ * produce only what is accepted; described depth levels deep, anything below.
  */
 static json_t *any_value(int depth) {
-        json_t *of = json_array();
+        json_t *of;
+        /* Below the levels described: anything (a reply's deep output must
+         * still match). */
+        if (depth < 0)
+                return json_object();
+        of = json_array();
         json_array_append_new(of, json_pack("{s:s, s:s}", "type", "string",
                                             "pattern", "^[^\\u0000]*$"));
         json_array_append_new(of,
@@ -100,12 +105,9 @@ static json_t *any_value(int depth) {
                                         "minimum", -9.2e18, "maximum", 9.2e18));
         json_array_append_new(of, json_pack("{s:s}", "type", "boolean"));
         json_array_append_new(of, json_pack("{s:s}", "type", "null"));
-        if (depth > 0) {
-                json_array_append_new(of,
-                                      json_pack("{s:s, s:o}", "type", "array",
-                                                "items", any_value(depth - 1)));
-                json_array_append_new(of, any_object(depth - 1));
-        }
+        json_array_append_new(of, json_pack("{s:s, s:o}", "type", "array",
+                                            "items", any_value(depth - 1)));
+        json_array_append_new(of, any_object(depth - 1));
         return json_pack("{s:o}", "anyOf", of);
 }
 

@@ -214,7 +214,7 @@ static size_t op_statuses(const schema_msg_t *msg, int *out, size_t max) {
 /* The success answer: its content per media type, or none. */
 static json_t *op_success(const schema_msg_t *msg, int status) {
         const schema_route_t *r = &msg->route;
-        json_t *resp, *content;
+        json_t *resp, *content, *schema;
 
         if (r->stream) {
                 char d[256], types[512] = "";
@@ -248,22 +248,29 @@ static json_t *op_success(const schema_msg_t *msg, int status) {
                                  "Redirected to the Location header.",
                                  "headers", "Location", "required", 1, "schema",
                                  "type", "string", "format", "uri-reference");
+        schema = msg->reply ? schema__json_object(msg->reply->fields,
+                                                  msg->reply->n_fields,
+                                                  msg->reply->additional, NULL)
+                            : json_pack("{s:s}", "type", "object");
+        /* A synchronous route whose success is 202 also answers 202 with
+         * the operation when the client asks Prefer: respond-async. */
+        if (status == 202)
+                schema = json_pack("{s:[o, {s:s}]}", "anyOf", schema, "$ref",
+                                   "#/components/schemas/Accepted");
         content = json_object();
-        json_object_set_new(
-                content, "application/json",
-                json_pack("{s:o}", "schema",
-                          msg->reply ? schema__json_object(
-                                               msg->reply->fields,
-                                               msg->reply->n_fields,
-                                               msg->reply->additional, NULL)
-                                     : json_pack("{s:s}", "type", "object")));
+        json_object_set_new(content, "application/json",
+                            json_pack("{s:o}", "schema", schema));
         for (size_t i = 1; i < r->n_produces; i++)
                 json_object_set_new(
                         content, r->produces[i],
                         json_pack("{s:{s:s}}", "schema", "type", "string"));
         resp = json_pack("{s:s, s:o}", "description",
-                         msg->read_only ? "The result." : "Done.", "content",
-                         content);
+                         status == 202 ? "Accepted: the reply, or with Prefer: "
+                                         "respond-async the operation (its "
+                                         "result at /api/operations/{id})."
+                         : msg->read_only ? "The result."
+                                          : "Done.",
+                         "content", content);
         return resp;
 }
 

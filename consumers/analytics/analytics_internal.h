@@ -329,13 +329,16 @@ void query_result_free(query_result_t *r);
 /*
  * Read a query from a command body: metric (array of names), group_by
  * (array), from, to, provider, account_id, campaign_id, currency (arrays).
- * On a bad value the reply becomes a 400 problem naming the field and false
- * is returned. Strings point into body.
+ * On a bad value the reply becomes a 400 problem naming the field, on a
+ * rule across fields (a metric that cannot be grouped by a dimension or
+ * filtered by campaign, provider or account; the period) a 422 one, and
+ * false is returned. Strings point into body.
  */
 bool query_parse(rt_ctx_t *ctx, const msgpack_object *body, query_t *q);
 
 /* The period of a body's from/to (defaults: the 30 days to yesterday,
- * UTC); false after a 400 reply. */
+ * UTC); false after a 400 reply (not a date) or a 422 one (from after to,
+ * longer than the longest period). */
 bool query_period(rt_ctx_t *ctx, const msgpack_object *body, int64_t *from,
                   int64_t *to);
 
@@ -399,8 +402,14 @@ analytics_state_t *analytics_state(rt_ctx_t *ctx);
 handler_result_t analytics_store_failed(rt_ctx_t *ctx, store_err_t err,
                                         const char *errstr);
 
-/* A 400 problem naming one field. */
+/* A 400 problem naming one field: a value the schema rules out (the edge
+ * checks it first; this is the Kafka boundary's check). */
 void analytics_bad_field(rt_ctx_t *ctx, const char *field, const char *why);
+
+/* A 422 problem naming one field: a value the schema allows but a rule
+ * across fields refuses (from after to, a period too long, a metric that
+ * cannot be grouped or filtered so). The routes declare 422 for it. */
+void analytics_refused_field(rt_ctx_t *ctx, const char *field, const char *why);
 
 /* The caller's view (tenant and versions); false after a reply. */
 bool analytics_view(rt_ctx_t *ctx, schema_role_t least, aview_t *v,

@@ -23,13 +23,15 @@ handler_result_t analytics_store_failed(rt_ctx_t *ctx, store_err_t err,
         return HANDLER_OK;
 }
 
-void analytics_bad_field(rt_ctx_t *ctx, const char *field, const char *why) {
-        msgpack_packer *pk = rt_reply(ctx, 400);
+static void analytics__field_problem(rt_ctx_t *ctx, int status,
+                                     const char *title, const char *field,
+                                     const char *why) {
+        msgpack_packer *pk = rt_reply(ctx, status);
         msgpack_pack_map(pk, 5);
         mp_pack_kv_str(pk, "type", "about:blank");
-        mp_pack_kv_str(pk, "title", "Bad Request");
+        mp_pack_kv_str(pk, "title", title);
         codec_pack_str(pk, "status");
-        msgpack_pack_int(pk, 400);
+        msgpack_pack_int(pk, status);
         codec_pack_str(pk, "detail");
         {
                 char detail[1200];
@@ -41,6 +43,15 @@ void analytics_bad_field(rt_ctx_t *ctx, const char *field, const char *why) {
         msgpack_pack_map(pk, 2);
         mp_pack_kv_str(pk, "field", field);
         mp_pack_kv_str(pk, "reason", why);
+}
+
+void analytics_bad_field(rt_ctx_t *ctx, const char *field, const char *why) {
+        analytics__field_problem(ctx, 400, "Bad Request", field, why);
+}
+
+void analytics_refused_field(rt_ctx_t *ctx, const char *field,
+                             const char *why) {
+        analytics__field_problem(ctx, 422, "Unprocessable Content", field, why);
 }
 
 bool analytics_view(rt_ctx_t *ctx, schema_role_t least, aview_t *v,

@@ -701,7 +701,7 @@ bool query_period(rt_ctx_t *ctx, const msgpack_object *body, int64_t *from,
                 return false;
         }
         if (*from > *to) {
-                analytics_bad_field(ctx, "from", "must not be after to");
+                analytics_refused_field(ctx, "from", "must not be after to");
                 return false;
         }
         if (*to - *from + 1 > set->max_range_days) {
@@ -709,7 +709,7 @@ bool query_period(rt_ctx_t *ctx, const msgpack_object *body, int64_t *from,
                 snprintf(why, sizeof(why),
                          "the period may span at most %d days",
                          set->max_range_days);
-                analytics_bad_field(ctx, "from", why);
+                analytics_refused_field(ctx, "from", why);
                 return false;
         }
         return true;
@@ -761,7 +761,7 @@ bool query_parse(rt_ctx_t *ctx, const msgpack_object *body, query_t *q) {
                                 snprintf(why, sizeof(why),
                                          "metric %s cannot be grouped by %s",
                                          q->metrics[m]->name, names[i]);
-                                analytics_bad_field(ctx, where, why);
+                                analytics_refused_field(ctx, where, why);
                                 return false;
                         }
                 q->dims[q->n_dims++] = (dim_t)d;
@@ -776,18 +776,18 @@ bool query_parse(rt_ctx_t *ctx, const msgpack_object *body, query_t *q) {
                             &f->n_currency, strings, &used, sizeof(strings)))
                 return false;
         if (f->n_campaign && sources != SRC_ADS) {
-                analytics_bad_field(ctx, "campaign_id",
-                                    "only ad metrics can be filtered by "
-                                    "campaign");
+                analytics_refused_field(ctx, "campaign_id",
+                                        "only ad metrics can be filtered by "
+                                        "campaign");
                 return false;
         }
         if ((f->n_provider || f->n_account) && (sources & SRC_ADS) &&
             (sources & ~(unsigned)SRC_ADS)) {
-                analytics_bad_field(ctx,
-                                    f->n_provider ? "provider" : "account_id",
-                                    "metrics of ads and of other sources "
-                                    "(orders, blended) cannot be filtered "
-                                    "by provider or account together");
+                analytics_refused_field(
+                        ctx, f->n_provider ? "provider" : "account_id",
+                        "metrics of ads and of other sources "
+                        "(orders, blended) cannot be filtered "
+                        "by provider or account together");
                 return false;
         }
         return query_period(ctx, body, &q->from, &q->to);

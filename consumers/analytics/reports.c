@@ -179,7 +179,8 @@ static void report__pack_array(msgpack_packer *pk, const msgpack_object *a) {
 /*
  * The metrics query of a definition (a msgpack map: the command's body, or
  * a stored definition), for a run on `today`: built as the metrics route's
- * body so query_parse checks it the same way. false after a 400 reply.
+ * body so query_parse checks it the same way. false after a 400 or 422
+ * reply.
  */
 static bool report__query(rt_ctx_t *ctx, const msgpack_object *def,
                           int64_t today, query_t *q, msgpack_zone *zone) {
@@ -199,9 +200,10 @@ static bool report__query(rt_ctx_t *ctx, const msgpack_object *def,
                 if (!a.len || !b.len ||
                     !caltime_parse_date(a.ptr, a.len, &from) ||
                     !caltime_parse_date(b.ptr, b.len, &to)) {
-                        analytics_bad_field(ctx, "period",
-                                            "a custom period needs from and "
-                                            "to (YYYY-MM-DD)");
+                        analytics_refused_field(
+                                ctx, "period",
+                                "a custom period needs from and "
+                                "to (YYYY-MM-DD)");
                         return false;
                 }
         } else if (!report__period(preset, today, &from, &to)) {

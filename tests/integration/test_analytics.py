@@ -324,8 +324,16 @@ def test_bad_metric_and_dimension_names_are_named(world):
     assert_problem(r, 400, {"group_by[0]"})
     r = get(w.url, "/api/analytics/metrics", w.session, w.tenant,
             params={"metric": "mer", "group_by": "campaign"})
-    body = assert_problem(r, 400, {"group_by[0]"})
+    # Valid by the schema, refused by a rule across fields: 422 (declared).
+    body = assert_problem(r, 422, {"group_by[0]"})
     assert "mer cannot be grouped by campaign" in body["errors"][0]["reason"]
+    for path, params, field in [
+            ("metrics", {"metric": "aov", "campaign_id": "c1"}, "campaign_id"),
+            ("attribution", {"from": "2025-03-02", "to": "2025-03-01"}, "from"),
+            ("dashboard", {"from": "1990-01-01", "to": "2025-03-01"}, "from")]:
+        r = get(w.url, "/api/analytics/" + path, w.session, w.tenant,
+                params=params)
+        assert_problem(r, 422, {field})
     r = get(w.url, "/api/analytics/dashboard", w.session, w.tenant,
             params={"from": "2025-02-30"})
     assert_problem(r, 400, {"from"})
