@@ -26,7 +26,7 @@
  * Handlers
  * ------------------------------------------------------------------------ */
 
-/* "integrations.ad_metrics.*" matches "integrations.ad_metrics.daily". */
+/* A pattern "<group>.<family>.*" matches every type "<group>.<family>.<x>". */
 static bool rt__type_matches(const char *pattern, slice_t type) {
         size_t n = strlen(pattern);
         if (n >= 2 && pattern[n - 1] == '*' && pattern[n - 2] == '.')
