@@ -172,8 +172,42 @@ static codec_err_t pack_json(msgpack_packer *pk, json_t *v, int depth) {
         return rc ? CODEC_NO_MEMORY : CODEC_OK;
 }
 
+/* Exactly representable integers of a double: +-2^53. */
+#define CODEC_EXACT_INT 9007199254740992.0
+
+/* After a parse that read every integer as a double: whole numbers a double
+ * holds exactly are integers again. */
+static void ints_back(json_t *v) {
+        const char *key;
+        json_t *item;
+        size_t i;
+        double d;
+
+        if (json_is_object(v)) {
+                json_object_foreach(v, key, item) {
+                        d = json_is_real(item) ? json_real_value(item) : 0.5;
+                        if (d == floor(d) && fabs(d) <= CODEC_EXACT_INT)
+                                json_object_set_new(
+                                        v, key, json_integer((json_int_t)d));
+                        else
+                                ints_back(item);
+                }
+        } else if (json_is_array(v)) {
+                json_array_foreach(v, i, item) {
+                        d = json_is_real(item) ? json_real_value(item) : 0.5;
+                        if (d == floor(d) && fabs(d) <= CODEC_EXACT_INT)
+                                json_array_set_new(v, i,
+                                                   json_integer((json_int_t)d));
+                        else
+                                ints_back(item);
+                }
+        }
+}
+
 codec_err_t codec__parse_object(slice_t json, json_t **root, char *errstr,
                                 size_t errlen) {
+        const size_t flags =
+                JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL;
         json_error_t jerr;
 
         *root = NULL;
@@ -192,10 +226,18 @@ codec_err_t codec__parse_object(slice_t json, json_t **root, char *errstr,
                                    CODEC_MAX_DEPTH);
         /* NUL is valid JSON text: strings that hold one are refused by
          * validation, naming the field, not here as unreadable JSON. */
-        *root = json_loadb(json.ptr, json.len,
-                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY |
-                                   JSON_ALLOW_NUL,
-                           &jerr);
+        *root = json_loadb(json.ptr, json.len, flags, &jerr);
+        /* An integer beyond 64 bits is valid JSON (a free-form value may
+         * hold one): such a body is read again with every number a double,
+         * and the whole ones a double holds exactly become integers again;
+         * only the too-big ones stay doubles (and ints between 2^53 and
+         * 2^63 in that body lose their last digits). */
+        if (!*root && json_error_code(&jerr) == json_error_numeric_overflow) {
+                *root = json_loadb(json.ptr, json.len,
+                                   flags | JSON_DECODE_INT_AS_REAL, &jerr);
+                if (*root)
+                        ints_back(*root);
+        }
         if (!*root) {
                 if (json_error_code(&jerr) == json_error_out_of_memory)
                         return codec__fail(CODEC_NO_MEMORY, errstr, errlen,

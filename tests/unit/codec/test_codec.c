@@ -136,6 +136,23 @@ static void test_round_trip_numbers(void **state) {
                           "\"d\":1e-07,\"e\":-0.0}");
 }
 
+static void test_integers_beyond_64_bits(void **state) {
+        msgpack_sbuffer sb;
+        (void)state;
+        /* Valid JSON, so accepted: the too-big integers become doubles, the
+         * others stay integers (a double holds them exactly up to 2^53). */
+        assert_round_trip("{\"a\":{\"b\":[-20306040316800098304,7]},"
+                          "\"n\":-3,\"big\":18446744073709551616,"
+                          "\"exact\":9007199254740992}",
+                          "{\"a\":{\"b\":[-2.03060403168001e+19,7]},"
+                          "\"n\":-3,\"big\":1.8446744073709552e+19,"
+                          "\"exact\":9007199254740992}");
+        /* A real beyond a double is still refused (test_bad_json). */
+        assert_int_equal(to_mp("{\"x\":1e400, \"y\":1e30}", NULL, &sb),
+                         CODEC_BAD_JSON);
+        msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_msgpack_types(void **state) {
         msgpack_sbuffer sb;
         msgpack_unpacked up;
@@ -212,8 +229,8 @@ static void test_bad_json(void **state) {
                         "line 3, column 10: invalid token");
         expect_bad_json("{\"a\":\"\xff\"}",
                         "line 1, column 6: unable to decode byte 0xff");
-        expect_bad_json("{\"a\":18446744073709551616}",
-                        "line 1, column 25: too big integer");
+        expect_bad_json("{\"a\":1e400}",
+                        "line 1, column 10: real number overflow");
         expect_bad_json("{'a':1}", "line 1, column 2: string or '}' expected");
 }
 
@@ -706,6 +723,7 @@ int main(void) {
                 cmocka_unit_test(test_round_trip_nested),
                 cmocka_unit_test(test_round_trip_unicode),
                 cmocka_unit_test(test_round_trip_numbers),
+                cmocka_unit_test(test_integers_beyond_64_bits),
                 cmocka_unit_test(test_msgpack_types),
                 cmocka_unit_test(test_empty_body),
                 cmocka_unit_test(test_empty_body_null_slice),
