@@ -142,6 +142,26 @@ static void ak__corr_writes(store_bulk_t *b, const ak_tx_t *tx) {
         }
 }
 
+/*
+ * The effects done before the run is written, not after: an agent's
+ * thread. A client that sees the run completed may at once ask the next
+ * question in the thread, which another worker may start before this one
+ * got to its effects; written first, the thread already holds the answer.
+ * The effect stays in the list: done again after the write (or on a
+ * redelivery), it finds its run in the thread and does nothing.
+ */
+static bool ak__before_write(ak_tx_t *tx) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(tx->fx, i, e) {
+                const char *k = ak_str(e, "k");
+                if (k && strcmp(k, "thread") == 0 &&
+                    !ak_agent_thread_fx(tx, e))
+                        return false;
+        }
+        return true;
+}
+
 /* Insert (seq 0) or replace the run while its seq is the one read, with
  * the correlations of the commands it sends, in one bulk (one round trip).
  * STORE_NOT_FOUND: someone changed it meanwhile; STORE_DUPLICATE: someone
@@ -331,6 +351,10 @@ handler_result_t ak_tx_run(rt_ctx_t *ctx, const char *run_id, ak_apply_fn fn,
                 ak_run_advance(&tx);
                 json_object_set_new(tx.run, "updated_at", json_integer(tx.now));
                 ak__applied_push(&tx);
+                if (!ak__before_write(&tx)) {
+                        res = HANDLER_TRANSIENT;
+                        break;
+                }
                 {
                         uint64_t w0 = ak__now_us();
                         err = ak__run_save(&tx);
