@@ -155,8 +155,7 @@ static bool ak__before_write(ak_tx_t *tx) {
         const json_t *e;
         json_array_foreach(tx->fx, i, e) {
                 const char *k = ak_str(e, "k");
-                if (k && strcmp(k, "thread") == 0 &&
-                    !ak_agent_thread_fx(tx, e))
+                if (k && strcmp(k, "thread") == 0 && !ak_agent_thread_fx(tx, e))
                         return false;
         }
         return true;
