@@ -269,6 +269,19 @@ bool rt_replaying(const rt_ctx_t *ctx);
  * returned packer. Replaces any earlier reply. */
 msgpack_packer *rt_reply(rt_ctx_t *ctx, int status);
 
+/* Packs one document of a list reply as one item. */
+typedef void (*rt_pack_doc_fn)(msgpack_packer *pk, const bson_t *doc,
+                               void *arg);
+
+/* Reply 200 {key: [items]}: the documents of coll (in the group's database)
+ * that filter finds, in the order opts says (opts holds no "limit"), at most
+ * max, each packed by pack with arg. A store error is returned with nothing
+ * replied (errstr says why), for the group to answer in its own way. */
+store_err_t rt_reply_list(rt_ctx_t *ctx, const char *key, const char *coll,
+                          const bson_t *filter, const bson_t *opts,
+                          uint32_t max, rt_pack_doc_fn pack, void *arg,
+                          char *errstr, size_t errlen);
+
 /* A reply of raw bytes with a content type (text/csv, ...): the edge
  * answers them as they are. Copies bytes. */
 void rt_reply_bytes(rt_ctx_t *ctx, int status, const char *content_type,

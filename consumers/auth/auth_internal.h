@@ -130,7 +130,7 @@ handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
 #define AUTH_LIST_MAX 500
 
 /* Packs one document of a list answer as one item. */
-typedef void (*auth_pack_fn)(msgpack_packer *pk, const bson_t *doc, void *arg);
+typedef rt_pack_doc_fn auth_pack_fn;
 
 /* Answer 200 {key: [items]}: the documents of coll matching filter, in the
  * order opts says (no "limit" there: AUTH_LIST_MAX applies), each packed by

@@ -273,54 +273,15 @@ handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
         return HANDLER_PERMANENT;
 }
 
-typedef struct auth_list {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        uint32_t n;
-        auth_pack_fn pack;
-        void *arg;
-} auth_list_t;
-
-static bool auth__list_item(const bson_t *doc, void *arg) {
-        auth_list_t *l = arg;
-        l->pack(&l->pk, doc, l->arg);
-        return ++l->n < AUTH_LIST_MAX;
-}
-
 handler_result_t auth_reply_list(rt_ctx_t *ctx, const char *key,
                                  const char *coll, const bson_t *filter,
                                  const bson_t *opts, auth_pack_fn pack,
                                  void *arg) {
-        auth_state_t *st = rt_state(ctx);
-        auth_list_t l = {.pack = pack, .arg = arg};
         char errstr[256];
-        msgpack_packer *pk;
-        store_err_t err;
-        bson_t o;
-
-        if (opts)
-                bson_copy_to(opts, &o);
-        else
-                bson_init(&o);
-        BSON_APPEND_INT64(&o, "limit", AUTH_LIST_MAX);
-        msgpack_sbuffer_init(&l.sb);
-        msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
-        err = store_find(st->store, "auth", coll, filter, &o, auth__list_item,
-                         &l, errstr, sizeof(errstr));
-        bson_destroy(&o);
-        if (err) {
-                msgpack_sbuffer_destroy(&l.sb);
-                return auth_store_failed(ctx, err, errstr);
-        }
-        pk = rt_reply(ctx, 200);
-        msgpack_pack_map(pk, 1);
-        codec_pack_str(pk, key);
-        msgpack_pack_array(pk, l.n);
-        /* The items were packed on their own: their bytes follow the array
-         * header as they are. */
-        pk->callback(pk->data, l.sb.data, l.sb.size);
-        msgpack_sbuffer_destroy(&l.sb);
-        return HANDLER_OK;
+        store_err_t err =
+                rt_reply_list(ctx, key, coll, filter, opts, AUTH_LIST_MAX, pack,
+                              arg, errstr, sizeof(errstr));
+        return err ? auth_store_failed(ctx, err, errstr) : HANDLER_OK;
 }
 
 void auth_emit(rt_ctx_t *ctx, const char *type, const char *key, size_t n,

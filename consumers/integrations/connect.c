@@ -259,7 +259,7 @@ handler_result_t ig_handle_keys(rt_ctx_t *ctx, const msgpack_object *body) {
                 return HANDLER_TRANSIENT;
         }
         bson_destroy(&filter);
-        ig_conn_pack(st, rt_reply(ctx, 201), &doc);
+        ig_conn_pack(rt_reply(ctx, 201), &doc, st);
         bson_destroy(&doc);
         log_info("keys %s: connection %s %s for tenant %s",
                  ig_provider_name((ig_provider_t)p), id,

@@ -603,7 +603,7 @@ static int64_t conn__next_sync(ig_state_t *st, const char *id) {
         return at;
 }
 
-void ig_conn_pack(void *st, msgpack_packer *pk, const bson_t *doc) {
+void ig_conn_pack(msgpack_packer *pk, const bson_t *doc, void *st) {
         const char *opt_str[] = {"currency",     "last_sync_status",
                                  "last_sync_id", "running_sync_id",
                                  "synced_until", "last_error"};

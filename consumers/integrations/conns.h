@@ -90,6 +90,6 @@ ig_err_t ig_conn_update(ig_state_t *st, const char *id, const bson_t *set);
 
 /* Pack a connection record as its reply shape (the schema's connection);
  * st as void * so it serves ig_reply_list. */
-void ig_conn_pack(void *st, msgpack_packer *pk, const bson_t *doc);
+void ig_conn_pack(msgpack_packer *pk, const bson_t *doc, void *st);
 
 #endif

@@ -290,7 +290,7 @@ bool ig_caller_tenant(rt_ctx_t *ctx, schema_role_t least, char tenant[128]);
 
 /* Reply {key: [...]} with the documents of coll that filter finds, newest
  * first by sort_field, at most limit, each packed by fn. */
-typedef void (*ig_pack_fn)(void *arg, msgpack_packer *pk, const bson_t *doc);
+typedef rt_pack_doc_fn ig_pack_fn;
 handler_result_t ig_reply_list(rt_ctx_t *ctx, const char *key, const char *coll,
                                const bson_t *filter, const char *sort_field,
                                int64_t limit, ig_pack_fn fn, void *arg);

@@ -92,7 +92,7 @@ handler_result_t ig_handle_get(rt_ctx_t *ctx, const msgpack_object *body) {
         ig_map_copy(body, "connection_id", id, sizeof(id));
         if ((err = ig_conn_load(st, id, tenant, false, &c)))
                 return ig_conn_missing(ctx, err);
-        ig_conn_pack(st, rt_reply(ctx, 200), &c.doc);
+        ig_conn_pack(rt_reply(ctx, 200), &c.doc, st);
         ig_conn_clear(&c);
         return HANDLER_OK;
 }

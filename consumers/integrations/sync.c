@@ -194,7 +194,7 @@ static void sync__id_of(const rt_ctx_t *ctx, const char *what,
 }
 
 /* The sync record as its reply. */
-static void sync__pack(void *arg, msgpack_packer *pk, const bson_t *doc) {
+static void sync__pack(msgpack_packer *pk, const bson_t *doc, void *arg) {
         (void)arg;
         static const char *const opt[] = {"stream", "error"};
         int64_t fin = ig_bson_date(doc, "finished_at");
@@ -395,7 +395,7 @@ handler_result_t ig_handle_sync_request(rt_ctx_t *ctx,
         }
         ig_records_emit(ctx, &events);
         ig_records_clear(&events);
-        sync__pack(NULL, rt_reply(ctx, 202), &doc);
+        sync__pack(rt_reply(ctx, 202), &doc, NULL);
         bson_destroy(&doc);
         ig_conn_clear(&c);
         return HANDLER_OK;
@@ -502,7 +502,7 @@ handler_result_t ig_handle_syncs_get(rt_ctx_t *ctx,
                 }
                 return ig_reply_error(ctx, err, NULL);
         }
-        sync__pack(NULL, rt_reply(ctx, 200), &doc);
+        sync__pack(rt_reply(ctx, 200), &doc, NULL);
         bson_destroy(&doc);
         return HANDLER_OK;
 }

@@ -651,53 +651,21 @@ bool ig_caller_tenant(rt_ctx_t *ctx, schema_role_t least, char tenant[128]) {
         return true;
 }
 
-typedef struct ig_list {
-        ig_pack_fn fn;
-        void *arg;
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        uint32_t n;
-} ig_list_t;
-
-static bool ig__list_item(const bson_t *doc, void *arg) {
-        ig_list_t *l = arg;
-        l->fn(l->arg, &l->pk, doc);
-        l->n++;
-        return true;
-}
-
 handler_result_t ig_reply_list(rt_ctx_t *ctx, const char *key, const char *coll,
                                const bson_t *filter, const char *sort_field,
                                int64_t limit, ig_pack_fn fn, void *arg) {
-        ig_state_t *st = rt_state(ctx);
         bson_t opts = BSON_INITIALIZER, sort;
-        ig_list_t l = {.fn = fn, .arg = arg};
-        msgpack_packer *pk;
         char errstr[256];
         store_err_t e;
 
         BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
         BSON_APPEND_INT32(&sort, sort_field, -1);
         bson_append_document_end(&opts, &sort);
-        BSON_APPEND_INT64(&opts, "limit", limit);
-        msgpack_sbuffer_init(&l.sb);
-        msgpack_packer_init(&l.pk, &l.sb, msgpack_sbuffer_write);
-        e = store_find(st->store, IG_DB, coll, filter, &opts, ig__list_item, &l,
-                       errstr, sizeof(errstr));
+        e = rt_reply_list(ctx, key, coll, filter, &opts,
+                          limit < 1 ? 1 : (uint32_t)limit, fn, arg, errstr,
+                          sizeof(errstr));
         bson_destroy(&opts);
-        if (e) {
-                msgpack_sbuffer_destroy(&l.sb);
-                return ig_store_failed(ctx, e, errstr);
-        }
-        pk = rt_reply(ctx, 200);
-        msgpack_pack_map(pk, 1);
-        codec_pack_str(pk, key);
-        msgpack_pack_array(pk, l.n);
-        /* The items were packed on their own: their bytes follow the
-         * array's header as they are. */
-        pk->callback(pk->data, l.sb.data, l.sb.size);
-        msgpack_sbuffer_destroy(&l.sb);
-        return HANDLER_OK;
+        return e ? ig_store_failed(ctx, e, errstr) : HANDLER_OK;
 }
 
 handler_result_t ig_reply_error(rt_ctx_t *ctx, ig_err_t err,
