@@ -483,12 +483,7 @@ static void jbuf_puts(jbuf_t *b, const char *s) {
         jbuf_put(b, s, strlen(s));
 }
 
-/*
- * Length of the UTF-8 sequence at p: *valid says whether it is well formed.
- * An ill-formed one covers its maximal valid prefix, so each gets exactly one
- * U+FFFD (the Unicode "maximal subpart" practice).
- */
-static size_t utf8_next(const unsigned char *p, size_t len, bool *valid) {
+size_t codec_utf8_next(const unsigned char *p, size_t len, bool *valid) {
         unsigned char c = p[0];
         unsigned lo = 0x80, hi = 0xBF;
         size_t need, i;
@@ -559,7 +554,7 @@ static void jbuf_string(jbuf_t *b, const char *s, size_t len) {
                         i++;
                         continue;
                 }
-                n = utf8_next(p + i, len - i, &valid);
+                n = codec_utf8_next(p + i, len - i, &valid);
                 if (valid)
                         jbuf_put(b, s + i, n);
                 else

@@ -126,6 +126,15 @@ const msgpack_object *codec_map_get(const msgpack_object *obj, const char *key);
 /* The string value of key as a slice; SLICE_NULL if absent or not a string. */
 slice_t codec_map_str(const msgpack_object *obj, const char *key);
 
+/*
+ * Length of the UTF-8 sequence at p (len > 0 bytes left): *valid says
+ * whether it is well formed (no overlong form, no surrogate, nothing above
+ * U+10FFFF). An ill-formed one covers its maximal valid prefix, so each
+ * gets exactly one U+FFFD when replaced (the Unicode "maximal subpart"
+ * practice).
+ */
+size_t codec_utf8_next(const unsigned char *p, size_t len, bool *valid);
+
 /* Pack a NUL-terminated string / a slice as a msgpack str (a NULL string
  * packs nil). Packing errors are the sbuffer's and are not reported. */
 void codec_pack_str(msgpack_packer *pk, const char *s);

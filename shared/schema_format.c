@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "codec.h"
+
 /* ------------------------------------------------------------------------
  * Small checks shared by loading and validation
  * ------------------------------------------------------------------------ */
@@ -16,43 +18,15 @@
 bool schema__utf8_valid(const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *)s;
         size_t i = 0;
+        bool valid = true;
 
-        while (i < len) {
-                unsigned char c = p[i];
-                size_t need;
-                unsigned lo = 0x80, hi = 0xBF;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xC2 && c <= 0xDF) {
-                        need = 1;
-                } else if (c >= 0xE0 && c <= 0xEF) {
-                        need = 2;
-                        if (c == 0xE0)
-                                lo = 0xA0;
-                        else if (c == 0xED)
-                                hi = 0x9F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                        need = 3;
-                        if (c == 0xF0)
-                                lo = 0x90;
-                        else if (c == 0xF4)
-                                hi = 0x8F;
-                } else {
-                        return false;
-                }
-                if (len - i - 1 < need)
-                        return false;
-                if (p[i + 1] < lo || p[i + 1] > hi)
-                        return false;
-                for (size_t k = 2; k <= need; k++)
-                        if ((p[i + k] & 0xC0) != 0x80)
-                                return false;
-                i += need + 1;
+        while (i < len && valid) {
+                if (p[i] < 0x80)
+                        i++; /* ASCII, most of it: no call */
+                else
+                        i += codec_utf8_next(p + i, len - i, &valid);
         }
-        return true;
+        return valid;
 }
 
 bool schema__is_digit(char c) {
