@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "analytics_internal.h"
+#include "bsonpack.h"
 #include "log.h"
 
 analytics_state_t *analytics_state(rt_ctx_t *ctx) {
@@ -134,89 +135,9 @@ void mp_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v) {
         msgpack_pack_int64(pk, v);
 }
 
-static bool skipped(const char *key, const char *const *skip) {
-        for (; skip && *skip; skip++)
-                if (strcmp(key, *skip) == 0)
-                        return true;
-        return false;
-}
-
-static void bson__value(msgpack_packer *pk, bson_iter_t *it);
-
-static void bson__container(msgpack_packer *pk, bson_iter_t *it, bool array,
-                            const char *const *skip) {
-        bson_iter_t sub;
-        size_t n = 0;
-        if (!bson_iter_recurse(it, &sub)) {
-                msgpack_pack_nil(pk);
-                return;
-        }
-        while (bson_iter_next(&sub))
-                if (array || !skipped(bson_iter_key(&sub), skip))
-                        n++;
-        bson_iter_recurse(it, &sub);
-        if (array)
-                msgpack_pack_array(pk, n);
-        else
-                msgpack_pack_map(pk, n);
-        while (bson_iter_next(&sub)) {
-                if (!array) {
-                        if (skipped(bson_iter_key(&sub), skip))
-                                continue;
-                        codec_pack_str(pk, bson_iter_key(&sub));
-                }
-                bson__value(pk, &sub);
-        }
-}
-
-static void bson__value(msgpack_packer *pk, bson_iter_t *it) {
-        switch (bson_iter_type(it)) {
-        case BSON_TYPE_UTF8: {
-                uint32_t len = 0;
-                const char *s = bson_iter_utf8(it, &len);
-                codec_pack_slice(pk, (slice_t){s, len});
-                break;
-        }
-        case BSON_TYPE_INT32:
-                msgpack_pack_int64(pk, bson_iter_int32(it));
-                break;
-        case BSON_TYPE_INT64:
-                msgpack_pack_int64(pk, bson_iter_int64(it));
-                break;
-        case BSON_TYPE_DOUBLE:
-                msgpack_pack_double(pk, bson_iter_double(it));
-                break;
-        case BSON_TYPE_BOOL:
-                if (bson_iter_bool(it))
-                        msgpack_pack_true(pk);
-                else
-                        msgpack_pack_false(pk);
-                break;
-        case BSON_TYPE_DATE_TIME:
-                msgpack_pack_int64(pk, bson_iter_date_time(it));
-                break;
-        case BSON_TYPE_DOCUMENT:
-                bson__container(pk, it, false, NULL);
-                break;
-        case BSON_TYPE_ARRAY:
-                bson__container(pk, it, true, NULL);
-                break;
-        default:
-                msgpack_pack_nil(pk);
-        }
-}
-
 void bson_to_msgpack(msgpack_packer *pk, const bson_t *doc,
                      const char *const *skip) {
-        bson_t wrapper;
-        bson_iter_t it;
-        bson_init(&wrapper);
-        BSON_APPEND_DOCUMENT(&wrapper, "d", doc);
-        if (bson_iter_init_find(&it, &wrapper, "d"))
-                bson__container(pk, &it, false, skip);
-        else
-                msgpack_pack_map(pk, 0);
-        bson_destroy(&wrapper);
+        bsonpack_doc(pk, doc, &(bsonpack_opts_t){.skip = skip});
 }
 
 /* ---------------------------------------------------------------------------

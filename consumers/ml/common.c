@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bsonpack.h"
 #include "log.h"
 #include "ml_internal.h"
 #include "msgid.h"
@@ -274,102 +275,12 @@ void ml_pack_raw(msgpack_packer *pk, const void *data, size_t len) {
                 pk->callback(pk->data, data, len);
 }
 
-/* A top-level entry left out: listed in skip, or an empty string (our
- * documents store "" for an absent optional field). */
-static bool skipped(const bson_iter_t *it, const char *const *skip) {
-        const char *key = bson_iter_key(it);
-        uint32_t len = 0;
-        if (!skip)
-                return false;
-        for (size_t i = 0; skip[i]; i++)
-                if (strcmp(key, skip[i]) == 0)
-                        return true;
-        if (BSON_ITER_HOLDS_UTF8(it)) {
-                bson_iter_utf8(it, &len);
-                return len == 0;
-        }
-        return false;
-}
-
-static void pack_bson_iter(msgpack_packer *pk, bson_iter_t *it);
-
-/* The entries of a document or array under it (not skipped at depth > 0). */
-static void pack_bson_children(msgpack_packer *pk, bson_iter_t *it, bool array,
-                               const char *const *skip) {
-        bson_iter_t count = *it;
-        uint32_t n = 0;
-        while (bson_iter_next(&count))
-                if (!skipped(&count, skip))
-                        n++;
-        if (array)
-                msgpack_pack_array(pk, n);
-        else
-                msgpack_pack_map(pk, n);
-        while (bson_iter_next(it)) {
-                if (skipped(it, skip))
-                        continue;
-                if (!array)
-                        codec_pack_str(pk, bson_iter_key(it));
-                pack_bson_iter(pk, it);
-        }
-}
-
-static void pack_bson_iter(msgpack_packer *pk, bson_iter_t *it) {
-        bson_iter_t sub;
-        uint32_t len;
-        switch (bson_iter_type(it)) {
-        case BSON_TYPE_UTF8: {
-                const char *s = bson_iter_utf8(it, &len);
-                msgpack_pack_str(pk, len);
-                msgpack_pack_str_body(pk, s, len);
-                break;
-        }
-        case BSON_TYPE_INT32:
-                msgpack_pack_int64(pk, bson_iter_int32(it));
-                break;
-        case BSON_TYPE_INT64:
-                msgpack_pack_int64(pk, bson_iter_int64(it));
-                break;
-        case BSON_TYPE_DOUBLE:
-                ml_pack_num(pk, bson_iter_double(it));
-                break;
-        case BSON_TYPE_BOOL:
-                if (bson_iter_bool(it))
-                        msgpack_pack_true(pk);
-                else
-                        msgpack_pack_false(pk);
-                break;
-        case BSON_TYPE_DATE_TIME: {
-                char t[ML_TIME_TEXT];
-                ml_time_format(bson_iter_date_time(it), t);
-                codec_pack_str(pk, t);
-                break;
-        }
-        case BSON_TYPE_DOCUMENT:
-        case BSON_TYPE_ARRAY:
-                if (bson_iter_recurse(it, &sub))
-                        pack_bson_children(
-                                pk, &sub, bson_iter_type(it) == BSON_TYPE_ARRAY,
-                                NULL);
-                else
-                        msgpack_pack_nil(pk);
-                break;
-        default:
-                msgpack_pack_nil(pk);
-        }
-}
-
 void ml_pack_bson(msgpack_packer *pk, const bson_t *doc,
                   const char *const *skip) {
-        static const char *const none[] = {NULL};
-        bson_iter_t it;
-        if (!skip)
-                skip = none;
-        if (!bson_iter_init(&it, doc)) {
-                msgpack_pack_map(pk, 0);
-                return;
-        }
-        pack_bson_children(pk, &it, false, skip);
+        bsonpack_doc(pk, doc,
+                     &(bsonpack_opts_t){.skip = skip,
+                                        .skip_empty = true,
+                                        .dates_as_text = true});
 }
 
 double ml_bson_num(const bson_t *doc, const char *key, double def) {
