@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         msgpack_sbuffer sb;
         json_error_t jerr;
         json_t *root;
+        bool exact;
         codec_err_t err;
 
         err = codec_msgpack_to_json((slice_t){(const char *)data, size}, &json,
@@ -54,6 +55,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_CHECK(root != NULL);
         }
         json_decref(root);
+        /* A uint64 above INT64_MAX is written as the integer it is; read
+         * back, such a body holds its numbers as doubles (codec.c), so the
+         * text comes back other than it went. Only the exact round trip is
+         * not asked of it. */
+        root = json_loadb(json, json_len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                          &jerr);
+        exact = root || json_error_code(&jerr) != json_error_numeric_overflow;
+        json_decref(root);
 
         msgpack_sbuffer_init(&sb);
         if (codec_json_to_msgpack((slice_t){json, json_len}, NULL, &sb, NULL,
@@ -61,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 err = codec_msgpack_to_json((slice_t){sb.data, sb.size}, &json2,
                                             &json2_len);
                 FUZZ_CHECK(err == CODEC_OK);
-                FUZZ_CHECK(json2_len == json_len);
-                FUZZ_CHECK(memcmp(json2, json, json_len) == 0);
+                FUZZ_CHECK(!exact || json2_len == json_len);
+                FUZZ_CHECK(!exact || memcmp(json2, json, json_len) == 0);
         }
         msgpack_sbuffer_destroy(&sb);
         free(json2);
