@@ -385,6 +385,7 @@ static const group_handler_t auth_handlers[] = {
         {"auth.rbac.members.list", auth_members_list},
         {"auth.rbac.members.update", auth_member_update},
         {"auth.rbac.members.remove", auth_member_remove},
+        /* invitations.c */
         {"auth.rbac.invitations.create", auth_invite_create},
         {"auth.rbac.invitations.list", auth_invite_list},
         {"auth.rbac.invitations.accept", auth_invite_accept},

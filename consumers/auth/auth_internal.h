@@ -5,8 +5,9 @@
  * login, me), common.c (passwords, random tokens, store and bson helpers),
  * sessions.c (sessions, access and refresh tokens), mailer.c (the outbox and
  * the mail sender), recovery.c (email verification, password reset and
- * change), mfa.c and totp.c (second factor), rbac.c (organisations,
- * memberships, invitations) and legal.c (documents and acceptances).
+ * change), mfa.c and totp.c (second factor), rbac.c (organisations and
+ * memberships), invitations.c (invitations to an organisation) and legal.c
+ * (documents and acceptances).
  *
  * Data (database <prefix>auth):
  *   users        {_id, email, name, password_hash, tenant_id (personal org),
@@ -257,6 +258,56 @@ auth_mailer_t *auth_mailer_start(auth_state_t *st, runtime_t *rt, char *errstr,
 void auth_mailer_stop(auth_mailer_t *m);
 
 /* ---------------------------------------------------------------------------
+ * rbac.c: what the organisation handlers (rbac.c, invitations.c) share
+ * ------------------------------------------------------------------------ */
+
+/* A membership's _id, "<org>|<user>". */
+#define AUTH_MEMBER_ID (2 * AUTH_ID_TEXT + 2)
+
+/* Who calls: user, current org and session, as the edge set them from a
+ * checked token. */
+typedef struct auth_rbac_caller {
+        char user[AUTH_ID_TEXT];
+        char org[AUTH_ID_TEXT];
+        char sid[AUTH_ID_TEXT]; /* "" when the token has no session */
+} auth_rbac_caller_t;
+
+/* A UUID from input in canonical lowercase form. False when s is not one. */
+bool auth_rbac_id(slice_t s, char out[AUTH_ID_TEXT]);
+
+/* Fill c from the envelope, or answer 401 and return false. */
+bool auth_rbac_caller(rt_ctx_t *ctx, auth_rbac_caller_t *c);
+
+/* Answer a problem with status (titled after it) and detail; HANDLER_OK. */
+handler_result_t auth_rbac_refuse(rt_ctx_t *ctx, int status,
+                                  const char *detail);
+
+/* The command's id as a NUL-terminated string. */
+void auth_rbac_command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]);
+
+/* True when a and b are both set and equal. */
+bool auth_rbac_same(const char *a, const char *b);
+
+/*
+ * The membership of user in org, removed ones included: STORE_OK with *doc
+ * (caller destroys) and *role (NONE when removed), STORE_NOT_FOUND when the
+ * user never was a member.
+ */
+store_err_t auth_rbac_membership(auth_state_t *st, const char *org,
+                                 const char *user, bson_t *doc,
+                                 schema_role_t *role, char *errstr,
+                                 size_t errlen);
+
+/* The caller's current role in org from the store; false when the store
+ * failed (*res is the handler's result then). */
+bool auth_rbac_role(rt_ctx_t *ctx, const char *org, const char *user,
+                    schema_role_t *role, handler_result_t *res);
+
+/* Pack key and value ("" for NULL); key and ms as ISO 8601 time. */
+void auth_rbac_pack_kv(msgpack_packer *pk, const char *key, const char *value);
+void auth_rbac_pack_time(msgpack_packer *pk, const char *key, int64_t ms);
+
+/* ---------------------------------------------------------------------------
  * Handler files
  * ------------------------------------------------------------------------ */
 
@@ -292,6 +343,8 @@ handler_result_t auth_org_switch(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body);
+
+/* invitations.c */
 handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body);
 handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body);

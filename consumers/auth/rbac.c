@@ -1,5 +1,6 @@
 /*
- * rbac.c - organisations, memberships and invitations.
+ * rbac.c - organisations and memberships, and the helpers the rbac
+ * handlers share with invitations.c (declared in auth_internal.h).
  *
  * An organisation is a tenant. A membership (_id "<org>|<user>") gives one
  * user one role in one org, weakest first: viewer, member, admin, owner. The
@@ -15,17 +16,14 @@
  *   - an org always has an owner: its last owner can be neither demoted nor
  *     removed, and cannot leave;
  *   - only owners grant or take the owner role, remove owners, and invite
- *     owners; admins manage the other roles;
- *   - an invitation is a single-use secret (tokens, kind "invite") that goes
- *     to its address by mail and never appears in an answer; only the account
- *     with that email can accept it, and a refused attempt leaves it usable.
+ *     owners (invitations.c); admins manage the other roles.
  *
  * A removed membership is not deleted: its role becomes "none" (which no
  * role check accepts) with removed_at and removed_by, an audit trail that
  * also lets a redelivered removal answer as the first time. Changes carry
- * the id of the command that made them (role_command, removed_command,
- * joined_command) for the same reason: a retry finds its own work done and
- * only re-emits the events the failed attempt lost.
+ * the id of the command that made them (role_command, removed_command, and
+ * invitations.c's joined_command) for the same reason: a retry finds its
+ * own work done and only re-emits the events the failed attempt lost.
  *
  * The edge keys commands by tenant, so the commands of one org are handled
  * one at a time: an owner count read before a change cannot go stale before
@@ -41,27 +39,16 @@
 #include "log.h"
 #include "msgid.h"
 
-/* "<org>|<user>" */
-#define RBAC_MEMBER_ID (2 * AUTH_ID_TEXT + 2)
 /* The role of a removed membership; schema_role_parse gives NONE for it. */
 #define RBAC_REMOVED "none"
 /* Why the sessions of a removed member end. */
 #define RBAC_REMOVED_REASON "removed from the organisation"
 
 /* ---------------------------------------------------------------------------
- * Helpers
+ * Helpers (those not static: auth_internal.h)
  * ------------------------------------------------------------------------ */
 
-/* Who calls: user, current org and session, as the edge set them from a
- * checked token. */
-typedef struct rbac_caller {
-        char user[AUTH_ID_TEXT];
-        char org[AUTH_ID_TEXT];
-        char sid[AUTH_ID_TEXT]; /* "" when the token has no session */
-} rbac_caller_t;
-
-/* A UUID from input in canonical lowercase form. False when s is not one. */
-static bool rbac__id(slice_t s, char out[AUTH_ID_TEXT]) {
+bool auth_rbac_id(slice_t s, char out[AUTH_ID_TEXT]) {
         msgid_t id;
         out[0] = '\0';
         if (s.len != MSGID_TEXT_LEN || !msgid_parse(s.ptr, s.len, &id))
@@ -70,20 +57,20 @@ static bool rbac__id(slice_t s, char out[AUTH_ID_TEXT]) {
         return true;
 }
 
-/* Fill c from the envelope, or answer 401 and return false. */
-static bool rbac__caller(rt_ctx_t *ctx, rbac_caller_t *c) {
+bool auth_rbac_caller(rt_ctx_t *ctx, auth_rbac_caller_t *c) {
         const env_t *env = rt_env(ctx);
-        if (!rbac__id(env->user, c->user) || !rbac__id(env->tenant, c->org)) {
+        if (!auth_rbac_id(env->user, c->user) ||
+            !auth_rbac_id(env->tenant, c->org)) {
                 rt_reply_problem(ctx, 401, "Unauthorized",
                                  "no authenticated user in an organisation");
                 return false;
         }
-        rbac__id(env->session, c->sid);
+        auth_rbac_id(env->session, c->sid);
         return true;
 }
 
-static handler_result_t rbac__refuse(rt_ctx_t *ctx, int status,
-                                     const char *detail) {
+handler_result_t auth_rbac_refuse(rt_ctx_t *ctx, int status,
+                                  const char *detail) {
         static const struct {
                 int status;
                 const char *title;
@@ -100,8 +87,7 @@ static handler_result_t rbac__refuse(rt_ctx_t *ctx, int status,
         return HANDLER_OK;
 }
 
-/* The command's id as a NUL-terminated string. */
-static void rbac__command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]) {
+void auth_rbac_command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]) {
         const env_t *env = rt_env(ctx);
         snprintf(out, AUTH_ID_TEXT, "%.*s",
                  (int)(env->id.len < MSGID_TEXT_LEN ? env->id.len
@@ -109,20 +95,15 @@ static void rbac__command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]) {
                  env->id.ptr ? env->id.ptr : "");
 }
 
-static bool rbac__same(const char *a, const char *b) {
+bool auth_rbac_same(const char *a, const char *b) {
         return a && b && strcmp(a, b) == 0;
 }
 
-/*
- * The membership of user in org, removed ones included: STORE_OK with *doc
- * (caller destroys) and *role (NONE when removed), STORE_NOT_FOUND when the
- * user never was a member.
- */
-static store_err_t rbac__membership(auth_state_t *st, const char *org,
-                                    const char *user, bson_t *doc,
-                                    schema_role_t *role, char *errstr,
-                                    size_t errlen) {
-        char id[RBAC_MEMBER_ID];
+store_err_t auth_rbac_membership(auth_state_t *st, const char *org,
+                                 const char *user, bson_t *doc,
+                                 schema_role_t *role, char *errstr,
+                                 size_t errlen) {
+        char id[AUTH_MEMBER_ID];
         bson_t filter = BSON_INITIALIZER;
         const char *name;
         store_err_t err;
@@ -142,10 +123,8 @@ static store_err_t rbac__membership(auth_state_t *st, const char *org,
         return STORE_OK;
 }
 
-/* The caller's current role in org from the store; false when the store
- * failed (*res is the handler's result then). */
-static bool rbac__role(rt_ctx_t *ctx, const char *org, const char *user,
-                       schema_role_t *role, handler_result_t *res) {
+bool auth_rbac_role(rt_ctx_t *ctx, const char *org, const char *user,
+                    schema_role_t *role, handler_result_t *res) {
         store_err_t err;
         *role = auth_member_role(rt_state(ctx), org, user, &err);
         if (err) {
@@ -194,13 +173,12 @@ static void rbac__live_roles(bson_t *filter) {
         bson_append_document_end(filter, &in);
 }
 
-static void rbac__pack_kv(msgpack_packer *pk, const char *key,
-                          const char *value) {
+void auth_rbac_pack_kv(msgpack_packer *pk, const char *key, const char *value) {
         codec_pack_str(pk, key);
         codec_pack_str(pk, value ? value : "");
 }
 
-static void rbac__pack_time(msgpack_packer *pk, const char *key, int64_t ms) {
+void auth_rbac_pack_time(msgpack_packer *pk, const char *key, int64_t ms) {
         char when[32];
         auth_iso_time(ms, when);
         codec_pack_str(pk, key);
@@ -324,16 +302,16 @@ handler_result_t auth_org_create(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         slice_t name_in = codec_map_str(body, "name");
         char org_id[AUTH_ID_TEXT], name[512], errstr[256];
-        rbac_caller_t c;
+        auth_rbac_caller_t c;
         msgpack_packer *pk;
         store_err_t err;
 
-        if (!rbac__caller(ctx, &c))
+        if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
         /* The org is named after the command that creates it, so a
          * redelivered command finds its own org instead of making another
          * (auth_org_insert is idempotent for the same id). */
-        if (!rbac__id(rt_env(ctx)->id, org_id)) {
+        if (!auth_rbac_id(rt_env(ctx)->id, org_id)) {
                 rt_reply_problem(ctx, 500, "Internal error",
                                  "the command has no usable id");
                 return HANDLER_PERMANENT;
@@ -348,10 +326,10 @@ handler_result_t auth_org_create(rt_ctx_t *ctx, const msgpack_object *body) {
 
         pk = rt_reply(ctx, 201);
         msgpack_pack_map(pk, 4);
-        rbac__pack_kv(pk, "id", org_id);
-        rbac__pack_kv(pk, "name", name);
-        rbac__pack_kv(pk, "role", "owner");
-        rbac__pack_time(pk, "created_at", (int64_t)clock_wall_ms());
+        auth_rbac_pack_kv(pk, "id", org_id);
+        auth_rbac_pack_kv(pk, "name", name);
+        auth_rbac_pack_kv(pk, "role", "owner");
+        auth_rbac_pack_time(pk, "created_at", (int64_t)clock_wall_ms());
         auth_emit(ctx, "auth.org.created", org_id, 2, "org_id", org_id,
                   "created_by", c.user);
         auth_emit(ctx, "auth.org.member_added", org_id, 3, "org_id", org_id,
@@ -363,13 +341,13 @@ handler_result_t auth_org_create(rt_ctx_t *ctx, const msgpack_object *body) {
 handler_result_t auth_org_list(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         rbac_entries_t l = {NULL, 0, 0, "org_id"};
-        rbac_caller_t c;
+        auth_rbac_caller_t c;
         char errstr[256];
         msgpack_packer *pk;
         store_err_t err;
         (void)body;
 
-        if (!rbac__caller(ctx, &c))
+        if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
         err = rbac__entries(st, "user_id", c.user, "orgs", &l, errstr,
                             sizeof(errstr));
@@ -383,10 +361,10 @@ handler_result_t auth_org_list(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_pack_array(pk, l.n);
         for (size_t i = 0; i < l.n; i++) {
                 msgpack_pack_map(pk, 5);
-                rbac__pack_kv(pk, "id", l.v[i].id);
-                rbac__pack_kv(pk, "name", l.v[i].name);
-                rbac__pack_kv(pk, "role", l.v[i].role);
-                rbac__pack_time(pk, "joined_at", l.v[i].since);
+                auth_rbac_pack_kv(pk, "id", l.v[i].id);
+                auth_rbac_pack_kv(pk, "name", l.v[i].name);
+                auth_rbac_pack_kv(pk, "role", l.v[i].role);
+                auth_rbac_pack_time(pk, "joined_at", l.v[i].since);
                 codec_pack_str(pk, "current");
                 if (strcmp(l.v[i].id, c.org) == 0)
                         msgpack_pack_true(pk);
@@ -399,25 +377,25 @@ handler_result_t auth_org_list(rt_ctx_t *ctx, const msgpack_object *body) {
 
 handler_result_t auth_org_switch(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_tokens_t tokens;
-        rbac_caller_t c;
+        auth_rbac_caller_t c;
         char org[AUTH_ID_TEXT];
         schema_role_t role;
         handler_result_t res = HANDLER_OK;
 
-        if (!rbac__caller(ctx, &c))
+        if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
         /* Not a member and no such org answer alike: the answer never tells
          * that an org exists. */
-        if (!rbac__id(codec_map_str(body, "org_id"), org))
-                return rbac__refuse(ctx, 404, "no such organisation");
-        if (!rbac__role(ctx, org, c.user, &role, &res))
+        if (!auth_rbac_id(codec_map_str(body, "org_id"), org))
+                return auth_rbac_refuse(ctx, 404, "no such organisation");
+        if (!auth_rbac_role(ctx, org, c.user, &role, &res))
                 return res;
         if (role == SCHEMA_ROLE_NONE)
-                return rbac__refuse(ctx, 404, "no such organisation");
+                return auth_rbac_refuse(ctx, 404, "no such organisation");
         if (!c.sid[0])
-                return rbac__refuse(ctx, 401,
-                                    "the token belongs to no session; sign "
-                                    "in again");
+                return auth_rbac_refuse(ctx, 401,
+                                        "the token belongs to no session; sign "
+                                        "in again");
         res = auth_session_reissue(ctx, c.sid, org, &tokens);
         if (res != HANDLER_OK || !tokens.access)
                 return res;
@@ -433,7 +411,7 @@ handler_result_t auth_org_switch(rt_ctx_t *ctx, const msgpack_object *body) {
 handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         rbac_entries_t l = {NULL, 0, 0, "user_id"};
-        rbac_caller_t c;
+        auth_rbac_caller_t c;
         schema_role_t mine;
         handler_result_t res = HANDLER_OK;
         char errstr[256];
@@ -441,14 +419,14 @@ handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body) {
         store_err_t err;
         (void)body;
 
-        if (!rbac__caller(ctx, &c))
+        if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
-        if (!rbac__role(ctx, c.org, c.user, &mine, &res))
+        if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
         if (mine == SCHEMA_ROLE_NONE)
-                return rbac__refuse(ctx, 403,
-                                    "you are not a member of this "
-                                    "organisation");
+                return auth_rbac_refuse(ctx, 403,
+                                        "you are not a member of this "
+                                        "organisation");
         err = rbac__entries(st, "org_id", c.org, "users", &l, errstr,
                             sizeof(errstr));
         if (err) {
@@ -461,11 +439,11 @@ handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_pack_array(pk, l.n);
         for (size_t i = 0; i < l.n; i++) {
                 msgpack_pack_map(pk, 5);
-                rbac__pack_kv(pk, "user_id", l.v[i].id);
-                rbac__pack_kv(pk, "email", l.v[i].email);
-                rbac__pack_kv(pk, "name", l.v[i].name);
-                rbac__pack_kv(pk, "role", l.v[i].role);
-                rbac__pack_time(pk, "joined_at", l.v[i].since);
+                auth_rbac_pack_kv(pk, "user_id", l.v[i].id);
+                auth_rbac_pack_kv(pk, "email", l.v[i].email);
+                auth_rbac_pack_kv(pk, "name", l.v[i].name);
+                auth_rbac_pack_kv(pk, "role", l.v[i].role);
+                auth_rbac_pack_time(pk, "joined_at", l.v[i].since);
         }
         rbac__entries_free(&l);
         return HANDLER_OK;
@@ -476,10 +454,10 @@ static void rbac__pack_role_change(rt_ctx_t *ctx, const char *org,
                                    const char *previous, const char *by) {
         msgpack_packer *pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 4);
-        rbac__pack_kv(pk, "org_id", org);
-        rbac__pack_kv(pk, "user_id", user);
-        rbac__pack_kv(pk, "role", role);
-        rbac__pack_kv(pk, "previous_role", previous);
+        auth_rbac_pack_kv(pk, "org_id", org);
+        auth_rbac_pack_kv(pk, "user_id", user);
+        auth_rbac_pack_kv(pk, "role", role);
+        auth_rbac_pack_kv(pk, "previous_role", previous);
         auth_emit(ctx, "auth.org.member_role_changed", org, 5, "org_id", org,
                   "user_id", user, "role", role, "previous_role", previous,
                   "changed_by", by);
@@ -490,38 +468,38 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
         slice_t role_in = codec_map_str(body, "role");
         schema_role_t want = schema_role_parse(role_in.ptr, role_in.len);
         schema_role_t mine, theirs;
-        rbac_caller_t c;
-        char target[AUTH_ID_TEXT], cmd[AUTH_ID_TEXT], mid[RBAC_MEMBER_ID],
+        auth_rbac_caller_t c;
+        char target[AUTH_ID_TEXT], cmd[AUTH_ID_TEXT], mid[AUTH_MEMBER_ID],
                 previous[16], errstr[256];
         bson_t doc, filter, update, set;
         handler_result_t res = HANDLER_OK;
         store_err_t err;
         size_t owners;
 
-        if (!rbac__caller(ctx, &c))
+        if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
         if (want == SCHEMA_ROLE_NONE)
-                return rbac__refuse(ctx, 400, "unknown role");
-        if (!rbac__role(ctx, c.org, c.user, &mine, &res))
+                return auth_rbac_refuse(ctx, 400, "unknown role");
+        if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
         if (mine < SCHEMA_ROLE_ADMIN)
-                return rbac__refuse(ctx, 403,
-                                    "changing roles needs the admin role");
-        if (!rbac__id(codec_map_str(body, "user_id"), target))
-                return rbac__refuse(ctx, 404, "no such member");
-        err = rbac__membership(st, c.org, target, &doc, &theirs, errstr,
-                               sizeof(errstr));
+                return auth_rbac_refuse(ctx, 403,
+                                        "changing roles needs the admin role");
+        if (!auth_rbac_id(codec_map_str(body, "user_id"), target))
+                return auth_rbac_refuse(ctx, 404, "no such member");
+        err = auth_rbac_membership(st, c.org, target, &doc, &theirs, errstr,
+                                   sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 404, "no such member");
+                return auth_rbac_refuse(ctx, 404, "no such member");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
-        rbac__command(ctx, cmd);
+        auth_rbac_command(ctx, cmd);
         snprintf(previous, sizeof(previous), "%s",
                  auth_bson_str(&doc, "previous_role")
                          ? auth_bson_str(&doc, "previous_role")
                          : "");
         if (theirs == want &&
-            rbac__same(auth_bson_str(&doc, "role_command"), cmd)) {
+            auth_rbac_same(auth_bson_str(&doc, "role_command"), cmd)) {
                 /* A retry of ours: the change is made; answer and tell. */
                 bson_destroy(&doc);
                 rbac__pack_role_change(ctx, c.org, target,
@@ -531,19 +509,20 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         bson_destroy(&doc);
         if (theirs == SCHEMA_ROLE_NONE)
-                return rbac__refuse(ctx, 404, "no such member");
+                return auth_rbac_refuse(ctx, 404, "no such member");
         if ((theirs == SCHEMA_ROLE_OWNER || want == SCHEMA_ROLE_OWNER) &&
             mine != SCHEMA_ROLE_OWNER)
-                return rbac__refuse(ctx, 403,
-                                    "only an owner may grant or take the "
-                                    "owner role");
+                return auth_rbac_refuse(ctx, 403,
+                                        "only an owner may grant or take the "
+                                        "owner role");
         if (theirs == want) {
                 msgpack_packer *pk = rt_reply(ctx, 200);
                 msgpack_pack_map(pk, 4);
-                rbac__pack_kv(pk, "org_id", c.org);
-                rbac__pack_kv(pk, "user_id", target);
-                rbac__pack_kv(pk, "role", schema_role_name(want));
-                rbac__pack_kv(pk, "previous_role", schema_role_name(theirs));
+                auth_rbac_pack_kv(pk, "org_id", c.org);
+                auth_rbac_pack_kv(pk, "user_id", target);
+                auth_rbac_pack_kv(pk, "role", schema_role_name(want));
+                auth_rbac_pack_kv(pk, "previous_role",
+                                  schema_role_name(theirs));
                 return HANDLER_OK;
         }
         if (theirs == SCHEMA_ROLE_OWNER) {
@@ -551,10 +530,10 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
                 if (owners < 2)
-                        return rbac__refuse(ctx, 409,
-                                            "the last owner cannot be "
-                                            "demoted: make another member "
-                                            "owner first");
+                        return auth_rbac_refuse(ctx, 409,
+                                                "the last owner cannot be "
+                                                "demoted: make another member "
+                                                "owner first");
         }
 
         /* Compare and set: the role must still be the one the rules were
@@ -577,9 +556,9 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&update);
         bson_destroy(&filter);
         if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 409,
-                                    "the member's role changed meanwhile; "
-                                    "try again");
+                return auth_rbac_refuse(ctx, 409,
+                                        "the member's role changed meanwhile; "
+                                        "try again");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
         rbac__pack_role_change(ctx, c.org, target, schema_role_name(want),
@@ -651,8 +630,8 @@ static handler_result_t rbac__end_sessions(rt_ctx_t *ctx, const char *org,
 handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
         auth_state_t *st = rt_state(ctx);
         schema_role_t mine, theirs;
-        rbac_caller_t c;
-        char target[AUTH_ID_TEXT], cmd[AUTH_ID_TEXT], mid[RBAC_MEMBER_ID],
+        auth_rbac_caller_t c;
+        char target[AUTH_ID_TEXT], cmd[AUTH_ID_TEXT], mid[AUTH_MEMBER_ID],
                 errstr[256];
         bson_t doc, filter, update, set;
         handler_result_t res = HANDLER_OK;
@@ -661,49 +640,50 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
         size_t owners;
         bool self, retry;
 
-        if (!rbac__caller(ctx, &c))
+        if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
-        if (!rbac__role(ctx, c.org, c.user, &mine, &res))
+        if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
-        if (!rbac__id(codec_map_str(body, "user_id"), target))
-                return rbac__refuse(ctx, 404, "no such member");
+        if (!auth_rbac_id(codec_map_str(body, "user_id"), target))
+                return auth_rbac_refuse(ctx, 404, "no such member");
         self = strcmp(target, c.user) == 0;
         /* Before looking at the target: an outsider learns nothing of who
          * is a member. */
         if (mine == SCHEMA_ROLE_NONE && !self)
-                return rbac__refuse(ctx, 403,
-                                    "you are not a member of this "
-                                    "organisation");
-        err = rbac__membership(st, c.org, target, &doc, &theirs, errstr,
-                               sizeof(errstr));
+                return auth_rbac_refuse(ctx, 403,
+                                        "you are not a member of this "
+                                        "organisation");
+        err = auth_rbac_membership(st, c.org, target, &doc, &theirs, errstr,
+                                   sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 404, "no such member");
+                return auth_rbac_refuse(ctx, 404, "no such member");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
-        rbac__command(ctx, cmd);
+        auth_rbac_command(ctx, cmd);
         retry = theirs == SCHEMA_ROLE_NONE &&
-                rbac__same(auth_bson_str(&doc, "removed_command"), cmd);
+                auth_rbac_same(auth_bson_str(&doc, "removed_command"), cmd);
         bson_destroy(&doc);
 
         if (!retry) {
                 if (theirs == SCHEMA_ROLE_NONE)
-                        return rbac__refuse(ctx, 404, "no such member");
+                        return auth_rbac_refuse(ctx, 404, "no such member");
                 if (!self && mine < SCHEMA_ROLE_ADMIN)
-                        return rbac__refuse(ctx, 403,
-                                            "removing others needs the admin "
-                                            "role");
+                        return auth_rbac_refuse(
+                                ctx, 403,
+                                "removing others needs the admin "
+                                "role");
                 if (!self && theirs == SCHEMA_ROLE_OWNER &&
                     mine != SCHEMA_ROLE_OWNER)
-                        return rbac__refuse(ctx, 403,
-                                            "only an owner may remove an "
-                                            "owner");
+                        return auth_rbac_refuse(ctx, 403,
+                                                "only an owner may remove an "
+                                                "owner");
                 if (theirs == SCHEMA_ROLE_OWNER) {
                         err = rbac__owners(st, c.org, &owners, errstr,
                                            sizeof(errstr));
                         if (err)
                                 return auth_store_failed(ctx, err, errstr);
                         if (owners < 2)
-                                return rbac__refuse(
+                                return auth_rbac_refuse(
                                         ctx, 409,
                                         self ? "the last owner cannot leave: "
                                                "make another member owner "
@@ -731,9 +711,9 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_destroy(&update);
                 bson_destroy(&filter);
                 if (err == STORE_NOT_FOUND)
-                        return rbac__refuse(ctx, 409,
-                                            "the member's role changed "
-                                            "meanwhile; try again");
+                        return auth_rbac_refuse(ctx, 409,
+                                                "the member's role changed "
+                                                "meanwhile; try again");
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
         }
@@ -745,380 +725,13 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
 
         pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 3);
-        rbac__pack_kv(pk, "org_id", c.org);
-        rbac__pack_kv(pk, "user_id", target);
+        auth_rbac_pack_kv(pk, "org_id", c.org);
+        auth_rbac_pack_kv(pk, "user_id", target);
         codec_pack_str(pk, "removed");
         msgpack_pack_true(pk);
         auth_emit(ctx, "auth.org.member_removed", c.org, 3, "org_id", c.org,
                   "user_id", target, "removed_by", c.user);
         log_info("org %s: member %s removed", c.org, target);
-        return HANDLER_OK;
-}
-
-/* ---------------------------------------------------------------------------
- * Invitations
- * ------------------------------------------------------------------------ */
-
-/* An invitation token whose secret was never mailed (its run died between
- * the token and the mail) is retired before the redelivered command makes
- * the one that goes out: nobody has its secret, and it would be listed. */
-static store_err_t rbac__retire_unsent(auth_state_t *st, const char *inv_id,
-                                       int64_t now, char *errstr,
-                                       size_t errlen) {
-        bson_t filter = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
-        store_err_t err;
-        BSON_APPEND_UTF8(&filter, "kind", "invite");
-        BSON_APPEND_UTF8(&filter, "invitation_id", inv_id);
-        BSON_APPEND_NULL(&filter, "used_at");
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-        BSON_APPEND_DATE_TIME(&set, "used_at", now);
-        BSON_APPEND_UTF8(&set, "retired", "never mailed");
-        bson_append_document_end(&update, &set);
-        err = store_update_one(st->store, "auth", "tokens", &filter, &update,
-                               false, errstr, errlen);
-        bson_destroy(&filter);
-        bson_destroy(&update);
-        return err == STORE_NOT_FOUND ? STORE_OK : err;
-}
-
-handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
-        auth_state_t *st = rt_state(ctx);
-        const auth_settings_t *set = st->set;
-        slice_t role_in = codec_map_str(body, "role");
-        schema_role_t want = schema_role_parse(role_in.ptr, role_in.len);
-        schema_role_t mine, theirs = SCHEMA_ROLE_NONE;
-        rbac_caller_t c;
-        char email[AUTH_EMAIL_MAX + 1], inv_id[AUTH_ID_TEXT],
-                secret[AUTH_SECRET_TEXT], errstr[256], subject[256],
-                mail_id[AUTH_MAIL_ID_MAX];
-        char *text;
-        const char *org_name;
-        size_t url_len, text_size;
-        bson_t filter, org, user, extra;
-        handler_result_t res = HANDLER_OK;
-        int64_t now = (int64_t)clock_wall_ms();
-        msgpack_packer *pk;
-        store_err_t err;
-
-        if (!rbac__caller(ctx, &c))
-                return HANDLER_OK;
-        if (want == SCHEMA_ROLE_NONE)
-                return rbac__refuse(ctx, 400, "unknown role");
-        if (!rbac__role(ctx, c.org, c.user, &mine, &res))
-                return res;
-        if (mine < SCHEMA_ROLE_ADMIN)
-                return rbac__refuse(ctx, 403, "inviting needs the admin role");
-        if (want == SCHEMA_ROLE_OWNER && mine != SCHEMA_ROLE_OWNER)
-                return rbac__refuse(ctx, 403,
-                                    "only an owner may invite owners");
-        auth_email_normalize(codec_map_str(body, "email"), email);
-
-        /* Someone who is a member already needs a role change, not an
-         * invitation. */
-        err = auth_find_user_by_email(st, email, &user, errstr, sizeof(errstr));
-        if (err == STORE_OK) {
-                const char *uid = auth_bson_str(&user, "_id");
-                store_err_t rerr = STORE_OK;
-                if (uid)
-                        theirs = auth_member_role(st, c.org, uid, &rerr);
-                bson_destroy(&user);
-                if (rerr)
-                        return auth_store_failed(ctx, rerr,
-                                                 "membership lookup failed");
-        } else if (err != STORE_NOT_FOUND) {
-                return auth_store_failed(ctx, err, errstr);
-        }
-        if (theirs != SCHEMA_ROLE_NONE)
-                return rbac__refuse(ctx, 409,
-                                    "this person is a member already");
-
-        bson_init(&filter);
-        BSON_APPEND_UTF8(&filter, "_id", c.org);
-        err = store_find_one(st->store, "auth", "orgs", &filter, NULL, &org,
-                             errstr, sizeof(errstr));
-        bson_destroy(&filter);
-        if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 404, "no such organisation");
-        if (err)
-                return auth_store_failed(ctx, err, errstr);
-
-        /* The invitation is named by the command that made it: a
-         * redelivered command answers the same id as its first run did
-         * (and its mail, queued under the same command, is not sent
-         * twice). */
-        if (!rbac__id(rt_env(ctx)->id, inv_id)) {
-                bson_destroy(&org);
-                return rbac__refuse(ctx, 400, "the command id is not a UUID");
-        }
-        auth_mail_id(rt_env(ctx)->id, "invite", mail_id);
-        err = auth_mail_queued(st, mail_id, errstr, sizeof(errstr));
-        if (err == STORE_OK) {
-                /* Redelivered after an earlier run queued the mail. */
-                bson_destroy(&org);
-                goto answer;
-        }
-        if (err == STORE_NOT_FOUND)
-                err = rbac__retire_unsent(st, inv_id, now, errstr,
-                                          sizeof(errstr));
-        if (err) {
-                bson_destroy(&org);
-                return auth_store_failed(ctx, err, errstr);
-        }
-        bson_init(&extra);
-        BSON_APPEND_UTF8(&extra, "invitation_id", inv_id);
-        BSON_APPEND_UTF8(&extra, "org_id", c.org);
-        BSON_APPEND_UTF8(&extra, "role", schema_role_name(want));
-        BSON_APPEND_UTF8(&extra, "email", email);
-        BSON_APPEND_UTF8(&extra, "invited_by", c.user);
-        err = auth_token_create(st, "invite", c.user, set->invite_ttl_s, &extra,
-                                secret, errstr, sizeof(errstr));
-        bson_destroy(&extra);
-        if (err) {
-                bson_destroy(&org);
-                return auth_store_failed(ctx, err, errstr);
-        }
-
-        /* The link is the only place the secret goes. */
-        org_name = auth_bson_str(&org, "name");
-        snprintf(subject, sizeof(subject),
-                 "You are invited to join %.120s on Omnify",
-                 org_name ? org_name : "an organisation");
-        url_len = strlen(set->public_url);
-        while (url_len && set->public_url[url_len - 1] == '/')
-                url_len--;
-        text_size = url_len + 512 + (org_name ? strlen(org_name) : 0);
-        text = xmalloc(text_size);
-        snprintf(text, text_size,
-                 "You are invited to join %s on Omnify as %s.\n\n"
-                 "Accept the invitation, signed in with this email "
-                 "address:\n%.*s/invitations/accept?token=%s\n\n"
-                 "The link works once and expires in %d hours. If you did "
-                 "not expect it, ignore this mail.\n",
-                 org_name ? org_name : "an organisation",
-                 schema_role_name(want), (int)url_len, set->public_url, secret,
-                 (set->invite_ttl_s + 3599) / 3600);
-        bson_destroy(&org);
-        err = auth_mail_enqueue(st, mail_id, email, subject, text, errstr,
-                                sizeof(errstr));
-        explicit_bzero(text, text_size);
-        explicit_bzero(secret, sizeof(secret));
-        free(text);
-        if (err)
-                return auth_store_failed(ctx, err, errstr);
-
-answer:
-        pk = rt_reply(ctx, 201);
-        msgpack_pack_map(pk, 5);
-        rbac__pack_kv(pk, "id", inv_id);
-        rbac__pack_kv(pk, "org_id", c.org);
-        rbac__pack_kv(pk, "email", email);
-        rbac__pack_kv(pk, "role", schema_role_name(want));
-        rbac__pack_time(pk, "expires_at",
-                        now + (int64_t)set->invite_ttl_s * 1000);
-        auth_emit(ctx, "auth.org.invitation_created", c.org, 4, "org_id", c.org,
-                  "invitation_id", inv_id, "role", schema_role_name(want),
-                  "invited_by", c.user);
-        log_info("org %s: invitation %s created", c.org, inv_id);
-        return HANDLER_OK;
-}
-
-static void rbac__pack_invite(msgpack_packer *pk, const bson_t *doc,
-                              void *arg) {
-        (void)arg;
-        msgpack_pack_map(pk, 6);
-        rbac__pack_kv(pk, "id", auth_bson_str(doc, "invitation_id"));
-        rbac__pack_kv(pk, "email", auth_bson_str(doc, "email"));
-        rbac__pack_kv(pk, "role", auth_bson_str(doc, "role"));
-        rbac__pack_kv(pk, "invited_by", auth_bson_str(doc, "invited_by"));
-        rbac__pack_time(pk, "created_at", auth_bson_date(doc, "created_at"));
-        rbac__pack_time(pk, "expires_at", auth_bson_date(doc, "expires_at"));
-}
-
-handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body) {
-        bson_t filter, opts, gt, sort, proj;
-        schema_role_t mine;
-        rbac_caller_t c;
-        handler_result_t res = HANDLER_OK;
-        (void)body;
-
-        if (!rbac__caller(ctx, &c))
-                return HANDLER_OK;
-        if (!rbac__role(ctx, c.org, c.user, &mine, &res))
-                return res;
-        if (mine < SCHEMA_ROLE_ADMIN)
-                return rbac__refuse(ctx, 403,
-                                    "invitations need the admin role");
-
-        bson_init(&filter);
-        bson_init(&opts);
-        BSON_APPEND_UTF8(&filter, "kind", "invite");
-        BSON_APPEND_UTF8(&filter, "org_id", c.org);
-        BSON_APPEND_NULL(&filter, "used_at");
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
-        BSON_APPEND_DATE_TIME(&gt, "$gt", (int64_t)clock_wall_ms());
-        bson_append_document_end(&filter, &gt);
-        BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-        BSON_APPEND_INT32(&sort, "created_at", -1);
-        bson_append_document_end(&opts, &sort);
-        /* Never the hash (_id) nor anything else that is not listed. */
-        BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-        BSON_APPEND_INT32(&proj, "_id", 0);
-        BSON_APPEND_INT32(&proj, "invitation_id", 1);
-        BSON_APPEND_INT32(&proj, "email", 1);
-        BSON_APPEND_INT32(&proj, "role", 1);
-        BSON_APPEND_INT32(&proj, "invited_by", 1);
-        BSON_APPEND_INT32(&proj, "created_at", 1);
-        BSON_APPEND_INT32(&proj, "expires_at", 1);
-        bson_append_document_end(&opts, &proj);
-
-        res = auth_reply_list(ctx, "invitations", "tokens", &filter, &opts,
-                              rbac__pack_invite, NULL);
-        bson_destroy(&opts);
-        bson_destroy(&filter);
-        return res;
-}
-
-/* The usable invitation of secret (unused, unexpired), or STORE_NOT_FOUND. */
-static store_err_t rbac__invitation(auth_state_t *st, slice_t secret,
-                                    bson_t *out, char *errstr, size_t errlen) {
-        char hash[AUTH_HASH_HEX];
-        bson_t filter = BSON_INITIALIZER, gt;
-        store_err_t err;
-
-        auth_sha256_hex(secret, hash);
-        BSON_APPEND_UTF8(&filter, "_id", hash);
-        BSON_APPEND_UTF8(&filter, "kind", "invite");
-        BSON_APPEND_NULL(&filter, "used_at");
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
-        BSON_APPEND_DATE_TIME(&gt, "$gt", (int64_t)clock_wall_ms());
-        bson_append_document_end(&filter, &gt);
-        err = store_find_one(st->store, "auth", "tokens", &filter, NULL, out,
-                             errstr, errlen);
-        bson_destroy(&filter);
-        return err;
-}
-
-handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
-        auth_state_t *st = rt_state(ctx);
-        slice_t secret = codec_map_str(body, "token");
-        rbac_caller_t c;
-        char org[AUTH_ID_TEXT], cmd[AUTH_ID_TEXT], mid[RBAC_MEMBER_ID],
-                role[16], inv_id[AUTH_ID_TEXT], by[AUTH_ID_TEXT], errstr[256];
-        const char *inv_email, *inv_role, *my_email;
-        /* What a removal or an earlier role change left on the document. */
-        static const char *const stale[] = {
-                "removed_at",     "removed_by",   "removed_command",
-                "previous_role",  "role_command", "role_changed_by",
-                "role_changed_at"};
-        bson_t inv, user, member, filter, update, set, unset, used;
-        schema_role_t theirs;
-        msgpack_packer *pk;
-        store_err_t err;
-        bool mine;
-
-        if (!rbac__caller(ctx, &c))
-                return HANDLER_OK;
-        /* Look before using it up: a refused attempt must leave the
-         * invitation usable by the person it is for. */
-        err = rbac__invitation(st, secret, &inv, errstr, sizeof(errstr));
-        if (err == STORE_NOT_FOUND)
-                return rbac__refuse(ctx, 410,
-                                    "no such invitation, or it was used or "
-                                    "has expired");
-        if (err)
-                return auth_store_failed(ctx, err, errstr);
-        inv_email = auth_bson_str(&inv, "email");
-        inv_role = auth_bson_str(&inv, "role");
-        if (!rbac__id(slice_of(auth_bson_str(&inv, "org_id")), org) ||
-            !inv_email || !inv_role ||
-            !schema_role_parse(inv_role, strlen(inv_role))) {
-                bson_destroy(&inv);
-                return rbac__refuse(ctx, 410, "no such invitation");
-        }
-        snprintf(role, sizeof(role), "%s", inv_role);
-        snprintf(inv_id, sizeof(inv_id), "%s",
-                 auth_bson_str(&inv, "invitation_id")
-                         ? auth_bson_str(&inv, "invitation_id")
-                         : "");
-        snprintf(by, sizeof(by), "%s",
-                 auth_bson_str(&inv, "invited_by")
-                         ? auth_bson_str(&inv, "invited_by")
-                         : "");
-
-        err = auth_find_user(st, slice_of(c.user), &user, errstr,
-                             sizeof(errstr));
-        if (err) {
-                bson_destroy(&inv);
-                if (err == STORE_NOT_FOUND)
-                        return rbac__refuse(ctx, 401, "no such account");
-                return auth_store_failed(ctx, err, errstr);
-        }
-        my_email = auth_bson_str(&user, "email");
-        mine = my_email && strcmp(my_email, inv_email) == 0;
-        bson_destroy(&user);
-        bson_destroy(&inv);
-        if (!mine)
-                return rbac__refuse(ctx, 403,
-                                    "this invitation is for another email "
-                                    "address");
-
-        rbac__command(ctx, cmd);
-        err = rbac__membership(st, org, c.user, &member, &theirs, errstr,
-                               sizeof(errstr));
-        if (err && err != STORE_NOT_FOUND)
-                return auth_store_failed(ctx, err, errstr);
-        if (err == STORE_OK) {
-                bool ours = rbac__same(auth_bson_str(&member, "joined_command"),
-                                       cmd);
-                bson_destroy(&member);
-                if (theirs != SCHEMA_ROLE_NONE && !ours)
-                        return rbac__refuse(ctx, 409,
-                                            "you are a member of this "
-                                            "organisation already");
-        }
-
-        /* A new membership, or a removed one made live again. */
-        snprintf(mid, sizeof(mid), "%s|%s", org, c.user);
-        bson_init(&filter);
-        bson_init(&update);
-        BSON_APPEND_UTF8(&filter, "_id", mid);
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-        BSON_APPEND_UTF8(&set, "org_id", org);
-        BSON_APPEND_UTF8(&set, "user_id", c.user);
-        BSON_APPEND_UTF8(&set, "role", role);
-        BSON_APPEND_DATE_TIME(&set, "created_at", (int64_t)clock_wall_ms());
-        BSON_APPEND_UTF8(&set, "invited_by", by);
-        BSON_APPEND_UTF8(&set, "invitation_id", inv_id);
-        BSON_APPEND_UTF8(&set, "joined_command", cmd);
-        bson_append_document_end(&update, &set);
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
-        for (size_t i = 0; i < sizeof(stale) / sizeof(*stale); i++)
-                BSON_APPEND_UTF8(&unset, stale[i], "");
-        bson_append_document_end(&update, &unset);
-        err = store_update_one(st->store, "auth", "memberships", &filter,
-                               &update, true, errstr, sizeof(errstr));
-        bson_destroy(&update);
-        bson_destroy(&filter);
-        if (err)
-                return auth_store_failed(ctx, err, errstr);
-
-        /* Used up last: if this fails, the retry finds the membership ours
-         * and tries again. Someone else using it first can only be the
-         * same person (the email matched), whom the membership serves. */
-        err = auth_token_consume(st, rt_env(ctx)->id, "invite", secret, &used,
-                                 errstr, sizeof(errstr));
-        if (err == STORE_OK)
-                bson_destroy(&used);
-        else if (err != STORE_NOT_FOUND)
-                return auth_store_failed(ctx, err, errstr);
-
-        pk = rt_reply(ctx, 200);
-        msgpack_pack_map(pk, 2);
-        rbac__pack_kv(pk, "org_id", org);
-        rbac__pack_kv(pk, "role", role);
-        auth_emit(ctx, "auth.org.member_added", org, 4, "org_id", org,
-                  "user_id", c.user, "role", role, "invitation_id", inv_id);
-        log_info("org %s: invitation %s accepted", org, inv_id);
         return HANDLER_OK;
 }
 

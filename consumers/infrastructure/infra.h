@@ -128,6 +128,18 @@ typedef struct infra_state {
 
 /* sample.c: the sampler's memory between samples (windows, previous
  * offsets, cached timestamps). */
+struct infra_sampler {
+        uint64_t prev_ms;       /* wall clock of the previous sample */
+        json_t *prev_ends;      /* topic -> sum of high watermarks */
+        json_t *prev_committed; /* group id -> sum of committed offsets */
+        json_t *written;        /* topic -> JSON text last written */
+        json_t *windows;        /* group id -> {"t|p": [[c, lag]...]} */
+        json_t *ts_cache;       /* "t|p|offset" -> timestamp ms */
+        json_t *configs;        /* topic -> {retention_ms, ...} */
+        json_t *lows;           /* "t|p" -> low watermark */
+        uint64_t configs_ms;    /* when configs were last read */
+};
+
 infra_sampler_t *infra_sampler_new(void);
 void infra_sampler_destroy(infra_sampler_t *s);
 
@@ -136,6 +148,9 @@ void infra_sampler_destroy(infra_sampler_t *s);
  * store is down; a broker that does not answer is written down as
  * unknown. */
 handler_result_t infra_sample(rt_ctx_t *ctx, infra_state_t *st);
+
+/* sample.c: null for KADMIN_UNKNOWN, else the integer v. */
+json_t *infra_int_or_null(int64_t v);
 
 /* probes.c: probe the configured ones of Kong, Temporal, Airbyte and
  * Metabase (in parallel, 2 s at most) and queue their documents of the
@@ -190,5 +205,45 @@ typedef struct infra_expected {
 } infra_expected_t;
 size_t infra_expected_groups(const config_t *cfg, infra_expected_t *out,
                              size_t max);
+
+/* ---------------------------------------------------------------------------
+ * sample_groups.c: the consumer groups of a sample (sample.c takes it)
+ * ------------------------------------------------------------------------ */
+
+/* One partition a group consumes, while a sample is worked out. */
+typedef struct infra_gp {
+        const char *topic;
+        int32_t partition;
+        int64_t committed; /* KADMIN_UNKNOWN: no commit */
+        int64_t end;       /* KADMIN_UNKNOWN: not known */
+        int64_t low;       /* the low watermark, or KADMIN_UNKNOWN */
+        int64_t lag;       /* KADMIN_UNKNOWN when either is */
+        int64_t ts;        /* of the message at committed */
+        const char *owner; /* member instance, or NULL */
+} infra_gp_t;
+
+typedef struct infra_gsample {
+        const infra_expected_t *expected; /* NULL: found in the cluster */
+        kadmin_group_t *kg;
+        infra_gp_t *parts;
+        size_t n_parts, cap;
+} infra_gsample_t;
+
+/* The topic of the cluster named name (prefixed), or NULL. */
+const kadmin_topic_t *infra_topic(const kadmin_cluster_t *c, const char *name);
+
+/* Partitions, committed offsets, ends and lags of g (g->kg set). */
+void infra_group_parts(infra_gsample_t *g, const kadmin_cluster_t *c,
+                       const config_t *cfg);
+
+/* Timestamps of the messages at the committed offsets of lagging
+ * partitions: from the cache, the rest read in one go. */
+void infra_group_timestamps(infra_state_t *st, infra_sampler_t *s,
+                            infra_gsample_t *gs, size_t n_gs);
+
+/* The group's document: partitions with their windows and statuses,
+ * totals, members. Appends to the group's window. */
+json_t *infra_group_doc(infra_state_t *st, infra_sampler_t *s,
+                        infra_gsample_t *g, uint64_t now_ms, double dt_s);
 
 #endif
