@@ -1,9 +1,11 @@
 /*
  * projection.c - versioned projections: the pointer document, its
- * compare-and-set changes, retirement and the janitor (see projection.h;
- * copies and digests are projection_data.c).
+ * compare-and-set changes and the snapshots read from it (see projection.h;
+ * builds, swaps, retirement and the janitor are projection_build.c, copies
+ * and digests projection_data.c).
  */
 #include "projection.h"
+#include "projection_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,48 +55,6 @@ void projection_coll(const char *base, int64_t version, char *buf,
 /* ---------------------------------------------------------------------------
  * The pointer document in memory
  * ------------------------------------------------------------------------ */
-
-typedef struct ptenant {
-        char tenant[PROJECTION_TENANT_MAX];
-        int64_t version;
-        int code;
-} ptenant_t;
-
-typedef struct pentry {
-        char name[PROJECTION_NAME_MAX];
-        int64_t active;
-        int code;
-        int64_t since_ms;
-        ptenant_t *tenants;
-        size_t n_tenants;
-} pentry_t;
-
-typedef struct pbuild {
-        char name[PROJECTION_NAME_MAX];
-        int64_t version;
-        int code;
-        char replay_id[64];
-        char tenant[PROJECTION_TENANT_MAX];
-        bool scratch; /* a verifying build: never swapped */
-} pbuild_t;
-
-typedef struct pretired {
-        char name[PROJECTION_NAME_MAX];
-        int64_t version;
-        char tenant[PROJECTION_TENANT_MAX];
-        int64_t drop_after_ms;
-} pretired_t;
-
-struct projection_snapshot {
-        int64_t rev;
-        int64_t next_version;
-        pentry_t *p;
-        size_t n_p;
-        pbuild_t *building;
-        size_t n_building;
-        pretired_t *retired;
-        size_t n_retired;
-};
 
 void projection_snapshot_free(projection_snapshot_t *s) {
         if (!s)
@@ -297,22 +257,17 @@ static void pointer__build(const projection_snapshot_t *s, bson_t *set) {
         bson_append_array_end(set, &arr);
 }
 
-static pentry_t *pointer__entry(const projection_snapshot_t *s,
-                                const char *name) {
+pentry_t *projection__entry(const projection_snapshot_t *s, const char *name) {
         for (size_t i = 0; i < s->n_p; i++)
                 if (strcmp(s->p[i].name, name) == 0)
                         return &s->p[i];
         return NULL;
 }
 
-static projection_err_t pointer__store_err(store_err_t err) {
-        return err == STORE_OK ? PROJECTION_OK : PROJECTION_STORE;
-}
-
 /* Read the pointer; *s is NULL when there is none. */
-static projection_err_t pointer__read(store_t *store, const char *db,
-                                      projection_snapshot_t **s, char *errstr,
-                                      size_t errlen) {
+projection_err_t projection__read(store_t *store, const char *db,
+                                  projection_snapshot_t **s, char *errstr,
+                                  size_t errlen) {
         bson_t filter, doc;
         store_err_t err;
         *s = NULL;
@@ -364,10 +319,9 @@ static projection_err_t pointer__write(store_t *store, const char *db,
         return PROJECTION_OK;
 }
 
-static store_err_t pointer__indexes(store_t *store, const char *db,
-                                    const projection_def_t *def,
-                                    int64_t version, char *errstr,
-                                    size_t errlen) {
+store_err_t projection__indexes(store_t *store, const char *db,
+                                const projection_def_t *def, int64_t version,
+                                char *errstr, size_t errlen) {
         size_t n = 0;
         store_index_t *idx;
         char(*colls)[PROJECTION_COLL_MAX];
@@ -396,20 +350,13 @@ static store_err_t pointer__indexes(store_t *store, const char *db,
         return err;
 }
 
-/* A change of the pointer: fn edits a fresh read of it (returning false
- * when there is nothing to do, or an error in *perr), which is then written
- * with a compare-and-set, again from a fresh read if another writer won. */
-typedef bool (*pointer_edit_fn)(projection_snapshot_t *s, void *arg,
-                                projection_err_t *perr, char *errstr,
-                                size_t errlen);
-
-static projection_err_t pointer__change(store_t *store, const char *db,
-                                        pointer_edit_fn fn, void *arg,
-                                        char *errstr, size_t errlen) {
+projection_err_t projection__change(store_t *store, const char *db,
+                                    pointer_edit_fn fn, void *arg, char *errstr,
+                                    size_t errlen) {
         for (int attempt = 0; attempt < POINTER_TRIES; attempt++) {
                 projection_snapshot_t *s = NULL;
                 projection_err_t err =
-                        pointer__read(store, db, &s, errstr, errlen);
+                        projection__read(store, db, &s, errstr, errlen);
                 if (err != PROJECTION_OK)
                         return err;
                 if (!s) {
@@ -452,7 +399,7 @@ static bool pointer__add_missing(projection_snapshot_t *s, void *arg,
         for (size_t i = 0; i < a->n; i++) {
                 pentry_t *e;
                 a->added[i] = 0;
-                if (pointer__entry(s, a->defs[i]->name))
+                if (projection__entry(s, a->defs[i]->name))
                         continue;
                 s->p = xrealloc(s->p, (s->n_p + 1) * sizeof(*s->p));
                 e = &s->p[s->n_p++];
@@ -474,7 +421,7 @@ projection_err_t projection_snapshot_load(store_t *store, const char *db,
         projection_snapshot_t *s = NULL;
         projection_err_t err;
         *out = NULL;
-        err = pointer__read(store, db, &s, errstr, errlen);
+        err = projection__read(store, db, &s, errstr, errlen);
         if (err != PROJECTION_OK)
                 return err;
         if (!s) {
@@ -491,14 +438,14 @@ projection_err_t projection_snapshot_load(store_t *store, const char *db,
                 bson_destroy(&doc);
                 if (serr != STORE_OK && serr != STORE_DUPLICATE)
                         return PROJECTION_STORE;
-                err = pointer__read(store, db, &s, errstr, errlen);
+                err = projection__read(store, db, &s, errstr, errlen);
                 if (err != PROJECTION_OK)
                         return err;
                 if (!s)
                         return PROJECTION_BAD_POINTER;
         }
         for (size_t i = 0; i < n; i++) {
-                if (pointer__entry(s, defs[i]->name))
+                if (projection__entry(s, defs[i]->name))
                         continue;
                 /* A projection this pointer does not know yet. */
                 {
@@ -506,18 +453,19 @@ projection_err_t projection_snapshot_load(store_t *store, const char *db,
                         add_arg_t a = {defs, n, added};
                         projection_snapshot_free(s);
                         s = NULL;
-                        err = pointer__change(store, db, pointer__add_missing,
-                                              &a, errstr, errlen);
+                        err = projection__change(store, db,
+                                                 pointer__add_missing, &a,
+                                                 errstr, errlen);
                         for (size_t k = 0; err == PROJECTION_OK && k < n; k++)
                                 if (added[k] &&
-                                    pointer__indexes(store, db, defs[k],
-                                                     added[k], errstr,
-                                                     errlen) != STORE_OK)
+                                    projection__indexes(store, db, defs[k],
+                                                        added[k], errstr,
+                                                        errlen) != STORE_OK)
                                         err = PROJECTION_STORE;
                         free(added);
                         if (err != PROJECTION_OK)
                                 return err;
-                        err = pointer__read(store, db, &s, errstr, errlen);
+                        err = projection__read(store, db, &s, errstr, errlen);
                         if (err != PROJECTION_OK)
                                 return err;
                         if (!s)
@@ -531,7 +479,7 @@ projection_err_t projection_snapshot_load(store_t *store, const char *db,
 
 int64_t projection_version(const projection_snapshot_t *s, const char *name,
                            slice_t tenant) {
-        const pentry_t *e = s ? pointer__entry(s, name) : NULL;
+        const pentry_t *e = s ? projection__entry(s, name) : NULL;
         if (!e)
                 return 0;
         for (size_t i = 0; tenant.len && i < e->n_tenants; i++)
@@ -542,7 +490,7 @@ int64_t projection_version(const projection_snapshot_t *s, const char *name,
 
 int64_t projection_active(const projection_snapshot_t *s, const char *name,
                           int *code_version) {
-        const pentry_t *e = s ? pointer__entry(s, name) : NULL;
+        const pentry_t *e = s ? projection__entry(s, name) : NULL;
         if (code_version)
                 *code_version = e ? e->code : 0;
         return e ? e->active : 0;
@@ -568,7 +516,7 @@ size_t projection_check(const projection_snapshot_t *s,
                         const char *command) {
         size_t behind = 0;
         for (size_t i = 0; i < n; i++) {
-                const pentry_t *e = pointer__entry(s, defs[i]->name);
+                const pentry_t *e = projection__entry(s, defs[i]->name);
                 if (!e)
                         continue;
                 if (e->code < defs[i]->code_version) {
@@ -613,331 +561,4 @@ char *projection_describe(const projection_snapshot_t *s) {
         json = bson_as_relaxed_extended_json(&doc, NULL);
         bson_destroy(&doc);
         return json;
-}
-
-/* ---------------------------------------------------------------------------
- * Building and swapping
- * ------------------------------------------------------------------------ */
-
-typedef struct reserve_arg {
-        const projection_def_t *def;
-        const char *replay_id;
-        slice_t tenant;
-        bool scratch;
-        int64_t version;
-} reserve_arg_t;
-
-static bool pointer__reserve(projection_snapshot_t *s, void *arg,
-                             projection_err_t *perr, char *errstr,
-                             size_t errlen) {
-        reserve_arg_t *a = arg;
-        pbuild_t *b;
-        if (!pointer__entry(s, a->def->name)) {
-                snprintf(errstr, errlen, "projection %s is not in the pointer",
-                         a->def->name);
-                *perr = PROJECTION_UNKNOWN;
-                return false;
-        }
-        for (size_t i = 0; i < s->n_building; i++) {
-                b = &s->building[i];
-                if (strcmp(b->name, a->def->name) != 0)
-                        continue;
-                if (strcmp(b->replay_id, a->replay_id) == 0) {
-                        a->version = b->version; /* resuming */
-                        return false;
-                }
-                if (a->scratch || b->scratch)
-                        continue;
-                snprintf(errstr, errlen,
-                         "replay %s is building projection %s (v%" PRId64
-                         "); resume it, or abort it first",
-                         b->replay_id, b->name, b->version);
-                *perr = PROJECTION_BUSY;
-                return false;
-        }
-        s->building = xrealloc(s->building,
-                               (s->n_building + 1) * sizeof(*s->building));
-        b = &s->building[s->n_building++];
-        memset(b, 0, sizeof(*b));
-        snprintf(b->name, sizeof(b->name), "%s", a->def->name);
-        b->version = a->version = s->next_version++;
-        b->code = a->def->code_version;
-        snprintf(b->replay_id, sizeof(b->replay_id), "%s", a->replay_id);
-        snprintf(b->tenant, sizeof(b->tenant), "%.*s", (int)a->tenant.len,
-                 a->tenant.ptr ? a->tenant.ptr : "");
-        b->scratch = a->scratch;
-        return true;
-}
-
-projection_err_t projection_reserve(store_t *store, const char *db,
-                                    const projection_def_t *def,
-                                    const char *replay_id, slice_t tenant,
-                                    bool scratch, int64_t *version,
-                                    char *errstr, size_t errlen) {
-        reserve_arg_t a = {def, replay_id, tenant, scratch, 0};
-        projection_err_t err;
-        if (tenant.len >= PROJECTION_TENANT_MAX) {
-                snprintf(errstr, errlen, "tenant id too long");
-                return PROJECTION_UNKNOWN;
-        }
-        err = pointer__change(store, db, pointer__reserve, &a, errstr, errlen);
-        if (err != PROJECTION_OK)
-                return err;
-        *version = a.version;
-        return pointer__indexes(store, db, def, a.version, errstr, errlen) ==
-                               STORE_OK
-                       ? PROJECTION_OK
-                       : PROJECTION_STORE;
-}
-
-static void pointer__retire(projection_snapshot_t *s, const char *name,
-                            int64_t version, const char *tenant,
-                            int64_t drop_after_ms) {
-        pretired_t *r;
-        if (version <= 0)
-                return;
-        s->retired =
-                xrealloc(s->retired, (s->n_retired + 1) * sizeof(*s->retired));
-        r = &s->retired[s->n_retired++];
-        memset(r, 0, sizeof(*r));
-        snprintf(r->name, sizeof(r->name), "%s", name);
-        r->version = version;
-        snprintf(r->tenant, sizeof(r->tenant), "%s", tenant ? tenant : "");
-        r->drop_after_ms = drop_after_ms;
-}
-
-typedef struct swap_arg {
-        const char *replay_id;
-        int64_t grace_ms;
-} swap_arg_t;
-
-/* Tenant t gets version v of e; what it read before is retired. */
-static void pointer__swap_tenant(projection_snapshot_t *s, pentry_t *e,
-                                 const pbuild_t *b, int64_t drop_after) {
-        for (size_t t = 0; t < e->n_tenants; t++) {
-                if (strcmp(e->tenants[t].tenant, b->tenant) != 0)
-                        continue;
-                pointer__retire(s, e->name, e->tenants[t].version, NULL,
-                                drop_after);
-                e->tenants[t].version = b->version;
-                e->tenants[t].code = b->code;
-                return;
-        }
-        pointer__retire(s, e->name, e->active, b->tenant, drop_after);
-        e->tenants =
-                xrealloc(e->tenants, (e->n_tenants + 1) * sizeof(*e->tenants));
-        memset(&e->tenants[e->n_tenants], 0, sizeof(*e->tenants));
-        snprintf(e->tenants[e->n_tenants].tenant,
-                 sizeof(e->tenants[e->n_tenants].tenant), "%s", b->tenant);
-        e->tenants[e->n_tenants].version = b->version;
-        e->tenants[e->n_tenants].code = b->code;
-        e->n_tenants++;
-}
-
-static bool pointer__swap(projection_snapshot_t *s, void *arg,
-                          projection_err_t *perr, char *errstr, size_t errlen) {
-        swap_arg_t *a = arg;
-        int64_t now = (int64_t)clock_wall_ms();
-        int64_t drop_after = now + a->grace_ms;
-        size_t kept = 0, swapped = 0;
-        for (size_t i = 0; i < s->n_building; i++) {
-                pbuild_t *b = &s->building[i];
-                pentry_t *e;
-                if (strcmp(b->replay_id, a->replay_id) != 0 || b->scratch) {
-                        s->building[kept++] = *b;
-                        continue;
-                }
-                e = pointer__entry(s, b->name);
-                if (!e) {
-                        s->building[kept++] = *b;
-                        continue;
-                }
-                swapped++;
-                if (b->tenant[0]) {
-                        pointer__swap_tenant(s, e, b, drop_after);
-                        continue;
-                }
-                /* A full build replaces the shared version and every
-                 * tenant's own. */
-                pointer__retire(s, e->name, e->active, NULL, drop_after);
-                for (size_t t = 0; t < e->n_tenants; t++)
-                        pointer__retire(s, e->name, e->tenants[t].version, NULL,
-                                        drop_after);
-                free(e->tenants);
-                e->tenants = NULL;
-                e->n_tenants = 0;
-                e->active = b->version;
-                e->code = b->code;
-                e->since_ms = now;
-        }
-        s->n_building = kept;
-        if (!swapped) {
-                snprintf(errstr, errlen, "replay %s builds no projection",
-                         a->replay_id);
-                *perr = PROJECTION_UNKNOWN;
-                return false;
-        }
-        return true;
-}
-
-projection_err_t projection_swap(store_t *store, const char *db,
-                                 const char *replay_id, int64_t grace_ms,
-                                 char *errstr, size_t errlen) {
-        swap_arg_t a = {replay_id, grace_ms};
-        return pointer__change(store, db, pointer__swap, &a, errstr, errlen);
-}
-
-typedef struct abandon_arg {
-        const char *replay_id;
-        pbuild_t *gone;
-        size_t n_gone;
-} abandon_arg_t;
-
-static bool pointer__abandon(projection_snapshot_t *s, void *arg,
-                             projection_err_t *perr, char *errstr,
-                             size_t errlen) {
-        abandon_arg_t *a = arg;
-        size_t kept = 0;
-        (void)perr;
-        (void)errstr;
-        (void)errlen;
-        free(a->gone);
-        a->gone = NULL;
-        a->n_gone = 0;
-        for (size_t i = 0; i < s->n_building; i++) {
-                if (strcmp(s->building[i].replay_id, a->replay_id) == 0) {
-                        a->gone = xrealloc(a->gone,
-                                           (a->n_gone + 1) * sizeof(*a->gone));
-                        a->gone[a->n_gone++] = s->building[i];
-                } else {
-                        s->building[kept++] = s->building[i];
-                }
-        }
-        s->n_building = kept;
-        return a->n_gone > 0;
-}
-
-static const projection_def_t *pointer__def(const projection_def_t *const *defs,
-                                            size_t n, const char *name) {
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(defs[i]->name, name) == 0)
-                        return defs[i];
-        return NULL;
-}
-
-projection_err_t projection_abandon(store_t *store, const char *db,
-                                    const projection_def_t *const *defs,
-                                    size_t n, const char *replay_id,
-                                    char *errstr, size_t errlen) {
-        abandon_arg_t a = {replay_id, NULL, 0};
-        projection_err_t err = pointer__change(store, db, pointer__abandon, &a,
-                                               errstr, errlen);
-        for (size_t i = 0; err == PROJECTION_OK && i < a.n_gone; i++) {
-                const projection_def_t *def =
-                        pointer__def(defs, n, a.gone[i].name);
-                if (def)
-                        err = pointer__store_err(projection_drop_version(
-                                store, db, def, a.gone[i].version, SLICE_NULL,
-                                errstr, errlen));
-        }
-        free(a.gone);
-        return err;
-}
-
-typedef struct gc_arg {
-        int64_t now_ms;
-        pretired_t *done;
-        size_t n_done;
-} gc_arg_t;
-
-static bool pointer__forget(projection_snapshot_t *s, void *arg,
-                            projection_err_t *perr, char *errstr,
-                            size_t errlen) {
-        gc_arg_t *a = arg;
-        size_t kept = 0;
-        (void)perr;
-        (void)errstr;
-        (void)errlen;
-        for (size_t i = 0; i < s->n_retired; i++) {
-                bool done = false;
-                for (size_t k = 0; k < a->n_done && !done; k++)
-                        done = a->done[k].version == s->retired[i].version &&
-                               strcmp(a->done[k].name, s->retired[i].name) ==
-                                       0 &&
-                               strcmp(a->done[k].tenant,
-                                      s->retired[i].tenant) == 0;
-                if (!done)
-                        s->retired[kept++] = s->retired[i];
-        }
-        if (kept == s->n_retired)
-                return false;
-        s->n_retired = kept;
-        return true;
-}
-
-projection_err_t projection_gc(store_t *store, const char *db,
-                               const projection_def_t *const *defs, size_t n,
-                               int64_t now_ms, size_t *dropped, char *errstr,
-                               size_t errlen) {
-        projection_snapshot_t *s = NULL;
-        gc_arg_t a = {now_ms, NULL, 0};
-        projection_err_t err = pointer__read(store, db, &s, errstr, errlen);
-        if (dropped)
-                *dropped = 0;
-        if (err != PROJECTION_OK || !s)
-                return err;
-        for (size_t i = 0; i < s->n_retired; i++) {
-                const pretired_t *r = &s->retired[i];
-                const projection_def_t *def = pointer__def(defs, n, r->name);
-                if (r->drop_after_ms > now_ms || !def)
-                        continue;
-                if (projection_drop_version(store, db, def, r->version,
-                                            slice_of(r->tenant), errstr,
-                                            errlen) != STORE_OK) {
-                        err = PROJECTION_STORE;
-                        break;
-                }
-                log_info("projection %s: dropped retired version v%" PRId64
-                         "%s%s",
-                         r->name, r->version, r->tenant[0] ? " of tenant " : "",
-                         r->tenant);
-                a.done = xrealloc(a.done, (a.n_done + 1) * sizeof(*a.done));
-                a.done[a.n_done++] = *r;
-        }
-        projection_snapshot_free(s);
-        if (a.n_done) {
-                projection_err_t werr = pointer__change(
-                        store, db, pointer__forget, &a, errstr, errlen);
-                if (err == PROJECTION_OK)
-                        err = werr;
-        }
-        if (dropped)
-                *dropped = a.n_done;
-        free(a.done);
-        return err;
-}
-
-store_err_t projection_drop_version(store_t *store, const char *db,
-                                    const projection_def_t *def,
-                                    int64_t version, slice_t tenant,
-                                    char *errstr, size_t errlen) {
-        char coll[PROJECTION_COLL_MAX];
-        for (const char *const *c = def->collections; c && *c; c++) {
-                store_err_t err;
-                projection_coll(*c, version, coll, sizeof(coll));
-                if (tenant.len) {
-                        bson_t filter;
-                        bson_init(&filter);
-                        bson_append_utf8(&filter, def->tenant_field, -1,
-                                         tenant.ptr, (int)tenant.len);
-                        err = store_delete(store, db, coll, &filter, STORE_MANY,
-                                           NULL, errstr, errlen);
-                        bson_destroy(&filter);
-                } else {
-                        err = store_drop(store, db, coll, errstr, errlen);
-                }
-                if (err != STORE_OK)
-                        return err;
-        }
-        return STORE_OK;
 }
