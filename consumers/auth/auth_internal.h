@@ -127,6 +127,23 @@ void auth_reply_locked(rt_ctx_t *ctx, int64_t until_ms);
 handler_result_t auth_store_failed(rt_ctx_t *ctx, store_err_t err,
                                    const char *errstr);
 
+/* A UUID from input in canonical lowercase form. False (and "") when s is
+ * not one. */
+bool auth_id_parse(slice_t s, char out[AUTH_ID_TEXT]);
+
+/* The command's id as a NUL-terminated string. */
+void auth_command_id(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]);
+
+/* True when a and b are both set and equal (not for secrets: auth_equal). */
+bool auth_same(const char *a, const char *b);
+
+/* Answer a problem with status (titled after it) and detail; HANDLER_OK. */
+handler_result_t auth_refuse(rt_ctx_t *ctx, int status, const char *detail);
+
+/* Pack key and value ("" for NULL); key and ms as ISO 8601 time. */
+void auth_pack_kv(msgpack_packer *pk, const char *key, const char *value);
+void auth_pack_time(msgpack_packer *pk, const char *key, int64_t ms);
+
 /* Lists answer at most this many items (no pagination yet). */
 #define AUTH_LIST_MAX 500
 
@@ -272,21 +289,8 @@ typedef struct auth_rbac_caller {
         char sid[AUTH_ID_TEXT]; /* "" when the token has no session */
 } auth_rbac_caller_t;
 
-/* A UUID from input in canonical lowercase form. False when s is not one. */
-bool auth_rbac_id(slice_t s, char out[AUTH_ID_TEXT]);
-
 /* Fill c from the envelope, or answer 401 and return false. */
 bool auth_rbac_caller(rt_ctx_t *ctx, auth_rbac_caller_t *c);
-
-/* Answer a problem with status (titled after it) and detail; HANDLER_OK. */
-handler_result_t auth_rbac_refuse(rt_ctx_t *ctx, int status,
-                                  const char *detail);
-
-/* The command's id as a NUL-terminated string. */
-void auth_rbac_command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]);
-
-/* True when a and b are both set and equal. */
-bool auth_rbac_same(const char *a, const char *b);
 
 /*
  * The membership of user in org, removed ones included: STORE_OK with *doc
@@ -302,10 +306,6 @@ store_err_t auth_rbac_membership(auth_state_t *st, const char *org,
  * failed (*res is the handler's result then). */
 bool auth_rbac_role(rt_ctx_t *ctx, const char *org, const char *user,
                     schema_role_t *role, handler_result_t *res);
-
-/* Pack key and value ("" for NULL); key and ms as ISO 8601 time. */
-void auth_rbac_pack_kv(msgpack_packer *pk, const char *key, const char *value);
-void auth_rbac_pack_time(msgpack_packer *pk, const char *key, int64_t ms);
 
 /* ---------------------------------------------------------------------------
  * Handler files

@@ -214,6 +214,56 @@ void auth_iso_time(int64_t ms, char buf[32]) {
         snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000) % 1000u);
 }
 
+bool auth_id_parse(slice_t s, char out[AUTH_ID_TEXT]) {
+        msgid_t id;
+        out[0] = '\0';
+        if (s.len != MSGID_TEXT_LEN || !msgid_parse(s.ptr, s.len, &id))
+                return false;
+        msgid_format(&id, out);
+        return true;
+}
+
+handler_result_t auth_refuse(rt_ctx_t *ctx, int status, const char *detail) {
+        static const struct {
+                int status;
+                const char *title;
+        } titles[] = {{401, "Unauthorized"},
+                      {403, "Forbidden"},
+                      {404, "Not Found"},
+                      {409, "Conflict"},
+                      {410, "Gone"}};
+        const char *title = "Bad Request";
+        for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
+                if (titles[i].status == status)
+                        title = titles[i].title;
+        rt_reply_problem(ctx, status, title, detail);
+        return HANDLER_OK;
+}
+
+void auth_command_id(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]) {
+        const env_t *env = rt_env(ctx);
+        snprintf(out, AUTH_ID_TEXT, "%.*s",
+                 (int)(env->id.len < MSGID_TEXT_LEN ? env->id.len
+                                                    : MSGID_TEXT_LEN),
+                 env->id.ptr ? env->id.ptr : "");
+}
+
+bool auth_same(const char *a, const char *b) {
+        return a && b && strcmp(a, b) == 0;
+}
+
+void auth_pack_kv(msgpack_packer *pk, const char *key, const char *value) {
+        codec_pack_str(pk, key);
+        codec_pack_str(pk, value ? value : "");
+}
+
+void auth_pack_time(msgpack_packer *pk, const char *key, int64_t ms) {
+        char when[32];
+        auth_iso_time(ms, when);
+        codec_pack_str(pk, key);
+        codec_pack_str(pk, when);
+}
+
 void auth_pack_user(msgpack_packer *pk, const bson_t *user, const char *role) {
         const char *fields[][2] = {{"id", "_id"},
                                    {"email", "email"},

@@ -67,15 +67,13 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
         if (want == SCHEMA_ROLE_NONE)
-                return auth_rbac_refuse(ctx, 400, "unknown role");
+                return auth_refuse(ctx, 400, "unknown role");
         if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
         if (mine < SCHEMA_ROLE_ADMIN)
-                return auth_rbac_refuse(ctx, 403,
-                                        "inviting needs the admin role");
+                return auth_refuse(ctx, 403, "inviting needs the admin role");
         if (want == SCHEMA_ROLE_OWNER && mine != SCHEMA_ROLE_OWNER)
-                return auth_rbac_refuse(ctx, 403,
-                                        "only an owner may invite owners");
+                return auth_refuse(ctx, 403, "only an owner may invite owners");
         auth_email_normalize(codec_map_str(body, "email"), email);
 
         /* Someone who is a member already needs a role change, not an
@@ -94,8 +92,7 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 return auth_store_failed(ctx, err, errstr);
         }
         if (theirs != SCHEMA_ROLE_NONE)
-                return auth_rbac_refuse(ctx, 409,
-                                        "this person is a member already");
+                return auth_refuse(ctx, 409, "this person is a member already");
 
         bson_init(&filter);
         BSON_APPEND_UTF8(&filter, "_id", c.org);
@@ -103,7 +100,7 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
                              errstr, sizeof(errstr));
         bson_destroy(&filter);
         if (err == STORE_NOT_FOUND)
-                return auth_rbac_refuse(ctx, 404, "no such organisation");
+                return auth_refuse(ctx, 404, "no such organisation");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
 
@@ -111,10 +108,9 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
          * redelivered command answers the same id as its first run did
          * (and its mail, queued under the same command, is not sent
          * twice). */
-        if (!auth_rbac_id(rt_env(ctx)->id, inv_id)) {
+        if (!auth_id_parse(rt_env(ctx)->id, inv_id)) {
                 bson_destroy(&org);
-                return auth_rbac_refuse(ctx, 400,
-                                        "the command id is not a UUID");
+                return auth_refuse(ctx, 400, "the command id is not a UUID");
         }
         auth_mail_id(rt_env(ctx)->id, "invite", mail_id);
         err = auth_mail_queued(st, mail_id, errstr, sizeof(errstr));
@@ -175,12 +171,12 @@ handler_result_t auth_invite_create(rt_ctx_t *ctx, const msgpack_object *body) {
 answer:
         pk = rt_reply(ctx, 201);
         msgpack_pack_map(pk, 5);
-        auth_rbac_pack_kv(pk, "id", inv_id);
-        auth_rbac_pack_kv(pk, "org_id", c.org);
-        auth_rbac_pack_kv(pk, "email", email);
-        auth_rbac_pack_kv(pk, "role", schema_role_name(want));
-        auth_rbac_pack_time(pk, "expires_at",
-                            now + (int64_t)set->invite_ttl_s * 1000);
+        auth_pack_kv(pk, "id", inv_id);
+        auth_pack_kv(pk, "org_id", c.org);
+        auth_pack_kv(pk, "email", email);
+        auth_pack_kv(pk, "role", schema_role_name(want));
+        auth_pack_time(pk, "expires_at",
+                       now + (int64_t)set->invite_ttl_s * 1000);
         auth_emit(ctx, "auth.org.invitation_created", c.org, 4, "org_id", c.org,
                   "invitation_id", inv_id, "role", schema_role_name(want),
                   "invited_by", c.user);
@@ -192,14 +188,12 @@ static void invite__pack_invite(msgpack_packer *pk, const bson_t *doc,
                                 void *arg) {
         (void)arg;
         msgpack_pack_map(pk, 6);
-        auth_rbac_pack_kv(pk, "id", auth_bson_str(doc, "invitation_id"));
-        auth_rbac_pack_kv(pk, "email", auth_bson_str(doc, "email"));
-        auth_rbac_pack_kv(pk, "role", auth_bson_str(doc, "role"));
-        auth_rbac_pack_kv(pk, "invited_by", auth_bson_str(doc, "invited_by"));
-        auth_rbac_pack_time(pk, "created_at",
-                            auth_bson_date(doc, "created_at"));
-        auth_rbac_pack_time(pk, "expires_at",
-                            auth_bson_date(doc, "expires_at"));
+        auth_pack_kv(pk, "id", auth_bson_str(doc, "invitation_id"));
+        auth_pack_kv(pk, "email", auth_bson_str(doc, "email"));
+        auth_pack_kv(pk, "role", auth_bson_str(doc, "role"));
+        auth_pack_kv(pk, "invited_by", auth_bson_str(doc, "invited_by"));
+        auth_pack_time(pk, "created_at", auth_bson_date(doc, "created_at"));
+        auth_pack_time(pk, "expires_at", auth_bson_date(doc, "expires_at"));
 }
 
 handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body) {
@@ -214,8 +208,7 @@ handler_result_t auth_invite_list(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
         if (mine < SCHEMA_ROLE_ADMIN)
-                return auth_rbac_refuse(ctx, 403,
-                                        "invitations need the admin role");
+                return auth_refuse(ctx, 403, "invitations need the admin role");
 
         bson_init(&filter);
         bson_init(&opts);
@@ -291,18 +284,18 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
          * invitation usable by the person it is for. */
         err = invite__invitation(st, secret, &inv, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return auth_rbac_refuse(ctx, 410,
-                                        "no such invitation, or it was used or "
-                                        "has expired");
+                return auth_refuse(ctx, 410,
+                                   "no such invitation, or it was used or "
+                                   "has expired");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
         inv_email = auth_bson_str(&inv, "email");
         inv_role = auth_bson_str(&inv, "role");
-        if (!auth_rbac_id(slice_of(auth_bson_str(&inv, "org_id")), org) ||
+        if (!auth_id_parse(slice_of(auth_bson_str(&inv, "org_id")), org) ||
             !inv_email || !inv_role ||
             !schema_role_parse(inv_role, strlen(inv_role))) {
                 bson_destroy(&inv);
-                return auth_rbac_refuse(ctx, 410, "no such invitation");
+                return auth_refuse(ctx, 410, "no such invitation");
         }
         snprintf(role, sizeof(role), "%s", inv_role);
         snprintf(inv_id, sizeof(inv_id), "%s",
@@ -319,7 +312,7 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         if (err) {
                 bson_destroy(&inv);
                 if (err == STORE_NOT_FOUND)
-                        return auth_rbac_refuse(ctx, 401, "no such account");
+                        return auth_refuse(ctx, 401, "no such account");
                 return auth_store_failed(ctx, err, errstr);
         }
         my_email = auth_bson_str(&user, "email");
@@ -327,23 +320,23 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&user);
         bson_destroy(&inv);
         if (!mine)
-                return auth_rbac_refuse(ctx, 403,
-                                        "this invitation is for another email "
-                                        "address");
+                return auth_refuse(ctx, 403,
+                                   "this invitation is for another email "
+                                   "address");
 
-        auth_rbac_command(ctx, cmd);
+        auth_command_id(ctx, cmd);
         err = auth_rbac_membership(st, org, c.user, &member, &theirs, errstr,
                                    sizeof(errstr));
         if (err && err != STORE_NOT_FOUND)
                 return auth_store_failed(ctx, err, errstr);
         if (err == STORE_OK) {
-                bool ours = auth_rbac_same(
-                        auth_bson_str(&member, "joined_command"), cmd);
+                bool ours = auth_same(auth_bson_str(&member, "joined_command"),
+                                      cmd);
                 bson_destroy(&member);
                 if (theirs != SCHEMA_ROLE_NONE && !ours)
-                        return auth_rbac_refuse(ctx, 409,
-                                                "you are a member of this "
-                                                "organisation already");
+                        return auth_refuse(ctx, 409,
+                                           "you are a member of this "
+                                           "organisation already");
         }
 
         /* A new membership, or a removed one made live again. */
@@ -383,8 +376,8 @@ handler_result_t auth_invite_accept(rt_ctx_t *ctx, const msgpack_object *body) {
 
         pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 2);
-        auth_rbac_pack_kv(pk, "org_id", org);
-        auth_rbac_pack_kv(pk, "role", role);
+        auth_pack_kv(pk, "org_id", org);
+        auth_pack_kv(pk, "role", role);
         auth_emit(ctx, "auth.org.member_added", org, 4, "org_id", org,
                   "user_id", c.user, "role", role, "invitation_id", inv_id);
         log_info("org %s: invitation %s accepted", org, inv_id);

@@ -63,46 +63,6 @@ static int64_t legal__int(const msgpack_object *body, const char *key) {
         return 0;
 }
 
-static handler_result_t legal__refuse(rt_ctx_t *ctx, int status,
-                                      const char *title, const char *detail) {
-        rt_reply_problem(ctx, status, title, detail);
-        return HANDLER_OK;
-}
-
-/* The command's id as a NUL-terminated string. */
-static void legal__command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]) {
-        const env_t *env = rt_env(ctx);
-        snprintf(out, AUTH_ID_TEXT, "%.*s",
-                 (int)(env->id.len < MSGID_TEXT_LEN ? env->id.len
-                                                    : MSGID_TEXT_LEN),
-                 env->id.ptr ? env->id.ptr : "");
-}
-
-static bool legal__same(const char *a, const char *b) {
-        return a && b && strcmp(a, b) == 0;
-}
-
-/* An id from a header, in canonical form; "" when absent or malformed. */
-static void legal__header_id(slice_t s, char out[AUTH_ID_TEXT]) {
-        msgid_t id;
-        out[0] = '\0';
-        if (s.len == MSGID_TEXT_LEN && msgid_parse(s.ptr, s.len, &id))
-                msgid_format(&id, out);
-}
-
-static void legal__pack_kv(msgpack_packer *pk, const char *key,
-                           const char *value) {
-        codec_pack_str(pk, key);
-        codec_pack_str(pk, value ? value : "");
-}
-
-static void legal__pack_time(msgpack_packer *pk, const char *key, int64_t ms) {
-        char when[32];
-        auth_iso_time(ms, when);
-        codec_pack_str(pk, key);
-        codec_pack_str(pk, when);
-}
-
 typedef struct legal_latest {
         bson_t *doc; /* where to copy the document, or NULL */
         bool found;
@@ -159,19 +119,19 @@ static void legal__published(rt_ctx_t *ctx, const char *type, int64_t version,
         msgpack_packer epk;
 
         msgpack_pack_map(pk, 4);
-        legal__pack_kv(pk, "type", type);
+        auth_pack_kv(pk, "type", type);
         codec_pack_str(pk, "version");
         msgpack_pack_int64(pk, version);
-        legal__pack_kv(pk, "title", title);
-        legal__pack_time(pk, "published_at", at);
+        auth_pack_kv(pk, "title", title);
+        auth_pack_time(pk, "published_at", at);
 
         msgpack_sbuffer_init(&ev);
         msgpack_packer_init(&epk, &ev, msgpack_sbuffer_write);
         msgpack_pack_map(&epk, 3);
-        legal__pack_kv(&epk, "type", type);
+        auth_pack_kv(&epk, "type", type);
         codec_pack_str(&epk, "version");
         msgpack_pack_int64(&epk, version);
-        legal__pack_time(&epk, "published_at", at);
+        auth_pack_time(&epk, "published_at", at);
         rt_emit(ctx, "auth.legal.published", slice_of(type), &ev);
         msgpack_sbuffer_destroy(&ev);
 }
@@ -188,9 +148,8 @@ handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body) {
         store_err_t err;
 
         if (!type || version < 1)
-                return legal__refuse(ctx, 400, "Bad Request",
-                                     "type and version are required");
-        legal__command(ctx, cmd);
+                return auth_refuse(ctx, 400, "type and version are required");
+        auth_command_id(ctx, cmd);
         snprintf(id, sizeof(id), "%s|%lld", type, (long long)version);
 
         /* This version exists: ours from an earlier attempt, or a clash. */
@@ -199,8 +158,8 @@ handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body) {
                              NULL, &doc, errstr, sizeof(errstr));
         bson_destroy(&filter);
         if (err == STORE_OK) {
-                bool ours = legal__same(
-                        auth_bson_str(&doc, "published_command"), cmd);
+                bool ours = auth_same(auth_bson_str(&doc, "published_command"),
+                                      cmd);
                 if (ours)
                         legal__published(ctx, type, version,
                                          auth_bson_str(&doc, "title"),
@@ -211,7 +170,7 @@ handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body) {
                 snprintf(detail, sizeof(detail),
                          "version %lld of the %s is published already",
                          (long long)version, type);
-                return legal__refuse(ctx, 409, "Conflict", detail);
+                return auth_refuse(ctx, 409, detail);
         }
         if (err != STORE_NOT_FOUND)
                 return auth_store_failed(ctx, err, errstr);
@@ -224,7 +183,7 @@ handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body) {
                          "the version must be greater than the current one "
                          "(%lld)",
                          (long long)current);
-                return legal__refuse(ctx, 409, "Conflict", detail);
+                return auth_refuse(ctx, 409, detail);
         }
 
         bson_init(&doc);
@@ -247,7 +206,7 @@ handler_result_t auth_legal_publish(rt_ctx_t *ctx, const msgpack_object *body) {
                 snprintf(detail, sizeof(detail),
                          "version %lld of the %s is published already",
                          (long long)version, type);
-                return legal__refuse(ctx, 409, "Conflict", detail);
+                return auth_refuse(ctx, 409, detail);
         }
         if (err)
                 return auth_store_failed(ctx, err, errstr);
@@ -289,24 +248,23 @@ handler_result_t auth_legal_current(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_t doc;
 
         if (!type)
-                return legal__refuse(ctx, 404, "Not Found",
-                                     "no such document type");
+                return auth_refuse(ctx, 404, "no such document type");
         err = legal__current(st, type, &doc, &version, errstr, sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return legal__refuse(ctx, 404, "Not Found",
-                                     "no version of this document is "
-                                     "published");
+                return auth_refuse(ctx, 404,
+                                   "no version of this document is "
+                                   "published");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
         pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 5);
-        legal__pack_kv(pk, "type", type);
+        auth_pack_kv(pk, "type", type);
         codec_pack_str(pk, "version");
         msgpack_pack_int64(pk, version);
-        legal__pack_kv(pk, "title", auth_bson_str(&doc, "title"));
-        legal__pack_kv(pk, "body", auth_bson_str(&doc, "body"));
-        legal__pack_time(pk, "published_at",
-                         auth_bson_date(&doc, "published_at"));
+        auth_pack_kv(pk, "title", auth_bson_str(&doc, "title"));
+        auth_pack_kv(pk, "body", auth_bson_str(&doc, "body"));
+        auth_pack_time(pk, "published_at",
+                       auth_bson_date(&doc, "published_at"));
         bson_destroy(&doc);
         return HANDLER_OK;
 }
@@ -336,15 +294,13 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         store_err_t err;
         bool tell = true;
 
-        legal__header_id(env->user, user);
-        legal__header_id(env->tenant, org);
-        legal__header_id(env->session, sid);
+        auth_id_parse(env->user, user);
+        auth_id_parse(env->tenant, org);
+        auth_id_parse(env->session, sid);
         if (!user[0])
-                return legal__refuse(ctx, 401, "Unauthorized",
-                                     "no authenticated user");
+                return auth_refuse(ctx, 401, "no authenticated user");
         if (!type || version < 1)
-                return legal__refuse(ctx, 400, "Bad Request",
-                                     "type and version are required");
+                return auth_refuse(ctx, 400, "type and version are required");
         err = legal__current(st, type, NULL, &current, errstr, sizeof(errstr));
         if (err)
                 return auth_store_failed(ctx, err, errstr);
@@ -357,10 +313,10 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
                                  "version %lld is not the current %s: accept "
                                  "version %lld",
                                  (long long)version, type, (long long)current);
-                return legal__refuse(ctx, 409, "Conflict", detail);
+                return auth_refuse(ctx, 409, detail);
         }
 
-        legal__command(ctx, cmd);
+        auth_command_id(ctx, cmd);
         at = (int64_t)clock_wall_ms();
         snprintf(id, sizeof(id), "%s|%s|%lld", user, type, (long long)version);
         bson_init(&doc);
@@ -386,7 +342,7 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
                                      sizeof(errstr));
                 bson_destroy(&filter);
                 if (err == STORE_OK) {
-                        tell = legal__same(auth_bson_str(&doc, "command"), cmd);
+                        tell = auth_same(auth_bson_str(&doc, "command"), cmd);
                         at = auth_bson_date(&doc, "accepted_at");
                         bson_destroy(&doc);
                 }
@@ -414,10 +370,10 @@ handler_result_t auth_legal_accept(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_pack_map(pk, 4);
         codec_pack_str(pk, "accepted");
         msgpack_pack_true(pk);
-        legal__pack_kv(pk, "type", type);
+        auth_pack_kv(pk, "type", type);
         codec_pack_str(pk, "version");
         msgpack_pack_int64(pk, version);
-        legal__pack_time(pk, "accepted_at", at);
+        auth_pack_time(pk, "accepted_at", at);
         return HANDLER_OK;
 }
 
@@ -425,12 +381,12 @@ static void legal__pack_acceptance(msgpack_packer *pk, const bson_t *doc,
                                    void *arg) {
         (void)arg;
         msgpack_pack_map(pk, 5);
-        legal__pack_kv(pk, "type", auth_bson_str(doc, "type"));
+        auth_pack_kv(pk, "type", auth_bson_str(doc, "type"));
         codec_pack_str(pk, "version");
         msgpack_pack_int64(pk, auth_bson_int(doc, "version", 0));
-        legal__pack_time(pk, "accepted_at", auth_bson_date(doc, "accepted_at"));
-        legal__pack_kv(pk, "ip", auth_bson_str(doc, "ip"));
-        legal__pack_kv(pk, "user_agent", auth_bson_str(doc, "user_agent"));
+        auth_pack_time(pk, "accepted_at", auth_bson_date(doc, "accepted_at"));
+        auth_pack_kv(pk, "ip", auth_bson_str(doc, "ip"));
+        auth_pack_kv(pk, "user_agent", auth_bson_str(doc, "user_agent"));
 }
 
 handler_result_t auth_legal_acceptances(rt_ctx_t *ctx,
@@ -440,10 +396,9 @@ handler_result_t auth_legal_acceptances(rt_ctx_t *ctx,
         handler_result_t res;
         (void)body;
 
-        legal__header_id(rt_env(ctx)->user, user);
+        auth_id_parse(rt_env(ctx)->user, user);
         if (!user[0])
-                return legal__refuse(ctx, 401, "Unauthorized",
-                                     "no authenticated user");
+                return auth_refuse(ctx, 401, "no authenticated user");
         bson_init(&filter);
         bson_init(&opts);
         BSON_APPEND_UTF8(&filter, "user_id", user);

@@ -48,55 +48,16 @@
  * Helpers (those not static: auth_internal.h)
  * ------------------------------------------------------------------------ */
 
-bool auth_rbac_id(slice_t s, char out[AUTH_ID_TEXT]) {
-        msgid_t id;
-        out[0] = '\0';
-        if (s.len != MSGID_TEXT_LEN || !msgid_parse(s.ptr, s.len, &id))
-                return false;
-        msgid_format(&id, out);
-        return true;
-}
-
 bool auth_rbac_caller(rt_ctx_t *ctx, auth_rbac_caller_t *c) {
         const env_t *env = rt_env(ctx);
-        if (!auth_rbac_id(env->user, c->user) ||
-            !auth_rbac_id(env->tenant, c->org)) {
+        if (!auth_id_parse(env->user, c->user) ||
+            !auth_id_parse(env->tenant, c->org)) {
                 rt_reply_problem(ctx, 401, "Unauthorized",
                                  "no authenticated user in an organisation");
                 return false;
         }
-        auth_rbac_id(env->session, c->sid);
+        auth_id_parse(env->session, c->sid);
         return true;
-}
-
-handler_result_t auth_rbac_refuse(rt_ctx_t *ctx, int status,
-                                  const char *detail) {
-        static const struct {
-                int status;
-                const char *title;
-        } titles[] = {{401, "Unauthorized"},
-                      {403, "Forbidden"},
-                      {404, "Not Found"},
-                      {409, "Conflict"},
-                      {410, "Gone"}};
-        const char *title = "Bad Request";
-        for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
-                if (titles[i].status == status)
-                        title = titles[i].title;
-        rt_reply_problem(ctx, status, title, detail);
-        return HANDLER_OK;
-}
-
-void auth_rbac_command(rt_ctx_t *ctx, char out[AUTH_ID_TEXT]) {
-        const env_t *env = rt_env(ctx);
-        snprintf(out, AUTH_ID_TEXT, "%.*s",
-                 (int)(env->id.len < MSGID_TEXT_LEN ? env->id.len
-                                                    : MSGID_TEXT_LEN),
-                 env->id.ptr ? env->id.ptr : "");
-}
-
-bool auth_rbac_same(const char *a, const char *b) {
-        return a && b && strcmp(a, b) == 0;
 }
 
 store_err_t auth_rbac_membership(auth_state_t *st, const char *org,
@@ -171,18 +132,6 @@ static void rbac__live_roles(bson_t *filter) {
         }
         bson_append_array_end(&in, &arr);
         bson_append_document_end(filter, &in);
-}
-
-void auth_rbac_pack_kv(msgpack_packer *pk, const char *key, const char *value) {
-        codec_pack_str(pk, key);
-        codec_pack_str(pk, value ? value : "");
-}
-
-void auth_rbac_pack_time(msgpack_packer *pk, const char *key, int64_t ms) {
-        char when[32];
-        auth_iso_time(ms, when);
-        codec_pack_str(pk, key);
-        codec_pack_str(pk, when);
 }
 
 /* ---------------------------------------------------------------------------
@@ -311,7 +260,7 @@ handler_result_t auth_org_create(rt_ctx_t *ctx, const msgpack_object *body) {
         /* The org is named after the command that creates it, so a
          * redelivered command finds its own org instead of making another
          * (auth_org_insert is idempotent for the same id). */
-        if (!auth_rbac_id(rt_env(ctx)->id, org_id)) {
+        if (!auth_id_parse(rt_env(ctx)->id, org_id)) {
                 rt_reply_problem(ctx, 500, "Internal error",
                                  "the command has no usable id");
                 return HANDLER_PERMANENT;
@@ -326,10 +275,10 @@ handler_result_t auth_org_create(rt_ctx_t *ctx, const msgpack_object *body) {
 
         pk = rt_reply(ctx, 201);
         msgpack_pack_map(pk, 4);
-        auth_rbac_pack_kv(pk, "id", org_id);
-        auth_rbac_pack_kv(pk, "name", name);
-        auth_rbac_pack_kv(pk, "role", "owner");
-        auth_rbac_pack_time(pk, "created_at", (int64_t)clock_wall_ms());
+        auth_pack_kv(pk, "id", org_id);
+        auth_pack_kv(pk, "name", name);
+        auth_pack_kv(pk, "role", "owner");
+        auth_pack_time(pk, "created_at", (int64_t)clock_wall_ms());
         auth_emit(ctx, "auth.org.created", org_id, 2, "org_id", org_id,
                   "created_by", c.user);
         auth_emit(ctx, "auth.org.member_added", org_id, 3, "org_id", org_id,
@@ -361,10 +310,10 @@ handler_result_t auth_org_list(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_pack_array(pk, l.n);
         for (size_t i = 0; i < l.n; i++) {
                 msgpack_pack_map(pk, 5);
-                auth_rbac_pack_kv(pk, "id", l.v[i].id);
-                auth_rbac_pack_kv(pk, "name", l.v[i].name);
-                auth_rbac_pack_kv(pk, "role", l.v[i].role);
-                auth_rbac_pack_time(pk, "joined_at", l.v[i].since);
+                auth_pack_kv(pk, "id", l.v[i].id);
+                auth_pack_kv(pk, "name", l.v[i].name);
+                auth_pack_kv(pk, "role", l.v[i].role);
+                auth_pack_time(pk, "joined_at", l.v[i].since);
                 codec_pack_str(pk, "current");
                 if (strcmp(l.v[i].id, c.org) == 0)
                         msgpack_pack_true(pk);
@@ -386,16 +335,16 @@ handler_result_t auth_org_switch(rt_ctx_t *ctx, const msgpack_object *body) {
                 return HANDLER_OK;
         /* Not a member and no such org answer alike: the answer never tells
          * that an org exists. */
-        if (!auth_rbac_id(codec_map_str(body, "org_id"), org))
-                return auth_rbac_refuse(ctx, 404, "no such organisation");
+        if (!auth_id_parse(codec_map_str(body, "org_id"), org))
+                return auth_refuse(ctx, 404, "no such organisation");
         if (!auth_rbac_role(ctx, org, c.user, &role, &res))
                 return res;
         if (role == SCHEMA_ROLE_NONE)
-                return auth_rbac_refuse(ctx, 404, "no such organisation");
+                return auth_refuse(ctx, 404, "no such organisation");
         if (!c.sid[0])
-                return auth_rbac_refuse(ctx, 401,
-                                        "the token belongs to no session; sign "
-                                        "in again");
+                return auth_refuse(ctx, 401,
+                                   "the token belongs to no session; sign "
+                                   "in again");
         res = auth_session_reissue(ctx, c.sid, org, &tokens);
         if (res != HANDLER_OK || !tokens.access)
                 return res;
@@ -424,9 +373,9 @@ handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
         if (mine == SCHEMA_ROLE_NONE)
-                return auth_rbac_refuse(ctx, 403,
-                                        "you are not a member of this "
-                                        "organisation");
+                return auth_refuse(ctx, 403,
+                                   "you are not a member of this "
+                                   "organisation");
         err = rbac__entries(st, "org_id", c.org, "users", &l, errstr,
                             sizeof(errstr));
         if (err) {
@@ -439,11 +388,11 @@ handler_result_t auth_members_list(rt_ctx_t *ctx, const msgpack_object *body) {
         msgpack_pack_array(pk, l.n);
         for (size_t i = 0; i < l.n; i++) {
                 msgpack_pack_map(pk, 5);
-                auth_rbac_pack_kv(pk, "user_id", l.v[i].id);
-                auth_rbac_pack_kv(pk, "email", l.v[i].email);
-                auth_rbac_pack_kv(pk, "name", l.v[i].name);
-                auth_rbac_pack_kv(pk, "role", l.v[i].role);
-                auth_rbac_pack_time(pk, "joined_at", l.v[i].since);
+                auth_pack_kv(pk, "user_id", l.v[i].id);
+                auth_pack_kv(pk, "email", l.v[i].email);
+                auth_pack_kv(pk, "name", l.v[i].name);
+                auth_pack_kv(pk, "role", l.v[i].role);
+                auth_pack_time(pk, "joined_at", l.v[i].since);
         }
         rbac__entries_free(&l);
         return HANDLER_OK;
@@ -454,10 +403,10 @@ static void rbac__pack_role_change(rt_ctx_t *ctx, const char *org,
                                    const char *previous, const char *by) {
         msgpack_packer *pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 4);
-        auth_rbac_pack_kv(pk, "org_id", org);
-        auth_rbac_pack_kv(pk, "user_id", user);
-        auth_rbac_pack_kv(pk, "role", role);
-        auth_rbac_pack_kv(pk, "previous_role", previous);
+        auth_pack_kv(pk, "org_id", org);
+        auth_pack_kv(pk, "user_id", user);
+        auth_pack_kv(pk, "role", role);
+        auth_pack_kv(pk, "previous_role", previous);
         auth_emit(ctx, "auth.org.member_role_changed", org, 5, "org_id", org,
                   "user_id", user, "role", role, "previous_role", previous,
                   "changed_by", by);
@@ -479,27 +428,27 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
         if (!auth_rbac_caller(ctx, &c))
                 return HANDLER_OK;
         if (want == SCHEMA_ROLE_NONE)
-                return auth_rbac_refuse(ctx, 400, "unknown role");
+                return auth_refuse(ctx, 400, "unknown role");
         if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
         if (mine < SCHEMA_ROLE_ADMIN)
-                return auth_rbac_refuse(ctx, 403,
-                                        "changing roles needs the admin role");
-        if (!auth_rbac_id(codec_map_str(body, "user_id"), target))
-                return auth_rbac_refuse(ctx, 404, "no such member");
+                return auth_refuse(ctx, 403,
+                                   "changing roles needs the admin role");
+        if (!auth_id_parse(codec_map_str(body, "user_id"), target))
+                return auth_refuse(ctx, 404, "no such member");
         err = auth_rbac_membership(st, c.org, target, &doc, &theirs, errstr,
                                    sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return auth_rbac_refuse(ctx, 404, "no such member");
+                return auth_refuse(ctx, 404, "no such member");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
-        auth_rbac_command(ctx, cmd);
+        auth_command_id(ctx, cmd);
         snprintf(previous, sizeof(previous), "%s",
                  auth_bson_str(&doc, "previous_role")
                          ? auth_bson_str(&doc, "previous_role")
                          : "");
         if (theirs == want &&
-            auth_rbac_same(auth_bson_str(&doc, "role_command"), cmd)) {
+            auth_same(auth_bson_str(&doc, "role_command"), cmd)) {
                 /* A retry of ours: the change is made; answer and tell. */
                 bson_destroy(&doc);
                 rbac__pack_role_change(ctx, c.org, target,
@@ -509,20 +458,19 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         bson_destroy(&doc);
         if (theirs == SCHEMA_ROLE_NONE)
-                return auth_rbac_refuse(ctx, 404, "no such member");
+                return auth_refuse(ctx, 404, "no such member");
         if ((theirs == SCHEMA_ROLE_OWNER || want == SCHEMA_ROLE_OWNER) &&
             mine != SCHEMA_ROLE_OWNER)
-                return auth_rbac_refuse(ctx, 403,
-                                        "only an owner may grant or take the "
-                                        "owner role");
+                return auth_refuse(ctx, 403,
+                                   "only an owner may grant or take the "
+                                   "owner role");
         if (theirs == want) {
                 msgpack_packer *pk = rt_reply(ctx, 200);
                 msgpack_pack_map(pk, 4);
-                auth_rbac_pack_kv(pk, "org_id", c.org);
-                auth_rbac_pack_kv(pk, "user_id", target);
-                auth_rbac_pack_kv(pk, "role", schema_role_name(want));
-                auth_rbac_pack_kv(pk, "previous_role",
-                                  schema_role_name(theirs));
+                auth_pack_kv(pk, "org_id", c.org);
+                auth_pack_kv(pk, "user_id", target);
+                auth_pack_kv(pk, "role", schema_role_name(want));
+                auth_pack_kv(pk, "previous_role", schema_role_name(theirs));
                 return HANDLER_OK;
         }
         if (theirs == SCHEMA_ROLE_OWNER) {
@@ -530,10 +478,10 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
                 if (owners < 2)
-                        return auth_rbac_refuse(ctx, 409,
-                                                "the last owner cannot be "
-                                                "demoted: make another member "
-                                                "owner first");
+                        return auth_refuse(ctx, 409,
+                                           "the last owner cannot be "
+                                           "demoted: make another member "
+                                           "owner first");
         }
 
         /* Compare and set: the role must still be the one the rules were
@@ -556,9 +504,9 @@ handler_result_t auth_member_update(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_destroy(&update);
         bson_destroy(&filter);
         if (err == STORE_NOT_FOUND)
-                return auth_rbac_refuse(ctx, 409,
-                                        "the member's role changed meanwhile; "
-                                        "try again");
+                return auth_refuse(ctx, 409,
+                                   "the member's role changed meanwhile; "
+                                   "try again");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
         rbac__pack_role_change(ctx, c.org, target, schema_role_name(want),
@@ -644,46 +592,45 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
                 return HANDLER_OK;
         if (!auth_rbac_role(ctx, c.org, c.user, &mine, &res))
                 return res;
-        if (!auth_rbac_id(codec_map_str(body, "user_id"), target))
-                return auth_rbac_refuse(ctx, 404, "no such member");
+        if (!auth_id_parse(codec_map_str(body, "user_id"), target))
+                return auth_refuse(ctx, 404, "no such member");
         self = strcmp(target, c.user) == 0;
         /* Before looking at the target: an outsider learns nothing of who
          * is a member. */
         if (mine == SCHEMA_ROLE_NONE && !self)
-                return auth_rbac_refuse(ctx, 403,
-                                        "you are not a member of this "
-                                        "organisation");
+                return auth_refuse(ctx, 403,
+                                   "you are not a member of this "
+                                   "organisation");
         err = auth_rbac_membership(st, c.org, target, &doc, &theirs, errstr,
                                    sizeof(errstr));
         if (err == STORE_NOT_FOUND)
-                return auth_rbac_refuse(ctx, 404, "no such member");
+                return auth_refuse(ctx, 404, "no such member");
         if (err)
                 return auth_store_failed(ctx, err, errstr);
-        auth_rbac_command(ctx, cmd);
+        auth_command_id(ctx, cmd);
         retry = theirs == SCHEMA_ROLE_NONE &&
-                auth_rbac_same(auth_bson_str(&doc, "removed_command"), cmd);
+                auth_same(auth_bson_str(&doc, "removed_command"), cmd);
         bson_destroy(&doc);
 
         if (!retry) {
                 if (theirs == SCHEMA_ROLE_NONE)
-                        return auth_rbac_refuse(ctx, 404, "no such member");
+                        return auth_refuse(ctx, 404, "no such member");
                 if (!self && mine < SCHEMA_ROLE_ADMIN)
-                        return auth_rbac_refuse(
-                                ctx, 403,
-                                "removing others needs the admin "
-                                "role");
+                        return auth_refuse(ctx, 403,
+                                           "removing others needs the admin "
+                                           "role");
                 if (!self && theirs == SCHEMA_ROLE_OWNER &&
                     mine != SCHEMA_ROLE_OWNER)
-                        return auth_rbac_refuse(ctx, 403,
-                                                "only an owner may remove an "
-                                                "owner");
+                        return auth_refuse(ctx, 403,
+                                           "only an owner may remove an "
+                                           "owner");
                 if (theirs == SCHEMA_ROLE_OWNER) {
                         err = rbac__owners(st, c.org, &owners, errstr,
                                            sizeof(errstr));
                         if (err)
                                 return auth_store_failed(ctx, err, errstr);
                         if (owners < 2)
-                                return auth_rbac_refuse(
+                                return auth_refuse(
                                         ctx, 409,
                                         self ? "the last owner cannot leave: "
                                                "make another member owner "
@@ -711,9 +658,9 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_destroy(&update);
                 bson_destroy(&filter);
                 if (err == STORE_NOT_FOUND)
-                        return auth_rbac_refuse(ctx, 409,
-                                                "the member's role changed "
-                                                "meanwhile; try again");
+                        return auth_refuse(ctx, 409,
+                                           "the member's role changed "
+                                           "meanwhile; try again");
                 if (err)
                         return auth_store_failed(ctx, err, errstr);
         }
@@ -725,8 +672,8 @@ handler_result_t auth_member_remove(rt_ctx_t *ctx, const msgpack_object *body) {
 
         pk = rt_reply(ctx, 200);
         msgpack_pack_map(pk, 3);
-        auth_rbac_pack_kv(pk, "org_id", c.org);
-        auth_rbac_pack_kv(pk, "user_id", target);
+        auth_pack_kv(pk, "org_id", c.org);
+        auth_pack_kv(pk, "user_id", target);
         codec_pack_str(pk, "removed");
         msgpack_pack_true(pk);
         auth_emit(ctx, "auth.org.member_removed", c.org, 3, "org_id", c.org,
