@@ -175,6 +175,13 @@ def test_console_in_a_browser(procs, session, browser):
     until(lambda: browser.js(f"""return document.querySelector('#groups tr[data-group="{gid}"]').dataset.status""") == "STOP",
           timeout=30, what="ml shown STOP")
     browser.screenshot("console-lag.png")
+    # The dependencies, each by its name (kafka and the store are always
+    # probed).
+    deps = until(lambda: (lambda d: d if {"kafka", "store"} <= set(d) else None)(
+        browser.js("""return Object.fromEntries([...document.querySelectorAll('#deps tbody tr')].map(
+            r => [r.cells[0].textContent, r.cells[1].textContent]));""")),
+        timeout=30, what="kafka and the store among the dependencies")
+    assert deps["kafka"] == "up" and deps["store"] == "up", deps
 
     # ml back: the lag falls.
     procs.start_group("ml", env=env)
