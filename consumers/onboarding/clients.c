@@ -64,10 +64,11 @@ json_t *onb_client_find(rt_ctx_t *ctx, slice_t id, store_err_t *err) {
         return client;
 }
 
-/* client with its checklist, ready to answer. */
-static json_t *onb__answer(rt_ctx_t *ctx, json_t *client, store_err_t *err) {
+/* client with its checklist, ready to answer (snap: as onb_facts). */
+static json_t *onb__answer(rt_ctx_t *ctx, const projection_snapshot_t *snap,
+                           json_t *client, store_err_t *err) {
         const onb_settings_t *set = rt_settings(ctx, &onb_settings);
-        json_t *facts = onb_facts(rt_store(ctx), client, err);
+        json_t *facts = onb_facts(rt_store(ctx), snap, client, err);
         if (!facts)
                 return NULL;
         onb_checklist(client, facts, (int64_t)clock_wall_ms(), set->day_s);
@@ -108,8 +109,8 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                 bson_t filter = BSON_INITIALIZER;
                 json_t *found;
                 char coll[PROJECTION_COLL_MAX];
-                err = onb_coll(rt_store(ctx), "workspaces", slice_of(ws), coll,
-                               sizeof(coll));
+                err = onb_coll(rt_store(ctx), NULL, "workspaces", slice_of(ws),
+                               coll, sizeof(coll));
                 if (err != STORE_OK)
                         return onb_store_failed(ctx, err);
                 BSON_APPEND_UTF8(&filter, "_id", ws);
@@ -166,7 +167,7 @@ handler_result_t onb_client_create(rt_ctx_t *ctx, const msgpack_object *body) {
                  json_pack("{s:s, s:O, s:s, s:O}", "client_id", id, "name",
                            json_object_get(doc, "name"), "workspace_id", ws,
                            "providers", json_object_get(doc, "providers")));
-        if (!(out = onb__answer(ctx, doc, &err))) {
+        if (!(out = onb__answer(ctx, NULL, doc, &err))) {
                 json_decref(doc);
                 return onb_store_failed(ctx, err);
         }
@@ -189,7 +190,7 @@ handler_result_t onb_client_get(rt_ctx_t *ctx, const msgpack_object *body) {
         client = onb_client_find(ctx, codec_map_str(body, "client_id"), &err);
         if (!client)
                 return err ? onb_store_failed(ctx, err) : HANDLER_OK;
-        if (!(out = onb__answer(ctx, client, &err))) {
+        if (!(out = onb__answer(ctx, NULL, client, &err))) {
                 json_decref(client);
                 return onb_store_failed(ctx, err);
         }
@@ -203,6 +204,7 @@ handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body) {
         bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
         store_err_t err;
         json_t *list, *items = json_array(), *cl;
+        projection_snapshot_t *snap = NULL;
         size_t i;
         int64_t limit = lim ? lim->via.i64 : set->list_max;
         if (!rt_require_role(ctx, SCHEMA_ROLE_VIEWER)) {
@@ -219,16 +221,19 @@ handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body) {
                             NULL, &err);
         bson_destroy(&filter);
         bson_destroy(&opts);
-        if (!list) {
+        /* The pointer once for the whole page, not once per client. */
+        if (!list || (err = onb_pointer(rt_store(ctx), &snap)) != STORE_OK) {
+                json_decref(list);
                 json_decref(items);
                 return onb_store_failed(ctx, err);
         }
         json_array_foreach(list, i, cl) {
-                json_t *one = onb__answer(ctx, json_incref(cl), &err);
+                json_t *one = onb__answer(ctx, snap, json_incref(cl), &err);
                 if (!one) {
                         json_decref(cl);
                         json_decref(list);
                         json_decref(items);
+                        projection_snapshot_free(snap);
                         return onb_store_failed(ctx, err);
                 }
                 json_array_append_new(
@@ -243,6 +248,7 @@ handler_result_t onb_client_list(rt_ctx_t *ctx, const msgpack_object *body) {
                 json_decref(one);
         }
         json_decref(list);
+        projection_snapshot_free(snap);
         return docjson_reply(ctx, 200, json_pack("{s:o}", "clients", items));
 }
 
@@ -266,7 +272,7 @@ handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body) {
                                  "no such step in this client's checklist");
                 return HANDLER_OK;
         }
-        if (!(facts = onb_facts(rt_store(ctx), client, &err))) {
+        if (!(facts = onb_facts(rt_store(ctx), NULL, client, &err))) {
                 json_decref(client);
                 return onb_store_failed(ctx, err);
         }
@@ -301,7 +307,7 @@ handler_result_t onb_step_skip(rt_ctx_t *ctx, const msgpack_object *body) {
                  json_pack("{s:s, s:s, s:s#}", "client_id", id, "step", key,
                            "reason", reason.ptr, (int)reason.len));
         client = onb_client_find(ctx, codec_map_str(body, "client_id"), &err);
-        if (!client || !(out = onb__answer(ctx, client, &err))) {
+        if (!client || !(out = onb__answer(ctx, NULL, client, &err))) {
                 json_decref(client);
                 return onb_store_failed(ctx, err);
         }

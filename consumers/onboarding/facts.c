@@ -290,19 +290,30 @@ const group_handler_t onb_fact_handlers[ONB_N_FACT_HANDLERS] = {
  * Reads
  * ------------------------------------------------------------------------ */
 
-store_err_t onb_coll(store_t *store, const char *base, slice_t workspace,
-                     char *coll, size_t size) {
-        projection_snapshot_t *snap = NULL;
+store_err_t onb_pointer(store_t *store, projection_snapshot_t **out) {
         char err[256];
-        if (projection_snapshot_load(store, ONB_DB, onb_projection_defs, 1,
-                                     &snap, err,
-                                     sizeof(err)) != PROJECTION_OK) {
+        *out = NULL;
+        if (projection_snapshot_load(store, ONB_DB, onb_projection_defs, 1, out,
+                                     err, sizeof(err)) != PROJECTION_OK) {
                 log_warn("projection pointer: %s", err);
                 return store_is_up(store) ? STORE_ERROR : STORE_UNAVAILABLE;
+        }
+        return STORE_OK;
+}
+
+store_err_t onb_coll(store_t *store, const projection_snapshot_t *snap,
+                     const char *base, slice_t workspace, char *coll,
+                     size_t size) {
+        projection_snapshot_t *own = NULL;
+        store_err_t err;
+        if (!snap) {
+                if ((err = onb_pointer(store, &own)) != STORE_OK)
+                        return err;
+                snap = own;
         }
         projection_coll(base,
                         projection_version(snap, ONB_PROJECTION, workspace),
                         coll, size);
-        projection_snapshot_free(snap);
+        projection_snapshot_free(own);
         return STORE_OK;
 }

@@ -87,8 +87,10 @@ int64_t onb_next_due(const json_t *steps, int64_t after);
 bool onb_step_known(const json_t *client, const char *step);
 
 /* The facts of client's workspace that its steps need, as {fact: at}, or
- * NULL (*err). */
-json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err);
+ * NULL (*err). snap: the projection pointer read once for many clients
+ * (NULL: read here). */
+json_t *onb_facts(store_t *store, const projection_snapshot_t *snap,
+                  const json_t *client, store_err_t *err);
 
 /* clients.c */
 /* A store failure: transient (retried), else a 500 problem. */
@@ -125,9 +127,14 @@ handler_result_t onb_facts_batch(rt_ctx_t *const *ctxs,
                                  const msgpack_object *const *bodies, size_t n);
 
 /* The collection of the projection's base name ("facts", "workspaces")
- * that workspace reads now ("<base>_v<N>", from the pointer document),
- * into coll; STORE_OK or why not. */
-store_err_t onb_coll(store_t *store, const char *base, slice_t workspace,
-                     char *coll, size_t size);
+ * that workspace reads now ("<base>_v<N>", from the pointer document, or
+ * from snap when given), into coll; STORE_OK or why not. */
+store_err_t onb_coll(store_t *store, const projection_snapshot_t *snap,
+                     const char *base, slice_t workspace, char *coll,
+                     size_t size);
+
+/* The projection pointer, read once (*out; projection_snapshot_free), or
+ * why not. */
+store_err_t onb_pointer(store_t *store, projection_snapshot_t **out);
 
 #endif

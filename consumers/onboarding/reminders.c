@@ -261,7 +261,7 @@ handler_result_t onb_reminders_due(rt_ctx_t *ctx, const msgpack_object *body) {
         client = onb_client_find(ctx, codec_map_str(body, "client_id"), &err);
         if (!client)
                 return err ? onb_store_failed(ctx, err) : HANDLER_OK;
-        if (!(facts = onb_facts(rt_store(ctx), client, &err))) {
+        if (!(facts = onb_facts(rt_store(ctx), NULL, client, &err))) {
                 json_decref(client);
                 return onb_store_failed(ctx, err);
         }

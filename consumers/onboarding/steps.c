@@ -189,7 +189,8 @@ static void onb__id(void *arg, const onb_step_def_t *d, const char *key,
         BSON_APPEND_UTF8(ids->arr, idx, id);
 }
 
-json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err) {
+json_t *onb_facts(store_t *store, const projection_snapshot_t *snap,
+                  const json_t *client, store_err_t *err) {
         bson_t filter = BSON_INITIALIZER, in, arr;
         onb_ids_t ids = {
                 json_string_value(json_object_get(client, "workspace")), &arr,
@@ -197,7 +198,7 @@ json_t *onb_facts(store_t *store, const json_t *client, store_err_t *err) {
         json_t *list, *out, *f;
         char coll[PROJECTION_COLL_MAX];
         size_t i;
-        *err = onb_coll(store, "facts",
+        *err = onb_coll(store, snap, "facts",
                         slice_of(ids.workspace ? ids.workspace : ""), coll,
                         sizeof(coll));
         if (*err != STORE_OK)
