@@ -357,6 +357,11 @@ json_t *infra_group_doc(infra_state_t *st, infra_sampler_t *s,
          * watermark (consumers start at the earliest): not lag, since
          * nothing was committed, but what a consumer would have to read. */
         json_object_set_new(doc, "waiting_uncommitted", json_integer(waiting));
+        /* Kept beside the partitions, so the list of groups reads the
+         * documents without them. */
+        json_object_set_new(doc, "partition_count",
+                            json_integer((json_int_t)json_array_size(
+                                    json_object_get(doc, "partitions"))));
         json_object_set_new(doc, "window_samples",
                             json_integer((json_int_t)window));
         return doc;

@@ -283,23 +283,32 @@ handler_result_t infra_groups(rt_ctx_t *ctx, const msgpack_object *body) {
         infra_state_t *st = infra__st(ctx);
         store_err_t err;
         json_t *cur, *groups, *out, *procs, *g;
+        bson_t opts = BSON_INITIALIZER, doc;
         size_t i;
         (void)body;
         if (!infra_allowed(ctx))
                 return HANDLER_OK;
         if (!(cur = infra__current(st, &err)))
                 return infra_store_failed(ctx, err);
-        if (!(groups = infra_find(st->store, "groups", NULL, 0, &err))) {
+        /* Without their partitions (a few thousand entries for a large
+         * group): the list gives their number only. */
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &doc);
+        BSON_APPEND_INT32(&doc, "_id", 1);
+        bson_append_document_end(&opts, &doc);
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &doc);
+        BSON_APPEND_INT32(&doc, "partitions", 0);
+        BSON_APPEND_INT32(&doc, "expires_at", 0);
+        bson_append_document_end(&opts, &doc);
+        groups = docjson_find(st->store, INFRA_DB, "groups", NULL, &opts, NULL,
+                              &err);
+        bson_destroy(&opts);
+        if (!groups) {
                 json_decref(cur);
                 return infra_store_failed(ctx, err);
         }
         procs = infra__process_index(st);
         json_array_foreach(groups, i, g) {
                 json_object_del(g, "_id");
-                json_object_set_new(g, "partition_count",
-                                    json_integer((json_int_t)json_array_size(
-                                            json_object_get(g, "partitions"))));
-                json_object_del(g, "partitions");
                 infra__join_members(g, procs);
         }
         out = json_object();
@@ -371,6 +380,7 @@ handler_result_t infra_group(rt_ctx_t *ctx, const msgpack_object *body) {
         }
         json_decref(hist);
         json_object_del(g, "_id");
+        json_object_del(g, "partition_count"); /* it lists them */
         procs = infra__process_index(st);
         infra__join_members(g, procs);
         json_decref(procs);
