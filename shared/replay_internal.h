@@ -1,7 +1,9 @@
 /*
  * replay_internal.h - what the replay driver's files share: replay.c (the
- * phases, folds, checkpoints, the record) and replay_kafka.c (the consumer).
- * Everything here belongs to the one thread running replay_run.
+ * record, which replay this is, the reading loop and checkpoints),
+ * replay_run.c (the set-up and the phases), replay_fold.c (the folding) and
+ * replay_kafka.c (the consumer). Everything here belongs to the one thread
+ * running replay_run.
  */
 #ifndef OMNIFY_REPLAY_INTERNAL_H
 #define OMNIFY_REPLAY_INTERNAL_H
@@ -59,6 +61,43 @@ typedef struct replay {
         pthread_cond_t rec_cond;
         bson_t *rec_pending;
 } replay_t;
+
+/* replay.c: the record */
+/* Progress to the callback and the record (also the heartbeat); at most
+ * once a second unless forced. */
+void replay__report(replay_t *r, bool force);
+/* The recorder thread, which writes the progress off the reading thread;
+ * stopping writes what is pending first. */
+void replay__recorder_start(replay_t *r);
+void replay__recorder_stop(replay_t *r);
+/* The record's status (and error); finished_ms unless building or
+ * tailing. Failures are logged. */
+void replay__status(replay_t *r, const char *status, const char *error);
+/* The first record: what is replayed, from where, into which versions. */
+store_err_t replay__record_new(replay_t *r, char *errstr, size_t errlen);
+/* A resumed replay takes its versions and build ranges from its record. */
+replay_err_t replay__record_load(replay_t *r, const bson_t *doc, char *errstr,
+                                 size_t errlen);
+
+/* replay.c: which replay this is */
+/* A string field of a record ("" when absent). */
+const char *replay__doc_str(const bson_t *doc, const char *key);
+/* A replay to resume (its record in *found, caller destroys) or why none
+ * may start (REPLAY_BUSY). */
+replay_err_t replay__find_resumable(replay_t *r,
+                                    const projection_snapshot_t *snap,
+                                    bson_t **found, char *errstr,
+                                    size_t errlen);
+
+/* replay.c: the reading loop */
+/* Write what the folds hold, then commit the offsets read. */
+replay_err_t replay__checkpoint(replay_t *r, char *errstr, size_t errlen);
+/* Every part is at its target. */
+bool replay__reached(const replay_t *r);
+/* Fold until every partition reached its target (REPLAY_STOPPED after a
+ * checkpoint when asked to stop). */
+replay_err_t replay__consume_to(replay_t *r, const int64_t *targets,
+                                char *errstr, size_t errlen);
 
 /* replay_fold.c */
 /* Targets, and `workers` threads each with fold states of its own. */

@@ -6,10 +6,12 @@
  * projection documents), fold.c (the projections and their folds, shared
  * by the live handler and `omnify replay`), live.c (the live subscription),
  * closing.c (analytics.day.closed), read.c (reading a tenant's facts for a
- * range), query.c (the one query model: metrics x dimensions x filters),
- * metrics.c (the metrics routes), dashboard.c, attribution.c, insights.c
- * (the brain modules, insights and budgets), reports.c and replays.c
- * (replay progress and projection versions for operators).
+ * range), query.c (the one query model: metrics x dimensions x filters;
+ * its metrics in query_metrics.c, reading a query from a command in
+ * query_read.c), metrics.c (the metrics routes), dashboard.c,
+ * attribution.c, insights.c (the brain modules, insights and budgets),
+ * reports.c (definitions and schedules) and reports_run.c (runs), and
+ * replays.c (replay progress and projection versions for operators).
  *
  * Projections (versioned, rebuilt by replay; collections "<base>_v<N>",
  * see shared/projection.h). Every fact is a last-writer-wins register
@@ -248,7 +250,8 @@ bool read_ad_entry(slice_t text, rec_fields_t *fs, ad_entry_t *e);
 bool read_order_entry(slice_t text, rec_fields_t *fs, order_entry_t *e);
 
 /* ---------------------------------------------------------------------------
- * The query model (query.c)
+ * The query model (query.c; the metrics in query_metrics.c, reading a
+ * query from a command in query_read.c)
  * ------------------------------------------------------------------------ */
 
 /* Sums a group holds; every metric is computed from them. */
@@ -394,6 +397,25 @@ handler_result_t reports_start(analytics_state_t *st, runtime_t *rt,
                                char *errstr, size_t errlen);
 /* NULL members ok. */
 void reports_stop(analytics_state_t *st);
+
+/* The collections of report definitions and of their runs (reports.c,
+ * reports_run.c). */
+#define REPORTS_COLL "reports"
+#define REPORT_RUNS_COLL "report_runs"
+
+/* reports.c, for reports_run.c: the stored definition of report id of v's
+ * tenant, as msgpack in zone; false after a reply (404, store failure in
+ * *res). */
+bool reports_load(rt_ctx_t *ctx, const aview_t *v, slice_t id,
+                  msgpack_object *def, msgpack_zone *zone,
+                  handler_result_t *res);
+
+/* reports.c, for reports_run.c: the metrics query of a definition (the
+ * command's body, or a stored definition) for a run on `today`, checked as
+ * query_parse checks the metrics route's body; false after a 400 or 422
+ * reply. */
+bool reports_query(rt_ctx_t *ctx, const msgpack_object *def, int64_t today,
+                   query_t *q, msgpack_zone *zone);
 
 analytics_state_t *analytics_state(rt_ctx_t *ctx);
 
