@@ -175,29 +175,34 @@ static codec_err_t pack_json(msgpack_packer *pk, json_t *v, int depth) {
 /* Exactly representable integers of a double: +-2^53. */
 #define CODEC_EXACT_INT 9007199254740992.0
 
+/* A new integer for a real that is a whole number a double holds exactly,
+ * or NULL. */
+static json_t *whole(const json_t *v) {
+        double d = json_is_real(v) ? json_real_value(v) : 0.5;
+        return d == floor(d) && fabs(d) <= CODEC_EXACT_INT
+                       ? json_integer((json_int_t)d)
+                       : NULL;
+}
+
 /* After a parse that read every integer as a double: whole numbers a double
- * holds exactly are integers again. */
+ * holds exactly are integers again (values are replaced in place, which
+ * jansson allows while iterating). */
 static void ints_back(json_t *v) {
         const char *key;
-        json_t *item;
+        json_t *item, *n;
         size_t i;
-        double d;
 
         if (json_is_object(v)) {
                 json_object_foreach(v, key, item) {
-                        d = json_is_real(item) ? json_real_value(item) : 0.5;
-                        if (d == floor(d) && fabs(d) <= CODEC_EXACT_INT)
-                                json_object_set_new(
-                                        v, key, json_integer((json_int_t)d));
+                        if ((n = whole(item)))
+                                json_object_set_new(v, key, n);
                         else
                                 ints_back(item);
                 }
         } else if (json_is_array(v)) {
                 json_array_foreach(v, i, item) {
-                        d = json_is_real(item) ? json_real_value(item) : 0.5;
-                        if (d == floor(d) && fabs(d) <= CODEC_EXACT_INT)
-                                json_array_set_new(v, i,
-                                                   json_integer((json_int_t)d));
+                        if ((n = whole(item)))
+                                json_array_set_new(v, i, n);
                         else
                                 ints_back(item);
                 }
