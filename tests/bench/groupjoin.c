@@ -1,6 +1,6 @@
 /*
  * groupjoin.c - join and rebalance times of a consumer group under the
- * classic protocol (cooperative-sticky, as shared/bus.c configures it)
+ * classic protocol (cooperative-sticky, as shared/bus_consumer.c configures it)
  * and under KIP-848's consumer protocol (group.protocol=consumer, the
  * broker assigns), measured side by side in one run.
  *
@@ -109,7 +109,7 @@ static int gj_member_start(gj_member_t *m, int protocol, const char *brokers,
                   gj_set(conf, "enable.auto.commit", "false") ||
                   gj_set(conf, "fetch.wait.max.ms", "100");
         if (protocol == GJ_CLASSIC)
-                /* shared/bus.c's settings. */
+                /* shared/bus_consumer.c's settings. */
                 bad = bad ||
                       gj_set(conf, "partition.assignment.strategy",
                              "cooperative-sticky") ||
