@@ -35,6 +35,10 @@
 #define RT_BACKOFF ((backoff_policy_t){100, 2000})
 /* Jobs a loop holds at once per worker before it pauses fetching. */
 #define RT_INFLIGHT_PER_WORKER 256
+/* A loop runs the jobs it holds for at most this long before it polls
+ * again (fetching paused meanwhile), so rebalances and a stop are served
+ * between jobs rather than after a whole batch of slow ones. */
+#define RT_SLICE_MS 500
 /* A synchronous read-only command younger than this is not recorded in the
  * operation log (rt_job.c): its caller still waits for the reply. */
 #define RT_READ_ONLY_FRESH_MS 500
@@ -169,6 +173,9 @@ struct rt_loop {
         rt_part_t *parts;
         size_t n_parts;
         size_t inflight; /* jobs made and not yet flushed: loop thread */
+        rt_job_t **pending; /* polled, looked up, not run yet (RT_SLICE_MS
+                               ran out): loop thread, in poll order */
+        size_t n_pending;
         bool paused;
         bool rewound; /* a partition was rewound: drain before polling */
         /* Workers. */

@@ -8,7 +8,10 @@
  * batches for batch handlers), flushes every finished job (one bulk of
  * operation records, then the outputs) and stores the offsets that are now
  * safe: per partition, up to the first message whose outputs are not all
- * acknowledged. When more jobs are in hand than the workers can take, the
+ * acknowledged. Jobs are run for at most RT_SLICE_MS per turn; the rest
+ * stay pending for the next turn, whose poll serves rebalances (a revoke
+ * takes the pending jobs of its partitions away) and the stop flag in
+ * between. When more jobs are in hand than the workers can take, the
  * consumer is paused (it keeps polling, which serves rebalances) until half
  * of them are done.
  */
@@ -289,13 +292,29 @@ static bool rt__lookup(rt_loop_t *loop, rt_job_t **jobs, size_t n) {
         return ok;
 }
 
-/* Run the jobs of one poll; what finishes here goes to the local list. */
-static void rt__run_batch(rt_loop_t *loop, rt_job_t **jobs, size_t n,
-                          rt_job_t **head, rt_job_t **tail) {
-        size_t i = 0;
-        rt__lookup(loop, jobs, n);
+static bool rt__in_parts(const rd_kafka_topic_partition_list_t *parts,
+                         const rt_job_t *job) {
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].partition == job->partition && job->msg &&
+                    strcmp(parts->elems[i].topic,
+                           rd_kafka_topic_name(job->msg->rkt)) == 0)
+                        return true;
+        return false;
+}
+
+/* Run the pending jobs, in order, until they are all run or the slice is
+ * over (then the rest stays pending, at the front); what finishes here goes
+ * to the local list. Without a deadline (0) all are run. */
+static void rt__run_pending(rt_loop_t *loop, uint64_t deadline,
+                            rt_job_t **head, rt_job_t **tail) {
+        rt_job_t **jobs = loop->pending;
+        size_t n = loop->n_pending, i = 0;
         while (i < n) {
                 rt_job_t *job = jobs[i];
+                if (i && job->state == RT_JOB_RUN &&
+                    (atomic_load(loop->stop) ||
+                     (deadline && clock_mono_ms() >= deadline)))
+                        break;
                 if (job->state != RT_JOB_RUN) {
                         rt__append(head, tail, job);
                         i++;
@@ -329,21 +348,33 @@ static void rt__run_batch(rt_loop_t *loop, rt_job_t **jobs, size_t n,
                         i++;
                 }
         }
+        memmove(jobs, jobs + i, (n - i) * sizeof(*jobs));
+        loop->n_pending = n - i;
+}
+
+/* Pending jobs (of the given partitions; NULL: all) are not run here: they
+ * go to the local list abandoned, and whoever reads the partitions next
+ * runs them. */
+static void rt__abandon_pending(rt_loop_t *loop,
+                                const rd_kafka_topic_partition_list_t *parts,
+                                rt_job_t **head, rt_job_t **tail) {
+        size_t keep = 0;
+        for (size_t i = 0; i < loop->n_pending; i++) {
+                rt_job_t *job = loop->pending[i];
+                if (!parts || rt__in_parts(parts, job)) {
+                        if (job->state == RT_JOB_RUN)
+                                job->state = RT_JOB_ABANDON;
+                        rt__append(head, tail, job);
+                } else {
+                        loop->pending[keep++] = job;
+                }
+        }
+        loop->n_pending = keep;
 }
 
 /* ---------------------------------------------------------------------------
  * Rebalances and fencing
  * ------------------------------------------------------------------------ */
-
-static bool rt__in_parts(const rd_kafka_topic_partition_list_t *parts,
-                         const rt_job_t *job) {
-        for (int i = 0; i < parts->cnt; i++)
-                if (parts->elems[i].partition == job->partition && job->msg &&
-                    strcmp(parts->elems[i].topic,
-                           rd_kafka_topic_name(job->msg->rkt)) == 0)
-                        return true;
-        return false;
-}
 
 /* Before partitions go to another consumer: jobs of theirs not started are
  * dropped (the next owner reads them), running ones are let finish (bounded
@@ -355,6 +386,9 @@ static void rt__on_revoke(void *arg,
         rt_job_t *head = NULL, *tail = NULL;
         uint64_t deadline =
                 clock_mono_ms() + (uint64_t)loop->rt->cfg->shutdown_timeout_ms;
+        rt__abandon_pending(loop, parts, &head, &tail);
+        rt__flush_list(loop, head);
+        head = tail = NULL;
         if (loop->n_workers) {
                 pthread_mutex_lock(&loop->lock);
                 for (int i = 0; i < loop->n_workers; i++) {
@@ -440,6 +474,11 @@ static bool rt__rejoin(rt_loop_t *loop) {
         for (size_t i = 0; i < loop->n_parts; i++)
                 for (rt_tracker_t *t = loop->parts[i].fifo.head; t; t = t->next)
                         t->discard = true;
+        {
+                rt_job_t *head = NULL, *tail = NULL;
+                rt__abandon_pending(loop, NULL, &head, &tail);
+                rt__flush_list(loop, head);
+        }
         /* Closing may run the revoke callback, which takes the lock. */
         pthread_mutex_lock(&loop->lock);
         loop->wakeable = NULL;
@@ -586,36 +625,54 @@ static rt_job_t *rt__take(rt_loop_t *loop, rd_kafka_message_t *msg) {
 
 void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
         rd_kafka_message_t **msgs = xcalloc(RT_BATCH_MAX, sizeof(*msgs));
-        rt_job_t **jobs = xcalloc(RT_BATCH_MAX, sizeof(*jobs));
         size_t max_inflight = (size_t)(loop->n_workers ? loop->n_workers : 1) *
                               RT_INFLIGHT_PER_WORKER;
         loop->stop = stop;
+        loop->pending = xcalloc(RT_BATCH_MAX, sizeof(*loop->pending));
         log_set_group(loop->rt->def->name);
         rt__workers_start(loop);
         while (!atomic_load(stop)) {
                 rt_job_t *head = NULL, *tail = NULL;
-                size_t n;
+                size_t n, handed, room = RT_BATCH_MAX - loop->n_pending;
                 if (bus_consumer_failed(loop->consumer) && !rt__rejoin(loop))
                         break;
                 if (loop->rewound) {
                         /* A partition went back: let what is in hand finish
                          * first, so no message runs twice at once. */
+                        rt__run_pending(loop, 0, &head, &tail);
                         rt__workers_barrier(loop);
                         loop->rewound = false;
                 }
-                if (!loop->paused && loop->inflight >= max_inflight) {
+                /* Fetching holds back while the workers hold too much.
+                 * Pending jobs do not pause it: a poll then takes at most
+                 * `room` messages, after the pending ones, and serves the
+                 * rebalances (which may take pending jobs away). Pausing
+                 * more often would meet librdkafka's assign-then-pause race
+                 * (its issue 2190: a partition paused as it is assigned may
+                 * never start fetching); an inline loop never pauses. */
+                handed = loop->inflight - loop->n_pending;
+                if (!loop->paused && handed >= max_inflight) {
                         bus_consumer_pause(loop->consumer, true);
                         loop->paused = true;
-                } else if (loop->paused && loop->inflight <= max_inflight / 2) {
+                } else if (loop->paused && handed <= max_inflight / 2) {
                         bus_consumer_pause(loop->consumer, false);
                         loop->paused = false;
                 }
-                n = bus_consumer_poll_batch(loop->consumer, msgs, RT_BATCH_MAX,
-                                            loop->inflight ? 5 : 20);
+                n = room ? bus_consumer_poll_batch(
+                                   loop->consumer, msgs, room,
+                                   loop->n_pending ? 0
+                                   : loop->inflight ? 5
+                                                    : 20)
+                         : 0;
                 for (size_t i = 0; i < n; i++)
-                        jobs[i] = rt__take(loop, msgs[i]);
+                        loop->pending[loop->n_pending + i] =
+                                rt__take(loop, msgs[i]);
                 if (n)
-                        rt__run_batch(loop, jobs, n, &head, &tail);
+                        rt__lookup(loop, loop->pending + loop->n_pending, n);
+                loop->n_pending += n;
+                if (loop->n_pending)
+                        rt__run_pending(loop, clock_mono_ms() + RT_SLICE_MS,
+                                        &head, &tail);
                 rt__take_finished(loop, &head, &tail);
                 rt__flush_list(loop, head);
                 log_context_clear();
@@ -625,6 +682,7 @@ void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
         rt__workers_stop(loop);
         {
                 rt_job_t *head = NULL, *tail = NULL;
+                rt__abandon_pending(loop, NULL, &head, &tail);
                 rt__take_finished(loop, &head, &tail);
                 rt__flush_list(loop, head);
         }
@@ -651,7 +709,8 @@ void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
         bus_consumer_destroy(loop->consumer);
         loop->consumer = NULL;
         free(msgs);
-        free(jobs);
+        free(loop->pending);
+        loop->pending = NULL;
 }
 
 void rt__loop_destroy(rt_loop_t *loop) {

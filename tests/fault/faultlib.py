@@ -48,6 +48,7 @@ STORE_PORT = int(os.environ.get("OMNIFY_INFRA_STORE_PORT", "27017"))
 
 # argon2id as cheap as the settings allow in spirit (64 KiB, one pass):
 # these scenarios count messages, they do not measure hashing.
+LOG_LEVEL = "info"  # of the processes started (run --log-level)
 LOW_ARGON2 = {"OMNIFY_ARGON2_M_COST_KIB": "64", "OMNIFY_ARGON2_T_COST": "1"}
 
 
@@ -98,7 +99,7 @@ class Env:
             "OMNIFY_TOPIC_PREFIX": self.topic_prefix,
             "OMNIFY_MONGO_DB_PREFIX": self.db_prefix,
             "OMNIFY_JWT_SECRET": self.jwt_secret,
-            "OMNIFY_LOG_LEVEL": "info",
+            "OMNIFY_LOG_LEVEL": LOG_LEVEL,
             "OMNIFY_KAFKA_BROKERS": KAFKA,
             "OMNIFY_MONGO_URI": f"mongodb://{STORE_HOST}:{STORE_PORT}",
         })
