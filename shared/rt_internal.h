@@ -172,7 +172,7 @@ struct rt_loop {
         /* Parts and their offset FIFOs: loop thread only. */
         rt_part_t *parts;
         size_t n_parts;
-        size_t inflight; /* jobs made and not yet flushed: loop thread */
+        size_t inflight;    /* jobs made and not yet flushed: loop thread */
         rt_job_t **pending; /* polled, looked up, not run yet (RT_SLICE_MS
                                ran out): loop thread, in poll order */
         size_t n_pending;

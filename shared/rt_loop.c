@@ -70,10 +70,25 @@ static rt_fifo_t *rt__fifo(rt_loop_t *loop, const char *topic,
         return &p->fifo;
 }
 
+/* Whether a partition is in a list (NULL: every partition is). */
+static bool rt__part_in(const rd_kafka_topic_partition_list_t *parts,
+                        const char *topic, int32_t partition) {
+        if (!parts)
+                return true;
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].partition == partition &&
+                    strcmp(parts->elems[i].topic, topic) == 0)
+                        return true;
+        return false;
+}
+
 /* Store the offsets of every message whose outputs (and whose
  * predecessors' outputs) are delivered; rewind a partition to a message
- * whose outputs failed. Returns how many trackers are still waiting. */
-static size_t rt__settle(rt_loop_t *loop) {
+ * whose outputs failed. Returns how many trackers of the given partitions
+ * (NULL: all) still wait for their job or outputs (an abandoned message
+ * waits for nothing: its offset is never stored). */
+static size_t rt__settle(rt_loop_t *loop,
+                         const rd_kafka_topic_partition_list_t *parts) {
         size_t waiting = 0;
         for (size_t i = 0; i < loop->n_parts; i++) {
                 rt_part_t *p = &loop->parts[i];
@@ -102,17 +117,23 @@ static size_t rt__settle(rt_loop_t *loop) {
                                 f->tail = NULL;
                         free(t);
                 }
+                if (!rt__part_in(parts, p->topic, p->partition))
+                        continue;
                 for (rt_tracker_t *t = f->head; t; t = t->next)
-                        waiting++;
+                        if (atomic_load(&t->outstanding) > 0)
+                                waiting++;
         }
         return waiting;
 }
 
-/* Wait up to ms for the outputs in flight, storing what settles. */
-static size_t rt__drain(rt_loop_t *loop, int ms) {
+/* Wait up to ms for the outputs in flight on the given partitions (NULL:
+ * all), storing what settles. */
+static size_t rt__drain(rt_loop_t *loop, int ms,
+                        const rd_kafka_topic_partition_list_t *parts) {
         uint64_t deadline = clock_mono_ms() + (uint64_t)ms;
         size_t waiting;
-        while ((waiting = rt__settle(loop)) > 0 && clock_mono_ms() < deadline) {
+        while ((waiting = rt__settle(loop, parts)) > 0 &&
+               clock_mono_ms() < deadline) {
                 struct timespec ts = {0, 2 * 1000000L};
                 nanosleep(&ts, NULL);
         }
@@ -214,7 +235,7 @@ static void rt__flush_list(rt_loop_t *loop, rt_job_t *head) {
                 rt__flush(loop->rt, head, loop->stop);
                 loop->inflight -= n;
         }
-        rt__settle(loop);
+        rt__settle(loop, NULL);
 }
 
 /* Wait until the workers hold nothing (before a batch handler runs, so
@@ -294,19 +315,16 @@ static bool rt__lookup(rt_loop_t *loop, rt_job_t **jobs, size_t n) {
 
 static bool rt__in_parts(const rd_kafka_topic_partition_list_t *parts,
                          const rt_job_t *job) {
-        for (int i = 0; i < parts->cnt; i++)
-                if (parts->elems[i].partition == job->partition && job->msg &&
-                    strcmp(parts->elems[i].topic,
-                           rd_kafka_topic_name(job->msg->rkt)) == 0)
-                        return true;
-        return false;
+        return job->msg &&
+               rt__part_in(parts, rd_kafka_topic_name(job->msg->rkt),
+                           job->partition);
 }
 
 /* Run the pending jobs, in order, until they are all run or the slice is
  * over (then the rest stays pending, at the front); what finishes here goes
  * to the local list. Without a deadline (0) all are run. */
-static void rt__run_pending(rt_loop_t *loop, uint64_t deadline,
-                            rt_job_t **head, rt_job_t **tail) {
+static void rt__run_pending(rt_loop_t *loop, uint64_t deadline, rt_job_t **head,
+                            rt_job_t **tail) {
         rt_job_t **jobs = loop->pending;
         size_t n = loop->n_pending, i = 0;
         while (i < n) {
@@ -430,7 +448,7 @@ static void rt__on_revoke(void *arg,
                 rt__take_finished(loop, &head, &tail);
                 rt__flush_list(loop, head);
         }
-        rt__drain(loop, 2000);
+        rt__drain(loop, 2000, parts);
         /* What is still waiting on those partitions is the next owner's. */
         for (size_t i = 0; i < loop->n_parts; i++) {
                 rt_part_t *p = &loop->parts[i];
@@ -658,11 +676,10 @@ void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
                         bus_consumer_pause(loop->consumer, false);
                         loop->paused = false;
                 }
-                n = room ? bus_consumer_poll_batch(
-                                   loop->consumer, msgs, room,
-                                   loop->n_pending ? 0
-                                   : loop->inflight ? 5
-                                                    : 20)
+                n = room ? bus_consumer_poll_batch(loop->consumer, msgs, room,
+                                                   loop->n_pending  ? 0
+                                                   : loop->inflight ? 5
+                                                                    : 20)
                          : 0;
                 for (size_t i = 0; i < n; i++)
                         loop->pending[loop->n_pending + i] =
@@ -686,14 +703,14 @@ void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
                 rt__take_finished(loop, &head, &tail);
                 rt__flush_list(loop, head);
         }
-        if (rt__drain(loop, loop->rt->cfg->shutdown_timeout_ms) > 0 &&
+        if (rt__drain(loop, loop->rt->cfg->shutdown_timeout_ms, NULL) > 0 &&
             loop->rt->bus &&
             bus_flush(loop->rt->bus, loop->rt->cfg->shutdown_timeout_ms) ==
                     BUS_OK)
                 /* Every delivery report has run: what settles now is all
                  * there is, and nothing will touch the trackers after. */
-                rt__settle(loop);
-        else if (rt__settle(loop) > 0) {
+                rt__settle(loop, NULL);
+        else if (rt__settle(loop, NULL) > 0) {
                 /* Deliveries still running will touch their trackers: leave
                  * them allocated rather than free memory in use. */
                 log_warn("outputs still in flight at shutdown; their messages "
