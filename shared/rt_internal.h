@@ -1,6 +1,6 @@
 /*
  * rt_internal.h - what the runtime's files share (runtime.c, rt_loop.c,
- * rt_job.c, rt_out.c, harness.c); nothing here is for groups.
+ * rt_job.c, rt_ctx.c, rt_out.c, harness.c); nothing here is for groups.
  *
  * A message goes through the runtime as a job:
  *
@@ -9,7 +9,9 @@
  *              (inline, on workers keyed by message key, or as batches),
  *              and flushes finished jobs;
  *   rt_job.c   decodes and checks a message, runs its handler with
- *              retries, and is the handler API (rt_ctx_t);
+ *              retries;
+ *   rt_ctx.c   the handler API (rt_ctx_t): what a handler reads, its
+ *              reply and the outputs it asks for;
  *   rt_out.c   writes the operation records of a flush in one bulk, then
  *              sends events, commands, replies and dead letters, each
  *              tracked so a message's offset is stored only once all its
@@ -242,6 +244,9 @@ void rt__job_answered(rt_job_t *job, oplog_entry_t *seen);
 void rt__job_exec(rt_job_t *job, const atomic_bool *stop);
 /* Run jobs[0..n) (all of the same batch handler) as one batch. */
 void rt__batch_exec(rt_job_t **jobs, size_t n, const atomic_bool *stop);
+
+/* rt_ctx.c ---------------------------------------------------------------- */
+
 /* Reset a context for job (or NULL). */
 void rt__ctx_init(rt_ctx_t *ctx, runtime_t *rt, rt_job_t *job,
                   const env_t *env);

@@ -1,7 +1,7 @@
 /*
  * runtime.c - a group's runtime: set-up, the loops' threads, operations
  * answers (see runtime.h; the loops are rt_loop.c, a message's handling
- * rt_job.c, its outputs rt_out.c).
+ * rt_job.c, the handler API rt_ctx.c, its outputs rt_out.c).
  */
 #include "runtime.h"
 
