@@ -166,11 +166,6 @@ size_t bus_consumer_poll_batch(bus_consumer_t *c, rd_kafka_message_t **msgs,
  * thread, while c exists. */
 void bus_consumer_wake(bus_consumer_t *c);
 
-/* Hold back (pause) or resume fetching every partition assigned now and
- * later, while the owner has too much in hand. Polls still serve
- * rebalances. Consumer thread only. */
-void bus_consumer_pause(bus_consumer_t *c, bool pause);
-
 /* The consumer hit a fatal error (a static member fenced by the broker) and
  * will never read again: destroy it and create a new one. */
 bool bus_consumer_failed(const bus_consumer_t *c);

@@ -54,8 +54,6 @@ struct bus_consumer {
         void (*on_revoke)(void *arg,
                           const rd_kafka_topic_partition_list_t *parts);
         void *on_revoke_arg;
-        bool paused;               /* bus_consumer_pause: new partitions are
-                                      paused as they come (poll thread) */
         unsigned revokes;          /* revocations so far (poll thread) */
         bool ever_assigned;        /* consumer thread only */
         bool fatal;                /* consumer thread only */
@@ -168,10 +166,6 @@ static void bus__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 } else {
                         rd_kafka_assign(rk, parts);
                 }
-                /* The owner holds back (bus_consumer_pause): partitions
-                 * that arrive meanwhile wait too. */
-                if (c->paused)
-                        rd_kafka_pause_partitions(rk, parts);
                 return;
         }
         log_info("kafka: revoking %d partition(s)", parts->cnt);
@@ -600,23 +594,6 @@ void bus_consumer_wake(bus_consumer_t *c) {
                 rd_kafka_queue_yield(q);
                 rd_kafka_queue_destroy(q);
         }
-}
-
-void bus_consumer_pause(bus_consumer_t *c, bool pause) {
-        rd_kafka_topic_partition_list_t *parts = NULL;
-        rd_kafka_resp_err_t err;
-        if (c->paused == pause)
-                return;
-        c->paused = pause;
-        err = rd_kafka_assignment(c->rk, &parts);
-        if (!err && parts && parts->cnt > 0)
-                err = pause ? rd_kafka_pause_partitions(c->rk, parts)
-                            : rd_kafka_resume_partitions(c->rk, parts);
-        if (err)
-                log_warn("kafka: %s partitions: %s", pause ? "pause" : "resume",
-                         rd_kafka_err2str(err));
-        if (parts)
-                rd_kafka_topic_partition_list_destroy(parts);
 }
 
 bool bus_consumer_failed(const bus_consumer_t *c) {

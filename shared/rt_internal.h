@@ -35,11 +35,14 @@
 /* Transient failures: tries before the message is dead-lettered. */
 #define RT_MAX_ATTEMPTS 5
 #define RT_BACKOFF ((backoff_policy_t){100, 2000})
-/* Jobs a loop holds at once per worker before it pauses fetching. */
+/* Jobs a loop hands to each worker at most; more wait in its pending
+ * (a build may set it lower, to run the tests with full workers). */
+#ifndef RT_INFLIGHT_PER_WORKER
 #define RT_INFLIGHT_PER_WORKER 256
+#endif
 /* A loop runs the jobs it holds for at most this long before it polls
- * again (fetching paused meanwhile), so rebalances and a stop are served
- * between jobs rather than after a whole batch of slow ones. */
+ * again, so rebalances and a stop are served between jobs rather than
+ * after a whole batch of slow ones. */
 #define RT_SLICE_MS 500
 /* A synchronous read-only command younger than this is not recorded in the
  * operation log (rt_job.c): its caller still waits for the reply. */
@@ -175,11 +178,12 @@ struct rt_loop {
         rt_part_t *parts;
         size_t n_parts;
         size_t inflight;    /* jobs made and not yet flushed: loop thread */
-        rt_job_t **pending; /* polled, looked up, not run yet (RT_SLICE_MS
-                               ran out): loop thread, in poll order */
+        rt_job_t **pending; /* polled, looked up, not run yet (the slice
+                               ran out, or the workers are full): loop
+                               thread, in poll order */
         size_t n_pending;
-        bool paused;
-        bool rewound; /* a partition was rewound: drain before polling */
+        size_t at_workers; /* handed to workers, not taken back yet */
+        bool rewound;      /* a partition was rewound: drain before polling */
         /* Workers. */
         int n_workers;
         rt_worker_t *workers;

@@ -8,12 +8,14 @@
  * batches for batch handlers), flushes every finished job (one bulk of
  * operation records, then the outputs) and stores the offsets that are now
  * safe: per partition, up to the first message whose outputs are not all
- * acknowledged. Jobs are run for at most RT_SLICE_MS per turn; the rest
- * stay pending for the next turn, whose poll serves rebalances (a revoke
- * takes the pending jobs of its partitions away) and the stop flag in
- * between. When more jobs are in hand than the workers can take, the
- * consumer is paused (it keeps polling, which serves rebalances) until half
- * of them are done.
+ * acknowledged. Jobs are run for at most RT_SLICE_MS per turn, and the
+ * workers are given at most RT_INFLIGHT_PER_WORKER each; the rest stay
+ * pending (at most RT_BATCH_MAX) for the next turn, whose poll serves
+ * rebalances (a revoke takes the pending jobs of its partitions away) and
+ * the stop flag in between, and takes only as many new messages as there
+ * is room for. Fetching is never paused: librdkafka's assign-then-pause
+ * race (its issue 2190) can leave a partition paused as it is assigned
+ * without a fetch for good, which a first version of the time slices met.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +224,7 @@ static void rt__take_finished(rt_loop_t *loop, rt_job_t **head,
         while (list) {
                 rt_job_t *next = list->next;
                 rt__append(head, tail, list);
+                loop->at_workers--;
                 list = next;
         }
 }
@@ -320,6 +323,28 @@ static bool rt__in_parts(const rd_kafka_topic_partition_list_t *parts,
                            job->partition);
 }
 
+/* The workers hold all they may: new jobs wait in pending. */
+static bool rt__saturated(const rt_loop_t *loop) {
+        return loop->n_workers &&
+               loop->at_workers >=
+                       (size_t)loop->n_workers * RT_INFLIGHT_PER_WORKER;
+}
+
+/* Wait (at most ms) for a worker to finish a job. */
+static void rt__wait_done(rt_loop_t *loop, int ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += ms * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&loop->lock);
+        if (!loop->finished_head)
+                pthread_cond_timedwait(&loop->done_cond, &loop->lock, &ts);
+        pthread_mutex_unlock(&loop->lock);
+}
+
 /* Run the pending jobs, in order, until they are all run or the slice is
  * over (then the rest stays pending, at the front); what finishes here goes
  * to the local list. Without a deadline (0) all are run. */
@@ -357,8 +382,11 @@ static void rt__run_pending(rt_loop_t *loop, uint64_t deadline, rt_job_t **head,
                         rt__job_exec(job, loop->stop);
                         rt__append(head, tail, job);
                         i++;
+                } else if (rt__saturated(loop)) {
+                        break; /* the rest waits for room at the workers */
                 } else {
                         rt_worker_t *w = rt__worker_for(loop, job);
+                        loop->at_workers++;
                         pthread_mutex_lock(&loop->lock);
                         rt__append(&w->head, &w->tail, job);
                         pthread_cond_signal(&w->cond);
@@ -503,7 +531,6 @@ static bool rt__rejoin(rt_loop_t *loop) {
         pthread_mutex_unlock(&loop->lock);
         bus_consumer_destroy(loop->consumer);
         loop->consumer = NULL;
-        loop->paused = false;
         if (loop->quick_rejoins &&
             backoff_sleep(loop->stop,
                           1000LL << (loop->quick_rejoins < 6
@@ -643,44 +670,39 @@ static rt_job_t *rt__take(rt_loop_t *loop, rd_kafka_message_t *msg) {
 
 void rt__loop_run(rt_loop_t *loop, const atomic_bool *stop) {
         rd_kafka_message_t **msgs = xcalloc(RT_BATCH_MAX, sizeof(*msgs));
-        size_t max_inflight = (size_t)(loop->n_workers ? loop->n_workers : 1) *
-                              RT_INFLIGHT_PER_WORKER;
         loop->stop = stop;
         loop->pending = xcalloc(RT_BATCH_MAX, sizeof(*loop->pending));
         log_set_group(loop->rt->def->name);
         rt__workers_start(loop);
         while (!atomic_load(stop)) {
                 rt_job_t *head = NULL, *tail = NULL;
-                size_t n, handed, room = RT_BATCH_MAX - loop->n_pending;
+                size_t n = 0, room = RT_BATCH_MAX - loop->n_pending;
                 if (bus_consumer_failed(loop->consumer) && !rt__rejoin(loop))
                         break;
                 if (loop->rewound) {
                         /* A partition went back: let what is in hand finish
                          * first, so no message runs twice at once. */
-                        rt__run_pending(loop, 0, &head, &tail);
+                        while (loop->n_pending && !atomic_load(stop)) {
+                                rt__run_pending(loop, 0, &head, &tail);
+                                if (loop->n_pending)
+                                        rt__wait_done(loop, 5);
+                                rt__take_finished(loop, &head, &tail);
+                        }
                         rt__workers_barrier(loop);
                         loop->rewound = false;
                 }
-                /* Fetching holds back while the workers hold too much.
-                 * Pending jobs do not pause it: a poll then takes at most
-                 * `room` messages, after the pending ones, and serves the
-                 * rebalances (which may take pending jobs away). Pausing
-                 * more often would meet librdkafka's assign-then-pause race
-                 * (its issue 2190: a partition paused as it is assigned may
-                 * never start fetching); an inline loop never pauses. */
-                handed = loop->inflight - loop->n_pending;
-                if (!loop->paused && handed >= max_inflight) {
-                        bus_consumer_pause(loop->consumer, true);
-                        loop->paused = true;
-                } else if (loop->paused && handed <= max_inflight / 2) {
-                        bus_consumer_pause(loop->consumer, false);
-                        loop->paused = false;
-                }
-                n = room ? bus_consumer_poll_batch(loop->consumer, msgs, room,
-                                                   loop->n_pending  ? 0
-                                                   : loop->inflight ? 5
-                                                                    : 20)
-                         : 0;
+                if (room)
+                        /* Pending jobs the workers can take: no wait. A
+                         * finished job wakes the poll. */
+                        n = bus_consumer_poll_batch(
+                                loop->consumer, msgs, room,
+                                loop->n_pending && !rt__saturated(loop) ? 0
+                                : loop->inflight                        ? 5
+                                                                        : 20);
+                else
+                        /* Full: polling waits for room (a worker's job
+                         * done, or the next slice of inline jobs). */
+                        rt__wait_done(loop, 5);
                 for (size_t i = 0; i < n; i++)
                         loop->pending[loop->n_pending + i] =
                                 rt__take(loop, msgs[i]);
